@@ -1,0 +1,5 @@
+"""reconciler: GitOps for DICOM metadata in AWS HealthImaging."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

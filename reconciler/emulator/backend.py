@@ -1,0 +1,81 @@
+"""The local HealthImaging's backend: one method per operation, over one SQLite file.
+
+Like a moto backend: the HTTP layer (server.py, protocol.py) parses a request into the
+operation's input members, calls the method named for the operation, and serializes
+the result; everything the service decides happens here and in the modules it uses.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.emulator import choices
+from reconciler.emulator.config import EmulatorConfig, RuntimeSettings
+from reconciler.emulator.datastores import Datastores
+from reconciler.emulator.exceptions import AccessDeniedException, ValidationException
+from reconciler.emulator.imageset_writes import ImageSetWrites
+from reconciler.emulator.imports import ImportJobs
+from reconciler.emulator.protocol import service_model
+from reconciler.emulator.quotas import Quotas
+from reconciler.emulator.search import Search
+from reconciler.emulator.store import Store
+
+WRITE_OPERATIONS = frozenset(
+    {
+        "CreateDatastore", "DeleteDatastore", "StartDICOMImportJob", "UpdateImageSetMetadata",
+        "CopyImageSet", "DeleteImageSet", "TagResource", "UntagResource",
+    }
+)  # fmt: skip
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+class ImageSetOperations(ImageSetWrites, Search):
+    """Reads, writes and search of image sets over one store."""
+
+
+class Backend:
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.settings = RuntimeSettings(config)
+        self.store = Store(config.db_path)
+        self.quotas = Quotas(self.settings)
+        self.region = choices.DEFAULT_REGION
+        self.image_sets = ImageSetOperations(self.store, self.settings, self.arn, clock)
+        self.datastores = Datastores(self.store, self.settings, self.arn, clock)
+        self.imports = ImportJobs(self.image_sets, clock)
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+        for operation in service_model().operation_names:
+            for component in (self.image_sets, self.datastores, self.imports):
+                method = getattr(component, _snake(operation), None)
+                if method is not None:
+                    self._handlers[operation] = method
+
+    def arn(self, datastore_id: str, image_set_id: str | None) -> str:
+        base = f"arn:aws:medical-imaging:{self.region}:{choices.LOCAL_ACCOUNT}:datastore/{datastore_id}"
+        return f"{base}/imageset/{image_set_id}" if image_set_id else base
+
+    def handler(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        method = self._handlers.get(operation)
+        if method is None:
+            raise ValidationException(f"{operation} is not supported by the local HealthImaging")
+        return method
+
+    def check_access(self, operation: str) -> None:
+        if self.settings.config.read_only and operation in WRITE_OPERATIONS:
+            raise AccessDeniedException(
+                f"User is not authorized to perform: medical-imaging:{operation} "
+                "(the local HealthImaging runs read-only)"
+            )
+
+    def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.check_access(operation)
+        return self.handler(operation)(params)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,80 @@
+"""Every place where the local HealthImaging decides what the real service leaves unsaid.
+
+AHI.md marks these *(choice)*. They live here, named, so that each can be changed in
+one line when the real behaviour is confirmed; the README's "Documented choices" table
+mirrors this file.
+"""
+
+from __future__ import annotations
+
+from reconciler.emulator import exceptions as exc
+
+# A write whose latestVersion is not the image set's latest version.
+STALE_VERSION_ERROR: type[exc.ServiceError] = exc.ConflictException
+
+# A removal whose value does not match the stored one.
+REMOVAL_MISMATCH_ERROR: type[exc.ServiceError] = exc.ValidationException
+
+# Validation of an update's content happens synchronously (HTTP 400). An update fails
+# asynchronously (the version is taken, the set ends ACTIVE/UPDATE_FAILED with a
+# message) only when the resulting document would pass the per-image-set metadata
+# limit, or when a fault is injected (faults.fail_updates).
+MAX_METADATA_BYTES = 50 * 1024 * 1024
+
+# "10 KB" payload quota of UpdateImageSetMetadata, counted over the decoded blobs.
+DEFAULT_PAYLOAD_QUOTA_BYTES = 10 * 1024
+# Going over the quota (but not the 30,000-byte model limit): HTTP 402.
+PAYLOAD_QUOTA_ERROR: type[exc.ServiceError] = exc.ServiceQuotaExceededException
+
+# `{"Study": {"Series": {"<uid>": {}}}}` in removableAttributes removes a whole series,
+# like `{"Instances": {"<sop>": {}}}` removes an instance. Removing the last instance of
+# an image set is refused.
+EMPTY_OBJECT_REMOVES = True
+
+# A dictionary attribute counts as "multi-valued" (force-only) when its dictionary VM
+# is not "1" (reconciler.dicom.rules.force_reason applies this).
+
+# GetImageSetMetadata without versionId while the image set is LOCKED returns the
+# newest settled version; the pending version's document is visible only once settled.
+# Asking for the pending version explicitly is a ConflictException.
+
+# Adding a private tag needs its VR in the instance's DICOMVRs of the same blob;
+# updating an existing private tag may omit it. Removal with force removes the VR too.
+
+# A forced call (force=true) marks the version it creates overrides.forced = true.
+
+# SearchImageSets without an isPrimary filter returns primary and non-primary image
+# sets alike; deleted image sets never. Default sort: updatedAt DESC, then imageSetId.
+# BETWEEN is accepted on createdAt, updatedAt and DICOMStudyDateAndTime only.
+
+# ListImageSetVersions lists versions oldest first.
+
+# After DeleteImageSet settles, every operation on that image set is
+# ResourceNotFoundException; while it is DELETING, writes are ConflictException.
+
+# CopyImageSet with promoteToPrimary while another primary image set of the same study
+# exists: ConflictException. A copy into an existing destination whose Patient, Study or
+# Series values differ from the source needs force (then the source's values win).
+
+# Import: a study that matches an existing primary image set (same StudyInstanceUID)
+# and agrees with its Patient/Study/Series-level values is merged into it as a new
+# version; one that conflicts becomes a new non-primary image set.
+
+# Requests must carry a SigV4 Authorization header (AccessDeniedException otherwise);
+# the signature itself is not verified. The account of every ARN is LOCAL_ACCOUNT.
+LOCAL_ACCOUNT = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+# Default throttling quotas (AHI.md), requests per second and burst, per operation.
+# Control-plane operations, whose quotas AHI.md does not list, get 10/s burst 20.
+DEFAULT_QUOTAS: dict[str, tuple[float, int]] = {
+    "UpdateImageSetMetadata": (0.25, 1),
+    "CopyImageSet": (0.25, 1),
+    "DeleteImageSet": (0.25, 1),
+    "GetImageSet": (25.0, 50),
+    "GetImageSetMetadata": (50.0, 100),
+    "ListImageSetVersions": (25.0, 50),
+    "SearchImageSets": (25.0, 50),
+    "GetImageFrame": (1000.0, 2000),
+}
+CONTROL_PLANE_QUOTA: tuple[float, int] = (10.0, 20)

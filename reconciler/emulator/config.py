@@ -1,0 +1,126 @@
+"""Settings of a local HealthImaging, fixed at start or changed while it runs."""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from reconciler.emulator import choices
+from reconciler.emulator.exceptions import ValidationException
+
+
+@dataclass
+class OperationFaults:
+    """Faults injected into one operation (or ``*`` for every operation)."""
+
+    error_rate: float = 0.0  # fraction of requests answered with error_status
+    error_status: int = 500  # 500 InternalServerException or 429 ThrottlingException
+    latency_seconds: float = 0.0  # added before the request is handled
+
+
+@dataclass
+class Faults:
+    operations: dict[str, OperationFaults] = field(default_factory=dict)
+    # The next N updates fail asynchronously (ACTIVE / UPDATE_FAILED with this message).
+    fail_updates: int = 0
+    fail_message: str = "Update failed: injected fault"
+    seed: int = 0
+
+
+@dataclass
+class EmulatorConfig:
+    db_path: Path
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: an ephemeral port
+    lock_hold_seconds: float = 0.2  # how long an update/copy/delete keeps the set LOCKED
+    payload_quota_bytes: int = choices.DEFAULT_PAYLOAD_QUOTA_BYTES
+    max_metadata_bytes: int = choices.MAX_METADATA_BYTES
+    quotas_enabled: bool = True
+    quota_scale: float = 1.0  # multiplies every rate and burst
+    require_auth: bool = True
+    read_only: bool = False
+    faults: Faults = field(default_factory=Faults)
+
+
+# Settings that may change while the emulator runs (admin endpoint, Python API).
+RUNTIME_SETTINGS = (
+    "lock_hold_seconds",
+    "payload_quota_bytes",
+    "max_metadata_bytes",
+    "quotas_enabled",
+    "quota_scale",
+    "require_auth",
+    "read_only",
+)
+
+
+class RuntimeSettings:
+    """The live, thread-safe view of an :class:`EmulatorConfig`."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._random = random.Random(config.faults.seed)
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a JSON object of changes: settings by name, plus ``faults``."""
+        with self._lock:
+            for key, value in changes.items():
+                if key == "faults":
+                    self.config.faults = _faults_from(value, self.config.faults)
+                    self._random = random.Random(self.config.faults.seed)
+                elif key in RUNTIME_SETTINGS:
+                    current = getattr(self.config, key)
+                    setattr(self.config, key, type(current)(value))
+                else:
+                    raise ValidationException(f"unknown emulator setting {key!r}")
+
+    def operation_faults(self, operation: str) -> OperationFaults:
+        ops = self.config.faults.operations
+        return ops.get(operation) or ops.get("*") or OperationFaults()
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self._lock:
+            return self._random.random() < rate
+
+    def take_update_failure(self) -> str | None:
+        """The message of an injected update failure, if one is due."""
+        with self._lock:
+            if self.config.faults.fail_updates <= 0:
+                return None
+            self.config.faults.fail_updates -= 1
+            return self.config.faults.fail_message
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            data = {name: getattr(self.config, name) for name in RUNTIME_SETTINGS}
+            data["faults"] = asdict(self.config.faults)
+            return data
+
+
+def _faults_from(value: Any, current: Faults) -> Faults:
+    if not isinstance(value, dict):
+        raise ValidationException("faults must be an object")
+    known = {f.name for f in fields(Faults)}
+    unknown = set(value) - known
+    if unknown:
+        raise ValidationException(f"unknown fault setting {sorted(unknown)[0]!r}")
+    ops = dict(current.operations)
+    for name, spec in (value.get("operations") or {}).items():
+        if not isinstance(spec, dict):
+            raise ValidationException(f"faults.operations.{name} must be an object")
+        try:
+            ops[name] = OperationFaults(**spec)
+        except TypeError as error:
+            raise ValidationException(f"faults.operations.{name}: {error}") from None
+    return Faults(
+        operations=ops,
+        fail_updates=int(value.get("fail_updates", current.fail_updates)),
+        fail_message=str(value.get("fail_message", current.fail_message)),
+        seed=int(value.get("seed", current.seed)),
+    )

@@ -1,0 +1,154 @@
+"""Data stores and resource tags."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+
+from reconciler.emulator.config import RuntimeSettings
+from reconciler.emulator.exceptions import (
+    ConflictException,
+    ResourceNotFoundException,
+    ValidationException,
+)
+from reconciler.emulator.imagesets import Params, Result
+from reconciler.emulator.paging import page
+from reconciler.emulator.store import Store
+
+
+class Datastores:
+    def __init__(
+        self,
+        store: Store,
+        settings: RuntimeSettings,
+        arn: Callable[[str, str | None], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.arn = arn
+        self.clock = clock
+
+    def _settle(self, conn: sqlite3.Connection) -> None:
+        now = self.clock()
+        conn.execute(
+            "UPDATE datastores SET status='ACTIVE', settle_at=NULL, updated_at=settle_at"
+            " WHERE status='CREATING' AND settle_at <= ?",
+            (now,),
+        )
+        conn.execute("DELETE FROM datastores WHERE status='DELETING' AND settle_at <= ?", (now,))
+
+    def _row(self, conn: sqlite3.Connection, datastore_id: str) -> sqlite3.Row:
+        self._settle(conn)
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM datastores WHERE id=?", (datastore_id,)
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"Datastore {datastore_id} not found")
+        return row
+
+    def _properties(self, row: sqlite3.Row) -> Result:
+        return {
+            "datastoreId": row["id"],
+            "datastoreName": row["name"],
+            "datastoreStatus": row["status"],
+            "kmsKeyArn": row["kms_key_arn"],
+            "datastoreArn": self.arn(row["id"], None),
+            "createdAt": row["created_at"],
+            "updatedAt": row["updated_at"],
+        }
+
+    def create(self, name: str, datastore_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+        """Create a data store (a fixed ``datastore_id`` is for deterministic seeding)."""
+        datastore_id = datastore_id or uuid.uuid4().hex
+        now = self.clock()
+        with self.store.write() as conn:
+            conn.execute(
+                "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at)"
+                " VALUES (?, ?, 'CREATING', ?, ?, ?)",
+                (datastore_id, name, now, now, now + self.settings.config.lock_hold_seconds),
+            )
+            for key, value in (tags or {}).items():
+                conn.execute(
+                    "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)",
+                    (self.arn(datastore_id, None), key, value),
+                )
+        return datastore_id
+
+    # -- operations ------------------------------------------------------------------
+    def create_datastore(self, p: Params) -> Result:
+        datastore_id = self.create(p.get("datastoreName") or "", tags=p.get("tags"))
+        return {"datastoreId": datastore_id, "datastoreStatus": "CREATING"}
+
+    def get_datastore(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            return {"datastoreProperties": self._properties(self._row(conn, p["datastoreId"]))}
+
+    def list_datastores(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            self._settle(conn)
+            rows = conn.execute("SELECT * FROM datastores ORDER BY created_at, id").fetchall()
+        status = p.get("datastoreStatus")
+        rows = [r for r in rows if status is None or r["status"] == status]
+        chosen, token = page(rows, p, default_size=50, context=f"datastores:{status}")
+        summaries = [self._properties(r) for r in chosen]
+        return {"datastoreSummaries": summaries, "nextToken": token}
+
+    def delete_datastore(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            row = self._row(conn, p["datastoreId"])
+            left = conn.execute(
+                "SELECT COUNT(*) FROM image_sets WHERE datastore_id=? AND state != 'DELETED'",
+                (row["id"],),
+            ).fetchone()[0]
+            if left:
+                raise ConflictException(
+                    f"Datastore {row['id']} still has {left} image sets; delete them first"
+                )
+            conn.execute(
+                "UPDATE datastores SET status='DELETING', settle_at=? WHERE id=?",
+                (self.clock() + self.settings.config.lock_hold_seconds, row["id"]),
+            )
+        return {"datastoreId": row["id"], "datastoreStatus": "DELETING"}
+
+    # -- tags ------------------------------------------------------------------------
+    def _check_arn(self, conn: sqlite3.Connection, arn: str) -> None:
+        parts = arn.split(":", 5)
+        if len(parts) != 6 or parts[2] != "medical-imaging":
+            raise ValidationException(f"{arn} is not a HealthImaging resource ARN")
+        path = parts[5].split("/")
+        if path[0] != "datastore" or len(path) not in (2, 4):
+            raise ValidationException(f"{arn} is not a HealthImaging resource ARN")
+        self._row(conn, path[1])
+        if len(path) == 4 and not conn.execute(
+            "SELECT 1 FROM image_sets WHERE id=? AND state != 'DELETED'", (path[3],)
+        ).fetchone():
+            raise ResourceNotFoundException(f"Image set {path[3]} not found")
+
+    def tag_resource(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            self._check_arn(conn, p["resourceArn"])
+            conn.executemany(
+                "INSERT OR REPLACE INTO tags (arn, key, value) VALUES (?, ?, ?)",
+                [(p["resourceArn"], k, v) for k, v in p["tags"].items()],
+            )
+        return {}
+
+    def untag_resource(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            self._check_arn(conn, p["resourceArn"])
+            conn.executemany(
+                "DELETE FROM tags WHERE arn=? AND key=?",
+                [(p["resourceArn"], k) for k in p["tagKeys"]],
+            )
+        return {}
+
+    def list_tags_for_resource(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            self._check_arn(conn, p["resourceArn"])
+            rows = conn.execute(
+                "SELECT key, value FROM tags WHERE arn=? ORDER BY key", (p["resourceArn"],)
+            ).fetchall()
+        return {"tags": {r["key"]: r["value"] for r in rows}}

@@ -1,0 +1,294 @@
+"""Image sets and their immutable versions: reads, and state that moves forward in time.
+
+Writes (update, copy, delete) leave an image set LOCKED with a ``pending`` record and a
+``settle_at`` time; :meth:`ImageSets.settle_due` finishes every pending change whose
+time has come at the start of each request, so the asynchronous behaviour of the
+service (LOCKED → ACTIVE, UPDATED / UPDATE_FAILED) survives restarts without threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+from reconciler.emulator import choices, documents
+from reconciler.emulator.config import RuntimeSettings
+from reconciler.emulator.exceptions import ConflictException, ResourceNotFoundException
+from reconciler.emulator.paging import page
+from reconciler.emulator.store import Store
+
+Params = dict[str, Any]
+Result = dict[str, Any]
+
+
+class ImageSets:
+    def __init__(
+        self,
+        store: Store,
+        settings: RuntimeSettings,
+        arn: Callable[[str, str | None], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.arn = arn
+        self.clock = clock
+
+    # -- state machine ---------------------------------------------------------------
+    def settle_due(self, conn: sqlite3.Connection, now: float) -> None:
+        rows = conn.execute(
+            "SELECT * FROM image_sets WHERE settle_at IS NOT NULL AND settle_at <= ?", (now,)
+        ).fetchall()
+        for row in rows:
+            self._settle(conn, row)
+
+    def _settle(self, conn: sqlite3.Connection, row: sqlite3.Row) -> None:
+        pending = json.loads(row["pending"])
+        at = row["settle_at"]
+        if pending["kind"] == "delete":
+            conn.execute(
+                "UPDATE image_sets SET state='DELETED', workflow_status='DELETED', deleted_at=?,"
+                " updated_at=?, settle_at=NULL, pending=NULL WHERE id=?",
+                (at, at, row["id"]),
+            )
+            return
+        if pending["kind"] == "release":  # the source of a copy becomes writable again
+            conn.execute(
+                "UPDATE image_sets SET state='ACTIVE', workflow_status=?, settle_at=NULL,"
+                " pending=NULL WHERE id=?",
+                (pending["status"], row["id"]),
+            )
+            return
+        version = pending["version"]
+        conn.execute(
+            "UPDATE versions SET workflow_status=?, message=?, updated_at=?"
+            " WHERE image_set_id=? AND version=?",
+            (pending["status"], pending.get("message"), at, row["id"], version),
+        )
+        conn.execute(
+            "UPDATE image_sets SET state='ACTIVE', workflow_status=?, settled_version=?,"
+            " updated_at=?, settle_at=NULL, pending=NULL WHERE id=?",
+            (pending["status"], version, at, row["id"]),
+        )
+        self.index(conn, row["id"], self.document(conn, row["id"], version))
+
+    def lock(
+        self, conn: sqlite3.Connection, image_set_id: str, workflow: str, pending: dict[str, Any]
+    ) -> float:
+        """Mark an image set LOCKED until ``pending`` settles; returns the settle time."""
+        now = self.clock()
+        settle_at = now + self.settings.config.lock_hold_seconds
+        conn.execute(
+            "UPDATE image_sets SET state='LOCKED', workflow_status=?, latest_version=?,"
+            " updated_at=?, settle_at=?, pending=? WHERE id=?",
+            (
+                workflow,
+                pending.get("version", self.row(conn, image_set_id)["latest_version"]),
+                now,
+                settle_at,
+                json.dumps(pending),
+                image_set_id,
+            ),
+        )
+        return now
+
+    # -- rows and documents ----------------------------------------------------------
+    def row(self, conn: sqlite3.Connection, image_set_id: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM image_sets WHERE id=?", (image_set_id,)
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"Image set {image_set_id} not found")
+        return row
+
+    def live_row(self, conn: sqlite3.Connection, datastore_id: str, image_set_id: str) -> sqlite3.Row:
+        """The image set, which must exist in that data store and not be deleted."""
+        if not conn.execute("SELECT 1 FROM datastores WHERE id=?", (datastore_id,)).fetchone():
+            raise ResourceNotFoundException(f"Datastore {datastore_id} not found")
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM image_sets WHERE id=? AND datastore_id=? AND state != 'DELETED'",
+            (image_set_id, datastore_id),
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(
+                f"Image set {image_set_id} not found in datastore {datastore_id}"
+            )
+        return row
+
+    def writable_row(
+        self, conn: sqlite3.Connection, datastore_id: str, image_set_id: str, latest: str | None
+    ) -> sqlite3.Row:
+        """The image set for a write: not LOCKED and (if given) at version ``latest``."""
+
+        row = self.live_row(conn, datastore_id, image_set_id)
+        if row["state"] == "LOCKED":
+            raise ConflictException(
+                f"Image set {image_set_id} is locked ({row['workflow_status']}); retry when ACTIVE"
+            )
+        if latest is not None and latest != str(row["latest_version"]):
+            raise choices.STALE_VERSION_ERROR(
+                f"latestVersion {latest} is not the latest version of image set "
+                f"{image_set_id} ({row['latest_version']})"
+            )
+        return row
+
+    def document(self, conn: sqlite3.Connection, image_set_id: str, version: int) -> documents.Document:
+        return documents.decode(self.raw_document(conn, image_set_id, version))
+
+    def raw_document(self, conn: sqlite3.Connection, image_set_id: str, version: int) -> bytes:
+        row = conn.execute(
+            "SELECT metadata FROM versions WHERE image_set_id=? AND version=?",
+            (image_set_id, version),
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(
+                f"Version {version} of image set {image_set_id} not found"
+            )
+        blob: bytes = row["metadata"]
+        return blob
+
+    def add_version(
+        self,
+        conn: sqlite3.Connection,
+        image_set_id: str,
+        version: int,
+        doc: documents.Document,
+        workflow: str,
+        *,
+        forced: bool = False,
+        message: str | None = None,
+    ) -> None:
+        now = self.clock()
+        conn.execute(
+            "INSERT INTO versions (image_set_id, version, workflow_status, message, forced,"
+            " created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (image_set_id, version, workflow, message, int(forced), now, now, documents.encode(doc)),
+        )
+
+    def create(
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: str,
+        image_set_id: str,
+        doc: documents.Document,
+        *,
+        is_primary: bool,
+        state: str = "ACTIVE",
+        workflow: str = "CREATED",
+    ) -> None:
+        """A new image set at version 1 holding ``doc`` (IDs written into it)."""
+        doc = {
+            "SchemaVersion": doc.get("SchemaVersion", "1.1"),
+            "DatastoreID": datastore_id,
+            "ImageSetID": image_set_id,
+            **{k: v for k, v in doc.items() if k not in ("SchemaVersion", "DatastoreID", "ImageSetID")},
+        }
+        now = self.clock()
+        conn.execute(
+            "INSERT INTO image_sets (id, datastore_id, is_primary, state, workflow_status,"
+            " latest_version, settled_version, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?)",
+            (image_set_id, datastore_id, int(is_primary), state, workflow, now, now),
+        )
+        self.add_version(conn, image_set_id, 1, doc, workflow)
+        self.index(conn, image_set_id, doc)
+
+    def index(self, conn: sqlite3.Connection, image_set_id: str, doc: documents.Document) -> None:
+        """Refresh the columns SearchImageSets filters and reports on."""
+        tags = documents.dicom_tags(doc)
+        conn.execute(
+            "UPDATE image_sets SET study_uid=?, patient_id=?, accession_number=?, study_id=?,"
+            " study_date_time=?, dicom_tags=? WHERE id=?",
+            (
+                tags.get("DICOMStudyInstanceUID"),
+                tags.get("DICOMPatientId"),
+                tags.get("DICOMAccessionNumber"),
+                tags.get("DICOMStudyId"),
+                documents.study_date_time(doc),
+                json.dumps(tags),
+                image_set_id,
+            ),
+        )
+        conn.execute("DELETE FROM series WHERE image_set_id=?", (image_set_id,))
+        conn.executemany(
+            "INSERT INTO series (image_set_id, series_uid) VALUES (?, ?)",
+            [(image_set_id, uid) for uid in doc.get("Study", {}).get("Series", {})],
+        )
+
+    # -- read operations -------------------------------------------------------------
+    def _properties(self, conn: sqlite3.Connection, row: sqlite3.Row, version: int) -> Result:
+        vrow = conn.execute(
+            "SELECT * FROM versions WHERE image_set_id=? AND version=?", (row["id"], version)
+        ).fetchone()
+        if vrow is None:
+            raise ResourceNotFoundException(f"Version {version} of image set {row['id']} not found")
+        is_latest = version == row["latest_version"]
+        result: Result = {
+            "datastoreId": row["datastore_id"],
+            "imageSetId": row["id"],
+            "versionId": str(version),
+            "imageSetState": row["state"] if is_latest else "ACTIVE",
+            "imageSetWorkflowStatus": row["workflow_status"] if is_latest else vrow["workflow_status"],
+            "createdAt": vrow["created_at"],
+            "updatedAt": vrow["updated_at"],
+            "deletedAt": row["deleted_at"],
+            "message": vrow["message"],
+            "imageSetArn": self.arn(row["datastore_id"], row["id"]),
+            "isPrimary": bool(row["is_primary"]),
+        }
+        if vrow["forced"]:
+            result["overrides"] = {"forced": True}
+        return result
+
+    def get_image_set(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            self.settle_due(conn, self.clock())
+            row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
+            version = int(p["versionId"]) if p.get("versionId") else row["latest_version"]
+            return self._properties(conn, row, version)
+
+    def get_image_set_metadata(self, p: Params) -> Result:
+        with self.store.write() as conn:
+            self.settle_due(conn, self.clock())
+            row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
+            if p.get("versionId"):
+                version = int(p["versionId"])
+                if version > row["settled_version"]:
+                    if version > row["latest_version"]:
+                        raise ResourceNotFoundException(
+                            f"Version {version} of image set {row['id']} not found"
+                        )
+                    raise ConflictException(
+                        f"Version {version} of image set {row['id']} is still being written"
+                    )
+            else:
+                version = row["settled_version"]
+            blob = self.raw_document(conn, row["id"], version)
+        return {
+            "imageSetMetadataBlob": blob,
+            "contentType": "application/json",
+            "contentEncoding": "gzip",
+        }
+
+    def list_image_set_versions(self, p: Params) -> Result:
+
+        with self.store.write() as conn:
+            self.settle_due(conn, self.clock())
+            row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
+            versions = [
+                r["version"]
+                for r in conn.execute(
+                    "SELECT version FROM versions WHERE image_set_id=? ORDER BY version",
+                    (row["id"],),
+                )
+            ]
+            chosen, token = page(versions, p, default_size=50, context=row["id"])
+            items = []
+            for version in chosen:
+                props = self._properties(conn, row, version)
+                props["ImageSetWorkflowStatus"] = props.pop("imageSetWorkflowStatus")
+                items.append(props)
+        return {"imageSetPropertiesList": items, "nextToken": token}

@@ -1,0 +1,251 @@
+"""DICOM import jobs: local folders in, image sets and a job output manifest out.
+
+The real service reads S3; the local one reads a folder (a path or a ``file://`` URI)
+and writes its report where the service would, below ``outputS3Uri``:
+``<out>/<datastoreId>-DicomImport-<jobId>/job-output-manifest.json`` with
+``SUCCESS/success.ndjson``, ``SUCCESS/imageSetsSummary.json`` and
+``FAILURE/failure.ndjson``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from reconciler.emulator import documents
+from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
+from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
+from reconciler.emulator.imagesets import ImageSets, Params, Result
+from reconciler.emulator.paging import page
+
+_LEVELS_COMPARED = ("Patient", "Study")
+
+
+def local_path(uri: str, member: str) -> Path:
+    """The folder a ``file://`` URI or plain path names; S3 is refused with a reason."""
+    if uri.startswith("s3://"):
+        raise ValidationException(
+            f"{member}: the local HealthImaging reads local folders (a path or file:// URI), "
+            "not S3"
+        )
+    if uri.startswith("file://"):
+        return Path(unquote(urlparse(uri).path))
+    return Path(uri)
+
+
+def image_set_id_for(datastore_id: str, study_uid: str, ordinal: int) -> str:
+    """Deterministic IDs: the same files always give the same image set IDs."""
+    digest = hashlib.sha256(f"{datastore_id}/{study_uid}/{ordinal}".encode()).hexdigest()
+    return digest[:32]
+
+
+def _conflicts(existing: documents.Document, new: documents.Document) -> bool:
+    """True when the new data disagrees with values the existing image set holds."""
+    for level in _LEVELS_COMPARED:
+        old = existing.get(level, {}).get("DICOM", {})
+        for key, value in new.get(level, {}).get("DICOM", {}).items():
+            if key in old and old[key] != value:
+                return True
+    old_series = existing["Study"].get("Series", {})
+    for uid, series in new["Study"].get("Series", {}).items():
+        if uid in old_series:
+            old = old_series[uid].get("DICOM", {})
+            if any(k in old and old[k] != v for k, v in series.get("DICOM", {}).items()):
+                return True
+    return False
+
+
+class ImportJobs:
+    def __init__(self, image_sets: ImageSets, clock: Callable[[], float] = time.time) -> None:
+        self.image_sets = image_sets
+        self.store = image_sets.store
+        self.clock = clock
+        with self.store.write() as conn:  # jobs cut short by a restart cannot finish
+            conn.execute(
+                "UPDATE import_jobs SET status='FAILED', message='interrupted by a restart of "
+                "the local HealthImaging', ended_at=? WHERE status IN ('SUBMITTED','IN_PROGRESS')",
+                (self.clock(),),
+            )
+
+    # -- operations ------------------------------------------------------------------
+    def start_dicom_import_job(self, p: Params) -> Result:
+        source = local_path(p["inputS3Uri"], "inputS3Uri")
+        output = local_path(p["outputS3Uri"], "outputS3Uri")
+        if not source.is_dir():
+            raise ValidationException(f"inputS3Uri: {source} is not a folder")
+        job_id = uuid.uuid4().hex
+        now = self.clock()
+        with self.store.write() as conn:
+            if not conn.execute("SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)).fetchone():
+                raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
+            conn.execute(
+                "INSERT INTO import_jobs (id, datastore_id, name, status, role_arn, input_uri,"
+                " output_uri, submitted_at, client_token) VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?)",
+                (job_id, p["datastoreId"], p.get("jobName"), p["dataAccessRoleArn"],
+                 p["inputS3Uri"], p["outputS3Uri"], now, p.get("clientToken")),
+            )  # fmt: skip
+        worker = threading.Thread(
+            target=self.run_job,
+            args=(job_id, p["datastoreId"], source, output),
+            name=f"import-{job_id}",
+            daemon=True,
+        )
+        worker.start()
+        return {"datastoreId": p["datastoreId"], "jobId": job_id, "jobStatus": "SUBMITTED",
+                "submittedAt": now}  # fmt: skip
+
+    def _job(self, conn: sqlite3.Connection, datastore_id: str, job_id: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(
+            "SELECT * FROM import_jobs WHERE id=? AND datastore_id=?", (job_id, datastore_id)
+        ).fetchone()
+        if row is None:
+            raise ResourceNotFoundException(f"Import job {job_id} not found")
+        return row
+
+    @staticmethod
+    def _properties(row: sqlite3.Row) -> Result:
+        return {
+            "jobId": row["id"],
+            "jobName": row["name"],
+            "jobStatus": row["status"],
+            "datastoreId": row["datastore_id"],
+            "dataAccessRoleArn": row["role_arn"],
+            "endedAt": row["ended_at"],
+            "submittedAt": row["submitted_at"],
+            "inputS3Uri": row["input_uri"],
+            "outputS3Uri": row["output_uri"],
+            "message": row["message"],
+        }
+
+    def get_dicom_import_job(self, p: Params) -> Result:
+        with self.store.read() as conn:
+            return {"jobProperties": self._properties(self._job(conn, p["datastoreId"], p["jobId"]))}
+
+    def list_dicom_import_jobs(self, p: Params) -> Result:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                "SELECT * FROM import_jobs WHERE datastore_id=? ORDER BY submitted_at DESC, id",
+                (p["datastoreId"],),
+            ).fetchall()
+        status = p.get("jobStatus")
+        rows = [r for r in rows if status is None or r["status"] == status]
+        chosen, token = page(rows, p, default_size=50, context=f"jobs:{p['datastoreId']}:{status}")
+        return {"jobSummaries": [self._properties(r) for r in chosen], "nextToken": token}
+
+    # -- the work --------------------------------------------------------------------
+    def run_job(self, job_id: str, datastore_id: str, source: Path, output: Path) -> None:
+        """Import a folder; every outcome, even an unexpected one, ends in the job's row."""
+        with self.store.write() as conn:
+            conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
+        try:
+            batch = read_folder(source)
+            summaries = self.import_batch(datastore_id, batch)
+            self._write_report(output, datastore_id, job_id, source, batch, summaries)
+            status, message = "COMPLETED", None
+        except (OSError, ValueError, sqlite3.Error) as error:
+            status, message = "FAILED", f"{type(error).__name__}: {error}"
+        with self.store.write() as conn:
+            conn.execute(
+                "UPDATE import_jobs SET status=?, message=?, ended_at=? WHERE id=?",
+                (status, message, self.clock(), job_id),
+            )
+
+    def import_batch(self, datastore_id: str, batch: ImportBatch) -> list[dict[str, Any]]:
+        """Store each study of ``batch``: merged into its primary image set or a new one."""
+        summaries = []
+        with self.store.write() as conn:
+            for study_uid, doc in batch.documents.items():
+                summaries.append(self._import_study(conn, datastore_id, study_uid, doc))
+        return summaries
+
+    def _import_study(
+        self, conn: sqlite3.Connection, datastore_id: str, study_uid: str, doc: documents.Document
+    ) -> dict[str, Any]:
+        sets = self.image_sets
+        primary = conn.execute(
+            "SELECT * FROM image_sets WHERE datastore_id=? AND study_uid=? AND is_primary=1"
+            " AND state='ACTIVE'",
+            (datastore_id, study_uid),
+        ).fetchone()
+        if primary is not None:
+            existing = sets.document(conn, primary["id"], primary["settled_version"])
+            if not _conflicts(existing, doc):
+                merge_into(existing, doc)
+                version = primary["latest_version"] + 1
+                sets.add_version(conn, primary["id"], version, existing, "UPDATED")
+                conn.execute(
+                    "UPDATE image_sets SET latest_version=?, settled_version=?, updated_at=?,"
+                    " workflow_status='UPDATED' WHERE id=?",
+                    (version, version, self.clock(), primary["id"]),
+                )
+                sets.index(conn, primary["id"], existing)
+                return {"imageSetId": primary["id"], "imageSetVersion": str(version),
+                        "isPrimary": True, "studyInstanceUID": study_uid}  # fmt: skip
+        ordinal = conn.execute(
+            "SELECT COUNT(*) FROM image_sets WHERE datastore_id=? AND study_uid=?",
+            (datastore_id, study_uid),
+        ).fetchone()[0]
+        image_set_id = image_set_id_for(datastore_id, study_uid, ordinal)
+        while conn.execute("SELECT 1 FROM image_sets WHERE id=?", (image_set_id,)).fetchone():
+            ordinal += 1
+            image_set_id = image_set_id_for(datastore_id, study_uid, ordinal)
+        sets.create(conn, datastore_id, image_set_id, doc, is_primary=primary is None)
+        return {"imageSetId": image_set_id, "imageSetVersion": "1",
+                "isPrimary": primary is None, "studyInstanceUID": study_uid}  # fmt: skip
+
+    @staticmethod
+    def _write_report(
+        output: Path,
+        datastore_id: str,
+        job_id: str,
+        source: Path,
+        batch: ImportBatch,
+        summaries: list[dict[str, Any]],
+    ) -> None:
+        folder = output / f"{datastore_id}-DicomImport-{job_id}"
+        (folder / "SUCCESS").mkdir(parents=True, exist_ok=True)
+        (folder / "FAILURE").mkdir(parents=True, exist_ok=True)
+        by_study = {s["studyInstanceUID"]: s for s in summaries}
+        with (folder / "SUCCESS" / "success.ndjson").open("w", encoding="utf-8") as out:
+            for item in batch.imported:
+                summary = by_study[item.study_uid]
+                out.write(json.dumps({
+                    "inputFile": item.path, "importResponse": {
+                        "imageSetId": summary["imageSetId"], "isPrimary": summary["isPrimary"],
+                        "studyInstanceUID": item.study_uid, "seriesInstanceUID": item.series_uid,
+                        "sopInstanceUID": item.sop_uid}}) + "\n")  # fmt: skip
+        with (folder / "FAILURE" / "failure.ndjson").open("w", encoding="utf-8") as out:
+            for failed in batch.failed:
+                out.write(json.dumps({"inputFile": failed.path, "exception": failed.reason}) + "\n")
+        (folder / "SUCCESS" / "imageSetsSummary.json").write_text(
+            json.dumps({"imageSetsSummary": summaries}, indent=2), encoding="utf-8"
+        )
+        (folder / "job-output-manifest.json").write_text(
+            json.dumps(
+                {
+                    "jobSummary": {
+                        "jobId": job_id,
+                        "datastoreId": datastore_id,
+                        "inputS3Uri": str(source),
+                        "outputS3Uri": str(folder),
+                        "successOutputS3Uri": str(folder / "SUCCESS"),
+                        "failureOutputS3Uri": str(folder / "FAILURE"),
+                        "numberOfScannedFiles": len(batch.imported) + len(batch.failed),
+                        "numberOfImportedFiles": len(batch.imported),
+                        "numberOfFilesWithCustomerError": len(batch.failed),
+                        "numberOfFilesWithServerError": 0,
+                        "numberOfGeneratedImageSets": len(summaries),
+                    }
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )

@@ -1,0 +1,104 @@
+"""SQLite persistence of the local HealthImaging: one file, WAL, safe across threads.
+
+Versions are immutable rows holding their gzip-compressed metadata document; the
+``image_sets`` row carries the current state and the columns SearchImageSets filters
+on. Each thread gets its own connection; writes run in ``BEGIN IMMEDIATE``
+transactions so two requests never interleave a read-check-write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datastores (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, kms_key_arn TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, settle_at REAL
+);
+CREATE TABLE IF NOT EXISTS image_sets (
+    id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, is_primary INTEGER NOT NULL,
+    state TEXT NOT NULL, workflow_status TEXT NOT NULL,
+    latest_version INTEGER NOT NULL, settled_version INTEGER NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, deleted_at REAL,
+    settle_at REAL, pending TEXT,
+    study_uid TEXT, patient_id TEXT, accession_number TEXT, study_id TEXT,
+    study_date_time TEXT, dicom_tags TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS image_sets_datastore ON image_sets (datastore_id, updated_at);
+CREATE INDEX IF NOT EXISTS image_sets_study ON image_sets (datastore_id, study_uid);
+CREATE INDEX IF NOT EXISTS image_sets_settle ON image_sets (settle_at)
+    WHERE settle_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS versions (
+    image_set_id TEXT NOT NULL, version INTEGER NOT NULL,
+    workflow_status TEXT NOT NULL, message TEXT, forced INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, metadata BLOB NOT NULL,
+    PRIMARY KEY (image_set_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS series (
+    image_set_id TEXT NOT NULL, series_uid TEXT NOT NULL,
+    PRIMARY KEY (image_set_id, series_uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS series_uid ON series (series_uid);
+CREATE TABLE IF NOT EXISTS import_jobs (
+    id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, name TEXT, status TEXT NOT NULL,
+    role_arn TEXT NOT NULL, input_uri TEXT NOT NULL, output_uri TEXT NOT NULL,
+    submitted_at REAL NOT NULL, ended_at REAL, message TEXT, client_token TEXT
+);
+CREATE TABLE IF NOT EXISTS tags (
+    arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (arn, key)
+) WITHOUT ROWID;
+"""
+
+
+class Store:
+    """A SQLite database file shared by every request thread of one emulator."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        # executescript commits on its own, so it runs outside write().
+        self._connection().executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot for reads (a deferred transaction)."""
+        conn = self._connection()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """An exclusive write transaction: committed on success, rolled back on error."""
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

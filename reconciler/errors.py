@@ -1,0 +1,41 @@
+"""The project's errors and exit codes, defined once.
+
+Every error the user can cause or meet is a :class:`ReconcilerError`: the CLI prints
+its one-line message (with a location when there is one) and exits with its code; no
+traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2  # plan --detailed-exitcode found changes; drift found drift
+    PARTIAL = 3  # apply: some image sets failed
+    STALE = 4  # apply: a saved plan's pinned version moved
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ReconcilerError(Exception):
+    """A failure with a message fit for the user; ``location`` is e.g. ``file:line:col``."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigError(ReconcilerError):
+    """reconciler.yaml or a command-line option is wrong."""
+
+
+class ValidationFailed(ReconcilerError):
+    """Manifests did not validate (the individual problems were printed already)."""

@@ -60,6 +60,10 @@ EMPTY_OBJECT_REMOVES = True
 # and agrees with its Patient/Study/Series-level values is merged into it as a new
 # version; one that conflicts becomes a new non-primary image set.
 
+# Import jobs read and write local folders: shapes whose service pattern demands an
+# s3:// URI accept a path or file:// URI instead (imports.local_path refuses s3://).
+LOCAL_URI_SHAPES = frozenset({"S3Uri"})
+
 # Requests must carry a SigV4 Authorization header (AccessDeniedException otherwise);
 # the signature itself is not verified. The account of every ARN is LOCAL_ACCOUNT.
 LOCAL_ACCOUNT = "123456789012"

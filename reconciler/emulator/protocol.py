@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote
 import botocore.session
 from botocore.model import OperationModel, Shape, StructureShape
 
+from reconciler.emulator import choices
 from reconciler.emulator.exceptions import UnknownOperationException, ValidationException
 
 SERVICE = "medical-imaging"
@@ -167,8 +168,7 @@ def _json_body(body: bytes) -> Any:
 # -- validation of what botocore leaves to the server --------------------------------
 @cache
 def _compiled(pattern: str) -> re.Pattern[str] | None:
-    translated = pattern.replace(r"\p{ASCII}", r"\x00-\x7f")
-    translated = translated.replace(r"[\x00-\x7f]", r"[\x00-\x7f]")
+    translated = pattern.replace(r"\p{ASCII}", r"[\x00-\x7f]")
     if r"\p{" in translated:
         return None  # a Java character class Python's re lacks: left to the backend
     try:
@@ -201,7 +201,7 @@ def validate(shape: Shape, value: Any, where: str) -> None:
         return
     if kind == "string":
         _length(meta, len(value), where, "characters")
-        pattern = meta.get("pattern")
+        pattern = None if shape.name in choices.LOCAL_URI_SHAPES else meta.get("pattern")
         compiled = _compiled(pattern) if pattern else None
         if compiled is not None and not compiled.fullmatch(value):
             raise ValidationException(f"{where}: {value!r} does not match the pattern {pattern}")

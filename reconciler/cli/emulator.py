@@ -1,0 +1,72 @@
+"""``reconciler emulator``: run the local HealthImaging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.emulator.config import EmulatorConfig
+
+DEFAULT_DB = Path(".reconciler") / "local-healthimaging.sqlite"
+
+
+@click.group()
+def emulator() -> None:
+    """The local HealthImaging: a wire-compatible AWS HealthImaging on SQLite.
+
+    Point boto3 or the AWS CLI at it with only the endpoint changed (and host-prefix
+    injection off, see `serve --help`). No AWS account and no network needed.
+    """
+
+
+@emulator.command()
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
+              show_default=True, help="SQLite file holding the data (created if missing).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Loopback by default; anything else exposes patient data.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--seed", is_flag=True,
+              help="Import pydicom's sample DICOM files into a fixed data store first.")
+@click.option("--lock-hold", type=float, default=1.0, show_default=True,
+              help="Seconds an update/copy/delete keeps an image set LOCKED.")
+@click.option("--quota-scale", type=float, default=1.0, show_default=True,
+              help="Multiply the service's default request quotas (e.g. 100 for fast runs).")
+@click.option("--no-quotas", is_flag=True, help="Do not throttle at all.")
+@click.option("--read-only", is_flag=True, help="Refuse every write operation (AccessDenied).")
+@click.option("--no-auth", is_flag=True, help="Accept requests without a SigV4 signature.")
+def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
+          no_quotas: bool, read_only: bool, no_auth: bool) -> None:  # fmt: skip
+    """Serve the local HealthImaging over HTTP until Ctrl-C.
+
+    \b
+    Talk to it with boto3:
+      boto3.client("medical-imaging", endpoint_url="http://127.0.0.1:8080",
+                   config=botocore.config.Config(inject_host_prefix=False))
+    or the AWS CLI:
+      AWS_DISABLE_HOST_PREFIX_INJECTION=true aws medical-imaging list-datastores \\
+          --endpoint-url http://127.0.0.1:8080
+    Any credentials work (requests must be signed; signatures are not checked).
+    """
+    from reconciler.emulator.seed import seed as run_seed
+    from reconciler.emulator.server import LocalHealthImaging
+
+    config = EmulatorConfig(
+        db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
+        quotas_enabled=not no_quotas, quota_scale=quota_scale,
+        require_auth=not no_auth, read_only=read_only,
+    )  # fmt: skip
+    local = LocalHealthImaging(config)
+    if seed:
+        result = run_seed(local.backend)
+        verb = "Seeded" if result.created else "Already seeded:"
+        click.echo(f"{verb} data store {result.datastore_id} ({result.image_sets} image sets)", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"Warning: listening on {host}, not loopback.", err=True)
+    url = local.bind()
+    click.echo(f"Local HealthImaging on {url} (db {db}); Ctrl-C stops.", err=True)
+    try:
+        local.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)

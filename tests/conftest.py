@@ -1,0 +1,120 @@
+"""Fixtures shared by every test: a local HealthImaging over HTTP and a real boto3 client."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.server import LocalHealthImaging
+
+DATA = Path(__file__).parent / "data"
+USDOPPLER: dict[str, Any] = json.loads((DATA / "metadata-usdoppler.json").read_text())
+
+
+def make_client(url: str, **config: Any) -> Any:
+    return boto3.client(
+        "medical-imaging",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1, "mode": "standard"},
+                      **config),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> Iterator[LocalHealthImaging]:
+    config = EmulatorConfig(
+        db_path=tmp_path / "ahi.sqlite", lock_hold_seconds=0.05, quotas_enabled=False
+    )
+    with LocalHealthImaging(config) as running:
+        yield running
+
+
+@pytest.fixture
+def client(local: LocalHealthImaging) -> Any:
+    return make_client(local.url)
+
+
+@pytest.fixture
+def datastore(client: Any) -> str:
+    datastore_id: str = client.create_datastore(datastoreName="test")["datastoreId"]
+    wait_for(lambda: client.get_datastore(datastoreId=datastore_id)["datastoreProperties"]
+             ["datastoreStatus"] == "ACTIVE")  # fmt: skip
+    return datastore_id
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def put_document(
+    local: LocalHealthImaging, datastore_id: str, doc: dict[str, Any], image_set_id: str,
+    *, primary: bool = False,
+) -> str:  # fmt: skip
+    """Test setup: an image set holding ``doc`` at version 1 (reads go through HTTP)."""
+    with local.backend.store.write() as conn:
+        local.backend.image_sets.create(
+            conn, datastore_id, image_set_id, copy.deepcopy(doc), is_primary=primary
+        )
+    return image_set_id
+
+
+def settle(client: Any, datastore_id: str, image_set_id: str) -> dict[str, Any]:
+    """Poll GetImageSet until the image set is no longer LOCKED, as a client must."""
+    result: dict[str, Any] = {}
+
+    def done() -> bool:
+        result.update(client.get_image_set(datastoreId=datastore_id, imageSetId=image_set_id))
+        return bool(result["imageSetState"] != "LOCKED")
+
+    wait_for(done)
+    return result
+
+
+def metadata(client: Any, datastore_id: str, image_set_id: str, version: str | None = None) -> Any:
+    import gzip
+
+    kwargs = {"versionId": version} if version else {}
+    response = client.get_image_set_metadata(
+        datastoreId=datastore_id, imageSetId=image_set_id, **kwargs
+    )
+    assert response["contentEncoding"] == "gzip"
+    return json.loads(gzip.decompress(response["imageSetMetadataBlob"].read()))
+
+
+def blob(tree: dict[str, Any]) -> bytes:
+    return json.dumps({"SchemaVersion": 1.1, **tree}).encode()
+
+
+def raw_request(
+    url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A hand-made HTTP request, for what botocore would refuse to send."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+    sent = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/"
+            "medical-imaging/aws4_request, SignedHeaders=host, Signature=0",
+            "Content-Type": "application/json", **(headers or {})}  # fmt: skip
+    conn.request(method, path, body=body, headers=sent)
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, data

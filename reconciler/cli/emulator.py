@@ -21,18 +21,45 @@ def emulator() -> None:
 
 
 @emulator.command()
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_DB,
-              show_default=True, help="SQLite file holding the data (created if missing).")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Loopback by default; anything else exposes patient data.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
-              help="Port to listen on (0 picks a free one).")
-@click.option("--seed", is_flag=True,
-              help="Import pydicom's sample DICOM files into a fixed data store first.")
-@click.option("--lock-hold", type=float, default=1.0, show_default=True,
-              help="Seconds an update/copy/delete keeps an image set LOCKED.")
-@click.option("--quota-scale", type=float, default=1.0, show_default=True,
-              help="Multiply the service's default request quotas (e.g. 100 for fast runs).")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file holding the data (created if missing).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. Loopback by default; anything else exposes patient data.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on (0 picks a free one).",
+)
+@click.option(
+    "--seed",
+    is_flag=True,
+    help="Import pydicom's sample DICOM files into a fixed data store first.",
+)
+@click.option(
+    "--lock-hold",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Seconds an update/copy/delete keeps an image set LOCKED.",
+)
+@click.option(
+    "--quota-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply the service's default request quotas (e.g. 100 for fast runs).",
+)
 @click.option("--no-quotas", is_flag=True, help="Do not throttle at all.")
 @click.option("--read-only", is_flag=True, help="Refuse every write operation (AccessDenied).")
 @click.option("--no-auth", is_flag=True, help="Accept requests without a SigV4 signature.")
@@ -61,7 +88,9 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
     if seed:
         result = run_seed(local.backend)
         verb = "Seeded" if result.created else "Already seeded:"
-        click.echo(f"{verb} data store {result.datastore_id} ({result.image_sets} image sets)", err=True)
+        click.echo(
+            f"{verb} data store {result.datastore_id} ({result.image_sets} image sets)", err=True
+        )
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: listening on {host}, not loopback.", err=True)
     url = local.bind()
@@ -70,3 +99,55 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         local.serve_forever()
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
+
+
+@emulator.command("seed")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file holding the data (created if missing).",
+)
+def seed_command(db: Path) -> None:  # fmt: skip
+    """Import pydicom's sample DICOM files into a fixed data store and list the result.
+
+    The data store and image set IDs are the same on every machine, so manifests and
+    docs can name them. Patient names and IDs are not printed.
+    """
+    from reconciler.emulator.backend import Backend
+    from reconciler.emulator.seed import seed
+
+    backend = Backend(EmulatorConfig(db_path=db, lock_hold_seconds=0.0, quotas_enabled=False))
+    try:
+        result = seed(backend)
+        verb = "Seeded" if result.created else "Already seeded:"
+        click.echo(f"{verb} data store {result.datastore_id} in {db}")
+        if result.created:
+            click.echo(
+                f"  {result.files_imported} files imported, {result.files_failed} skipped "
+                "(duplicates and deliberately broken samples)"
+            )
+        token: str | None = None
+        click.echo(
+            f"{'IMAGE SET':32}  {'PRIMARY':7}  {'SERIES':>6}  {'INST':>4}  STUDY INSTANCE UID"
+        )
+        while True:
+            params: dict[str, object] = {"datastoreId": result.datastore_id, "searchCriteria": {
+                "sort": {"sortField": "createdAt", "sortOrder": "ASC"}}}  # fmt: skip
+            if token:
+                params["nextToken"] = token
+            page = backend.handle("SearchImageSets", params)
+            for summary in page["imageSetsMetadataSummaries"]:
+                tags = summary["DICOMTags"]
+                click.echo(
+                    f"{summary['imageSetId']:32}  {'yes' if summary['isPrimary'] else 'no':7}  "
+                    f"{tags.get('DICOMNumberOfStudyRelatedSeries', 0):>6}  "
+                    f"{tags.get('DICOMNumberOfStudyRelatedInstances', 0):>4}  "
+                    f"{tags.get('DICOMStudyInstanceUID', '')}"
+                )
+            token = page.get("nextToken")
+            if not token:
+                break
+    finally:
+        backend.close()

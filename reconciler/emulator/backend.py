@@ -57,7 +57,8 @@ class Backend:
                     self._handlers[operation] = method
 
     def arn(self, datastore_id: str, image_set_id: str | None) -> str:
-        base = f"arn:aws:medical-imaging:{self.region}:{choices.LOCAL_ACCOUNT}:datastore/{datastore_id}"
+        account = choices.LOCAL_ACCOUNT
+        base = f"arn:aws:medical-imaging:{self.region}:{account}:datastore/{datastore_id}"
         return f"{base}/imageset/{image_set_id}" if image_set_id else base
 
     def handler(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:

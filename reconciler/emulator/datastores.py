@@ -60,7 +60,9 @@ class Datastores:
             "updatedAt": row["updated_at"],
         }
 
-    def create(self, name: str, datastore_id: str | None = None, tags: dict[str, str] | None = None) -> str:
+    def create(
+        self, name: str, datastore_id: str | None = None, tags: dict[str, str] | None = None
+    ) -> str:
         """Create a data store (a fixed ``datastore_id`` is for deterministic seeding)."""
         datastore_id = datastore_id or uuid.uuid4().hex
         now = self.clock()
@@ -122,9 +124,12 @@ class Datastores:
         if path[0] != "datastore" or len(path) not in (2, 4):
             raise ValidationException(f"{arn} is not a HealthImaging resource ARN")
         self._row(conn, path[1])
-        if len(path) == 4 and not conn.execute(
-            "SELECT 1 FROM image_sets WHERE id=? AND state != 'DELETED'", (path[3],)
-        ).fetchone():
+        if (
+            len(path) == 4
+            and not conn.execute(
+                "SELECT 1 FROM image_sets WHERE id=? AND state != 'DELETED'", (path[3],)
+            ).fetchone()
+        ):
             raise ResourceNotFoundException(f"Image set {path[3]} not found")
 
     def tag_resource(self, p: Params) -> Result:

@@ -53,7 +53,9 @@ class ImageSetWrites(ImageSets):
             else:
                 updatable, removable = (
                     decode_blob(raw, name) if raw is not None else None
-                    for raw, name in zip(blobs, ("updatableAttributes", "removableAttributes"))
+                    for raw, name in zip(
+                        blobs, ("updatableAttributes", "removableAttributes"), strict=True
+                    )
                 )
                 targets = self._study_targets(conn, row) if include_study else [row]
                 changes = [
@@ -106,7 +108,12 @@ class ImageSetWrites(ImageSets):
         return targets
 
     def _write_update(
-        self, conn: sqlite3.Connection, row: sqlite3.Row, new_doc: documents.Document, *, forced: bool
+        self,
+        conn: sqlite3.Connection,
+        row: sqlite3.Row,
+        new_doc: documents.Document,
+        *,
+        forced: bool,
     ) -> None:
         old_version = row["settled_version"]
         version = row["latest_version"] + 1
@@ -264,7 +271,9 @@ def _select(doc: documents.Document, copiable: str) -> documents.Document:
     return result
 
 
-def _merge(target: documents.Document, source: documents.Document, force: bool) -> documents.Document:
+def _merge(
+    target: documents.Document, source: documents.Document, force: bool
+) -> documents.Document:
     """``source`` copied into ``target``: its series and instances added, levels reconciled."""
     result = copy.deepcopy(target)
 
@@ -277,7 +286,9 @@ def _merge(target: documents.Document, source: documents.Document, force: bool) 
                 )
             into[key] = value
 
-    reconcile(result["Patient"].setdefault("DICOM", {}), source["Patient"].get("DICOM", {}), "Patient")
+    reconcile(
+        result["Patient"].setdefault("DICOM", {}), source["Patient"].get("DICOM", {}), "Patient"
+    )
     reconcile(result["Study"].setdefault("DICOM", {}), source["Study"].get("DICOM", {}), "Study")
     all_series = result["Study"].setdefault("Series", {})
     for uid, series in source["Study"].get("Series", {}).items():
@@ -285,5 +296,7 @@ def _merge(target: documents.Document, source: documents.Document, force: bool) 
             all_series[uid] = copy.deepcopy(series)
             continue
         reconcile(all_series[uid].setdefault("DICOM", {}), series.get("DICOM", {}), "Series")
-        all_series[uid].setdefault("Instances", {}).update(copy.deepcopy(series.get("Instances", {})))
+        all_series[uid].setdefault("Instances", {}).update(
+            copy.deepcopy(series.get("Instances", {}))
+        )
     return result

@@ -104,7 +104,9 @@ class ImageSets:
             raise ResourceNotFoundException(f"Image set {image_set_id} not found")
         return row
 
-    def live_row(self, conn: sqlite3.Connection, datastore_id: str, image_set_id: str) -> sqlite3.Row:
+    def live_row(
+        self, conn: sqlite3.Connection, datastore_id: str, image_set_id: str
+    ) -> sqlite3.Row:
         """The image set, which must exist in that data store and not be deleted."""
         if not conn.execute("SELECT 1 FROM datastores WHERE id=?", (datastore_id,)).fetchone():
             raise ResourceNotFoundException(f"Datastore {datastore_id} not found")
@@ -135,7 +137,9 @@ class ImageSets:
             )
         return row
 
-    def document(self, conn: sqlite3.Connection, image_set_id: str, version: int) -> documents.Document:
+    def document(
+        self, conn: sqlite3.Connection, image_set_id: str, version: int
+    ) -> documents.Document:
         return documents.decode(self.raw_document(conn, image_set_id, version))
 
     def raw_document(self, conn: sqlite3.Connection, image_set_id: str, version: int) -> bytes:
@@ -165,7 +169,16 @@ class ImageSets:
         conn.execute(
             "INSERT INTO versions (image_set_id, version, workflow_status, message, forced,"
             " created_at, updated_at, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (image_set_id, version, workflow, message, int(forced), now, now, documents.encode(doc)),
+            (
+                image_set_id,
+                version,
+                workflow,
+                message,
+                int(forced),
+                now,
+                now,
+                documents.encode(doc),
+            ),
         )
 
     def create(
@@ -184,7 +197,11 @@ class ImageSets:
             "SchemaVersion": doc.get("SchemaVersion", "1.1"),
             "DatastoreID": datastore_id,
             "ImageSetID": image_set_id,
-            **{k: v for k, v in doc.items() if k not in ("SchemaVersion", "DatastoreID", "ImageSetID")},
+            **{
+                k: v
+                for k, v in doc.items()
+                if k not in ("SchemaVersion", "DatastoreID", "ImageSetID")
+            },
         }
         now = self.clock()
         conn.execute(
@@ -231,7 +248,9 @@ class ImageSets:
             "imageSetId": row["id"],
             "versionId": str(version),
             "imageSetState": row["state"] if is_latest else "ACTIVE",
-            "imageSetWorkflowStatus": row["workflow_status"] if is_latest else vrow["workflow_status"],
+            "imageSetWorkflowStatus": row["workflow_status"]
+            if is_latest
+            else vrow["workflow_status"],
             "createdAt": vrow["created_at"],
             "updatedAt": vrow["updated_at"],
             "deletedAt": row["deleted_at"],

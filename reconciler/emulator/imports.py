@@ -33,8 +33,7 @@ def local_path(uri: str, member: str) -> Path:
     """The folder a ``file://`` URI or plain path names; S3 is refused with a reason."""
     if uri.startswith("s3://"):
         raise ValidationException(
-            f"{member}: the local HealthImaging reads local folders (a path or file:// URI), "
-            "not S3"
+            f"{member}: the local HealthImaging reads local folders (a path or file:// URI), not S3"
         )
     if uri.startswith("file://"):
         return Path(unquote(urlparse(uri).path))
@@ -84,11 +83,14 @@ class ImportJobs:
         job_id = uuid.uuid4().hex
         now = self.clock()
         with self.store.write() as conn:
-            if not conn.execute("SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)
+            ).fetchone():
                 raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
             conn.execute(
                 "INSERT INTO import_jobs (id, datastore_id, name, status, role_arn, input_uri,"
-                " output_uri, submitted_at, client_token) VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?)",
+                " output_uri, submitted_at, client_token)"
+                " VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?)",
                 (job_id, p["datastoreId"], p.get("jobName"), p["dataAccessRoleArn"],
                  p["inputS3Uri"], p["outputS3Uri"], now, p.get("clientToken")),
             )  # fmt: skip
@@ -127,7 +129,9 @@ class ImportJobs:
 
     def get_dicom_import_job(self, p: Params) -> Result:
         with self.store.read() as conn:
-            return {"jobProperties": self._properties(self._job(conn, p["datastoreId"], p["jobId"]))}
+            return {
+                "jobProperties": self._properties(self._job(conn, p["datastoreId"], p["jobId"]))
+            }
 
     def list_dicom_import_jobs(self, p: Params) -> Result:
         with self.store.read() as conn:

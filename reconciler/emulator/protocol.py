@@ -209,9 +209,12 @@ def validate(shape: Shape, value: Any, where: str) -> None:
             raise ValidationException(f"{where}: {value!r} is not one of {', '.join(meta['enum'])}")
     elif kind == "blob":
         _length(meta, len(value), where, "bytes")
-    elif kind in ("integer", "long"):
-        if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
-            raise ValidationException(f"{where}: {value} is outside {meta.get('min')}..{meta.get('max')}")
+    elif kind in ("integer", "long") and (
+        ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"])
+    ):
+        raise ValidationException(
+            f"{where}: {value} is outside {meta.get('min')}..{meta.get('max')}"
+        )
 
 
 def _length(meta: dict[str, Any], length: int, where: str, unit: str) -> None:
@@ -241,7 +244,9 @@ def _to_json(shape: Shape, value: Any) -> Any:
     return value
 
 
-def serialize_response(op: OperationModel, result: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+def serialize_response(
+    op: OperationModel, result: dict[str, Any]
+) -> tuple[int, dict[str, str], bytes]:
     shape = op.output_shape
     status = int(op.http.get("responseCode", 200))
     headers: dict[str, str] = {}

@@ -46,7 +46,7 @@ def _filter_sql(search_filter: dict[str, Any]) -> tuple[str, list[Any]]:
     for item in values:
         if not isinstance(item, dict) or len(item) != 1:
             raise ValidationException("each search value sets exactly one attribute")
-        (field, value), = item.items()
+        ((field, value),) = item.items()
         fields.add(field)
         operands.append(_operand(field, value))
     if len(fields) != 1:
@@ -88,10 +88,12 @@ class Search(ImageSets):
             order = "ASC" if sort["sortOrder"] == "ASC" else "DESC"
         with self.store.write() as conn:
             self.settle_due(conn, self.clock())
-            if not conn.execute("SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)).fetchone():
+            if not conn.execute(
+                "SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)
+            ).fetchone():
                 raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
             rows = conn.execute(
-                f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary"  # noqa: S608
+                f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary"
                 f" FROM image_sets WHERE {' AND '.join(clauses)} ORDER BY {column} {order}, id",
                 args,
             ).fetchall()

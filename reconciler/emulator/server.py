@@ -74,7 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
             if backend.settings.config.require_auth and not (
                 self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256")
             ):
-                raise AccessDeniedException("Missing Authentication Token: requests must be SigV4-signed")
+                raise AccessDeniedException(
+                    "Missing Authentication Token: requests must be SigV4-signed"
+                )
             if not backend.quotas.allow(name):
                 raise ThrottlingException(f"Rate exceeded for {name}")
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -141,6 +143,7 @@ class LocalHealthImaging:
         if self._server is None:
             raise RuntimeError("the local HealthImaging is not running")
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}"
 
     def bind(self) -> str:

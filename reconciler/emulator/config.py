@@ -19,6 +19,7 @@ class OperationFaults:
     error_rate: float = 0.0  # fraction of requests answered with error_status
     error_status: int = 500  # 500 InternalServerException or 429 ThrottlingException
     latency_seconds: float = 0.0  # added before the request is handled
+    lock_hold_seconds: float | None = None  # overrides the global hold for this write
 
 
 @dataclass
@@ -81,6 +82,11 @@ class RuntimeSettings:
     def operation_faults(self, operation: str) -> OperationFaults:
         ops = self.config.faults.operations
         return ops.get(operation) or ops.get("*") or OperationFaults()
+
+    def lock_hold(self, operation: str) -> float:
+        """How long a write by ``operation`` keeps its image set LOCKED."""
+        hold = self.operation_faults(operation).lock_hold_seconds
+        return self.config.lock_hold_seconds if hold is None else hold
 
     def roll(self, rate: float) -> bool:
         if rate <= 0:

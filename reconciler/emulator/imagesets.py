@@ -20,6 +20,14 @@ from reconciler.emulator.exceptions import ConflictException, ResourceNotFoundEx
 from reconciler.emulator.paging import page
 from reconciler.emulator.store import Store
 
+# The operation whose per-operation LOCKED hold time applies to a workflow status.
+_OPERATION_OF_WORKFLOW = {
+    "UPDATING": "UpdateImageSetMetadata",
+    "COPYING": "CopyImageSet",
+    "COPYING_WITH_READ_ONLY_ACCESS": "CopyImageSet",
+    "DELETING": "DeleteImageSet",
+}
+
 Params = dict[str, Any]
 Result = dict[str, Any]
 
@@ -80,7 +88,7 @@ class ImageSets:
     ) -> float:
         """Mark an image set LOCKED until ``pending`` settles; returns the settle time."""
         now = self.clock()
-        settle_at = now + self.settings.config.lock_hold_seconds
+        settle_at = now + self.settings.lock_hold(_OPERATION_OF_WORKFLOW.get(workflow, ""))
         conn.execute(
             "UPDATE image_sets SET state='LOCKED', workflow_status=?, latest_version=?,"
             " updated_at=?, settle_at=?, pending=? WHERE id=?",

@@ -27,7 +27,9 @@ def test_datastore_lifecycle(client: Any) -> None:
              ["datastoreStatus"] == "ACTIVE")  # fmt: skip
     props = client.get_datastore(datastoreId=datastore)["datastoreProperties"]
     assert props["datastoreName"] == "one"
-    assert client.list_tags_for_resource(resourceArn=props["datastoreArn"])["tags"] == {"team": "pacs"}
+    assert client.list_tags_for_resource(resourceArn=props["datastoreArn"])["tags"] == {
+        "team": "pacs"
+    }
     listed = client.list_datastores(datastoreStatus="ACTIVE")["datastoreSummaries"]
     assert [d["datastoreId"] for d in listed] == [datastore]
     assert client.delete_datastore(datastoreId=datastore)["datastoreStatus"] == "DELETING"
@@ -50,7 +52,9 @@ def test_bad_datastore_id_and_missing_datastore(client: Any) -> None:
 
 
 def test_tags_on_image_sets(client: Any, datastore: str, tmp_path: Path) -> None:
-    image_set = import_folder(client, datastore, sample_dir(tmp_path, ["CT_small.dcm"]), tmp_path)[0]
+    image_set = import_folder(client, datastore, sample_dir(tmp_path, ["CT_small.dcm"]), tmp_path)[
+        0
+    ]
     arn = client.get_image_set(datastoreId=datastore, imageSetId=image_set)["imageSetArn"]
     client.tag_resource(resourceArn=arn, tags={"a": "1", "b": "2"})
     client.untag_resource(resourceArn=arn, tagKeys=["a"])
@@ -87,8 +91,12 @@ def import_folder(client: Any, datastore: str, folder: Path, tmp_path: Path) -> 
     return [s["imageSetId"] for s in summary["imageSetsSummary"]]
 
 
-def test_import_job_builds_documents_at_the_right_levels(client: Any, datastore: str, tmp_path: Path) -> None:
-    folder = sample_dir(tmp_path, ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm"])
+def test_import_job_builds_documents_at_the_right_levels(
+    client: Any, datastore: str, tmp_path: Path
+) -> None:
+    folder = sample_dir(
+        tmp_path, ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "waveform_ecg.dcm"]
+    )
     (folder / "notes.txt").write_text("not DICOM")
     image_sets = import_folder(client, datastore, folder, tmp_path)
     assert len(image_sets) == 4
@@ -99,16 +107,25 @@ def test_import_job_builds_documents_at_the_right_levels(client: Any, datastore:
         for series in doc["Study"]["Series"].values():
             assert all(level_of(k) is Level.SERIES for k in series["DICOM"])
             for instance in series["Instances"].values():
-                normalized = set(keywords_at(Level.PATIENT) + keywords_at(Level.STUDY) + keywords_at(Level.SERIES))
+                normalized = set(
+                    keywords_at(Level.PATIENT)
+                    + keywords_at(Level.STUDY)
+                    + keywords_at(Level.SERIES)
+                )
                 assert not normalized & set(instance["DICOM"])
     jobs = client.list_dicom_import_jobs(datastoreId=datastore)["jobSummaries"]
     report = next((tmp_path / "out").iterdir())
-    failures = [json.loads(line) for line in (report / "FAILURE" / "failure.ndjson").read_text().splitlines()]
+    failures = [
+        json.loads(line)
+        for line in (report / "FAILURE" / "failure.ndjson").read_text().splitlines()
+    ]
     assert [Path(f["inputFile"]).name for f in failures] == ["notes.txt"]
     assert jobs[0]["jobStatus"] == "COMPLETED"
 
 
-def test_import_into_an_existing_primary_merges_or_forks(client: Any, datastore: str, tmp_path: Path) -> None:
+def test_import_into_an_existing_primary_merges_or_forks(
+    client: Any, datastore: str, tmp_path: Path
+) -> None:
     first = import_folder(client, datastore, sample_dir(tmp_path, ["CT_small.dcm"]), tmp_path)
     again = import_folder(client, datastore, sample_dir(tmp_path, ["CT_small.dcm"]), tmp_path)
     assert again == first  # same data, same study: merged into the primary image set
@@ -127,13 +144,17 @@ def test_s3_input_is_refused_with_a_reason(client: Any, datastore: str) -> None:
 def test_seed_is_deterministic(tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
-        config = EmulatorConfig(db_path=tmp_path / f"{name}.sqlite", lock_hold_seconds=0.0, quotas_enabled=False)
+        config = EmulatorConfig(
+            db_path=tmp_path / f"{name}.sqlite", lock_hold_seconds=0.0, quotas_enabled=False
+        )
         with LocalHealthImaging(config) as local:
             result = seed(local.backend)
             assert result.created and result.datastore_id == SEED_DATASTORE_ID
             assert seed(local.backend).created is False  # idempotent
             client = make_client(local.url)
-            pages = client.get_paginator("search_image_sets").paginate(datastoreId=SEED_DATASTORE_ID)
+            pages = client.get_paginator("search_image_sets").paginate(
+                datastoreId=SEED_DATASTORE_ID
+            )
             ids = sorted(s["imageSetId"] for p in pages for s in p["imageSetsMetadataSummaries"])
             docs = [metadata(client, SEED_DATASTORE_ID, i) for i in ids]
             runs.append((ids, docs))

@@ -56,7 +56,9 @@ def test_versions_paginate_past_fifty(local: Any, client: Any, datastore: str) -
     kwargs: dict[str, Any] = {}
     pages = 0
     while True:
-        page = client.list_image_set_versions(datastoreId=datastore, imageSetId=ISID, maxResults=50, **kwargs)
+        page = client.list_image_set_versions(
+            datastoreId=datastore, imageSetId=ISID, maxResults=50, **kwargs
+        )
         seen.extend(page["imageSetPropertiesList"])
         pages += 1
         if "nextToken" not in page:
@@ -77,13 +79,18 @@ def test_foreign_next_token_is_rejected(local: Any, client: Any, datastore: str)
 
 
 class TestCopy:
-    def test_copy_to_a_new_non_primary_image_set(self, local: Any, client: Any, datastore: str) -> None:
+    def test_copy_to_a_new_non_primary_image_set(
+        self, local: Any, client: Any, datastore: str
+    ) -> None:
         put_document(local, datastore, USDOPPLER, ISID, primary=True)
         response = client.copy_image_set(
             datastoreId=datastore, sourceImageSetId=ISID,
             copyImageSetInformation={"sourceImageSet": {"latestVersionId": "1"}},
         )  # fmt: skip
-        assert response["sourceImageSetProperties"]["imageSetWorkflowStatus"] == "COPYING_WITH_READ_ONLY_ACCESS"
+        assert (
+            response["sourceImageSetProperties"]["imageSetWorkflowStatus"]
+            == "COPYING_WITH_READ_ONLY_ACCESS"
+        )
         new_id = response["destinationImageSetProperties"]["imageSetId"]
         final = settle(client, datastore, new_id)
         assert (final["imageSetWorkflowStatus"], final["isPrimary"]) == ("COPIED", False)
@@ -91,7 +98,9 @@ class TestCopy:
         assert metadata(client, datastore, new_id)["Study"] == USDOPPLER["Study"]
         assert metadata(client, datastore, new_id)["ImageSetID"] == new_id
 
-    def test_copy_with_a_stale_source_version(self, local: Any, client: Any, datastore: str) -> None:
+    def test_copy_with_a_stale_source_version(
+        self, local: Any, client: Any, datastore: str
+    ) -> None:
         put_document(local, datastore, USDOPPLER, ISID)
         with pytest.raises(client.exceptions.ConflictException):
             client.copy_image_set(
@@ -99,7 +108,9 @@ class TestCopy:
                 copyImageSetInformation={"sourceImageSet": {"latestVersionId": "7"}},
             )  # fmt: skip
 
-    def test_promote_refused_while_another_primary_exists(self, local: Any, client: Any, datastore: str) -> None:
+    def test_promote_refused_while_another_primary_exists(
+        self, local: Any, client: Any, datastore: str
+    ) -> None:
         put_document(local, datastore, USDOPPLER, ISID, primary=True)
         with pytest.raises(client.exceptions.ConflictException, match="already the primary"):
             client.copy_image_set(
@@ -107,7 +118,9 @@ class TestCopy:
                 copyImageSetInformation={"sourceImageSet": {"latestVersionId": "1"}},
             )  # fmt: skip
 
-    def test_copy_update_delete_promote_workflow(self, local: Any, client: Any, datastore: str) -> None:
+    def test_copy_update_delete_promote_workflow(
+        self, local: Any, client: Any, datastore: str
+    ) -> None:
         put_document(local, datastore, USDOPPLER, ISID, primary=True)
         copy_id = client.copy_image_set(
             datastoreId=datastore, sourceImageSetId=ISID,
@@ -128,11 +141,15 @@ class TestCopy:
         )["destinationImageSetProperties"]["imageSetId"]  # fmt: skip
         final = settle(client, datastore, promoted)
         assert final["isPrimary"] is True and promoted not in (ISID, copy_id)
-        assert metadata(client, datastore, promoted)["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
+        assert (
+            metadata(client, datastore, promoted)["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
+        )
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             client.get_image_set(datastoreId=datastore, imageSetId=ISID)
 
-    def test_copy_into_a_destination_merges_instances(self, local: Any, client: Any, datastore: str) -> None:
+    def test_copy_into_a_destination_merges_instances(
+        self, local: Any, client: Any, datastore: str
+    ) -> None:
         series = USDOPPLER["Study"]["Series"][SERIES]
         first_sop = next(iter(series["Instances"]))
         part = copy.deepcopy(USDOPPLER)
@@ -152,7 +169,9 @@ class TestCopy:
         instances = metadata(client, datastore, "b" * 32)["Study"]["Series"][SERIES]["Instances"]
         assert list(instances) == list(series["Instances"])[:3]
 
-    def test_conflicting_destination_needs_force(self, local: Any, client: Any, datastore: str) -> None:
+    def test_conflicting_destination_needs_force(
+        self, local: Any, client: Any, datastore: str
+    ) -> None:
         other = copy.deepcopy(USDOPPLER)
         other["Patient"]["DICOM"]["PatientName"] = "SOMEONE^ELSE"
         put_document(local, datastore, other, "b" * 32)
@@ -160,8 +179,12 @@ class TestCopy:
         info = {"sourceImageSet": {"latestVersionId": "1"},
                 "destinationImageSet": {"imageSetId": "b" * 32, "latestVersionId": "1"}}  # fmt: skip
         with pytest.raises(client.exceptions.ValidationException, match="PatientName differs"):
-            client.copy_image_set(datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info)
-        client.copy_image_set(datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info, force=True)
+            client.copy_image_set(
+                datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info
+            )
+        client.copy_image_set(
+            datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info, force=True
+        )
         settle(client, datastore, "b" * 32)
         assert metadata(client, datastore, "b" * 32)["Patient"]["DICOM"]["PatientName"] == "US Echo"
 
@@ -199,10 +222,14 @@ class TestSearch:
             doc["Patient"]["DICOM"]["PatientID"] = patient
             doc["Study"]["DICOM"].update(AccessionNumber=accession, StudyDate=date, StudyID=f"S{n}",
                                          StudyInstanceUID=f"1.2.{n}")  # fmt: skip
-            docs[patient + accession] = put_document(local, datastore, doc, str(n) * 32, primary=primary)
+            docs[patient + accession] = put_document(
+                local, datastore, doc, str(n) * 32, primary=primary
+            )
         return docs
 
-    def ids(self, client: Any, datastore: str, *filters: dict[str, Any], **criteria: Any) -> list[str]:
+    def ids(
+        self, client: Any, datastore: str, *filters: dict[str, Any], **criteria: Any
+    ) -> list[str]:
         search: dict[str, Any] = {**criteria}
         if filters:
             search["filters"] = list(filters)
@@ -217,7 +244,9 @@ class TestSearch:
         ("DICOMSeriesInstanceUID", SERIES, {"0" * 32, "1" * 32, "2" * 32}),
         ("isPrimary", False, {"2" * 32}),
     ])  # fmt: skip
-    def test_equal(self, client: Any, datastore: str, sets: Any, field: str, value: Any, expected: set[str]) -> None:
+    def test_equal(
+        self, client: Any, datastore: str, sets: Any, field: str, value: Any, expected: set[str]
+    ) -> None:
         found = self.ids(client, datastore, {"values": [{field: value}], "operator": "EQUAL"})
         assert set(found) == expected
 
@@ -229,7 +258,9 @@ class TestSearch:
         primary = {"values": [{"isPrimary": True}], "operator": "EQUAL"}
         assert self.ids(client, datastore, between, primary) == ["1" * 32]
 
-    def test_updated_at_between_finds_recent_changes(self, client: Any, datastore: str, sets: Any) -> None:
+    def test_updated_at_between_finds_recent_changes(
+        self, client: Any, datastore: str, sets: Any
+    ) -> None:
         import datetime as dt
 
         start = dt.datetime.now(dt.timezone.utc)
@@ -238,7 +269,9 @@ class TestSearch:
         window = {"values": [{"updatedAt": start}, {"updatedAt": end}], "operator": "BETWEEN"}
         assert self.ids(client, datastore, window) == ["2" * 32]
 
-    def test_between_on_an_identifier_is_refused(self, client: Any, datastore: str, sets: Any) -> None:
+    def test_between_on_an_identifier_is_refused(
+        self, client: Any, datastore: str, sets: Any
+    ) -> None:
         bad = {"values": [{"DICOMPatientId": "A"}, {"DICOMPatientId": "B"}], "operator": "BETWEEN"}
         with pytest.raises(client.exceptions.ValidationException, match="BETWEEN"):
             self.ids(client, datastore, bad)

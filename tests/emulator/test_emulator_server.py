@@ -27,7 +27,9 @@ def test_unsigned_requests_are_refused(local: Any, datastore: str) -> None:
         unsigned.list_datastores()
 
 
-def test_read_only_mode_refuses_writes_but_serves_reads(local: Any, client: Any, datastore: str) -> None:
+def test_read_only_mode_refuses_writes_but_serves_reads(
+    local: Any, client: Any, datastore: str
+) -> None:
     put_document(local, datastore, USDOPPLER, ISID)
     local.configure(read_only=True)
     assert client.get_image_set(datastoreId=datastore, imageSetId=ISID)["versionId"] == "1"
@@ -41,7 +43,11 @@ def test_read_only_mode_refuses_writes_but_serves_reads(local: Any, client: Any,
 def test_update_quota_throttles_the_second_call(local: Any, client: Any, datastore: str) -> None:
     put_document(local, datastore, USDOPPLER, ISID)
     local.configure(quotas_enabled=True, lock_hold_seconds=0.0)
-    change = {"DICOMUpdates": {"updatableAttributes": blob({"Study": {"DICOM": {"StudyDescription": "A"}}})}}
+    change = {
+        "DICOMUpdates": {
+            "updatableAttributes": blob({"Study": {"DICOM": {"StudyDescription": "A"}}})
+        }
+    }
     client.update_image_set_metadata(datastoreId=datastore, imageSetId=ISID, latestVersionId="1",
                                      updateImageSetMetadataUpdates=change)  # fmt: skip
     with pytest.raises(client.exceptions.ThrottlingException, match="Rate exceeded"):
@@ -72,10 +78,14 @@ def test_token_bucket_rate_and_burst() -> None:
 
 def test_injected_errors_and_latency(local: Any, client: Any, datastore: str) -> None:
     put_document(local, datastore, USDOPPLER, ISID)
-    local.configure(faults={"operations": {"GetImageSet": {"error_rate": 1.0, "error_status": 500}}})
+    local.configure(
+        faults={"operations": {"GetImageSet": {"error_rate": 1.0, "error_status": 500}}}
+    )
     with pytest.raises(client.exceptions.InternalServerException, match="Injected"):
         client.get_image_set(datastoreId=datastore, imageSetId=ISID)
-    local.configure(faults={"operations": {"GetImageSet": {"error_rate": 1.0, "error_status": 429}}})
+    local.configure(
+        faults={"operations": {"GetImageSet": {"error_rate": 1.0, "error_status": 429}}}
+    )
     with pytest.raises(client.exceptions.ThrottlingException):
         client.get_image_set(datastoreId=datastore, imageSetId=ISID)
     local.configure(faults={"operations": {"GetImageSet": {"latency_seconds": 0.3}}})
@@ -107,7 +117,10 @@ def test_lock_hold_is_honoured(local: Any, client: Any, datastore: str) -> None:
 def test_runtime_and_plain_host_forms(local: Any, datastore: str) -> None:
     put_document(local, datastore, USDOPPLER, ISID)
     path = f"/datastore/{datastore}/imageSet/{ISID}/getImageSet"
-    for host in ("runtime-medical-imaging.us-east-1.amazonaws.com", "medical-imaging.us-east-1.amazonaws.com"):
+    for host in (
+        "runtime-medical-imaging.us-east-1.amazonaws.com",
+        "medical-imaging.us-east-1.amazonaws.com",
+    ):
         status, _, body = raw_request(local.url, "POST", path, headers={"Host": host})
         assert status == 200 and json.loads(body)["imageSetId"] == ISID
 
@@ -115,12 +128,16 @@ def test_runtime_and_plain_host_forms(local: Any, datastore: str) -> None:
 def test_unknown_route_and_bad_json(local: Any, datastore: str) -> None:
     status, headers, _ = raw_request(local.url, "GET", "/nowhere")
     assert status == 404 and headers["x-amzn-errortype"] == "UnknownOperationException"
-    status, headers, body = raw_request(local.url, "POST", f"/datastore/{datastore}/searchImageSets", b"{oops")
+    status, headers, body = raw_request(
+        local.url, "POST", f"/datastore/{datastore}/searchImageSets", b"{oops"
+    )
     assert status == 400 and b"not valid JSON" in body
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
-    config = EmulatorConfig(db_path=tmp_path / "db.sqlite", lock_hold_seconds=0.05, quotas_enabled=False)
+    config = EmulatorConfig(
+        db_path=tmp_path / "db.sqlite", lock_hold_seconds=0.05, quotas_enabled=False
+    )
     with LocalHealthImaging(config) as first:
         client = make_client(first.url)
         datastore = client.create_datastore(datastoreName="keep")["datastoreId"]
@@ -134,11 +151,15 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     with LocalHealthImaging(config) as second:
         client = make_client(second.url)
         assert settle(client, datastore, ISID)["versionId"] == "2"
-        assert metadata(client, datastore, ISID)["Study"]["DICOM"]["StudyDescription"] == "PERSISTED"
+        assert (
+            metadata(client, datastore, ISID)["Study"]["DICOM"]["StudyDescription"] == "PERSISTED"
+        )
         assert client.list_datastores()["datastoreSummaries"][0]["datastoreName"] == "keep"
 
 
-def test_concurrent_writers_get_exactly_one_success(local: Any, client: Any, datastore: str) -> None:
+def test_concurrent_writers_get_exactly_one_success(
+    local: Any, client: Any, datastore: str
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     put_document(local, datastore, USDOPPLER, ISID)
@@ -173,3 +194,15 @@ def test_aws_cli_works_against_it(local: Any, datastore: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["imageSetId"] == ISID
+
+
+def test_lock_hold_per_operation(local: Any, client: Any, datastore: str) -> None:
+    put_document(local, datastore, USDOPPLER, ISID)
+    local.configure(lock_hold_seconds=0.0,
+                    faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 30}}})  # fmt: skip
+    client.update_image_set_metadata(
+        datastoreId=datastore, imageSetId=ISID, latestVersionId="1",
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )  # fmt: skip
+    time.sleep(0.1)
+    assert client.get_image_set(datastoreId=datastore, imageSetId=ISID)["imageSetState"] == "LOCKED"

@@ -160,3 +160,13 @@ def test_seed_is_deterministic(tmp_path: Path) -> None:
             runs.append((ids, docs))
     assert runs[0] == runs[1]
     assert len(runs[0][0]) == result.image_sets >= 10
+
+
+def test_seed_has_legacy_non_primary_studies(local: Any, client: Any) -> None:
+    seed(local.backend)
+    pages = client.get_paginator("search_image_sets").paginate(
+        datastoreId=SEED_DATASTORE_ID,
+        searchCriteria={"filters": [{"values": [{"isPrimary": False}], "operator": "EQUAL"}]},
+    )
+    legacy = [s for p in pages for s in p["imageSetsMetadataSummaries"]]
+    assert sorted(s["DICOMTags"]["DICOMStudyId"] for s in legacy) == ["1CT1", "4MR1"]

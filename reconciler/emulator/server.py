@@ -156,7 +156,7 @@ class LocalHealthImaging:
         self.bind()
         assert self._server is not None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-healthimaging", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="local-healthimaging", daemon=True
         )
         self._thread.start()
         return self.url

@@ -1,0 +1,50 @@
+"""One call from settings to a ready client: the endpoint, pacing and, for ``local``,
+the embedded emulator's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from reconciler.config import Endpoint, ProjectConfig
+from reconciler.healthimaging.client import DEFAULT_MAX_ATTEMPTS, HealthImaging, make_boto3_client
+from reconciler.healthimaging.pacing import RateLimiter
+
+
+@contextmanager
+def connect(
+    endpoint: Endpoint,
+    config: ProjectConfig,
+    *,
+    region: str | None = None,
+    profile: str | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Iterator[HealthImaging]:
+    """A :class:`HealthImaging` for ``endpoint``, closed (and a local emulator stopped)
+    on exit. ``region``/``profile`` (``--region``/``--profile``) win over the config's."""
+    region = region or config.region
+    profile = profile or config.profile
+    # One connection per worker thread, plus a little room for the waiter's polls.
+    pool = max(10, config.parallelism + 2)
+    local = None
+    scale = 1.0
+    if endpoint.kind == "local":
+        # Imported here: the emulator (and pydicom) load only when --local asks for them.
+        from reconciler.healthimaging.local import LOCAL_QUOTA_SCALE, start_local
+
+        local, url = start_local(config.local_db)
+        endpoint = replace(endpoint, url=url)
+        scale = LOCAL_QUOTA_SCALE
+    try:
+        boto_client = make_boto3_client(
+            endpoint, region, profile, max_pool=pool, max_attempts=max_attempts
+        )
+        try:
+            limiter = RateLimiter.for_service(config.rate_limits, scale=scale)
+            yield HealthImaging(boto_client, limiter=limiter)
+        finally:
+            boto_client.close()
+    finally:
+        if local is not None:
+            local.stop()

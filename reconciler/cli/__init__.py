@@ -27,9 +27,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from reconciler.cli import emulator
+    from reconciler.cli import emulator, validate
 
     cli.add_command(emulator.emulator)
+    cli.add_command(validate.validate)
 
 
 _register()

@@ -75,7 +75,7 @@ def _pattern(regex: re.Pattern[str], expected: str) -> Callable[[str], str | Non
 
 def _is(text: str) -> str | None:
     if not _IS_RE.match(text):
-        return "expected an integer string such as \"42\""
+        return 'expected an integer string such as "42"'
     if not -(2**31) <= int(text) <= 2**31 - 1:
         return "an integer string must fit in 32 bits"
     return None
@@ -105,10 +105,12 @@ def _check_string(vr: str, value: Any) -> str | None:
         return f"{vr} values are strings, got {type(value).__name__}"
     if "\\" in value and vr not in ("LT", "ST", "UT", "UR"):
         return "a backslash separates values in DICOM: give several values as a list"
-    if vr != "PN" and len(value) > MAX_LENGTH[vr]:
-        return f"{vr} values are at most {MAX_LENGTH[vr]} characters, this one has {len(value)}"
+    # The form first: "1970-13-01" should hear "expected a date YYYYMMDD", not "too long".
     form = _STRING_FORM.get(vr)
-    return form(value) if form else None
+    reason = form(value) if form else None
+    if reason is None and vr != "PN" and len(value) > MAX_LENGTH[vr]:
+        reason = f"{vr} values are at most {MAX_LENGTH[vr]} characters, this one has {len(value)}"
+    return reason
 
 
 def _check_number(vr: str, value: Any) -> str | None:

@@ -1,0 +1,128 @@
+"""One document → one :class:`~reconciler.manifest.model.Manifest` (or None), with defaults.
+
+The identity of a manifest (name, selector, datastore, digest) is assembled here; its
+attribute checks and items come from :mod:`~reconciler.manifest.semantic`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from reconciler.dicom.vr import check_value
+from reconciler.manifest import codes
+from reconciler.manifest.model import Manifest, Problem, Selector, SelectorKind, error, warning
+from reconciler.manifest.project import Project, missing_datastore_hint
+from reconciler.manifest.semantic import UID_SHAPE, AttributeChecker
+from reconciler.manifest.yamlsafe import Document
+
+
+def digest_of(document: Any, datastore_id: str) -> str:
+    canonical = json.dumps(
+        {"datastoreId": datastore_id, "document": document},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _selector(document: Document, spec: dict[str, Any]) -> tuple[Selector | None, list[Problem]]:
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or len(selector) != 1:
+        return None, []
+    ((kind_name, value),) = selector.items()
+    try:
+        kind = SelectorKind(kind_name)
+    except ValueError:
+        return None, []
+    if not isinstance(value, str):
+        return None, []
+    if kind in (SelectorKind.STUDY_INSTANCE_UID, SelectorKind.SERIES_INSTANCE_UID):
+        reason = check_value("UI", value) if UID_SHAPE.match(value) else None
+        if reason:
+            location = document.location(("spec", "selector", kind_name))
+            problem = error(
+                location,
+                f"{kind_name} {value!r} is not a valid UID: {reason}",
+                codes.BAD_IDENTIFIER,
+            )
+            return None, [problem]
+    return Selector(kind, value), []
+
+
+def build_manifest(
+    document: Document, path: Path, project: Project, *, well_formed: bool = True
+) -> tuple[Manifest | None, list[Problem]]:
+    """The model of one document, and its semantic problems.
+
+    None when the document lacks what a manifest cannot do without (a name, a
+    selector, a datastore); the schema check has said why, except for a missing
+    datastore, reported here. ``well_formed`` says the schema check passed; without
+    it, warnings about the whole (nothing managed) would only repeat its errors.
+    """
+    root = document.value
+    if not isinstance(root, dict):
+        return None, []
+    spec = root.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    force = spec.get("force") is True
+    builder = AttributeChecker(document, force)
+    builder.set_tree(spec.get("set"))
+    builder.remove_tree(spec.get("remove"))
+    builder.check_overlap()
+    problems = builder.problems
+    if force and not builder.forced_somewhere:
+        problems.append(
+            warning(
+                document.location(("spec", "force"), key=True),
+                "force is true but nothing in this manifest needs it; delete it, so a value "
+                "that does not fit its VR stays an error",
+                codes.FORCE_UNUSED,
+            )
+        )
+    has_items = builder.sets or builder.removals
+    if well_formed and not has_items and not problems:
+        problems.append(
+            warning(
+                document.location(("spec",), key=True),
+                "this manifest neither sets nor removes anything; add set: or remove:",
+                codes.NOTHING_MANAGED,
+            )
+        )
+    selector, selector_problems = _selector(document, spec)
+    problems.extend(selector_problems)
+    datastore_id = spec.get("datastoreId")
+    if datastore_id is None and "spec" in root:
+        datastore_id = project.datastore_id
+        if datastore_id is None:
+            problems.append(
+                error(
+                    document.location(("spec",), key=True),
+                    "no datastoreId: add spec.datastoreId, or datastoreId to reconciler.yaml "
+                    f"({missing_datastore_hint(project)})",
+                    codes.NO_DATASTORE,
+                )
+            )
+    metadata = root.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or selector is None or not isinstance(datastore_id, str):
+        return None, problems
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    manifest = Manifest(
+        name=name,
+        path=path,
+        location=document.start,
+        datastore_id=datastore_id,
+        selector=selector,
+        force=force,
+        sets=tuple(builder.sets),
+        removals=tuple(builder.removals),
+        digest=digest_of(root, datastore_id),
+        labels=dict(labels) if isinstance(labels, dict) else {},
+        annotations=dict(annotations) if isinstance(annotations, dict) else {},
+    )
+    return manifest, problems

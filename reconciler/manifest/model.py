@@ -1,0 +1,159 @@
+"""The desired state a manifest tree describes, as frozen values the engine consumes.
+
+A manifest *owns only what it names*: :attr:`Manifest.sets` and
+:attr:`Manifest.removals` hold exactly the attributes written in the file, nothing
+else, so the engine diffs those keys and leaves every other attribute alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.dicom.levels import Level
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a file; ``line`` and ``column`` count from 1, line 0 means "the file"."""
+
+    path: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.path
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the manifests, with where it is and how to fix it."""
+
+    location: Location
+    message: str
+    severity: Severity
+    code: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.severity.value}: {self.message} [{self.code}]"
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        loc = self.location
+        return (loc.path, loc.line, loc.column, self.code, self.message)
+
+
+class SelectorKind(str, enum.Enum):
+    """How a manifest names its image sets; resolved through SearchImageSets by the engine."""
+
+    IMAGE_SET_ID = "imageSetId"
+    STUDY_INSTANCE_UID = "studyInstanceUID"
+    SERIES_INSTANCE_UID = "seriesInstanceUID"
+    PATIENT_ID = "patientId"
+    ACCESSION_NUMBER = "accessionNumber"
+
+
+@dataclass(frozen=True)
+class Selector:
+    kind: SelectorKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}={self.value}"
+
+
+@dataclass(frozen=True)
+class DesiredValue:
+    """``key`` at ``level`` (of series ``series_uid``, instance ``sop_uid``) should be ``value``.
+
+    ``value`` is in the encoding of the metadata document (AHI.md); ``None`` means "set
+    the attribute to empty", which is not a removal. ``vr`` is set for private tags only:
+    it is what the update must carry in the instance's ``DICOMVRs``.
+    """
+
+    level: Level
+    series_uid: str | None
+    sop_uid: str | None
+    key: str
+    value: Any
+    vr: str | None
+    location: Location
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Remove ``key`` at ``level``; ``key=None`` removes the whole series or instance."""
+
+    level: Level
+    series_uid: str | None
+    sop_uid: str | None
+    key: str | None
+    location: Location
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    path: Path
+    location: Location  # where the document starts
+    datastore_id: str
+    selector: Selector
+    force: bool
+    sets: tuple[DesiredValue, ...]
+    removals: tuple[Removal, ...]
+    digest: str  # sha256 of the canonical document (after defaults)
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Everything :func:`~reconciler.manifest.load_tree` found.
+
+    ``manifests`` holds every document that was well-formed enough to model, even one
+    with semantic errors, so tools can still show it; act on them only when
+    :attr:`ok` is true. ``problems`` is sorted by file, line and column.
+    """
+
+    manifests: list[Manifest]
+    problems: list[Problem]
+    files_checked: int = 0
+    documents_checked: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def digest(self) -> str:
+        """One digest over every manifest (by name), for pinning in saved plans."""
+        combined = hashlib.sha256()
+        for manifest in sorted(self.manifests, key=lambda m: (m.name, str(m.location))):
+            combined.update(f"{manifest.name}\0{manifest.digest}\n".encode())
+        return combined.hexdigest()
+
+
+def error(location: Location, message: str, code: str) -> Problem:
+    return Problem(location, message, Severity.ERROR, code)
+
+
+def warning(location: Location, message: str, code: str) -> Problem:
+    return Problem(location, message, Severity.WARNING, code)

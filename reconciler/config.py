@@ -151,7 +151,8 @@ def find_project_file(start: Path) -> Path | None:
         folder = folder.parent
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies under it, else as is."""
     try:
         return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
@@ -172,7 +173,7 @@ def load_project_config(start: Path | None = None) -> ProjectConfig:
 
 def read_project_config(path: Path) -> ProjectConfig:
     """Read and check the project file at ``path``."""
-    shown = _display(path)
+    shown = display_path(path)
     text = _read_text(path, shown)
     node, data = _parse(text, shown)
     if data is None:
@@ -374,7 +375,7 @@ def _inside(root: Path, value: str, key: str, where: str) -> Path:
     resolved = (root / value).resolve()  # follows symlinks, so a link out is caught too
     if not resolved.is_relative_to(root):
         raise ConfigError(
-            f"{key} {value!r} leads outside the project folder {_display(root)} "
+            f"{key} {value!r} leads outside the project folder {display_path(root)} "
             "(path traversal); use a path inside it",
             location=where,
         )

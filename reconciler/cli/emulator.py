@@ -10,6 +10,14 @@ from reconciler.emulator.config import EmulatorConfig
 
 DEFAULT_DB = Path(".reconciler") / "local-healthimaging.sqlite"
 
+db_option = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file holding the data (created if missing).",
+)
+
 
 @click.group()
 def emulator() -> None:
@@ -21,13 +29,7 @@ def emulator() -> None:
 
 
 @emulator.command()
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="SQLite file holding the data (created if missing).",
-)
+@db_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -102,13 +104,7 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
 
 
 @emulator.command("seed")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="SQLite file holding the data (created if missing).",
-)
+@db_option
 def seed_command(db: Path) -> None:  # fmt: skip
     """Import pydicom's sample DICOM files into a fixed data store and list the result.
 

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Self, get_args
 
 from reconciler.healthimaging import wire
 
@@ -81,11 +81,15 @@ class ImageSetInfo:
 
     @classmethod
     def from_wire(cls, data: wire.GetImageSetResponse) -> ImageSetInfo:
+        return cls._from(data, data.get("imageSetWorkflowStatus"))
+
+    @classmethod
+    def _from(cls, data: Mapping[str, Any], workflow_status: str | None) -> Self:
         return cls(
             image_set_id=data.get("imageSetId", ""),
             version_id=data.get("versionId", ""),
             state=_state(data.get("imageSetState")),
-            workflow_status=_status(data.get("imageSetWorkflowStatus")),
+            workflow_status=_status(workflow_status),
             is_primary=bool(data.get("isPrimary", False)),
             message=data.get("message"),
             forced=bool(data.get("overrides", {}).get("forced", False)),
@@ -100,18 +104,8 @@ class VersionInfo(ImageSetInfo):
 
     @classmethod
     def from_properties(cls, data: wire.ImageSetProperties) -> VersionInfo:
-        return cls(
-            image_set_id=data.get("imageSetId", ""),
-            version_id=data.get("versionId", ""),
-            state=_state(data.get("imageSetState")),
-            # Capital I: this one operation spells the member differently.
-            workflow_status=_status(data.get("ImageSetWorkflowStatus")),
-            is_primary=bool(data.get("isPrimary", False)),
-            message=data.get("message"),
-            forced=bool(data.get("overrides", {}).get("forced", False)),
-            created_at=data.get("createdAt"),
-            updated_at=data.get("updatedAt"),
-        )
+        # Capital I: this one operation spells the member differently.
+        return cls._from(data, data.get("ImageSetWorkflowStatus"))
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from reconciler.config import PROJECT_FILE
 from reconciler.manifest import codes
 from reconciler.manifest.model import Location, Problem, error, warning
-from reconciler.manifest.project import PROJECT_FILE
 
 SUFFIXES = (".yaml", ".yml")
 

@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.config import PROJECT_FILE, find_project_file
+from reconciler.config import display_path as display
 from reconciler.manifest import codes
 from reconciler.manifest.model import Problem, error
 from reconciler.manifest.textfile import load_file
 
-PROJECT_FILE = "reconciler.yaml"
 _ID_RE = re.compile(r"[0-9a-z]{32}\Z")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+\Z")
 
@@ -27,26 +28,6 @@ class Project:
     path: Path | None  # None: no reconciler.yaml was found
     datastore_id: str | None = None
     region: str | None = None
-
-
-def display(path: Path) -> str:
-    """``path`` relative to the working directory when it lies under it, else as is."""
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
-def find_project_file(start: Path) -> Path | None:
-    """The nearest ``reconciler.yaml`` in ``start`` (a folder) or above, up to the git root."""
-    folder = start.resolve()
-    while True:
-        candidate = folder / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
-        if (folder / ".git").exists() or folder.parent == folder:
-            return None
-        folder = folder.parent
 
 
 def load_project(path: Path) -> tuple[Project, list[Problem]]:

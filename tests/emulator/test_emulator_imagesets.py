@@ -263,9 +263,9 @@ class TestSearch:
     ) -> None:
         import datetime as dt
 
-        start = dt.datetime.now(dt.timezone.utc)
+        start = dt.datetime.now(dt.UTC)
         describe(client, datastore, "2" * 32, "changed", "1")
-        end = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)
+        end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         window = {"values": [{"updatedAt": start}, {"updatedAt": end}], "operator": "BETWEEN"}
         assert self.ids(client, datastore, window) == ["2" * 32]
 

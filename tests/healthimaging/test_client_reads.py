@@ -6,7 +6,7 @@ import copy
 import gzip
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -121,7 +121,7 @@ def test_search_reads_every_page_and_filters(
     local: LocalHealthImaging, datastore: str, counted: Counted
 ) -> None:
     hi = counted.hi
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     ids = [f"{n:032x}" for n in range(120)]
     for n, image_set_id in enumerate(ids):
         doc = copy.deepcopy(USDOPPLER)
@@ -138,7 +138,7 @@ def test_search_reads_every_page_and_filters(
     assert primaries == {i for n, i in enumerate(ids) if n % 3 == 0}
     patient = [
         equal("DICOMPatientId", "P1"),
-        between("updatedAt", before, datetime.now(timezone.utc)),
+        between("updatedAt", before, datetime.now(UTC)),
     ]
     assert len(list(hi.search(datastore, patient))) == 30
     oldest_first = list(hi.search(datastore, sort=Sort("createdAt", "ASC")))

@@ -170,3 +170,21 @@ def test_seed_has_legacy_non_primary_studies(local: Any, client: Any) -> None:
     )
     legacy = [s for p in pages for s in p["imageSetsMetadataSummaries"]]
     assert sorted(s["DICOMTags"]["DICOMStudyId"] for s in legacy) == ["1CT1", "4MR1"]
+
+
+def test_conflicting_import_becomes_non_primary(
+    client: Any, datastore: str, tmp_path: Path
+) -> None:
+    import pydicom
+
+    first = import_folder(client, datastore, sample_dir(tmp_path, ["CT_small.dcm"]), tmp_path)
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    dataset = pydicom.dcmread(next(p for p in sample_files() if p.name == "CT_small.dcm"))
+    dataset.PatientName = "SOMEONE^ELSE"  # disagrees with the primary image set's Patient level
+    dataset.save_as(changed / "CT_small.dcm")
+    second = import_folder(client, datastore, changed, tmp_path)
+    assert second != first
+    info = client.get_image_set(datastoreId=datastore, imageSetId=second[0])
+    assert info["isPrimary"] is False
+    assert client.get_image_set(datastoreId=datastore, imageSetId=first[0])["isPrimary"] is True

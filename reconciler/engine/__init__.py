@@ -1,0 +1,1 @@
+"""The reconciliation engine: diff, plan, apply, revert, drift; pure where it can be."""

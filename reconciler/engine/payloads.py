@@ -27,6 +27,7 @@ from typing import Any, TypedDict
 from reconciler.dicom.levels import Level
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
 from reconciler.errors import ReconcilerError
+from reconciler.healthimaging.wire import DICOMUpdates
 
 SCHEMA_VERSION = 1.1
 # The account quota "maximum payload size accepted by UpdateImageSetMetadata"
@@ -64,13 +65,6 @@ class UpdateBlob(_BlobBase, total=False):
 
     Patient: DicomObject
     Study: StudyBlob
-
-
-class DICOMUpdates(TypedDict, total=False):
-    """The ``DICOMUpdates`` member of UpdateImageSetMetadata's request (raw bytes)."""
-
-    updatableAttributes: bytes
-    removableAttributes: bytes
 
 
 class PayloadError(ReconcilerError):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import SOP, SOPS, S, drop, manifest, put
 from conftest import USDOPPLER
 
 from reconciler.dicom.levels import Level
@@ -27,42 +27,8 @@ from reconciler.engine.payloads import (
 )
 from reconciler.errors import ReconcilerError
 from reconciler.manifest.model import (
-    DesiredValue,
-    Location,
     Manifest,
-    Removal,
-    Selector,
-    SelectorKind,
 )
-
-LOC = Location("t.yaml", 1, 1)
-S = next(iter(USDOPPLER["Study"]["Series"]))
-SOPS = list(USDOPPLER["Study"]["Series"][S]["Instances"])
-SOP = SOPS[0]
-
-
-def manifest(*items: DesiredValue | Removal, force: bool = False, name: str = "m") -> Manifest:
-    return Manifest(
-        name=name,
-        path=Path("t.yaml"),
-        location=LOC,
-        datastore_id="d" * 32,
-        selector=Selector(SelectorKind.IMAGE_SET_ID, USDOPPLER["ImageSetID"]),
-        force=force,
-        sets=tuple(i for i in items if isinstance(i, DesiredValue)),
-        removals=tuple(i for i in items if isinstance(i, Removal)),
-        digest="0" * 64,
-    )
-
-
-def put(level: Level, key: str, value: Any, series: str | None = None,
-        sop: str | None = None, vr: str | None = None) -> DesiredValue:  # fmt: skip
-    return DesiredValue(level, series, sop, key, value, vr, LOC)
-
-
-def drop(level: Level, key: str | None, series: str | None = None,
-         sop: str | None = None) -> Removal:  # fmt: skip
-    return Removal(level, series, sop, key, LOC)
 
 
 def plan(*manifests: Manifest, doc: dict[str, Any] = USDOPPLER, primary: bool = False,

@@ -73,11 +73,10 @@ class ImageSetWrites(ImageSets):
             now = self.clock()
             for target, new_doc in changes:
                 self._write_update(conn, target, new_doc, forced=force)
-            result_row = self.row(conn, row["id"])
         return {
             "datastoreId": row["datastore_id"],
             "imageSetId": row["id"],
-            "latestVersionId": str(result_row["latest_version"]),
+            "latestVersionId": str(row["latest_version"] + 1),
             "imageSetState": "LOCKED",
             "imageSetWorkflowStatus": "UPDATING",
             "createdAt": row["created_at"],

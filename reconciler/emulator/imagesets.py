@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from reconciler.emulator import choices, documents
@@ -52,6 +53,25 @@ class ImageSets:
         ).fetchall()
         for row in rows:
             self._settle(conn, row)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A read snapshot in which every change whose time has come has settled.
+
+        Reads are the hot path: they take the write lock only when something is due,
+        so concurrent GetImageSet/GetImageSetMetadata calls do not queue behind it.
+        """
+        now = self.clock()
+        with self.store.read() as conn:
+            due = conn.execute(
+                "SELECT 1 FROM image_sets WHERE settle_at IS NOT NULL AND settle_at <= ? LIMIT 1",
+                (now,),
+            ).fetchone()
+        if due:
+            with self.store.write() as conn:
+                self.settle_due(conn, now)
+        with self.store.read() as conn:
+            yield conn
 
     def _settle(self, conn: sqlite3.Connection, row: sqlite3.Row) -> None:
         pending = json.loads(row["pending"])
@@ -271,15 +291,13 @@ class ImageSets:
         return result
 
     def get_image_set(self, p: Params) -> Result:
-        with self.store.write() as conn:
-            self.settle_due(conn, self.clock())
+        with self.reading() as conn:
             row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
             version = int(p["versionId"]) if p.get("versionId") else row["latest_version"]
             return self._properties(conn, row, version)
 
     def get_image_set_metadata(self, p: Params) -> Result:
-        with self.store.write() as conn:
-            self.settle_due(conn, self.clock())
+        with self.reading() as conn:
             row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
             if p.get("versionId"):
                 version = int(p["versionId"])
@@ -302,8 +320,7 @@ class ImageSets:
 
     def list_image_set_versions(self, p: Params) -> Result:
 
-        with self.store.write() as conn:
-            self.settle_due(conn, self.clock())
+        with self.reading() as conn:
             row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
             versions = [
                 r["version"]

@@ -86,8 +86,7 @@ class Search(ImageSets):
         if sort:
             column = _SORT_COLUMNS[sort["sortField"]]
             order = "ASC" if sort["sortOrder"] == "ASC" else "DESC"
-        with self.store.write() as conn:
-            self.settle_due(conn, self.clock())
+        with self.reading() as conn:
             if not conn.execute(
                 "SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)
             ).fetchone():

@@ -1,0 +1,141 @@
+"""Plans: what would change, per image set, pinned to the version it was computed from.
+
+:func:`make_plan` is the library entry point of ``reconciler plan`` and ``drift``:
+resolve the selectors, read each target's latest version (GetImageSet) and that exact
+version's metadata, diff, and build the payloads apply will send. Image sets are read
+concurrently (bounded); one failing read becomes a problem of that image set only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from reconciler.engine.changes import ImageSetDiff, PlanProblem
+from reconciler.engine.diff import diff_image_set
+from reconciler.engine.payloads import UpdatePayload, build_payloads
+from reconciler.engine.resolve import Target, Unresolved, resolve
+from reconciler.errors import ReconcilerError
+from reconciler.healthimaging import HealthImaging
+from reconciler.manifest.model import Manifest
+
+FORMAT_VERSION = 1
+DEFAULT_UPDATE_RATE = 0.25  # UpdateImageSetMetadata per second, the service's default quota
+
+
+class Action(str, enum.Enum):
+    UPDATE = "update"  # changes to send
+    NONE = "none"  # in sync
+    BLOCKED = "blocked"  # problems: shown, never sent
+
+
+@dataclass(frozen=True)
+class ImageSetPlan:
+    datastore_id: str
+    image_set_id: str
+    version_id: str  # the version the diff was computed from: apply pins latestVersion to it
+    is_primary: bool
+    manifests: tuple[str, ...]
+    diff: ImageSetDiff
+    payloads: tuple[UpdatePayload, ...]
+
+    @property
+    def action(self) -> Action:
+        if self.diff.problems:
+            return Action.BLOCKED
+        return Action.UPDATE if self.diff.changes else Action.NONE
+
+
+@dataclass(frozen=True)
+class Plan:
+    created_at: str
+    manifest_digest: str
+    endpoint: str
+    image_sets: tuple[ImageSetPlan, ...]
+    unresolved: tuple[str, ...] = ()
+    update_rate: float = DEFAULT_UPDATE_RATE
+    format_version: int = FORMAT_VERSION
+    show_phi: bool = field(default=False, compare=False)
+
+    @property
+    def to_update(self) -> tuple[ImageSetPlan, ...]:
+        return tuple(p for p in self.image_sets if p.action is Action.UPDATE)
+
+    @property
+    def blocked(self) -> tuple[ImageSetPlan, ...]:
+        return tuple(p for p in self.image_sets if p.action is Action.BLOCKED)
+
+    @property
+    def update_calls(self) -> int:
+        return sum(len(p.payloads) for p in self.to_update)
+
+    @property
+    def quota_seconds(self) -> float:
+        """The least time the update quota allows for this plan's calls."""
+        return self.update_calls / self.update_rate if self.update_rate > 0 else 0.0
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.to_update)
+
+    @property
+    def has_problems(self) -> bool:
+        return bool(self.blocked or self.unresolved)
+
+
+def plan_image_set(ahi: HealthImaging, target: Target, quota_bytes: int) -> ImageSetPlan:
+    """Read ``target``'s latest version and diff it; a failing read is a problem."""
+    names = tuple(m.name for m in target.manifests)
+    try:
+        info = ahi.get_image_set(target.datastore_id, target.image_set_id)
+        if info.locked:  # an update is in flight: plan against what it settles to
+            info = ahi.wait_until_settled(target.datastore_id, target.image_set_id, timeout=60)
+        doc = ahi.get_metadata(target.datastore_id, target.image_set_id, info.version_id)
+        diff = diff_image_set(doc, target.manifests, is_primary=info.is_primary)
+        payloads = () if diff.problems else tuple(build_payloads(diff, quota_bytes=quota_bytes))
+    except ReconcilerError as error:
+        first = target.manifests[0]
+        problem = PlanProblem(target.image_set_id, error.message, first.name, first.location)
+        diff = ImageSetDiff(target.image_set_id, (), 0, (problem,))
+        return ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())
+    return ImageSetPlan(
+        target.datastore_id, target.image_set_id, info.version_id, info.is_primary, names,
+        diff, payloads,
+    )  # fmt: skip
+
+
+def make_plan(
+    ahi: HealthImaging,
+    manifests: Sequence[Manifest],
+    *,
+    manifest_digest: str,
+    endpoint: str,
+    parallelism: int = 8,
+    quota_bytes: int = 10_240,
+    progress: Callable[[int, int], None] | None = None,
+) -> Plan:
+    """The plan for ``manifests`` (already validated) against the live image sets."""
+    targets, unresolved = resolve(ahi, manifests)
+    plans: list[ImageSetPlan] = []
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for done, result in enumerate(
+            pool.map(lambda t: plan_image_set(ahi, t, quota_bytes), targets), start=1
+        ):
+            plans.append(result)
+            if progress is not None:
+                progress(done, len(targets))
+    rate = ahi.limiter.rate("UpdateImageSetMetadata") or DEFAULT_UPDATE_RATE
+    return Plan(
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        manifest_digest=manifest_digest,
+        endpoint=endpoint,
+        image_sets=tuple(plans),
+        unresolved=tuple(str(u) for u in unresolved),
+        update_rate=rate,
+    )
+
+
+__all__ = ["Action", "ImageSetPlan", "Plan", "Unresolved", "make_plan", "plan_image_set"]

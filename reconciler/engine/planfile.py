@@ -1,0 +1,200 @@
+"""Plans as JSON: the saved plan (``plan --out``) and ``--output json``, one format.
+
+``format_version`` 1. Stable ordering (image sets by data store and ID, changes in
+document order). A saved plan holds real values (its payloads are what apply sends), is
+written atomically with mode 0600, and is refused on load when its format is unknown.
+``--output json`` is the same document with PHI values masked unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reconciler.dicom.levels import Level
+from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
+from reconciler.engine.payloads import UpdatePayload, payload_digest
+from reconciler.engine.plan import FORMAT_VERSION, ImageSetPlan, Plan
+from reconciler.errors import ReconcilerError
+from reconciler.manifest.model import Location
+
+MASK = "***"
+
+
+class PlanFileError(ReconcilerError):
+    """A saved plan that cannot be read."""
+
+
+def _location(location: Location | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    return {"path": location.path, "line": location.line, "column": location.column}
+
+
+def _from_location(data: dict[str, Any] | None) -> Location | None:
+    return None if data is None else Location(data["path"], data["line"], data["column"])
+
+
+def _change(change: Change, show_phi: bool) -> dict[str, Any]:
+    hide = change.phi and not show_phi
+    return {
+        "op": change.op.value,
+        "level": change.level.value,
+        "series": change.series_uid,
+        "instance": change.sop_uid,
+        "key": change.key,
+        "before": MASK if hide and change.before is not None else change.before,
+        "after": MASK if hide and change.after is not None else change.after,
+        "vr": change.vr,
+        "force_reason": change.force_reason,
+        "phi": change.phi,
+        "manifest": change.manifest,
+        "location": _location(change.location),
+    }
+
+
+def _from_change(data: dict[str, Any]) -> Change:
+    location = _from_location(data["location"]) or Location("")
+    return Change(
+        op=ChangeOp(data["op"]), level=Level(data["level"]), series_uid=data["series"],
+        sop_uid=data["instance"], key=data["key"], before=data["before"], after=data["after"],
+        vr=data["vr"], force_reason=data["force_reason"], phi=data["phi"],
+        manifest=data["manifest"], location=location,
+    )  # fmt: skip
+
+
+def _payload(
+    payload: UpdatePayload, changes: tuple[Change, ...], with_blobs: bool
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "force": payload.force,
+        "size": payload.size,
+        "digest": payload_digest(payload),
+        "changes": [changes.index(c) for c in payload.changes],
+    }
+    if with_blobs:  # blobs are UTF-8 JSON: kept as text so the file stays readable
+        data["updatable"] = payload.updatable.decode() if payload.updatable else None
+        data["removable"] = payload.removable.decode() if payload.removable else None
+    return data
+
+
+def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
+    """The plan as a JSON-ready dict; ``with_blobs`` (saved plans) implies real values."""
+    show = show_phi or with_blobs
+    image_sets = []
+    for item in plan.image_sets:
+        changes = item.diff.changes
+        image_sets.append({
+            "datastore_id": item.datastore_id,
+            "image_set_id": item.image_set_id,
+            "version_id": item.version_id,
+            "is_primary": item.is_primary,
+            "action": item.action.value,
+            "manifests": list(item.manifests),
+            "unchanged": item.diff.unchanged,
+            "changes": [_change(c, show) for c in changes],
+            "problems": [
+                {"message": p.message, "manifest": p.manifest, "location": _location(p.location)}
+                for p in item.diff.problems
+            ],
+            "payloads": [_payload(p, changes, with_blobs) for p in item.payloads],
+        })  # fmt: skip
+    return {
+        "format_version": plan.format_version,
+        "created_at": plan.created_at,
+        "endpoint": plan.endpoint,
+        "manifest_digest": plan.manifest_digest,
+        "summary": {
+            "image_sets": len(plan.image_sets),
+            "to_update": len(plan.to_update),
+            "blocked": len(plan.blocked),
+            "in_sync": len(plan.image_sets) - len(plan.to_update) - len(plan.blocked),
+            "changes": sum(len(p.diff.changes) for p in plan.to_update),
+            "update_calls": plan.update_calls,
+            "update_rate_per_second": plan.update_rate,
+            "quota_seconds": round(plan.quota_seconds, 1),
+        },
+        "unresolved": list(plan.unresolved),
+        "image_sets": image_sets,
+    }
+
+
+def dumps(plan: Plan, *, show_phi: bool = False, with_blobs: bool = False) -> str:
+    data = to_dict(plan, show_phi=show_phi, with_blobs=with_blobs)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def save(plan: Plan, path: Path) -> None:
+    """Write a saved plan atomically (temp file + rename), readable by its owner only."""
+    text = dumps(plan, with_blobs=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _from_image_set(data: dict[str, Any]) -> ImageSetPlan:
+    changes = tuple(_from_change(c) for c in data["changes"])
+    problems = tuple(
+        PlanProblem(
+            data["image_set_id"], p["message"], p["manifest"], _from_location(p["location"])
+        )
+        for p in data["problems"]
+    )
+    payloads = []
+    for p in data["payloads"]:
+        if "updatable" not in p:
+            raise PlanFileError("the plan holds no payloads: save it with `reconciler plan --out`")
+        payload = UpdatePayload(
+            updatable=p["updatable"].encode() if p["updatable"] is not None else None,
+            removable=p["removable"].encode() if p["removable"] is not None else None,
+            force=p["force"],
+            changes=tuple(changes[i] for i in p["changes"]),
+        )
+        if payload_digest(payload) != p["digest"]:
+            raise PlanFileError(
+                f"image set {data['image_set_id']}: a payload does not match its digest "
+                "(the plan file was edited); plan again"
+            )
+        payloads.append(payload)
+    diff = ImageSetDiff(data["image_set_id"], changes, data["unchanged"], problems)
+    return ImageSetPlan(
+        data["datastore_id"], data["image_set_id"], data["version_id"], data["is_primary"],
+        tuple(data["manifests"]), diff, tuple(payloads),
+    )  # fmt: skip
+
+
+def load(path: Path) -> Plan:
+    """A saved plan; every failure is one sentence naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanFileError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PlanFileError(f"{path}: not a reconciler plan ({error})") from None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise PlanFileError(
+            f"{path}: not a reconciler plan of format_version {FORMAT_VERSION}; plan again"
+        )
+    try:
+        return Plan(
+            created_at=data["created_at"],
+            manifest_digest=data["manifest_digest"],
+            endpoint=data["endpoint"],
+            image_sets=tuple(_from_image_set(i) for i in data["image_sets"]),
+            unresolved=tuple(data["unresolved"]),
+            update_rate=data["summary"]["update_rate_per_second"],
+        )
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise PlanFileError(f"{path}: a damaged plan ({type(error).__name__}: {error})") from None

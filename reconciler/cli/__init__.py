@@ -15,42 +15,90 @@ from reconciler import __version__
 from reconciler.errors import ExitCode, ReconcilerError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Commands return an exit code; library errors become one line and their code.
+
+    Done here rather than only in main() so that click's test runner sees exactly what
+    a user sees.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            result = super().invoke(ctx)
+        except ReconcilerError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(ExitCode.INTERRUPTED)
+        if isinstance(result, int) and result:
+            ctx.exit(result)
+        return result
+
+
+@click.group(
+    cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="reconciler")
-def cli() -> None:
+@click.option(
+    "--endpoint",
+    metavar="aws|local|URL",
+    help="Where HealthImaging is: aws (default), local (the embedded emulator, "
+    "seeded on first use) or a URL. Else $RECONCILER_ENDPOINT, else reconciler.yaml.",
+)
+@click.option("--local", "use_local", is_flag=True, help="Shorthand for --endpoint local.")
+@click.option("--profile", metavar="NAME", help="AWS profile (standard credential chain).")
+@click.option(
+    "--region", metavar="REGION", help="AWS region (default: reconciler.yaml, then AWS's)."
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    endpoint: str | None,
+    use_local: bool,
+    profile: str | None,
+    region: str | None,
+) -> None:
     """GitOps for DICOM metadata in AWS HealthImaging.
 
     Keep the metadata you want as YAML manifests in git; reconciler shows what would
-    change, applies it through UpdateImageSetMetadata, records the versions it moved
-    between, and can revert them.
+    change (plan), applies it through UpdateImageSetMetadata (apply), records the
+    versions it moved between (runs) and can revert them (revert). drift checks that
+    nothing changed behind its back.
+
+    \b
+    Start here, with no AWS account:
+      reconciler --local plan          # manifests/ against the local HealthImaging
+      reconciler --local apply
+      reconciler runs
     """
+    from reconciler.cli.common import Globals
+
+    if use_local and endpoint not in (None, "local"):
+        raise click.UsageError("--local and --endpoint disagree; give one")
+    ctx.obj = Globals(endpoint="local" if use_local else endpoint, profile=profile, region=region)
 
 
 def _register() -> None:
-    from reconciler.cli import emulator, validate
+    from reconciler.cli import apply, emulator, history, plan, revert, runs, validate
 
-    cli.add_command(emulator.emulator)
     cli.add_command(validate.validate)
+    cli.add_command(plan.plan)
+    cli.add_command(apply.apply)
+    cli.add_command(plan.drift)
+    cli.add_command(revert.revert)
+    cli.add_command(runs.runs)
+    cli.add_command(history.history)
+    cli.add_command(emulator.emulator)
 
 
 _register()
 
 
 def main() -> None:
-    """Entry point: run the CLI, map library errors to one line and an exit code."""
+    """Entry point: exit codes are set by the group (see _Group), Ctrl-C is 130."""
     try:
-        result = cli.main(standalone_mode=False)
-    except ReconcilerError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(error.exit_code)
-    except click.exceptions.Abort:
+        cli.main(prog_name="reconciler")
+    except KeyboardInterrupt:  # raised outside a command (e.g. while parsing)
         click.echo("Interrupted.", err=True)
         sys.exit(ExitCode.INTERRUPTED)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
-    # Commands return an exit code (or None for 0); click returns it in this mode.
-    sys.exit(int(result) if isinstance(result, int) else ExitCode.OK)

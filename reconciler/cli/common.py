@@ -1,0 +1,115 @@
+"""What the engine commands share: connection options, manifest loading, PHI policy."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler.config import Endpoint, ProjectConfig, load_project_config, resolve_endpoint
+from reconciler.errors import ReconcilerError, ValidationFailed
+from reconciler.healthimaging import HealthImaging, connect
+from reconciler.manifest import load_tree
+from reconciler.manifest.model import LoadResult
+from reconciler.manifest.render import lines
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Globals:
+    """The group's options, as every command sees them (``ctx.obj``)."""
+
+    endpoint: str | None = None
+    profile: str | None = None
+    region: str | None = None
+
+
+def describe(endpoint: Endpoint, region: str | None) -> str:
+    if endpoint.kind == "local":
+        return "local"
+    if endpoint.kind == "url":
+        return endpoint.url or "url"
+    return f"aws ({region})" if region else "aws"
+
+
+@contextmanager
+def session(ctx: click.Context) -> Iterator[tuple[HealthImaging, ProjectConfig, str]]:
+    """A connected client for the chosen endpoint, the project config and a label."""
+    options: Globals = ctx.find_object(Globals) or Globals()
+    config = load_project_config()
+    endpoint = resolve_endpoint(options.endpoint, os.environ, config)
+    region = options.region or config.region
+    with connect(endpoint, config, region=region, profile=options.profile) as ahi:
+        yield ahi, config, describe(endpoint, region)
+
+
+def manifest_paths(paths: Sequence[Path]) -> list[Path]:
+    if paths:
+        return list(paths)
+    default = Path("manifests")
+    if not default.exists():
+        raise click.UsageError("no PATHS given and no manifests/ folder here")
+    return [default]
+
+
+def load_manifests(paths: Sequence[Path]) -> LoadResult:
+    """Load and validate; print every problem; stop (exit 1) when any is an error."""
+    result = load_tree(manifest_paths(paths))
+    for line in lines(result):
+        click.echo(line, err=True)
+    if not result.ok:
+        raise ValidationFailed(
+            f"{len(result.errors)} manifest errors: fix them (reconciler validate) and run again"
+        )
+    return result
+
+
+def show_phi(flag: bool, config: ProjectConfig) -> bool:
+    """PHI shows on an interactive terminal or when asked; never by default in CI or logs."""
+    if flag or config.show_phi:
+        return True
+    return sys.stdout.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
+
+
+def color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def paths_argument(func: F) -> F:
+    return click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))(func)
+
+
+def phi_option(func: F) -> F:
+    return click.option(
+        "--show-phi",
+        is_flag=True,
+        help="Show values of PHI attributes (patient name, IDs, …); masked by default "
+        "except on an interactive terminal.",
+    )(func)
+
+
+def parallelism_option(func: F) -> F:
+    return click.option(
+        "--parallelism",
+        type=click.IntRange(1, 64),
+        default=None,
+        help="Image sets handled at once (default: parallelism in reconciler.yaml, else 8).",
+    )(func)
+
+
+def confirm_or_abort(question: str, auto_approve: bool) -> None:
+    """Ask like Terraform does; refuse to ask where nobody can answer."""
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise click.UsageError("not a terminal, so nobody can confirm: pass --auto-approve")
+    answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", show_default=False)
+    if answer != "yes":
+        raise ReconcilerError("cancelled: nothing was changed")

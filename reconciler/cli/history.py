@@ -1,0 +1,55 @@
+"""``reconciler history``: an image set's versions, newest first."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from reconciler.cli.common import session
+
+
+@click.command()
+@click.argument("image_set")
+@click.option("--datastore-id", metavar="ID", help="Default: datastoreId in reconciler.yaml.")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def history(ctx: click.Context, image_set: str, datastore_id: str | None, output: str) -> None:
+    """List the versions of IMAGE_SET (ListImageSetVersions), newest first.
+
+    Shows each version's state, workflow status (UPDATED, UPDATE_FAILED, …), whether
+    it was forced, and the service's message. Any version can be the target of
+    `reconciler revert IMAGE_SET --to-version N`.
+    """
+    with session(ctx) as (ahi, config, _label):
+        store = datastore_id or config.datastore_id
+        if store is None:
+            raise click.UsageError("--datastore-id is needed (no datastoreId in reconciler.yaml)")
+        versions = sorted(ahi.list_versions(store, image_set), key=lambda v: -int(v.version_id))
+    if output == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "version": v.version_id,
+                        "state": v.state.value,
+                        "workflow_status": v.workflow_status.value,
+                        "forced": v.forced,
+                        "message": v.message,
+                        "created_at": v.created_at.isoformat() if v.created_at else None,
+                    }
+                    for v in versions
+                ],
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"{'VERSION':>7}  {'STATE':7}  {'WORKFLOW':14}  FORCED  {'CREATED':25}  MESSAGE")
+    for v in versions:
+        created = v.created_at.isoformat(timespec="seconds") if v.created_at else "-"
+        click.echo(
+            f"{v.version_id:>7}  {v.state.value:7}  {v.workflow_status.value:14}  "
+            f"{'yes' if v.forced else 'no':6}  {created:25}  {v.message or ''}"
+        )

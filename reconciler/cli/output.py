@@ -1,0 +1,68 @@
+"""Rendering choices shared by plan, drift and apply."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from reconciler.engine import planfile
+from reconciler.engine.apply import ApplyReport, ImageSetOutcome
+from reconciler.engine.journal import Outcome
+from reconciler.engine.plan import Plan
+from reconciler.render.markdown import render_plan_markdown
+from reconciler.render.text import render_plan_text
+
+OUTPUTS = ("text", "json", "markdown")
+
+
+def output_option(func: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Choice(OUTPUTS),
+        default="text",
+        show_default=True,
+        help="text for people, json for machines, markdown for pull-request comments.",
+    )(func)
+
+
+def render(plan: Plan, output: str, *, show_phi: bool, color: bool, verb: str) -> str:
+    if output == "json":
+        return planfile.dumps(plan, show_phi=show_phi).rstrip("\n")
+    if output == "markdown":
+        title = "reconciler drift" if verb == "drift" else "reconciler plan"
+        return render_plan_markdown(plan, show_phi=show_phi, title=title, verb=verb)
+    return render_plan_text(plan, color=color, show_phi=show_phi, verb=verb)
+
+
+def write_step_summary(plan: Plan, verb: str) -> None:
+    """On GitHub Actions, the markdown rendering (PHI masked) goes to the job summary."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        title = "reconciler drift" if verb == "drift" else "reconciler plan"
+        with Path(target).open("a", encoding="utf-8") as out:
+            out.write(render_plan_markdown(plan, show_phi=False, title=title, verb=verb) + "\n")
+
+
+_SYMBOL = {
+    Outcome.UPDATED: "✓",
+    Outcome.RECOVERED: "✓",
+    Outcome.SKIPPED: "·",
+    Outcome.STALE: "!",
+}
+
+
+def outcome_line(outcome: ImageSetOutcome, done: int, total: int) -> str:
+    symbol = _SYMBOL.get(outcome.outcome, "✗")
+    versions = f"{outcome.from_version} → {outcome.to_version or '?'}"
+    line = f"[{done}/{total}] {symbol} {outcome.image_set_id}  {versions}  {outcome.outcome.value}"
+    return f"{line}: {outcome.message}" if outcome.message else line
+
+
+def report_summary(report: ApplyReport, verb: str = "Apply") -> str:
+    counts = ", ".join(
+        f"{report.count(o)} {o.value.lower().replace('_', ' ')}" for o in Outcome if report.count(o)
+    )
+    return f"{verb} complete (run {report.run_id}): {counts or 'nothing to do'}."

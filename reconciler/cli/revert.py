@@ -1,0 +1,104 @@
+"""``reconciler revert``: back to recorded versions, planned and confirmed like apply."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.common import confirm_or_abort, parallelism_option, session
+from reconciler.cli.output import outcome_line, report_summary
+from reconciler.engine.apply import ImageSetOutcome
+from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.revert import (
+    RevertItem,
+    apply_revert,
+    plan_revert_image_set,
+    plan_revert_run,
+)
+from reconciler.errors import ExitCode
+
+
+def _show(items: list[RevertItem]) -> None:
+    for item in items:
+        note = ""
+        if item.moved:
+            note = f"  ! changed since the run (it left version {item.expected_version})"
+        click.echo(
+            f"  ↩ image set {item.image_set_id}: version {item.live_version} → a new version "
+            f"equal to version {item.to_version}{note}"
+        )
+    click.echo(f"Revert: {len(items)} image sets, {len(items)} update calls.")
+
+
+@click.command()
+@click.argument("image_set", required=False)
+@click.option(
+    "--run", "run_id", metavar="ID", help="Revert every image set this run changed ('last' works)."
+)
+@click.option("--to-version", metavar="N", help="With IMAGE_SET: the version to go back to.")
+@click.option("--datastore-id", metavar="ID", help="With IMAGE_SET (default: reconciler.yaml).")
+@click.option("--force", is_flag=True, help="Revert image sets that changed since the run too.")
+@click.option("--auto-approve", is_flag=True, help="Revert without asking.")
+@parallelism_option
+@click.pass_context
+def revert(
+    ctx: click.Context,
+    image_set: str | None,
+    run_id: str | None,
+    to_version: str | None,
+    datastore_id: str | None,
+    force: bool,
+    auto_approve: bool,
+    parallelism: int | None,
+) -> int:
+    """Put image sets back to recorded versions (revertToVersionId).
+
+    \b
+      reconciler revert --run last                 # undo the most recent apply
+      reconciler revert --run 20261122T101500Z-3f9a0c
+      reconciler revert 46923b66d5522e4241615ecd64637584 --to-version 2
+
+    A revert creates a new version whose metadata equals the old one; history is
+    kept. Image sets changed by someone else since the run are refused (exit 4)
+    unless --force. Journaled like apply, so a revert can itself be reverted.
+    """
+    if (run_id is None) == (image_set is None):
+        raise click.UsageError("give either --run ID or IMAGE_SET --to-version N")
+    if image_set is not None and to_version is None:
+        raise click.UsageError("IMAGE_SET needs --to-version N")
+    with session(ctx) as (ahi, config, label):
+        parent = None
+        if run_id is not None:
+            run = load_run(config.journal_dir, run_id)
+            parent = run.header.run_id
+            items = plan_revert_run(ahi, run)
+        else:
+            store = datastore_id or config.datastore_id
+            if store is None:
+                raise click.UsageError(
+                    "--datastore-id is needed (no datastoreId in reconciler.yaml)"
+                )
+            assert image_set is not None and to_version is not None
+            items = [plan_revert_image_set(ahi, store, image_set, to_version)]
+        if not items:
+            click.echo("Nothing to revert: the run changed no image set.")
+            return ExitCode.OK
+        _show(items)
+        confirm_or_abort("Revert these image sets?", auto_approve)
+
+        def progress(outcome: ImageSetOutcome, done: int, total: int) -> None:
+            click.echo(outcome_line(outcome, done, total), err=True)
+
+        with Journal.start(
+            config.journal_dir, command="revert", endpoint=label, parent_run_id=parent
+        ) as journal:
+            report = apply_revert(
+                ahi,
+                items,
+                journal,
+                force=force,
+                parallelism=parallelism or config.parallelism,
+                lock_timeout=config.lock_timeout_seconds,
+                progress=progress,
+            )
+    click.echo(report_summary(report, "Revert"))
+    return report.exit_code

@@ -1,0 +1,184 @@
+"""Apply a plan: per image set, journal → update pinned to the planned version → wait →
+check the outcome → re-read and verify → journal.
+
+Image sets are independent: one failure never stops the others, and the report says
+what happened to each. Nothing is sent to an image set whose version moved since the
+plan (stale): the plan was computed against a document that no longer exists.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from reconciler.engine.journal import Journal, Outcome
+from reconciler.engine.payloads import UpdatePayload, payload_digest
+from reconciler.engine.plan import ImageSetPlan, Plan
+from reconciler.engine.verify import unmet
+from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.healthimaging import HealthImaging, VersionConflict, WorkflowStatus
+
+
+@dataclass(frozen=True)
+class ImageSetOutcome:
+    datastore_id: str
+    image_set_id: str
+    from_version: str
+    to_version: str | None
+    outcome: Outcome
+    message: str | None = None
+
+
+class ApplyStatus(str, enum.Enum):
+    OK = "ok"
+    PARTIAL = "partial"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    run_id: str
+    outcomes: tuple[ImageSetOutcome, ...]
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(1 for o in self.outcomes if o.outcome is outcome)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """3 when an update failed, else 4 when an image set was stale, else 0."""
+        failed = {Outcome.UPDATE_FAILED, Outcome.CONFLICT, Outcome.ERROR}
+        if any(o.outcome in failed for o in self.outcomes):
+            return ExitCode.PARTIAL
+        if any(o.outcome is Outcome.STALE for o in self.outcomes):
+            return ExitCode.STALE
+        return ExitCode.OK
+
+
+def _keys(payload: UpdatePayload) -> list[str]:
+    """What a call changes, as level.key paths: keys only, never values (no PHI)."""
+    return [
+        ".".join(part for part in (c.level.value, c.key or "(entire)") if part)
+        for c in payload.changes
+    ]
+
+
+class _Applier:
+    def __init__(self, ahi: HealthImaging, journal: Journal, lock_timeout: float) -> None:
+        self.ahi = ahi
+        self.journal = journal
+        self.lock_timeout = lock_timeout
+
+    def _done(
+        self,
+        item: ImageSetPlan,
+        to: str | None,
+        outcome: Outcome,
+        message: str | None,
+        call: int = 0,
+    ) -> ImageSetOutcome:
+        self.journal.result(
+            image_set_id=item.image_set_id,
+            datastore_id=item.datastore_id,
+            from_version=item.version_id,
+            to_version=to,
+            outcome=outcome,
+            message=message,
+            call=call,
+        )
+        return ImageSetOutcome(
+            item.datastore_id, item.image_set_id, item.version_id, to, outcome, message
+        )
+
+    def run(self, item: ImageSetPlan) -> ImageSetOutcome:
+        try:
+            return self._run(item)
+        except ReconcilerError as error:  # reported for this image set; the others go on
+            return self._done(item, None, Outcome.ERROR, error.message)
+
+    def _run(self, item: ImageSetPlan) -> ImageSetOutcome:
+        ds, image_set = item.datastore_id, item.image_set_id
+        info = self.ahi.get_image_set(ds, image_set)
+        if info.locked:
+            info = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
+        if info.version_id != item.version_id:
+            return self._done(
+                item,
+                info.version_id,
+                Outcome.STALE,
+                f"version moved from {item.version_id} to {info.version_id} since "
+                "the plan; plan again",
+            )
+        latest = item.version_id
+        calls = len(item.payloads)
+        for call, payload in enumerate(item.payloads, start=1):
+            self.journal.intent(
+                image_set_id=image_set,
+                datastore_id=ds,
+                from_version=latest,
+                payload_digest=payload_digest(payload),
+                call=call,
+                calls=calls,
+                keys=_keys(payload),
+            )
+            try:
+                result = self.ahi.update_metadata(
+                    ds,
+                    image_set,
+                    latest,
+                    updatable=payload.updatable,
+                    removable=payload.removable,
+                    force=payload.force,
+                )
+                expected = result.version_id
+            except VersionConflict as conflict:
+                # A retried call may have landed the first time: it did if the next
+                # version holds exactly what this call sent.
+                expected = str(int(latest) + 1)
+                if not self._landed(item, expected, payload):
+                    return self._done(item, latest, Outcome.CONFLICT, conflict.message, call)
+            settled = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
+            if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
+                message = settled.message or "the service reported UPDATE_FAILED"
+                return self._done(item, settled.version_id, Outcome.UPDATE_FAILED, message, call)
+            latest = expected
+        doc = self.ahi.get_metadata(ds, image_set, latest)
+        missing = unmet(doc, [c for p in item.payloads for c in p.changes])
+        if missing:
+            return self._done(
+                item,
+                latest,
+                Outcome.ERROR,
+                "updated, but the new version does not hold: " + "; ".join(missing),
+                calls,
+            )
+        return self._done(item, latest, Outcome.UPDATED, None, calls)
+
+    def _landed(self, item: ImageSetPlan, version: str, payload: UpdatePayload) -> bool:
+        ds, image_set = item.datastore_id, item.image_set_id
+        info = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
+        if info.version_id != version or info.workflow_status is not WorkflowStatus.UPDATED:
+            return False
+        return not unmet(self.ahi.get_metadata(ds, image_set, version), payload.changes)
+
+
+def apply_plan(
+    ahi: HealthImaging,
+    plan: Plan,
+    journal: Journal,
+    *,
+    parallelism: int = 8,
+    lock_timeout: float = 300.0,
+    progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
+) -> ApplyReport:
+    """Apply every image set of ``plan`` that has changes; see the module docstring."""
+    applier = _Applier(ahi, journal, lock_timeout)
+    items = plan.to_update
+    outcomes: list[ImageSetOutcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        for done, outcome in enumerate(pool.map(applier.run, items), start=1):
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome, done, len(items))
+    return ApplyReport(journal.run_id, tuple(outcomes))

@@ -1,0 +1,166 @@
+"""The whole story through the CLI, against the local HealthImaging over HTTP.
+
+plan → apply → plan shows no changes → someone else edits an image set → drift exits 2
+→ apply fixes it → revert --run restores the exact earlier metadata — for Patient,
+Study, Series, Instance and private-tag changes and removals (the shipped manifests).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import blob, metadata, settle
+
+from reconciler.cli import cli
+from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+
+ROOT = Path(__file__).resolve().parents[2]
+CT = "b537144549630a4b5c6386f265599afc"
+MR = "bad85aed10043cb5842729f8fd06c578"
+NM = "07293c9559d92802df5cd515a22a5149"
+SEEDED_PHI = ("CompressedSamples^CT1", "CompressedSamples^MR1", "SAMPLE^CT ONE", "MRN00041", "4MR1")
+
+
+@pytest.fixture
+def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A manifest repository: the shipped manifests, a reconciler.yaml, a seeded service."""
+    seed(local.backend)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "reconciler.yaml").write_text(
+        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
+        "rateLimits: {UpdateImageSetMetadata: 100, CopyImageSet: 100, DeleteImageSet: 100}\n"
+        "lockTimeoutSeconds: 20\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    return tmp_path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def documents(client: Any) -> dict[str, Any]:
+    return {i: metadata(client, SEED_DATASTORE_ID, i) for i in (CT, MR, NM)}
+
+
+def test_plan_apply_drift_revert(project: Path, client: Any) -> None:
+    before = documents(client)
+
+    planned = run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 2, planned.output
+    assert "3 image sets to update" in planned.output
+    assert not any(name in planned.output for name in SEEDED_PHI)  # not a TTY: masked
+
+    applied = run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    after = documents(client)
+    assert after[CT]["Patient"]["DICOM"]["PatientName"] == "SAMPLE^CT ONE"
+    assert after[MR]["Patient"]["DICOM"]["PatientID"] == "MRN00041"
+    assert after[NM]["Study"]["DICOM"]["StudyDescription"] == "NM BONE SCAN WHOLE BODY"
+    ct_instance = next(
+        iter(next(iter(after[CT]["Study"]["Series"].values()))["Instances"].values())
+    )
+    assert "00431027" not in ct_instance["DICOM"] and "ImageComments" not in ct_instance["DICOM"]
+
+    again = run("plan", "--detailed-exitcode")
+    assert again.exit_code == 0, again.output
+    assert "No changes" in again.output
+
+    # Someone else edits an owned attribute behind reconciler's back.
+    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
+        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(
+            {"Study": {"DICOM": {"StudyDescription": "edited by hand"}}})}},
+    )  # fmt: skip
+    settle(client, SEED_DATASTORE_ID, NM)
+    drifted = run("drift")
+    assert drifted.exit_code == 2, drifted.output
+    assert "nm-bone-scan-description" in drifted.output and "StudyDescription" in drifted.output
+
+    fixed = run("apply", "--auto-approve")
+    assert fixed.exit_code == 0, fixed.output
+    assert run("drift").exit_code == 0
+
+    runs = run("runs")
+    assert runs.exit_code == 0 and len(runs.output.strip().splitlines()) >= 2
+
+    # Revert the first apply: the image sets it changed come back exactly as they were.
+    first_run = runs.output.strip().splitlines()[-1].split()[0]
+    reverted = run("revert", "--run", first_run, "--auto-approve", "--force")
+    assert reverted.exit_code == 0, reverted.output
+    restored = documents(client)
+    for image_set in (CT, MR):
+        assert restored[image_set] == before[image_set]
+
+
+def test_saved_plan_refuses_moved_image_sets_and_applies_the_rest(
+    project: Path, client: Any
+) -> None:
+    saved = run("plan", "--out", "plan.json")
+    assert saved.exit_code == 0, saved.output
+    assert oct((project / "plan.json").stat().st_mode & 0o777) == "0o600"
+    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )  # fmt: skip
+    settle(client, SEED_DATASTORE_ID, NM)
+    applied = run("apply", "plan.json")
+    assert applied.exit_code == 4, applied.output
+    assert "STALE" in applied.output.upper()
+    after = documents(client)
+    assert after[MR]["Patient"]["DICOM"]["PatientID"] == "MRN00041"
+    assert after[NM]["Study"]["DICOM"]["StudyDescription"] == "Whole Body Bone"
+
+
+def test_update_failed_is_reported_with_the_service_message(project: Path, local: Any) -> None:
+    local.configure(faults={"fail_updates": 1, "fail_message": "Update failed: injected"})
+    applied = run("apply", "--auto-approve", "--parallelism", "1")
+    assert applied.exit_code == 3, applied.output
+    assert "Update failed: injected" in applied.output
+    shown = run("runs", "show", "last", "--output", "json")
+    assert "Update failed: injected" in shown.output
+
+
+def test_locked_image_set_is_waited_for(project: Path, local: Any, client: Any) -> None:
+    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
+    local.configure(lock_hold_seconds=1.0)
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )  # fmt: skip
+    local.configure(lock_hold_seconds=0.05)
+    applied = run("apply", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+
+
+def test_json_and_markdown_outputs(project: Path) -> None:
+    as_json = run("plan", "-o", "json")
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.output)
+    assert data["format_version"] == 1 and data["summary"]["update_calls"] == 3
+    as_markdown = run("plan", "-o", "markdown")
+    assert "<details>" in as_markdown.output
+    assert not any(name in as_markdown.output for name in SEEDED_PHI)
+
+
+def test_history_lists_versions(project: Path) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0
+    shown = run("history", CT)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[1].split()[:3] == ["2", "ACTIVE", "UPDATED"]
+
+
+def test_apply_without_a_terminal_needs_auto_approve(project: Path) -> None:
+    refused = CliRunner().invoke(cli, ["apply"])
+    assert refused.exit_code != 0
+    assert "--auto-approve" in refused.output

@@ -91,8 +91,13 @@ def apply(
             err=True,
         )
 
+        calls_each = the_plan.update_calls / max(1, len(the_plan.to_update))
+
         def progress(outcome: ImageSetOutcome, done: int, total: int) -> None:
-            click.echo(outcome_line(outcome, done, total), err=True)
+            # The update quota, not this machine, sets the pace: the ETA follows from it.
+            eta = (total - done) * calls_each / the_plan.update_rate
+            suffix = f"  (ETA {eta:.0f} s)" if done < total else ""
+            click.echo(outcome_line(outcome, done, total) + suffix, err=True)
 
         with Journal.start(
             config.journal_dir,

@@ -164,3 +164,27 @@ def test_apply_without_a_terminal_needs_auto_approve(project: Path) -> None:
     refused = CliRunner().invoke(cli, ["apply"])
     assert refused.exit_code != 0
     assert "--auto-approve" in refused.output
+
+
+def test_revert_one_image_set_to_a_version(project: Path, client: Any) -> None:
+    before = metadata(client, SEED_DATASTORE_ID, MR)
+    assert run("apply", "--auto-approve").exit_code == 0
+    reverted = run("revert", MR, "--to-version", "1", "--auto-approve")
+    assert reverted.exit_code == 0, reverted.output
+    assert metadata(client, SEED_DATASTORE_ID, MR) == before
+    assert client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=MR)["versionId"] == "3"
+    refused = run("revert", MR, "--to-version", "9", "--auto-approve")
+    assert refused.exit_code == 1 and "earlier version" in refused.output
+
+
+def test_revert_refuses_image_sets_changed_since_the_run(project: Path, client: Any) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0
+    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )  # fmt: skip
+    settle(client, SEED_DATASTORE_ID, NM)
+    reverted = run("revert", "--run", "last", "--auto-approve")
+    assert reverted.exit_code == 4, reverted.output
+    assert "changed since the run" in reverted.output

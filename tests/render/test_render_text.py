@@ -229,3 +229,12 @@ def test_whole_series_removal_and_vr_only_change() -> None:
     text = plain(Plan(CREATED_AT, "0" * 64, "local", (image_set(doc, m),)))
     assert "  - Series[1.2.3] (entire series)\n" in text
     assert '.00091001: "x" → "x" [force: 00091001 is a private tag] [PHI] [VR → LO]\n' in text
+
+
+def test_plan_json(snapshot: Any) -> None:
+    """The --output json document for the same scenario (PHI masked), and the saved form."""
+    from reconciler.engine import planfile
+
+    assert planfile.dumps(scenario()) == snapshot
+    assert '"updatable"' in planfile.dumps(scenario(), with_blobs=True)
+    assert '"updatable"' not in planfile.dumps(scenario())

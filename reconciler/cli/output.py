@@ -33,8 +33,19 @@ def render(plan: Plan, output: str, *, show_phi: bool, color: bool, verb: str) -
         return planfile.dumps(plan, show_phi=show_phi).rstrip("\n")
     if output == "markdown":
         title = "reconciler drift" if verb == "drift" else "reconciler plan"
-        return render_plan_markdown(plan, show_phi=show_phi, title=title, verb=verb)
+        return render_plan_markdown(
+            plan, show_phi=show_phi, title=title, verb=verb, full_plan_hint=_full_plan_hint()
+        )
     return render_plan_text(plan, color=color, show_phi=show_phi, verb=verb)
+
+
+def _full_plan_hint() -> str:
+    """Where a truncated markdown plan points: the CI run's artifacts when there is one."""
+    server, repo, run = (os.environ.get(k) for k in
+                         ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"))  # fmt: skip
+    if server and repo and run:
+        return f"The full plan is in the artifacts of {server}/{repo}/actions/runs/{run}."
+    return "Run `reconciler plan` (or download the saved plan artifact) for the full plan."
 
 
 def write_step_summary(plan: Plan, verb: str) -> None:
@@ -43,7 +54,10 @@ def write_step_summary(plan: Plan, verb: str) -> None:
     if target:
         title = "reconciler drift" if verb == "drift" else "reconciler plan"
         with Path(target).open("a", encoding="utf-8") as out:
-            out.write(render_plan_markdown(plan, show_phi=False, title=title, verb=verb) + "\n")
+            text = render_plan_markdown(
+                plan, show_phi=False, title=title, verb=verb, full_plan_hint=_full_plan_hint()
+            )
+            out.write(text + "\n")
 
 
 _SYMBOL = {

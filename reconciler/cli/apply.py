@@ -13,6 +13,7 @@ from reconciler.cli.common import (
     parallelism_option,
     phi_option,
     session,
+    shard_option,
 )
 from reconciler.cli.common import show_phi as phi_shown
 from reconciler.cli.output import outcome_line, render, report_summary
@@ -20,6 +21,7 @@ from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import make_plan
+from reconciler.engine.projection import ProjectionCache
 from reconciler.errors import ExitCode
 
 
@@ -38,6 +40,7 @@ def _saved_plan(paths: tuple[Path, ...]) -> Path | None:
 )
 @phi_option
 @parallelism_option
+@shard_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -45,6 +48,7 @@ def apply(
     auto_approve: bool,
     show_phi: bool,
     parallelism: int | None,
+    shard: tuple[int, int] | None,
 ) -> int:
     """Make the live metadata match the manifests (or apply a saved plan).
 
@@ -78,6 +82,8 @@ def apply(
                 manifest_digest=loaded.digest,
                 endpoint=label,
                 parallelism=parallelism or config.parallelism,
+                shard=shard,
+                cache=ProjectionCache(config.cache_dir / "projections"),
             )
         phi = phi_shown(show_phi, config)
         click.echo(render(the_plan, "text", show_phi=phi, color=color(), verb="plan"))

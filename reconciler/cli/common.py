@@ -113,3 +113,25 @@ def confirm_or_abort(question: str, auto_approve: bool) -> None:
     answer = click.prompt(f"{question} Only 'yes' will be accepted", default="", show_default=False)
     if answer != "yes":
         raise ReconcilerError("cancelled: nothing was changed")
+
+
+def _parse_shard(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise click.BadParameter("write K/N, e.g. 2/8", ctx, param) from None
+    if not 1 <= index <= count:
+        raise click.BadParameter(f"K must be between 1 and N ({value})", ctx, param)
+    return index, count
+
+
+def shard_option(func: F) -> F:
+    return click.option(
+        "--shard", metavar="K/N", callback=_parse_shard,
+        help="Take only shard K of N: a stable split by image set ID, so N jobs (a CI "
+        "matrix, an AWS Batch array, a Kubernetes indexed Job) together cover all.",
+    )(func)  # fmt: skip

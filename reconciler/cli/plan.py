@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import click
@@ -13,27 +14,49 @@ from reconciler.cli.common import (
     paths_argument,
     phi_option,
     session,
+    shard_option,
 )
 from reconciler.cli.common import show_phi as phi_shown
 from reconciler.cli.output import output_option, render, write_step_summary
 from reconciler.config import ProjectConfig
 from reconciler.engine import planfile
+from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.plan import Plan, make_plan
+from reconciler.engine.projection import ProjectionCache
+from reconciler.engine.resolve import resolve
 from reconciler.errors import ExitCode
+
+STATE_FILE = "drift-state.json"
 
 
 def _plan(
-    ctx: click.Context, paths: tuple[Path, ...], parallelism: int | None
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    parallelism: int | None,
+    shard: tuple[int, int] | None,
+    since_last_run: bool = False,
+    record_drift: bool = False,
 ) -> tuple[Plan, ProjectConfig]:
     loaded = load_manifests(paths)
+    started = dt.datetime.now(dt.UTC)
     with session(ctx) as (ahi, config, label):
+        state_path = config.cache_dir / STATE_FILE
+        previous = load_state(state_path) if record_drift else None
+        targets = None
+        if since_last_run and previous is not None:
+            targets = incremental_targets(ahi, loaded.manifests, previous, started)
+        elif since_last_run:
+            click.echo("No earlier drift run recorded: checking everything.", err=True)
+        if targets is None and record_drift:
+            targets = resolve(ahi, loaded.manifests)
         result = make_plan(
-            ahi,
-            loaded.manifests,
-            manifest_digest=loaded.digest,
-            endpoint=label,
-            parallelism=parallelism or config.parallelism,
-        )
+            ahi, loaded.manifests, manifest_digest=loaded.digest, endpoint=label,
+            parallelism=parallelism or config.parallelism, shard=shard, targets=targets,
+            cache=ProjectionCache(config.cache_dir / "projections"),
+        )  # fmt: skip
+        if record_drift and targets is not None and shard is None and not result.has_problems:
+            kept = previous if since_last_run else None
+            save_state(state_path, state_after(started, loaded.manifests, targets[0], kept))
         return result, config
 
 
@@ -60,6 +83,7 @@ def _exit(plan: Plan, changes_code: bool) -> int:
 )
 @phi_option
 @parallelism_option
+@shard_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -69,6 +93,7 @@ def plan(
     detailed_exitcode: bool,
     show_phi: bool,
     parallelism: int | None,
+    shard: tuple[int, int] | None,
 ) -> int:
     """Show what apply would change, image set by image set. Changes nothing.
 
@@ -83,7 +108,7 @@ def plan(
       reconciler plan manifests/ --out plan.json  # save it, then: reconciler apply plan.json
       reconciler plan -o markdown > comment.md    # for a pull request (PHI masked)
     """
-    result, config = _plan(ctx, paths, parallelism)
+    result, config = _plan(ctx, paths, parallelism, shard)
     if out is not None:
         planfile.save(result, out)
         click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out})", err=True)
@@ -98,6 +123,13 @@ def plan(
 @output_option
 @phi_option
 @parallelism_option
+@shard_option
+@click.option(
+    "--since-last-run",
+    is_flag=True,
+    help="Check only image sets changed since the last successful drift (SearchImageSets "
+    "by updatedAt) and the image sets of new or edited manifests.",
+)
 @click.pass_context
 def drift(
     ctx: click.Context,
@@ -105,14 +137,20 @@ def drift(
     output: str,
     show_phi: bool,
     parallelism: int | None,
+    shard: tuple[int, int] | None,
+    since_last_run: bool,
 ) -> int:
     """Check whether the live metadata still matches the manifests. Read-only.
 
     Exit codes: 0 in sync, 2 drift (someone or something changed what a manifest
     owns), 1 error. The report names the manifest, image set and attribute. Made for a
     scheduled CI job or cron: see the README's drift recipes.
+
+    Each successful drift records its start time and what each manifest resolved to
+    (in cacheDir), so the next `drift --since-last-run` costs O(changes), not
+    O(manifests).
     """
-    result, config = _plan(ctx, paths, parallelism)
+    result, config = _plan(ctx, paths, parallelism, shard, since_last_run, record_drift=True)
     phi = phi_shown(show_phi, config)
     click.echo(render(result, output, show_phi=phi, color=color(), verb="drift"))
     write_step_summary(result, "drift")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.engine.changes import ImageSetDiff, PlanProblem
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
+from reconciler.engine.projection import ProjectionCache, coverage, prune
 from reconciler.engine.resolve import Target, Unresolved, resolve
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging
@@ -86,14 +89,43 @@ class Plan:
         return bool(self.blocked or self.unresolved)
 
 
-def plan_image_set(ahi: HealthImaging, target: Target, quota_bytes: int) -> ImageSetPlan:
+def in_shard(image_set_id: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``image_set_id`` belongs to shard K of N (1-based): a stable hash split,
+    the same on every machine, so N jobs each take one part and together all."""
+    if shard is None:
+        return True
+    index, count = shard
+    digest = hashlib.sha256(image_set_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count == index - 1
+
+
+def _projection(
+    ahi: HealthImaging, target: Target, version_id: str, cache: ProjectionCache | None
+) -> dict[str, Any]:
+    """The owned projection of that version: from the cache, else fetched and pruned
+    (the whole document is parsed once and dropped at once, so memory stays flat)."""
+    needed = coverage(target.manifests)
+    if cache is not None:
+        cached = cache.get(target.datastore_id, target.image_set_id, version_id, needed)
+        if cached is not None:
+            return cached
+    doc = ahi.get_metadata(target.datastore_id, target.image_set_id, version_id)
+    projection = prune(doc, target.manifests)
+    if cache is not None:
+        cache.put(target.datastore_id, target.image_set_id, version_id, needed, projection)
+    return projection
+
+
+def plan_image_set(
+    ahi: HealthImaging, target: Target, quota_bytes: int, cache: ProjectionCache | None = None
+) -> ImageSetPlan:
     """Read ``target``'s latest version and diff it; a failing read is a problem."""
     names = tuple(m.name for m in target.manifests)
     try:
         info = ahi.get_image_set(target.datastore_id, target.image_set_id)
         if info.locked:  # an update is in flight: plan against what it settles to
             info = ahi.wait_until_settled(target.datastore_id, target.image_set_id, timeout=60)
-        doc = ahi.get_metadata(target.datastore_id, target.image_set_id, info.version_id)
+        doc = _projection(ahi, target, info.version_id, cache)
         diff = diff_image_set(doc, target.manifests, is_primary=info.is_primary)
         payloads = () if diff.problems else tuple(build_payloads(diff, quota_bytes=quota_bytes))
     except ReconcilerError as error:
@@ -116,17 +148,25 @@ def make_plan(
     parallelism: int = 8,
     quota_bytes: int = 10_240,
     progress: Callable[[int, int], None] | None = None,
+    cache: ProjectionCache | None = None,
+    shard: tuple[int, int] | None = None,
+    targets: tuple[list[Target], list[Unresolved]] | None = None,
 ) -> Plan:
-    """The plan for ``manifests`` (already validated) against the live image sets."""
-    targets, unresolved = resolve(ahi, manifests)
+    """The plan for ``manifests`` (already validated) against the live image sets.
+
+    ``shard`` (K, N) keeps the image sets of shard K; ``targets`` replaces selector
+    resolution (incremental drift resolves from its own state); ``cache`` spares
+    metadata reads of versions seen before.
+    """
+    found, unresolved = targets if targets is not None else resolve(ahi, manifests)
+    chosen = [t for t in found if in_shard(t.image_set_id, shard)]
     plans: list[ImageSetPlan] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for done, result in enumerate(
-            pool.map(lambda t: plan_image_set(ahi, t, quota_bytes), targets), start=1
-        ):
+        work = pool.map(lambda t: plan_image_set(ahi, t, quota_bytes, cache), chosen)
+        for done, result in enumerate(work, start=1):
             plans.append(result)
             if progress is not None:
-                progress(done, len(targets))
+                progress(done, len(chosen))
     rate = ahi.limiter.rate("UpdateImageSetMetadata") or DEFAULT_UPDATE_RATE
     return Plan(
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -138,4 +178,7 @@ def make_plan(
     )
 
 
-__all__ = ["Action", "ImageSetPlan", "Plan", "Unresolved", "make_plan", "plan_image_set"]
+__all__ = [
+    "Action", "ImageSetPlan", "Plan", "Target", "Unresolved", "in_shard", "make_plan",
+    "plan_image_set",
+]  # fmt: skip

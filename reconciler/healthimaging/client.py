@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
@@ -138,15 +140,26 @@ class HealthImaging:
         self._boto = boto_client
         self._limiter = limiter if limiter is not None else RateLimiter.for_service()
         self._max_metadata_bytes = max_metadata_bytes
+        self._calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
 
     @property
     def limiter(self) -> RateLimiter:
         return self._limiter
 
+    @property
+    def calls(self) -> dict[str, int]:
+        """Requests sent so far, per operation (retries inside botocore count once):
+        the cost that matters at HealthImaging's quotas, shown by benchmarks and tests."""
+        with self._calls_lock:
+            return dict(self._calls)
+
     def _call(self, operation: str, image_set_id: str | None, **kwargs: Any) -> Any:
         """Send one request (after the rate limiter allows it); errors become ours."""
         method = getattr(self._boto, xform_name(operation))
         waited = self._limiter.acquire(operation)
+        with self._calls_lock:
+            self._calls[operation] += 1
         if waited:
             log.debug("paced %s for %.2fs", operation, waited)
         try:

@@ -188,3 +188,25 @@ def test_revert_refuses_image_sets_changed_since_the_run(project: Path, client: 
     reverted = run("revert", "--run", "last", "--auto-approve")
     assert reverted.exit_code == 4, reverted.output
     assert "changed since the run" in reverted.output
+
+
+def test_incremental_drift_and_shards(project: Path, client: Any) -> None:
+    assert run("apply", "--auto-approve").exit_code == 0
+    assert run("drift").exit_code == 0  # records the state drift --since-last-run starts from
+    assert (project / ".reconciler" / "cache" / "drift-state.json").exists()
+    quiet = run("drift", "--since-last-run")
+    assert quiet.exit_code == 0, quiet.output
+    assert "No drift" in quiet.output
+    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )  # fmt: skip
+    settle(client, SEED_DATASTORE_ID, NM)
+    found = run("drift", "--since-last-run")
+    assert found.exit_code == 2, found.output
+    assert NM in found.output and CT not in found.output
+    shards = [run("plan", "--shard", f"{k}/2", "-o", "json") for k in (1, 2)]
+    ids = [{s["image_set_id"] for s in json.loads(r.output)["image_sets"]} for r in shards]
+    assert ids[0].isdisjoint(ids[1]) and len(ids[0] | ids[1]) == 3
+    assert run("plan", "--shard", "3/2").exit_code == 2  # a usage error

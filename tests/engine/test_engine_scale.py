@@ -1,0 +1,118 @@
+"""API calls, counted (not timed): the cost that matters at HealthImaging's quotas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import SOP, SOPS, S, drop, manifest, put
+from conftest import USDOPPLER, blob, settle
+
+from reconciler.dicom.levels import Level
+from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.engine.apply import apply_plan
+from reconciler.engine.diff import diff_image_set
+from reconciler.engine.incremental import incremental_targets, state_after
+from reconciler.engine.journal import Journal
+from reconciler.engine.plan import in_shard, make_plan
+from reconciler.engine.projection import ProjectionCache, prune
+from reconciler.engine.resolve import resolve
+from reconciler.healthimaging import HealthImaging, RateLimiter
+from reconciler.manifest import load_tree
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def seeded(local: Any, client: Any) -> tuple[HealthImaging, list[Any]]:
+    seed(local.backend)
+    loaded = load_tree([ROOT / "manifests"])
+    assert loaded.ok
+    return HealthImaging(client, limiter=RateLimiter.unlimited()), loaded.manifests
+
+
+def plan_of(ahi: HealthImaging, manifests: list[Any], cache: ProjectionCache | None = None,
+            **options: Any) -> Any:  # fmt: skip
+    return make_plan(ahi, manifests, manifest_digest="d", endpoint="test", cache=cache, **options)
+
+
+def test_warm_plan_fetches_no_metadata(seeded: Any, tmp_path: Path) -> None:
+    ahi, manifests = seeded
+    cache = ProjectionCache(tmp_path / "cache")
+    cold = plan_of(ahi, manifests, cache)
+    after_cold = ahi.calls
+    warm = plan_of(ahi, manifests, cache)
+    used = {op: n - after_cold.get(op, 0) for op, n in ahi.calls.items()}
+    assert after_cold["GetImageSetMetadata"] == len(cold.image_sets) == 3
+    assert used.get("GetImageSetMetadata", 0) == 0
+    assert used["GetImageSet"] == len(warm.image_sets)
+    assert [p.diff for p in warm.image_sets] == [p.diff for p in cold.image_sets]
+
+
+def test_a_manifest_that_names_more_refetches(seeded: Any, tmp_path: Path) -> None:
+    ahi, manifests = seeded
+    cache = ProjectionCache(tmp_path / "cache")
+    narrow = [m for m in manifests if m.name == "ct1-study-description"]
+    plan_of(ahi, narrow, cache)
+    before = ahi.calls["GetImageSetMetadata"]
+    plan_of(ahi, [m for m in manifests if m.name.startswith("ct1-")], cache)
+    assert ahi.calls["GetImageSetMetadata"] == before + 1  # coverage grew: read once more
+
+
+def test_apply_sends_one_update_per_changed_image_set(seeded: Any, tmp_path: Path) -> None:
+    ahi, manifests = seeded
+    plan = plan_of(ahi, manifests)
+    with Journal.start(tmp_path / "runs", command="apply", endpoint="test") as journal:
+        report = apply_plan(ahi, plan, journal, lock_timeout=20)
+    assert report.exit_code == 0
+    assert ahi.calls["UpdateImageSetMetadata"] == len(plan.to_update) == 3
+
+
+def test_shards_partition_the_image_sets(seeded: Any) -> None:
+    ahi, manifests = seeded
+    everything = {p.image_set_id for p in plan_of(ahi, manifests).image_sets}
+    parts = [{p.image_set_id for p in plan_of(ahi, manifests, shard=(k, 3)).image_sets}
+             for k in (1, 2, 3)]  # fmt: skip
+    assert set().union(*parts) == everything
+    assert sum(len(p) for p in parts) == len(everything)
+    ids = [f"{n:032x}" for n in range(3000)]
+    sizes = [sum(in_shard(i, (k, 4)) for i in ids) for k in (1, 2, 3, 4)]
+    assert sum(sizes) == 3000 and min(sizes) > 600  # stable and roughly even
+
+
+def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) -> None:
+    ahi, manifests = seeded
+    targets, _ = resolve(ahi, manifests)
+    state = state_after(dt.datetime.now(dt.UTC), manifests, targets)  # a drift just ran
+    quiet, _ = incremental_targets(ahi, manifests, state, dt.datetime.now(dt.UTC), dt.timedelta())
+    assert quiet == []
+    nm = "07293c9559d92802df5cd515a22a5149"
+    last_drift = dt.datetime.now(dt.UTC)
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=nm, latestVersionId="1",
+        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(
+            {"Study": {"DICOM": {"StudyDescription": "edited"}}})}},
+    )  # fmt: skip
+    settle(client, SEED_DATASTORE_ID, nm)
+    state = state_after(last_drift, manifests, targets)
+    before = ahi.calls.get("SearchImageSets", 0)
+    changed, _ = incremental_targets(ahi, manifests, state, dt.datetime.now(dt.UTC), dt.timedelta())
+    assert [t.image_set_id for t in changed] == [nm]
+    assert ahi.calls["SearchImageSets"] - before == 1  # one window search, no selector searches
+
+
+@pytest.mark.parametrize("items", [
+    [put(Level.PATIENT, "PatientName", "A^B"), put(Level.STUDY, "StudyDescription", None)],
+    [put(Level.SERIES, "SeriesDescription", "X", S), drop(Level.INSTANCE, None, S, SOPS[1])],
+    [put(Level.INSTANCE, "00091001", "v", S, SOP, "LO"), drop(Level.INSTANCE, "InstanceNumber", S, SOP)],
+    [put(Level.INSTANCE, "InstanceNumber", "7", S, "9.9.9")],
+    [drop(Level.SERIES, None, S)],
+])  # fmt: skip
+def test_the_projection_diffs_like_the_document(items: list[Any]) -> None:
+    manifests = [manifest(*items, force=True)]
+    whole = diff_image_set(USDOPPLER, manifests, is_primary=False)
+    pruned = diff_image_set(prune(USDOPPLER, manifests), manifests, is_primary=False)
+    assert pruned == whole
+    assert len(str(prune(USDOPPLER, manifests))) < len(str(USDOPPLER)) / 4

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from reconciler.engine.changes import Change
 from reconciler.engine.journal import Journal, Outcome
 from reconciler.engine.payloads import UpdatePayload, payload_digest
 from reconciler.engine.plan import ImageSetPlan, Plan
@@ -65,10 +66,18 @@ def _keys(payload: UpdatePayload) -> list[str]:
 
 
 class _Applier:
-    def __init__(self, ahi: HealthImaging, journal: Journal, lock_timeout: float) -> None:
+    """Applies one image set — or, for a study-scoped update, its whole study — per run."""
+
+    def __init__(
+        self, ahi: HealthImaging, journal: Journal, lock_timeout: float, plan: Plan
+    ) -> None:
         self.ahi = ahi
         self.journal = journal
         self.lock_timeout = lock_timeout
+        self.followers: dict[str, list[ImageSetPlan]] = {}
+        for item in plan.to_update:
+            if item.study_leader is not None:
+                self.followers.setdefault(item.study_leader, []).append(item)
 
     def _done(
         self,
@@ -91,37 +100,56 @@ class _Applier:
             item.datastore_id, item.image_set_id, item.version_id, to, outcome, message
         )
 
-    def run(self, item: ImageSetPlan) -> ImageSetOutcome:
+    def run(self, item: ImageSetPlan) -> list[ImageSetOutcome]:
+        members = [item, *self.followers.get(item.image_set_id, [])]
         try:
-            return self._run(item)
-        except ReconcilerError as error:  # reported for this image set; the others go on
-            return self._done(item, None, Outcome.ERROR, error.message)
+            return self._run(item, members)
+        except ReconcilerError as error:  # reported for these image sets; others go on
+            return [self._done(m, None, Outcome.ERROR, error.message) for m in members]
 
-    def _run(self, item: ImageSetPlan) -> ImageSetOutcome:
-        ds, image_set = item.datastore_id, item.image_set_id
-        info = self.ahi.get_image_set(ds, image_set)
-        if info.locked:
-            info = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
-        if info.version_id != item.version_id:
-            return self._done(
-                item,
-                info.version_id,
-                Outcome.STALE,
-                f"version moved from {item.version_id} to {info.version_id} since "
-                "the plan; plan again",
+    def _stale(self, members: list[ImageSetPlan]) -> list[ImageSetOutcome] | None:
+        """STALE for every member when any moved since the plan (a study-scoped call
+        would change them all, so none goes alone)."""
+        moved: dict[str, str] = {}
+        for member in members:
+            info = self.ahi.get_image_set(member.datastore_id, member.image_set_id)
+            if info.locked:
+                info = self.ahi.wait_until_settled(
+                    member.datastore_id, member.image_set_id, self.lock_timeout
+                )
+            if info.version_id != member.version_id:
+                moved[member.image_set_id] = info.version_id
+        if not moved:
+            return None
+        outcomes = []
+        for member in members:
+            now = moved.get(member.image_set_id)
+            message = (
+                f"version moved from {member.version_id} to {now} since the plan; plan again"
+                if now
+                else "another image set of its study moved since the plan; plan again"
             )
+            outcomes.append(self._done(member, now, Outcome.STALE, message))
+        return outcomes
+
+    def _run(self, item: ImageSetPlan, members: list[ImageSetPlan]) -> list[ImageSetOutcome]:
+        stale = self._stale(members)
+        if stale is not None:
+            return stale
+        ds, image_set = item.datastore_id, item.image_set_id
         latest = item.version_id
         calls = len(item.payloads)
         for call, payload in enumerate(item.payloads, start=1):
-            self.journal.intent(
-                image_set_id=image_set,
-                datastore_id=ds,
-                from_version=latest,
-                payload_digest=payload_digest(payload),
-                call=call,
-                calls=calls,
-                keys=_keys(payload),
-            )
+            for member in members:  # a study-scoped call moves every member: journal each
+                self.journal.intent(
+                    image_set_id=member.image_set_id,
+                    datastore_id=member.datastore_id,
+                    from_version=latest if member is item else member.version_id,
+                    payload_digest=payload_digest(payload),
+                    call=call,
+                    calls=calls,
+                    keys=_keys(payload),
+                )
             try:
                 result = self.ahi.update_metadata(
                     ds,
@@ -130,6 +158,7 @@ class _Applier:
                     updatable=payload.updatable,
                     removable=payload.removable,
                     force=payload.force,
+                    include_study=item.include_study,
                 )
                 expected = result.version_id
             except VersionConflict as conflict:
@@ -137,23 +166,41 @@ class _Applier:
                 # version holds exactly what this call sent.
                 expected = str(int(latest) + 1)
                 if not self._landed(item, expected, payload):
-                    return self._done(item, latest, Outcome.CONFLICT, conflict.message, call)
+                    return [
+                        self._done(m, None, Outcome.CONFLICT, conflict.message, call)
+                        for m in members
+                    ]
             settled = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
             if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
                 message = settled.message or "the service reported UPDATE_FAILED"
-                return self._done(item, settled.version_id, Outcome.UPDATE_FAILED, message, call)
+                return [
+                    self._done(item, settled.version_id, Outcome.UPDATE_FAILED, message, call),
+                    *(self._settle_follower(f, call) for f in members[1:]),
+                ]
             latest = expected
-        doc = self.ahi.get_metadata(ds, image_set, latest)
-        missing = unmet(doc, [c for p in item.payloads for c in p.changes])
+        changes = [c for p in item.payloads for c in p.changes]
+        outcomes = [self._verified(item, latest, changes, calls)]
+        outcomes += [self._settle_follower(f, calls) for f in members[1:]]
+        return outcomes
+
+    def _settle_follower(self, member: ImageSetPlan, call: int) -> ImageSetOutcome:
+        settled = self.ahi.wait_until_settled(
+            member.datastore_id, member.image_set_id, self.lock_timeout
+        )
+        if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
+            message = settled.message or "the service reported UPDATE_FAILED"
+            return self._done(member, settled.version_id, Outcome.UPDATE_FAILED, message, call)
+        return self._verified(member, settled.version_id, list(member.diff.changes), call)
+
+    def _verified(
+        self, item: ImageSetPlan, version: str, changes: list[Change], call: int
+    ) -> ImageSetOutcome:
+        doc = self.ahi.get_metadata(item.datastore_id, item.image_set_id, version)
+        missing = unmet(doc, changes)
         if missing:
-            return self._done(
-                item,
-                latest,
-                Outcome.ERROR,
-                "updated, but the new version does not hold: " + "; ".join(missing),
-                calls,
-            )
-        return self._done(item, latest, Outcome.UPDATED, None, calls)
+            message = "updated, but the new version does not hold: " + "; ".join(missing)
+            return self._done(item, version, Outcome.ERROR, message, call)
+        return self._done(item, version, Outcome.UPDATED, None, call)
 
     def _landed(self, item: ImageSetPlan, version: str, payload: UpdatePayload) -> bool:
         ds, image_set = item.datastore_id, item.image_set_id
@@ -173,12 +220,14 @@ def apply_plan(
     progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
 ) -> ApplyReport:
     """Apply every image set of ``plan`` that has changes; see the module docstring."""
-    applier = _Applier(ahi, journal, lock_timeout)
-    items = plan.to_update
+    applier = _Applier(ahi, journal, lock_timeout, plan)
+    items = [item for item in plan.to_update if item.study_leader is None]
+    total = len(plan.to_update)
     outcomes: list[ImageSetOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for done, outcome in enumerate(pool.map(applier.run, items), start=1):
-            outcomes.append(outcome)
-            if progress is not None:
-                progress(outcome, done, len(items))
+        for group in pool.map(applier.run, items):
+            for outcome in group:
+                outcomes.append(outcome)
+                if progress is not None:
+                    progress(outcome, len(outcomes), total)
     return ApplyReport(journal.run_id, tuple(outcomes))

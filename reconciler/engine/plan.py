@@ -13,16 +13,17 @@ import enum
 import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from reconciler.dicom.levels import Level
 from reconciler.engine.changes import ImageSetDiff, PlanProblem
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
 from reconciler.engine.resolve import Target, Unresolved, resolve
 from reconciler.errors import ReconcilerError
-from reconciler.healthimaging import HealthImaging
+from reconciler.healthimaging import HealthImaging, SearchFilter
 from reconciler.manifest.model import Manifest
 
 FORMAT_VERSION = 1
@@ -44,6 +45,11 @@ class ImageSetPlan:
     manifests: tuple[str, ...]
     diff: ImageSetDiff
     payloads: tuple[UpdatePayload, ...]
+    study_uid: str | None = None
+    # Study-scoped updates: the leader sends one call with includeStudyImageSets for
+    # every primary image set of its study; each follower names its leader, sends none.
+    include_study: bool = False
+    study_leader: str | None = None
 
     @property
     def action(self) -> Action:
@@ -126,6 +132,7 @@ def plan_image_set(
         if info.locked:  # an update is in flight: plan against what it settles to
             info = ahi.wait_until_settled(target.datastore_id, target.image_set_id, timeout=60)
         doc = _projection(ahi, target, info.version_id, cache)
+        study_uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
         diff = diff_image_set(doc, target.manifests, is_primary=info.is_primary)
         payloads = () if diff.problems else tuple(build_payloads(diff, quota_bytes=quota_bytes))
     except ReconcilerError as error:
@@ -135,8 +142,47 @@ def plan_image_set(
         return ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())
     return ImageSetPlan(
         target.datastore_id, target.image_set_id, info.version_id, info.is_primary, names,
-        diff, payloads,
+        diff, payloads, study_uid if isinstance(study_uid, str) else None,
     )  # fmt: skip
+
+
+def _study_scoped(item: ImageSetPlan) -> bool:
+    """A primary image set whose one call changes Study-level attributes only."""
+    return (
+        item.action is Action.UPDATE and item.is_primary and item.study_uid is not None
+        and len(item.payloads) == 1 and not item.payloads[0].force
+        and all(change.level is Level.STUDY for change in item.diff.changes)
+    )  # fmt: skip
+
+
+def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> list[ImageSetPlan]:
+    """One includeStudyImageSets call where the same Study-level change applies to every
+    primary image set of a study (the service applies it atomically to all of them)."""
+    groups: dict[tuple[str, str, bytes | None, bytes | None], list[ImageSetPlan]] = {}
+    for item in plans:
+        if _study_scoped(item):
+            payload = item.payloads[0]
+            key = (item.datastore_id, item.study_uid or "", payload.updatable, payload.removable)
+            groups.setdefault(key, []).append(item)
+    replaced: dict[str, ImageSetPlan] = {}
+    for (datastore_id, study_uid, _, _), members in groups.items():
+        if len(members) < 2:
+            continue
+        primaries = {
+            s.image_set_id
+            for s in ahi.search(datastore_id, [
+                SearchFilter.equal("DICOMStudyInstanceUID", study_uid),
+                SearchFilter.equal("isPrimary", True)])
+        }  # fmt: skip
+        if primaries != {m.image_set_id for m in members}:
+            continue  # the call would also change a primary image set no manifest owns
+        leader, *followers = sorted(members, key=lambda m: m.image_set_id)
+        replaced[leader.image_set_id] = replace(leader, include_study=True)
+        for follower in followers:
+            replaced[follower.image_set_id] = replace(
+                follower, payloads=(), study_leader=leader.image_set_id
+            )
+    return [replaced.get(item.image_set_id, item) for item in plans]
 
 
 def make_plan(
@@ -167,6 +213,7 @@ def make_plan(
             plans.append(result)
             if progress is not None:
                 progress(done, len(chosen))
+    plans = group_study_updates(ahi, plans)
     rate = ahi.limiter.rate("UpdateImageSetMetadata") or DEFAULT_UPDATE_RATE
     return Plan(
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

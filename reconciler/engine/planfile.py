@@ -101,6 +101,9 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
                 for p in item.diff.problems
             ],
             "payloads": [_payload(p, changes, with_blobs) for p in item.payloads],
+            "study_uid": item.study_uid,
+            "include_study": item.include_study,
+            "study_leader": item.study_leader,
         })  # fmt: skip
     return {
         "format_version": plan.format_version,
@@ -171,7 +174,8 @@ def _from_image_set(data: dict[str, Any]) -> ImageSetPlan:
     diff = ImageSetDiff(data["image_set_id"], changes, data["unchanged"], problems)
     return ImageSetPlan(
         data["datastore_id"], data["image_set_id"], data["version_id"], data["is_primary"],
-        tuple(data["manifests"]), diff, tuple(payloads),
+        tuple(data["manifests"]), diff, tuple(payloads), data.get("study_uid"),
+        bool(data.get("include_study")), data.get("study_leader"),
     )  # fmt: skip
 
 

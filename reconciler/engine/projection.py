@@ -88,8 +88,16 @@ def prune(doc: dict[str, Any], manifests: Sequence[Manifest]) -> Projection:
         "DatastoreID": doc.get("DatastoreID"),
         "ImageSetID": doc.get("ImageSetID"),
         "Patient": owned(doc.get("Patient"), Level.PATIENT, True),
-        "Study": {**owned(study, Level.STUDY, True), "Series": series_out},
+        "Study": {**_with_study_uid(owned(study, Level.STUDY, True), study), "Series": series_out},
     }
+
+
+def _with_study_uid(pruned: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
+    """The StudyInstanceUID always stays: a plan groups study-scoped updates by it."""
+    uid = (study.get("DICOM") or {}).get("StudyInstanceUID")
+    if uid is not None:
+        pruned.setdefault("DICOM", {}).setdefault("StudyInstanceUID", uid)
+    return pruned
 
 
 class ProjectionCache:

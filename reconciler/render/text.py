@@ -70,6 +70,11 @@ def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
     if item.manifests:
         label = "manifest" if len(item.manifests) == 1 else "manifests"
         yield style(f"  # {label}: {values.manifests(item)}", _DIM)
+    if item.include_study:
+        yield style("  # one call for every primary image set of the study "
+                    "(includeStudyImageSets)", _DIM)  # fmt: skip
+    if item.study_leader is not None:
+        yield style(f"  # changed by the study-wide call of image set {item.study_leader}", _DIM)
 
 
 def _image_set(item: ImageSetPlan, style: _Style, show_phi: bool) -> Iterator[str]:

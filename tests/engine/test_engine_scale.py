@@ -116,3 +116,34 @@ def test_the_projection_diffs_like_the_document(items: list[Any]) -> None:
     pruned = diff_image_set(prune(USDOPPLER, manifests), manifests, is_primary=False)
     assert pruned == whole
     assert len(str(prune(USDOPPLER, manifests))) < len(str(USDOPPLER)) / 4
+
+
+def test_one_study_wide_call_when_every_primary_set_of_a_study_changes_alike(
+    local: Any, client: Any, datastore: str, tmp_path: Path
+) -> None:
+    import copy
+
+    from conftest import put_document
+
+    from reconciler.manifest.model import Selector, SelectorKind
+
+    study = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
+    second = copy.deepcopy(USDOPPLER)
+    second["Study"]["Series"] = {"1.2.3.4": {"DICOM": {"SeriesInstanceUID": "1.2.3.4"},
+                                             "Instances": {"1.2.3.4.5": {"DICOM": {}}}}}  # fmt: skip
+    ids = [put_document(local, datastore, USDOPPLER, "a" * 32, primary=True),
+           put_document(local, datastore, second, "b" * 32, primary=True)]  # fmt: skip
+    wanted = manifest(put(Level.STUDY, "StudyDescription", "DOPPLER STUDY"))
+    wanted = type(wanted)(**{**wanted.__dict__, "datastore_id": datastore,
+                             "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study)})  # fmt: skip
+    ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
+    plan = make_plan(ahi, [wanted], manifest_digest="d", endpoint="test")
+    assert plan.update_calls == 1 and len(plan.to_update) == 2
+    assert [p.include_study for p in plan.image_sets] == [True, False]
+    with Journal.start(tmp_path / "runs", command="apply", endpoint="test") as journal:
+        report = apply_plan(ahi, plan, journal, lock_timeout=20)
+    assert [o.outcome.value for o in report.outcomes] == ["UPDATED", "UPDATED"]
+    assert ahi.calls["UpdateImageSetMetadata"] == 1
+    for image_set in ids:
+        doc = ahi.get_metadata(datastore, image_set, "2")
+        assert doc["Study"]["DICOM"]["StudyDescription"] == "DOPPLER STUDY"

@@ -219,6 +219,8 @@ def _parse(text: str, shown: str) -> tuple[yaml.Node | None, Any]:
     except yaml.YAMLError as failure:
         raise ConfigError(f"invalid YAML: {' '.join(str(failure).split())}",
                           location=shown) from None  # fmt: skip
+    except RecursionError:  # PyYAML composes recursively: a settings file is never this deep
+        raise ConfigError("nested too deeply to be settings", location=shown) from None
     finally:
         loader.dispose()
 

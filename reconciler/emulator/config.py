@@ -74,8 +74,7 @@ class RuntimeSettings:
                     self.config.faults = _faults_from(value, self.config.faults)
                     self._random = random.Random(self.config.faults.seed)
                 elif key in RUNTIME_SETTINGS:
-                    current = getattr(self.config, key)
-                    setattr(self.config, key, type(current)(value))
+                    setattr(self.config, key, _coerce(key, getattr(self.config, key), value))
                 else:
                     raise ValidationException(f"unknown emulator setting {key!r}")
 
@@ -107,6 +106,17 @@ class RuntimeSettings:
             data = {name: getattr(self.config, name) for name in RUNTIME_SETTINGS}
             data["faults"] = asdict(self.config.faults)
             return data
+
+
+def _coerce(key: str, current: Any, value: Any) -> Any:
+    """``value`` as the type of the setting; bool("false") is True, so no casts."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValidationException(f"{key} must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationException(f"{key} must be a number")
+    return type(current)(value)
 
 
 def _faults_from(value: Any, current: Faults) -> Faults:

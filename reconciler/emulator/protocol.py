@@ -163,6 +163,8 @@ def _json_body(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValidationException("the request body is not valid JSON") from None
+    except (ValueError, RecursionError):  # a number past int's digit limit, deep nesting
+        raise ValidationException("the request body is JSON beyond the service's limits") from None
 
 
 # -- validation of what botocore leaves to the server --------------------------------

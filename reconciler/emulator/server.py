@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,20 +32,41 @@ from reconciler.emulator.exceptions import (
 log = logging.getLogger("reconciler.emulator")
 _REQUEST_ID = iter(range(1, 1 << 62))
 _FAULTS = {429: ThrottlingException, 500: InternalServerException}
+# The largest request the service's model allows is an UpdateImageSetMetadata with two
+# 30,000-byte blobs (base64 in JSON); anything far past that is refused unread.
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+class _RequestTooLarge(ValidationException):
+    status = 413
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; without this, Nagle + delayed ACK add 40 ms.
     disable_nagle_algorithm = True
+    # Seconds a connection may sit idle or dribble a request (socket timeout): a client
+    # that never finishes its request must not hold a thread for ever.
+    timeout = 60
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        """The request body; a bad or oversized Content-Length is refused unread."""
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit():
+            raise ValidationException("Content-Length must be a whole number of bytes")
+        length = int(text)
+        if length > MAX_REQUEST_BYTES:
+            raise _RequestTooLarge(
+                f"the request body has {length} bytes; at most {MAX_REQUEST_BYTES} are accepted"
+            )
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise ValidationException("the request body is shorter than its Content-Length")
+        return body
 
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
@@ -52,8 +74,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", f"local-{next(_REQUEST_ID):012d}")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client went away (or timed out): nobody to answer
+            self.close_connection = True
 
     def _error(self, error: ServiceError) -> None:
         body = json.dumps({"__type": error.code, "message": error.message}).encode()
@@ -61,7 +86,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(error.status, headers, body)
 
     def _dispatch(self) -> None:
-        body = self._body()
+        try:
+            body = self._body()
+        except ServiceError as error:
+            self.close_connection = True  # what is left of the body is still unread
+            self._error(error)
+            return
+        except OSError:  # timed out or reset while reading the body
+            self.close_connection = True
+            return
         url = urlsplit(self.path)
         if url.path.startswith("/_emulator/"):
             self._admin(url.path, body)
@@ -111,6 +144,9 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._error(ValidationException("settings must be JSON"))
             return
+        except (ValueError, TypeError, RecursionError) as failure:  # a value of a wrong type
+            self._error(ValidationException(f"invalid settings: {failure}"))
+            return
         except ServiceError as error:
             self._error(error)
             return
@@ -127,6 +163,14 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], backend: Backend) -> None:
         self.backend = backend
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a killed CLI, a timeout) is routine: a
+        debug line, not a traceback on stderr. Anything else is logged as the bug it is."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("client %s went away", client_address)
+            return
+        log.exception("error serving a request from %s", client_address)
 
 
 class LocalHealthImaging:

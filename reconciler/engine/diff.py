@@ -22,47 +22,14 @@ import jsonpatch
 
 from reconciler.dicom.dictionary import is_private_tag
 from reconciler.dicom.levels import Level
+from reconciler.dicom.phi import PHI_KEYWORDS as PHI_KEYWORDS  # re-exported
+from reconciler.dicom.phi import is_phi as is_phi
 from reconciler.dicom.rules import NEVER_UPDATABLE, UID_KEYWORDS, force_reason
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Removal
 
 Projection = dict[str, Any]
 
-# Attributes whose values renderings mask (DESIGN.md, "PHI"). Taken from the DICOM
-# PS3.15 Annex E basic profile: names, identifiers, birth data, addresses, the
-# people and places of care. Private tags count as PHI too (see is_phi), because
-# nothing says what a vendor put in them. Descriptions and study dates are left out
-# on purpose: they are what most manifests correct, and masking them would hide
-# every plan; revisit if the project adopts a stricter profile.
-PHI_KEYWORDS = frozenset(
-    {
-        # Patient
-        "PatientName", "PatientID", "IssuerOfPatientID", "OtherPatientIDs",
-        "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName",
-        "PatientBirthDate", "PatientBirthTime", "PatientSex", "PatientAge", "PatientSize",
-        "PatientWeight", "PatientAddress", "PatientTelephoneNumbers",
-        "PatientMotherBirthName", "MedicalRecordLocator", "EthnicGroup", "Occupation",
-        "AdditionalPatientHistory", "PatientComments", "PatientReligiousPreference",
-        "CountryOfResidence", "RegionOfResidence", "MilitaryRank", "BranchOfService",
-        "MedicalAlerts", "Allergies", "SmokingStatus", "PregnancyStatus",
-        "LastMenstrualDate", "PatientState", "ResponsiblePerson", "ResponsibleOrganization",
-        "PatientInsurancePlanCodeSequence", "PatientTransportArrangements",
-        "CurrentPatientLocation", "PatientInstitutionResidence",
-        # Study and visit
-        "AccessionNumber", "StudyID", "AdmissionID", "AdmittingDiagnosesDescription",
-        "ReferringPhysicianName", "ReferringPhysicianAddress",
-        "ReferringPhysicianTelephoneNumbers", "ReferringPhysicianIdentificationSequence",
-        "ConsultingPhysicianName", "PhysiciansOfRecord", "NameOfPhysiciansReadingStudy",
-        "RequestingPhysician", "RequestedProcedureID",
-        # Series and equipment
-        "PerformingPhysicianName", "OperatorsName", "ScheduledPerformingPhysicianName",
-        "PerformedProcedureStepID", "ScheduledProcedureStepID", "InstitutionName",
-        "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
-        "DeviceSerialNumber",
-        # Instance
-        "PersonName", "VerifyingObserverName", "ContentCreatorName",
-    }
-)  # fmt: skip
 
 _PRIMARY_PROCEDURE = (
     "To change it: CopyImageSet to a new non-primary image set, update the copy, "
@@ -70,10 +37,6 @@ _PRIMARY_PROCEDURE = (
     "promoted image set gets a new image set ID, so select it by DICOM UID "
     "(studyInstanceUID or seriesInstanceUID), not by imageSetId."
 )
-
-
-def is_phi(key: str) -> bool:
-    return key in PHI_KEYWORDS or is_private_tag(key)
 
 
 class Address(NamedTuple):

@@ -33,6 +33,21 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
+def _inside(root: Path, found: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Files of the walk that stay inside ``root``, and symlinks that lead out of it:
+    a link must not pull a file from elsewhere (say, a secret) into the manifests."""
+    top = root.resolve()
+    kept: list[Path] = []
+    escaped: list[Path] = []
+    for path in found:
+        try:
+            outside = path.is_symlink() and not path.resolve().is_relative_to(top)
+        except (OSError, RuntimeError):  # a link loop: reading it reports it as unreadable
+            outside = False
+        (escaped if outside else kept).append(path)
+    return kept, escaped
+
+
 def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
     """The manifest files under ``paths`` (each once, in order) and path problems."""
     files: list[Path] = []
@@ -55,6 +70,13 @@ def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
         else:
             problems.append(error(Location(shown), "no such file or directory", codes.FILE_MISSING))
             continue
+        if given.is_dir():
+            found, escaped = _inside(given, found)
+            problems += [
+                error(Location(p.as_posix()), "a symlink that leads outside the manifest tree "
+                      "was not read; copy the file into the tree instead", codes.FILE_UNREADABLE)
+                for p in escaped
+            ]  # fmt: skip
         for path in found:
             # abspath, not resolve(): no system call per file. A file reached twice
             # through a symlink is read twice, and its names are reported as duplicates.

@@ -12,6 +12,7 @@ from reconciler.cli.common import (
     load_manifests,
     parallelism_option,
     phi_option,
+    replace_primary_option,
     session,
     shard_option,
 )
@@ -22,6 +23,8 @@ from reconciler.engine.apply import ImageSetOutcome, apply_plan
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import make_plan
 from reconciler.engine.projection import ProjectionCache
+from reconciler.engine.recovery import recovering
+from reconciler.engine.replace import replacements, resume_interrupted
 from reconciler.errors import ExitCode
 
 
@@ -41,6 +44,7 @@ def _saved_plan(paths: tuple[Path, ...]) -> Path | None:
 @phi_option
 @parallelism_option
 @shard_option
+@replace_primary_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -49,6 +53,7 @@ def apply(
     show_phi: bool,
     parallelism: int | None,
     shard: tuple[int, int] | None,
+    replace_primary: bool,
 ) -> int:
     """Make the live metadata match the manifests (or apply a saved plan).
 
@@ -74,8 +79,28 @@ def apply(
                 raise click.UsageError(
                     f"{saved} was planned against {the_plan.endpoint}, not {label}"
                 )
+            digest = the_plan.manifest_digest
         else:
             loaded = load_manifests(paths)
+            digest = loaded.digest
+        # Before planning: finish or roll back replaces an interrupted run left halfway.
+        for resumed in resume_interrupted(
+            ahi, config.journal_dir, label, config.lock_timeout_seconds
+        ):
+            click.echo(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}",
+                       err=True)  # fmt: skip
+        # Before planning: settle the calls interrupted runs left open (engine/recovery.py).
+        recovered = ctx.with_resource(
+            recovering(
+                ahi,
+                config.journal_dir,
+                endpoint=label,
+                manifest_digest=digest,
+                lock_timeout=config.lock_timeout_seconds,
+                echo=lambda line: click.echo(line, err=True),
+            )
+        )
+        if saved is None:
             the_plan = make_plan(
                 ahi,
                 loaded.manifests,
@@ -84,6 +109,8 @@ def apply(
                 parallelism=parallelism or config.parallelism,
                 shard=shard,
                 cache=ProjectionCache(config.cache_dir / "projections"),
+                replace_primary=replace_primary,
+                replaced=replacements(config.journal_dir),
             )
         phi = phi_shown(show_phi, config)
         click.echo(render(the_plan, "text", show_phi=phi, color=color(), verb="plan"))
@@ -105,7 +132,7 @@ def apply(
             suffix = f"  (ETA {eta:.0f} s)" if done < total else ""
             click.echo(outcome_line(outcome, done, total) + suffix, err=True)
 
-        with Journal.start(
+        with recovered or Journal.start(
             config.journal_dir,
             command="apply",
             endpoint=label,

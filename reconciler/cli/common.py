@@ -104,6 +104,15 @@ def parallelism_option(func: F) -> F:
     )(func)
 
 
+def replace_primary_option(func: F) -> F:
+    return click.option(
+        "--replace-primary", is_flag=True,
+        help="Allow Patient- and Series-level corrections of primary image sets through "
+        "HealthImaging's copy → update → delete → promote procedure. The image set ID "
+        "changes; the plan shows these as 'replace'.",
+    )(func)  # fmt: skip
+
+
 def confirm_or_abort(question: str, auto_approve: bool) -> None:
     """Ask like Terraform does; refuse to ask where nobody can answer."""
     if auto_approve:

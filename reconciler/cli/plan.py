@@ -13,6 +13,7 @@ from reconciler.cli.common import (
     parallelism_option,
     paths_argument,
     phi_option,
+    replace_primary_option,
     session,
     shard_option,
 )
@@ -23,6 +24,7 @@ from reconciler.engine import planfile
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.plan import Plan, make_plan
 from reconciler.engine.projection import ProjectionCache
+from reconciler.engine.replace import replacements
 from reconciler.engine.resolve import resolve
 from reconciler.errors import ExitCode
 
@@ -36,6 +38,7 @@ def _plan(
     shard: tuple[int, int] | None,
     since_last_run: bool = False,
     record_drift: bool = False,
+    replace_primary: bool = False,
 ) -> tuple[Plan, ProjectConfig]:
     loaded = load_manifests(paths)
     started = dt.datetime.now(dt.UTC)
@@ -53,6 +56,8 @@ def _plan(
             ahi, loaded.manifests, manifest_digest=loaded.digest, endpoint=label,
             parallelism=parallelism or config.parallelism, shard=shard, targets=targets,
             cache=ProjectionCache(config.cache_dir / "projections"),
+            replace_primary=replace_primary,
+            replaced=replacements(config.journal_dir),
         )  # fmt: skip
         if record_drift and targets is not None and shard is None and not result.has_problems:
             kept = previous if since_last_run else None
@@ -84,6 +89,7 @@ def _exit(plan: Plan, changes_code: bool) -> int:
 @phi_option
 @parallelism_option
 @shard_option
+@replace_primary_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -94,6 +100,7 @@ def plan(
     show_phi: bool,
     parallelism: int | None,
     shard: tuple[int, int] | None,
+    replace_primary: bool,
 ) -> int:
     """Show what apply would change, image set by image set. Changes nothing.
 
@@ -108,7 +115,7 @@ def plan(
       reconciler plan manifests/ --out plan.json  # save it, then: reconciler apply plan.json
       reconciler plan -o markdown > comment.md    # for a pull request (PHI masked)
     """
-    result, config = _plan(ctx, paths, parallelism, shard)
+    result, config = _plan(ctx, paths, parallelism, shard, replace_primary=replace_primary)
     if out is not None:
         planfile.save(result, out)
         click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out})", err=True)

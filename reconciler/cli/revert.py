@@ -22,6 +22,12 @@ def _show(items: list[RevertItem]) -> None:
         note = ""
         if item.moved:
             note = f"  ! changed since the run (it left version {item.expected_version})"
+        if item.undo:
+            click.echo(
+                f"  ± image set {item.image_set_id}: replace with the values before the run "
+                f"(copy → update → delete → promote; the image set ID changes){note}"
+            )
+            continue
         click.echo(
             f"  ↩ image set {item.image_set_id}: version {item.live_version} → a new version "
             f"equal to version {item.to_version}{note}"

@@ -9,14 +9,17 @@ plan (stale): the plan was computed against a document that no longer exists.
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.engine.changes import Change
 from reconciler.engine.journal import Journal, Outcome
 from reconciler.engine.payloads import UpdatePayload, payload_digest
 from reconciler.engine.plan import ImageSetPlan, Plan
+from reconciler.engine.replace import replace_image_set, save_undo, undo_entry
 from reconciler.engine.verify import unmet
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.healthimaging import HealthImaging, VersionConflict, WorkflowStatus
@@ -75,6 +78,8 @@ class _Applier:
         self.journal = journal
         self.lock_timeout = lock_timeout
         self.followers: dict[str, list[ImageSetPlan]] = {}
+        self.undo: dict[str, dict[str, Any]] = {}
+        self._undo_lock = threading.Lock()
         for item in plan.to_update:
             if item.study_leader is not None:
                 self.followers.setdefault(item.study_leader, []).append(item)
@@ -136,6 +141,8 @@ class _Applier:
         stale = self._stale(members)
         if stale is not None:
             return stale
+        if item.replace:
+            return [self._replace(item)]
         ds, image_set = item.datastore_id, item.image_set_id
         latest = item.version_id
         calls = len(item.payloads)
@@ -150,38 +157,57 @@ class _Applier:
                     calls=calls,
                     keys=_keys(payload),
                 )
-            try:
-                result = self.ahi.update_metadata(
-                    ds,
-                    image_set,
-                    latest,
-                    updatable=payload.updatable,
-                    removable=payload.removable,
-                    force=payload.force,
-                    include_study=item.include_study,
-                )
-                expected = result.version_id
-            except VersionConflict as conflict:
-                # A retried call may have landed the first time: it did if the next
-                # version holds exactly what this call sent.
-                expected = str(int(latest) + 1)
-                if not self._landed(item, expected, payload):
+            try:  # once the call is sent, an error belongs to this call, not "pending"
+                try:
+                    result = self.ahi.update_metadata(
+                        ds,
+                        image_set,
+                        latest,
+                        updatable=payload.updatable,
+                        removable=payload.removable,
+                        force=payload.force,
+                        include_study=item.include_study,
+                    )
+                    expected = result.version_id
+                except VersionConflict as conflict:
+                    # A retried call may have landed the first time: it did if the next
+                    # version holds exactly what this call sent.
+                    expected = str(int(latest) + 1)
+                    if not self._landed(item, expected, payload):
+                        return [
+                            self._done(m, None, Outcome.CONFLICT, conflict.message, call)
+                            for m in members
+                        ]
+                settled = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
+                if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
+                    message = settled.message or "the service reported UPDATE_FAILED"
                     return [
-                        self._done(m, None, Outcome.CONFLICT, conflict.message, call)
-                        for m in members
+                        self._done(item, settled.version_id, Outcome.UPDATE_FAILED, message, call),
+                        *(self._settle_follower(f, call) for f in members[1:]),
                     ]
-            settled = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
-            if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
-                message = settled.message or "the service reported UPDATE_FAILED"
-                return [
-                    self._done(item, settled.version_id, Outcome.UPDATE_FAILED, message, call),
-                    *(self._settle_follower(f, call) for f in members[1:]),
-                ]
+            except ReconcilerError as error:
+                return [self._done(m, None, Outcome.ERROR, error.message, call) for m in members]
             latest = expected
         changes = [c for p in item.payloads for c in p.changes]
         outcomes = [self._verified(item, latest, changes, calls)]
         outcomes += [self._settle_follower(f, calls) for f in members[1:]]
         return outcomes
+
+    def _replace(self, item: ImageSetPlan) -> ImageSetOutcome:
+        try:
+            replaced = replace_image_set(
+                self.ahi, self.journal, item.datastore_id, item.image_set_id, item.version_id,
+                item.payloads, self.lock_timeout,
+            )  # fmt: skip
+        except ReconcilerError as error:
+            return self._done(item, None, Outcome.ERROR, error.message)
+        changes = [c for p in item.payloads for c in p.changes]
+        with self._undo_lock:
+            self.undo[item.image_set_id] = undo_entry(item.datastore_id, replaced, changes)
+        message = f"replaced by image set {replaced.new_id} (the old ID no longer exists)"
+        if not replaced.copy_deleted:
+            message += "; the intermediate non-primary copy could not be deleted"
+        return self._done(item, replaced.new_version, Outcome.UPDATED, message, len(item.payloads))
 
     def _settle_follower(self, member: ImageSetPlan, call: int) -> ImageSetOutcome:
         settled = self.ahi.wait_until_settled(
@@ -230,4 +256,6 @@ def apply_plan(
                 outcomes.append(outcome)
                 if progress is not None:
                     progress(outcome, len(outcomes), total)
+    if applier.undo:
+        save_undo(journal, applier.undo)
     return ApplyReport(journal.run_id, tuple(outcomes))

@@ -149,6 +149,23 @@ class EndRecord(_Record):
     summary: dict[str, int] = field(hash=False)  # outcome → image sets
 
 
+@dataclass(frozen=True)
+class StepRecord(_Record):
+    """One step of the replace workflow of a primary image set (copy → update → delete
+    → promote → delete), written when it starts and when it is done, so an interrupted
+    replace can be finished or rolled back. ``copy_id`` is the intermediate copy,
+    ``new_id`` the promoted image set that replaces ``image_set_id``."""
+
+    TYPE: ClassVar[str] = "step"
+    image_set_id: str
+    datastore_id: str
+    step: str
+    phase: str  # "start" | "done"
+    copy_id: str | None
+    new_id: str | None
+    at: str
+
+
 class Changed(NamedTuple):
     """An image set a run moved, from its first version to its last."""
 
@@ -424,6 +441,23 @@ class Journal:
             self._close()
         return record
 
+    def step(
+        self,
+        image_set_id: str,
+        datastore_id: str,
+        step: str,
+        phase: str,
+        *,
+        copy_id: str | None = None,
+        new_id: str | None = None,
+    ) -> StepRecord:
+        """Record a step of the replace workflow (see :class:`StepRecord`)."""
+        with self._lock:
+            record = StepRecord(image_set_id, datastore_id, step, phase, copy_id, new_id,
+                                _iso(self._clock()))  # fmt: skip
+            self._append(record)
+        return record
+
     def close(self) -> None:
         """Close without an ``end`` record: the run reads as interrupted."""
         with self._lock:
@@ -537,6 +571,10 @@ def _parse(data: Any) -> _Record:
                             get.text("at"))  # fmt: skip
     if kind == "end":
         return EndRecord(get.text("finished_at"), get.counts("summary"))
+    if kind == "step":
+        return StepRecord(get.text("image_set_id"), get.text("datastore_id"), get.text("step"),
+                          get.text("phase"), get.maybe("copy_id"), get.maybe("new_id"),
+                          get.text("at"))  # fmt: skip
     raise _Malformed(f"unknown record type {kind!r}")
 
 
@@ -553,6 +591,11 @@ class Run:
     results: tuple[ResultRecord, ...]
     end: EndRecord | None
     truncated: bool = False
+    steps: tuple[StepRecord, ...] = ()
+
+    def replacements(self) -> dict[str, str]:
+        """Old image set ID → the ID of the image set that replaced it in this run."""
+        return {s.image_set_id: s.new_id for s in self.steps if s.new_id and s.phase == "done"}
 
     @property
     def run_id(self) -> str:
@@ -724,6 +767,7 @@ def read_run(path: Path) -> Run:
     header: RunHeader | None = None
     intents: list[IntentRecord] = []
     results: list[ResultRecord] = []
+    steps: list[StepRecord] = []
     end: EndRecord | None = None
     truncated = False
     for number, raw in enumerate(lines, start=1):
@@ -752,11 +796,13 @@ def read_run(path: Path) -> Run:
             intents.append(record)
         elif isinstance(record, ResultRecord):
             results.append(record)
+        elif isinstance(record, StepRecord):
+            steps.append(record)
         elif isinstance(record, EndRecord):
             end = record
     if header is None:
         raise JournalError("the run stopped before its header was written", location=str(path))
-    return Run(path, header, tuple(intents), tuple(results), end, truncated)
+    return Run(path, header, tuple(intents), tuple(results), end, truncated, tuple(steps))
 
 
 def _run_files(directory: Path) -> dict[str, Path]:

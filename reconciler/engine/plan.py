@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,15 +23,21 @@ from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
 from reconciler.engine.resolve import Target, Unresolved, resolve
 from reconciler.errors import ReconcilerError
-from reconciler.healthimaging import HealthImaging, SearchFilter
+from reconciler.healthimaging import HealthImaging, ImageSetNotFound, SearchFilter
 from reconciler.manifest.model import Manifest
 
 FORMAT_VERSION = 1
+REPLACE_EXTRA_CALLS = 4  # copy, delete the old primary, copy with promote, delete the copy
+REPLACE_HINT = (
+    "reconciler can run that procedure for you: plan and apply with --replace-primary "
+    "(the image set ID changes; select by DICOM UIDs to keep manifests valid)"
+)
 DEFAULT_UPDATE_RATE = 0.25  # UpdateImageSetMetadata per second, the service's default quota
 
 
 class Action(str, enum.Enum):
     UPDATE = "update"  # changes to send
+    REPLACE = "replace"  # a primary image set corrected by copy → update → promote
     NONE = "none"  # in sync
     BLOCKED = "blocked"  # problems: shown, never sent
 
@@ -50,12 +56,22 @@ class ImageSetPlan:
     # every primary image set of its study; each follower names its leader, sends none.
     include_study: bool = False
     study_leader: str | None = None
+    # Patient/Series-level changes to a primary image set, done by the replace workflow
+    # (opted into with --replace-primary): its image set ID changes.
+    replace: bool = False
 
     @property
     def action(self) -> Action:
         if self.diff.problems:
             return Action.BLOCKED
-        return Action.UPDATE if self.diff.changes else Action.NONE
+        if not self.diff.changes:
+            return Action.NONE
+        return Action.REPLACE if self.replace else Action.UPDATE
+
+    @property
+    def write_calls(self) -> int:
+        """Write calls at the 0.25/s quotas: updates, plus 2 copies and 2 deletes to replace."""
+        return len(self.payloads) + (REPLACE_EXTRA_CALLS if self.replace else 0)
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,8 @@ class Plan:
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
-        return tuple(p for p in self.image_sets if p.action is Action.UPDATE)
+        """Image sets apply changes: updated in place or replaced."""
+        return tuple(p for p in self.image_sets if p.action in (Action.UPDATE, Action.REPLACE))
 
     @property
     def blocked(self) -> tuple[ImageSetPlan, ...]:
@@ -79,7 +96,8 @@ class Plan:
 
     @property
     def update_calls(self) -> int:
-        return sum(len(p.payloads) for p in self.to_update)
+        """Write calls apply makes (each write operation is limited to 0.25/s)."""
+        return sum(p.write_calls for p in self.to_update)
 
     @property
     def quota_seconds(self) -> float:
@@ -122,8 +140,31 @@ def _projection(
     return projection
 
 
+def _diff(
+    doc: dict[str, Any], target: Target, is_primary: bool, replace_primary: bool
+) -> tuple[ImageSetDiff, bool]:
+    """The diff, and whether the replace workflow carries it out (primary image sets
+    whose only problems are the primary restrictions)."""
+    diff = diff_image_set(doc, target.manifests, is_primary=is_primary)
+    if not (is_primary and diff.problems):
+        return diff, False
+    as_copy = diff_image_set(doc, target.manifests, is_primary=False)
+    if as_copy.problems:
+        return diff, False
+    if replace_primary:
+        return as_copy, True
+    first = target.manifests[0]
+    hint = PlanProblem(target.image_set_id, REPLACE_HINT, first.name, first.location)
+    return replace(diff, problems=(*diff.problems, hint)), False
+
+
 def plan_image_set(
-    ahi: HealthImaging, target: Target, quota_bytes: int, cache: ProjectionCache | None = None
+    ahi: HealthImaging,
+    target: Target,
+    quota_bytes: int,
+    cache: ProjectionCache | None = None,
+    replace_primary: bool = False,
+    replaced: Mapping[str, str] | None = None,
 ) -> ImageSetPlan:
     """Read ``target``'s latest version and diff it; a failing read is a problem."""
     names = tuple(m.name for m in target.manifests)
@@ -133,16 +174,24 @@ def plan_image_set(
             info = ahi.wait_until_settled(target.datastore_id, target.image_set_id, timeout=60)
         doc = _projection(ahi, target, info.version_id, cache)
         study_uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
-        diff = diff_image_set(doc, target.manifests, is_primary=info.is_primary)
+        diff, replacing = _diff(doc, target, info.is_primary, replace_primary)
         payloads = () if diff.problems else tuple(build_payloads(diff, quota_bytes=quota_bytes))
     except ReconcilerError as error:
         first = target.manifests[0]
-        problem = PlanProblem(target.image_set_id, error.message, first.name, first.location)
+        message = error.message
+        new_id = (replaced or {}).get(target.image_set_id)
+        if new_id is not None and isinstance(error, ImageSetNotFound):
+            message = (
+                f"image set {target.image_set_id} was replaced by {new_id} when a correction "
+                f"was applied to it as a primary image set: select imageSetId {new_id}, or "
+                "better the study by studyInstanceUID, which does not change"
+            )
+        problem = PlanProblem(target.image_set_id, message, first.name, first.location)
         diff = ImageSetDiff(target.image_set_id, (), 0, (problem,))
         return ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())
     return ImageSetPlan(
         target.datastore_id, target.image_set_id, info.version_id, info.is_primary, names,
-        diff, payloads, study_uid if isinstance(study_uid, str) else None,
+        diff, payloads, study_uid if isinstance(study_uid, str) else None, replace=replacing,
     )  # fmt: skip
 
 
@@ -197,6 +246,8 @@ def make_plan(
     cache: ProjectionCache | None = None,
     shard: tuple[int, int] | None = None,
     targets: tuple[list[Target], list[Unresolved]] | None = None,
+    replace_primary: bool = False,
+    replaced: Mapping[str, str] | None = None,
 ) -> Plan:
     """The plan for ``manifests`` (already validated) against the live image sets.
 
@@ -208,7 +259,10 @@ def make_plan(
     chosen = [t for t in found if in_shard(t.image_set_id, shard)]
     plans: list[ImageSetPlan] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        work = pool.map(lambda t: plan_image_set(ahi, t, quota_bytes, cache), chosen)
+        work = pool.map(
+            lambda t: plan_image_set(ahi, t, quota_bytes, cache, replace_primary, replaced),
+            chosen,
+        )
         for done, result in enumerate(work, start=1):
             plans.append(result)
             if progress is not None:

@@ -104,6 +104,7 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "study_uid": item.study_uid,
             "include_study": item.include_study,
             "study_leader": item.study_leader,
+            "replace": item.replace,
         })  # fmt: skip
     return {
         "format_version": plan.format_version,
@@ -175,7 +176,7 @@ def _from_image_set(data: dict[str, Any]) -> ImageSetPlan:
     return ImageSetPlan(
         data["datastore_id"], data["image_set_id"], data["version_id"], data["is_primary"],
         tuple(data["manifests"]), diff, tuple(payloads), data.get("study_uid"),
-        bool(data.get("include_study")), data.get("study_leader"),
+        bool(data.get("include_study")), data.get("study_leader"), bool(data.get("replace")),
     )  # fmt: skip
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome
 from reconciler.engine.journal import Journal, Outcome, Run
+from reconciler.engine.payloads import UpdatePayload
+from reconciler.engine.replace import load_undo, replace_image_set, undo_path, undo_payloads_of
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, WorkflowStatus
 
@@ -25,6 +27,9 @@ class RevertItem:
     live_version: str  # the latest version now
     expected_version: str | None  # the version the run left (None: a single-set revert)
     to_version: str  # the version whose metadata comes back
+    # A primary image set the run replaced: the old one is gone, so the old values come
+    # back by the same copy → update → promote workflow, with these payloads.
+    undo: tuple[UpdatePayload, ...] = ()
 
     @property
     def moved(self) -> bool:
@@ -34,7 +39,24 @@ class RevertItem:
 def plan_revert_run(ahi: HealthImaging, run: Run) -> list[RevertItem]:
     """What ``reconciler revert --run`` would do, read from the journal and the service."""
     items = []
+    undo = load_undo(run)
+    for old_id, new_id in run.replacements().items():
+        entry = undo.get(old_id)
+        if entry is None:
+            raise ReconcilerError(
+                f"run {run.run_id} replaced image set {old_id} by {new_id}, but its undo file "
+                f"{undo_path(run.path)} is missing: the old values cannot be restored"
+            )
+        info = ahi.get_image_set(entry["datastore_id"], new_id)
+        payloads = tuple(undo_payloads_of(entry))
+        items.append(
+            RevertItem(
+                entry["datastore_id"], new_id, info.version_id, entry["new_version"], "", payloads
+            )
+        )
     for image_set_id, datastore_id, from_version, to_version in run.changed():
+        if image_set_id in run.replacements():
+            continue
         info = ahi.get_image_set(datastore_id, image_set_id)
         items.append(
             RevertItem(datastore_id, image_set_id, info.version_id, to_version, from_version)
@@ -78,6 +100,14 @@ def _revert_one(
             f"changed since the run (now version {item.live_version}, the run left "
             f"{item.expected_version}); revert with --force to discard that change",
         )
+    if item.undo:
+        try:
+            replaced = replace_image_set(ahi, journal, item.datastore_id, item.image_set_id,
+                                         item.live_version, item.undo, lock_timeout)  # fmt: skip
+        except ReconcilerError as error:
+            return done(None, Outcome.ERROR, error.message)
+        return done(replaced.new_version, Outcome.UPDATED,
+                    f"restored by replacing it with image set {replaced.new_id}")  # fmt: skip
     try:
         journal.intent(
             image_set_id=item.image_set_id,

@@ -88,6 +88,9 @@ def _image_set(item: ImageSetPlan, show_phi: bool) -> str:
     else:
         counted = values.plural(len(item.diff.changes), "change")
         head = f"<details><summary>~ image set {image_set} — {counted}"
+        if item.action is Action.REPLACE:
+            head = (f"<details><summary>± image set {image_set} — replace: corrected copy "
+                    f"promoted, image set ID will change — {counted}")  # fmt: skip
     parts = [f"{head}</summary>", _about(item)]
     if problems:
         lines = []

@@ -65,6 +65,13 @@ def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
     head = f"image set {values.printable(item.image_set_id)} ({values.image_set_details(item)})"
     if item.action is Action.BLOCKED:
         yield f"{style('!', _RED, _BOLD)} {style(head + ': cannot be updated', _BOLD)}"
+    elif item.action is Action.REPLACE:
+        yield f"{style('±', _YELLOW, _BOLD)} {style(head, _BOLD)}"
+        yield style(
+            f"  # replace: corrected copy promoted, image set ID will change "
+            f"({item.write_calls} write calls: copy, update, delete, promote, delete)",
+            _YELLOW,
+        )
     else:
         yield f"{style('~', _YELLOW, _BOLD)} {style(head, _BOLD)}"
     if item.manifests:

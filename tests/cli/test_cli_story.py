@@ -210,3 +210,43 @@ def test_incremental_drift_and_shards(project: Path, client: Any) -> None:
     ids = [{s["image_set_id"] for s in json.loads(r.output)["image_sets"]} for r in shards]
     assert ids[0].isdisjoint(ids[1]) and len(ids[0] | ids[1]) == 3
     assert run("plan", "--shard", "3/2").exit_code == 2  # a usage error
+
+
+NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
+NM_SERIES = "1.3.6.1.4.1.5962.1.3.8.1.20040826185059.5457"
+
+
+def test_patient_and_series_fixes_on_a_primary_image_set(project: Path, client: Any) -> None:
+    (project / "manifests" / "nm-patient.yaml").write_text(f"""\
+apiVersion: reconciler/v1
+kind: ImageSetMetadata
+metadata: {{name: nm-patient}}
+spec:
+  selector: {{studyInstanceUID: "{NM_STUDY}"}}
+  set:
+    Patient: {{PatientName: "NUCLEAR^SAMPLE", PatientID: "MRN00008"}}
+    Series:
+      "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
+""")
+    blocked = run("plan")
+    assert blocked.exit_code == 1 and "--replace-primary" in blocked.output
+    planned = run("plan", "--replace-primary")
+    assert "replace: corrected copy promoted, image set ID will change" in planned.output
+    applied = run("apply", "--replace-primary", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "replaced by image set" in applied.output
+    found = client.search_image_sets(datastoreId=SEED_DATASTORE_ID, searchCriteria={"filters": [
+        {"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]})  # fmt: skip
+    (summary,) = found["imageSetsMetadataSummaries"]  # one image set: the new primary
+    assert summary["isPrimary"] and summary["imageSetId"] != NM
+    doc = metadata(client, SEED_DATASTORE_ID, summary["imageSetId"])
+    assert doc["Patient"]["DICOM"]["PatientID"] == "MRN00008"
+    assert run("plan", "--replace-primary", "--detailed-exitcode").exit_code == 0
+    reverted = run("revert", "--run", "last", "--auto-approve")
+    assert reverted.exit_code == 0, reverted.output
+    found = client.search_image_sets(datastoreId=SEED_DATASTORE_ID, searchCriteria={"filters": [
+        {"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]})  # fmt: skip
+    (summary,) = found["imageSetsMetadataSummaries"]
+    doc = metadata(client, SEED_DATASTORE_ID, summary["imageSetId"])
+    assert doc["Patient"]["DICOM"]["PatientID"] == "8NM1"
+    assert "SeriesDescription" not in doc["Study"]["Series"][NM_SERIES]["DICOM"]

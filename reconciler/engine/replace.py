@@ -1,0 +1,381 @@
+"""Corrections on primary image sets: copy → update → delete → promote → delete.
+
+HealthImaging refuses Patient- and Series-level updates (and UID changes) on primary
+image sets. Its documented procedure: copy the primary image set to a non-primary one,
+update the copy, delete the primary, copy the corrected set back with
+``promoteToPrimary``, delete the intermediate copy. The study gets a **new image set
+ID**. Each step is journaled when it starts and when it is done, so an interrupted
+replace is finished or rolled back by the next apply (:func:`resume`):
+
+- never two primaries: the old one is deleted before the promotion, and a promotion
+  while a primary exists is refused by the service;
+- never a study without its data: the old primary is deleted only after the corrected
+  copy exists and holds the desired state; until the promotion the copy holds it all.
+
+The study is without a primary image set from the moment the delete settles until the
+promoted copy settles: two write calls, about 8 s at the default quota of 0.25/s each
+plus the LOCKED time of each (README: "Corrections on primary image sets").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace as replace_field
+from pathlib import Path
+from typing import Any
+
+from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
+from reconciler.engine.journal import Journal, Outcome, Run, StepRecord, list_runs, load_run
+from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
+from reconciler.engine.verify import unmet
+from reconciler.errors import ReconcilerError
+from reconciler.healthimaging import (
+    HealthImaging,
+    ImageSetNotFound,
+    SearchFilter,
+    WorkflowStatus,
+)
+
+COPY, UPDATE, DELETE_OLD, PROMOTE, DELETE_COPY = (
+    "copy", "update-copy", "delete-primary", "promote", "delete-copy",
+)  # fmt: skip
+
+
+class ReplaceFailed(ReconcilerError):
+    """A step failed; ``state`` says what is left and what the next apply will do."""
+
+
+@dataclass(frozen=True)
+class Replaced:
+    old_id: str
+    new_id: str
+    new_version: str
+    copy_deleted: bool
+
+
+class Replacer:
+    def __init__(
+        self, ahi: HealthImaging, journal: Journal, datastore_id: str, old_id: str,
+        lock_timeout: float,
+    ) -> None:  # fmt: skip
+        self.ahi = ahi
+        self.journal = journal
+        self.ds = datastore_id
+        self.old_id = old_id
+        self.lock_timeout = lock_timeout
+
+    def _step(self, step: str, phase: str, copy_id: str | None = None,
+              new_id: str | None = None) -> None:  # fmt: skip
+        self.journal.step(self.old_id, self.ds, step, phase, copy_id=copy_id, new_id=new_id)
+
+    def _settled(self, image_set_id: str, what: str) -> str:
+        info = self.ahi.wait_until_settled(self.ds, image_set_id, self.lock_timeout)
+        if info.workflow_status in (WorkflowStatus.UPDATE_FAILED, WorkflowStatus.COPY_FAILED):
+            raise ReplaceFailed(f"{what} failed: {info.message or info.workflow_status.value}")
+        return info.version_id
+
+    def _gone(self, image_set_id: str) -> None:
+        try:
+            self.ahi.wait_until_settled(self.ds, image_set_id, self.lock_timeout)
+        except ImageSetNotFound:
+            return
+        raise ReplaceFailed(f"image set {image_set_id} was not deleted")
+
+    # -- the steps ------------------------------------------------------------------
+    def copy(self, version: str) -> str:
+        self._step(COPY, "start")
+        result = self.ahi.copy_image_set(self.ds, self.old_id, version)
+        copy_id = result.destination.image_set_id
+        self._step(COPY, "done", copy_id=copy_id)
+        self._settled(copy_id, "the copy")
+        self._settled(self.old_id, "the copy (source)")
+        return copy_id
+
+    def update_copy(self, copy_id: str, payloads: Sequence[UpdatePayload]) -> str:
+        latest = "1"
+        for call, payload in enumerate(payloads, start=1):
+            self._step(UPDATE, "start", copy_id=copy_id)
+            self.journal.intent(copy_id, self.ds, latest, payload_digest(payload), call=call,
+                                calls=len(payloads))  # fmt: skip
+            result = self.ahi.update_metadata(
+                self.ds, copy_id, latest, updatable=payload.updatable,
+                removable=payload.removable, force=payload.force,
+            )  # fmt: skip
+            latest = result.version_id
+            self._settled(copy_id, "the update of the copy")
+            self._step(UPDATE, "done", copy_id=copy_id)
+        return latest
+
+    def check(self, image_set_id: str, version: str, changes: Sequence[Change]) -> None:
+        missing = unmet(self.ahi.get_metadata(self.ds, image_set_id, version), changes)
+        if missing:
+            raise ReplaceFailed(f"image set {image_set_id} does not hold: " + "; ".join(missing))
+
+    def delete_old(self, copy_id: str) -> None:
+        self._step(DELETE_OLD, "start", copy_id=copy_id)
+        self.ahi.delete_image_set(self.ds, self.old_id)
+        self._gone(self.old_id)
+        self._step(DELETE_OLD, "done", copy_id=copy_id)
+
+    def promote(self, copy_id: str, copy_version: str) -> tuple[str, str]:
+        self._step(PROMOTE, "start", copy_id=copy_id)
+        result = self.ahi.copy_image_set(self.ds, copy_id, copy_version, promote_to_primary=True)
+        new_id = result.destination.image_set_id
+        new_version = self._settled(new_id, "the promotion")
+        self._settled(copy_id, "the promotion (source)")
+        self._step(PROMOTE, "done", copy_id=copy_id, new_id=new_id)
+        return new_id, new_version
+
+    def delete_copy(self, copy_id: str, new_id: str) -> bool:
+        self._step(DELETE_COPY, "start", copy_id=copy_id, new_id=new_id)
+        try:
+            self.ahi.wait_until_settled(self.ds, copy_id, self.lock_timeout)
+            self.ahi.delete_image_set(self.ds, copy_id)
+            self._gone(copy_id)
+        except ReconcilerError:
+            return False  # a leftover non-primary copy: harmless, reported
+        self._step(DELETE_COPY, "done", copy_id=copy_id, new_id=new_id)
+        return True
+
+    def rollback(self, copy_id: str) -> None:
+        """The old primary still stands: remove the copy, as if nothing happened."""
+        self.ahi.wait_until_settled(self.ds, copy_id, self.lock_timeout)  # a copy in flight
+        self.ahi.delete_image_set(self.ds, copy_id)
+        self._gone(copy_id)
+        self._step("rollback", "done", copy_id=copy_id)
+
+
+def replace_image_set(
+    ahi: HealthImaging,
+    journal: Journal,
+    datastore_id: str,
+    image_set_id: str,
+    version: str,
+    payloads: Sequence[UpdatePayload],
+    lock_timeout: float,
+) -> Replaced:
+    """Run the whole workflow; on failure roll back while the old primary stands."""
+    steps = Replacer(ahi, journal, datastore_id, image_set_id, lock_timeout)
+    changes = [c for p in payloads for c in p.changes]
+    copy_id = steps.copy(version)
+    try:
+        copy_version = steps.update_copy(copy_id, payloads)
+        steps.check(copy_id, copy_version, changes)
+        steps.delete_old(copy_id)
+    except ReconcilerError as error:
+        if not _exists(ahi, datastore_id, image_set_id, lock_timeout):  # deleted: finish
+            return finish(steps, copy_id, changes)
+        steps.rollback(copy_id)
+        raise ReplaceFailed(
+            f"{error.message}; rolled back, image set {image_set_id} unchanged"
+        ) from error
+    return finish(steps, copy_id, changes)
+
+
+def _exists(ahi: HealthImaging, datastore_id: str, image_set_id: str, timeout: float) -> bool:
+    """Whether the image set still exists once any write on it (a delete) has settled:
+    a rollback while the old primary is being deleted would leave the study empty."""
+    try:
+        ahi.wait_until_settled(datastore_id, image_set_id, timeout, initial=0.05)
+    except ImageSetNotFound:
+        return False
+    return True
+
+
+def _promoted_already(steps: Replacer, copy_id: str, copy_version: str) -> str | None:
+    """A primary of the copy's study other than the old one: a promotion whose journal
+    record a crash cut off (the service allows one primary per study)."""
+    doc = steps.ahi.get_metadata(steps.ds, copy_id, copy_version)
+    study = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
+    if not isinstance(study, str):
+        return None
+    for found in steps.ahi.search(steps.ds, [
+        SearchFilter.equal("DICOMStudyInstanceUID", study), SearchFilter.equal("isPrimary", True)
+    ]):  # fmt: skip
+        if found.image_set_id != steps.old_id:
+            return found.image_set_id
+    return None
+
+
+def finish(steps: Replacer, copy_id: str, changes: Sequence[Change]) -> Replaced:
+    """From "old primary deleted, corrected copy exists" to "promoted, copy deleted"."""
+    copy_version = steps.ahi.get_image_set(steps.ds, copy_id).version_id
+    promoted = _promoted_already(steps, copy_id, copy_version)
+    if promoted is not None:
+        version = steps.ahi.get_image_set(steps.ds, promoted).version_id
+        steps._step(PROMOTE, "done", copy_id=copy_id, new_id=promoted)
+        return Replaced(steps.old_id, promoted, version, steps.delete_copy(copy_id, promoted))
+    try:
+        new_id, new_version = steps.promote(copy_id, copy_version)
+    except ReconcilerError as error:
+        raise ReplaceFailed(
+            f"the promotion failed ({error.message}); the corrected data is in non-primary "
+            f"image set {copy_id}: run apply again to promote it"
+        ) from error
+    steps.check(new_id, new_version, changes)
+    deleted = steps.delete_copy(copy_id, new_id)
+    return Replaced(steps.old_id, new_id, new_version, deleted)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    old_id: str
+    outcome: Outcome
+    new_id: str | None
+    message: str
+
+
+def _incomplete(runs: Sequence[Run]) -> dict[str, list[StepRecord]]:
+    """Old image set ID → its step records, for replaces no run has finished."""
+    by_set: dict[str, list[StepRecord]] = {}
+    for run in sorted(runs, key=lambda r: r.header.started_at):
+        for record in run.steps:
+            by_set.setdefault(record.image_set_id, []).append(record)
+    return {
+        old_id: records
+        for old_id, records in by_set.items()
+        if (records[-1].step, records[-1].phase) not in
+        {(DELETE_COPY, "done"), ("rollback", "done"), ("resumed", "done")}
+    }  # fmt: skip
+
+
+def _unnamed_copies(steps: Replacer, since: str) -> list[str]:
+    """Non-primary image sets of the old primary's study created since ``since``."""
+    info = steps.ahi.get_image_set(steps.ds, steps.old_id)
+    doc = steps.ahi.get_metadata(steps.ds, steps.old_id, info.version_id)
+    study = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
+    if not isinstance(study, str):
+        return []
+    started = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+    found = steps.ahi.search(steps.ds, [SearchFilter.equal("DICOMStudyInstanceUID", study),
+                                        SearchFilter.equal("isPrimary", False)])  # fmt: skip
+    return [s.image_set_id for s in found if s.created_at is not None and s.created_at >= started]
+
+
+def _resume_one(steps: Replacer, records: list[StepRecord]) -> Resumed:
+    copy_id = next((r.copy_id for r in reversed(records) if r.copy_id), None)
+    new_id = next((r.new_id for r in reversed(records) if r.new_id), None)
+    if copy_id is None:  # interrupted before the copy was named: the primary stands
+        strays = _unnamed_copies(steps, records[-1].at)
+        for stray in strays:  # made by the call whose "done" record the crash cut off
+            steps.rollback(stray)
+        steps._step("resumed", "done")
+        detail = f"removed {len(strays)} unrecorded copy" if strays else "no copy was made"
+        return Resumed(steps.old_id, Outcome.RECOVERED, None, f"{detail}; plan again")
+    if new_id is not None:  # promoted: only the intermediate copy is left
+        steps.delete_copy(copy_id, new_id)
+        return Resumed(steps.old_id, Outcome.RECOVERED, new_id, f"replaced by {new_id}")
+    if _exists(steps.ahi, steps.ds, steps.old_id, steps.lock_timeout):
+        if _exists(steps.ahi, steps.ds, copy_id, steps.lock_timeout):
+            steps.rollback(copy_id)
+        else:
+            steps._step("resumed", "done")
+        return Resumed(steps.old_id, Outcome.RECOVERED, None, "rolled back; plan again")
+    replaced = finish(steps, copy_id, [])
+    return Resumed(steps.old_id, Outcome.RECOVERED, replaced.new_id,
+                   f"finished: replaced by {replaced.new_id}")  # fmt: skip
+
+
+def resume_interrupted(
+    ahi: HealthImaging, journal_dir: Path, endpoint: str, lock_timeout: float
+) -> list[Resumed]:
+    """Finish or roll back every replace an interrupted run left halfway: roll back
+    while the old primary stands, else promote the corrected copy (never leave a study
+    without its primary). Journaled as a run of its own."""
+    runs = [load_run(journal_dir, summary.run_id) for summary in list_runs(journal_dir)
+            if summary.status != "unreadable"]  # fmt: skip
+    pending = _incomplete(runs)
+    if not pending:
+        return []
+    results: list[Resumed] = []
+    with Journal.start(journal_dir, command="apply", endpoint=endpoint) as journal:
+        for old_id, records in pending.items():
+            steps = Replacer(ahi, journal, records[0].datastore_id, old_id, lock_timeout)
+            try:
+                resumed = _resume_one(steps, records)
+            except ReconcilerError as error:
+                resumed = Resumed(old_id, Outcome.ERROR, None, error.message)
+            journal.result(old_id, records[0].datastore_id, None, None, resumed.outcome,
+                           message=resumed.message, call=0)  # fmt: skip
+            results.append(resumed)
+    return results
+
+
+def replacements(journal_dir: Path) -> dict[str, str]:
+    """Every old image set ID → the image set that replaced it, across all runs."""
+    mapping: dict[str, str] = {}
+    for summary in sorted(list_runs(journal_dir), key=lambda s: s.started_at):
+        if summary.status != "unreadable":
+            mapping.update(load_run(journal_dir, summary.run_id).replacements())
+    return mapping
+
+
+# -- undo: what revert needs after the old image set is gone -----------------------
+def _inverse(change: Change) -> Change:
+    if change.key is None:
+        raise ReplaceFailed(f"{change.pointer}: a removed series or instance cannot be restored")
+    if change.op is ChangeOp.ADD:
+        return replace_field(change, op=ChangeOp.REMOVE, before=change.after, after=None)
+    if change.op is ChangeOp.REMOVE:
+        return replace_field(change, op=ChangeOp.ADD, before=None, after=change.before)
+    return replace_field(change, before=change.after, after=change.before)
+
+
+def undo_payloads(image_set_id: str, changes: Sequence[Change]) -> list[UpdatePayload]:
+    """The payloads that put ``changes`` back (removals carry the values they removed)."""
+    inverted = tuple(_inverse(c) for c in changes)
+    return build_payloads(ImageSetDiff(image_set_id, inverted, 0))
+
+
+def undo_path(journal_path: Path) -> Path:
+    return journal_path.with_suffix(".undo.json")
+
+
+def save_undo(journal: Journal, entries: dict[str, dict[str, Any]]) -> None:
+    """Next to the run's journal, mode 0600: the values a revert of a replace restores
+    (they can be PHI, which the journal itself never holds)."""
+    path = undo_path(journal.path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(entries, out, ensure_ascii=False)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def undo_entry(datastore_id: str, replaced: Replaced, changes: Sequence[Change]) -> dict[str, Any]:
+    payloads = undo_payloads(replaced.new_id, changes)
+    return {
+        "datastore_id": datastore_id,
+        "new_id": replaced.new_id,
+        "new_version": replaced.new_version,
+        "payloads": [
+            {"updatable": p.updatable.decode() if p.updatable else None,
+             "removable": p.removable.decode() if p.removable else None,
+             "force": p.force}
+            for p in payloads
+        ],
+    }  # fmt: skip
+
+
+def load_undo(run: Run) -> dict[str, dict[str, Any]]:
+    try:
+        data: dict[str, dict[str, Any]] = json.loads(undo_path(run.path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def undo_payloads_of(entry: dict[str, Any]) -> list[UpdatePayload]:
+    return [
+        UpdatePayload(
+            updatable=p["updatable"].encode() if p["updatable"] is not None else None,
+            removable=p["removable"].encode() if p["removable"] is not None else None,
+            force=bool(p["force"]),
+            changes=(),
+        )
+        for p in entry["payloads"]
+    ]

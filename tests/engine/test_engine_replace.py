@@ -1,0 +1,175 @@
+"""Corrections on primary image sets: copy → update → delete → promote → delete.
+
+Every failure and every crash point must end, after the next apply, with exactly one
+primary image set for the study, holding either the old data (rolled back) or the
+corrected data (finished) — never two primaries, never none, no leftover copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from builders import S, manifest, put
+from conftest import USDOPPLER, put_document
+
+from reconciler.dicom.levels import Level
+from reconciler.engine.apply import apply_plan
+from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.plan import Action, make_plan
+from reconciler.engine.replace import Replacer, replacements, resume_interrupted
+from reconciler.engine.revert import apply_revert, plan_revert_run
+from reconciler.healthimaging import HealthImaging, RateLimiter, SearchFilter
+
+OLD = USDOPPLER["ImageSetID"]
+STUDY = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
+
+
+@pytest.fixture
+def ahi(local: Any, client: Any, datastore: str) -> HealthImaging:
+    put_document(local, datastore, USDOPPLER, OLD, primary=True)
+    return HealthImaging(client, limiter=RateLimiter.unlimited())
+
+
+def wanted(datastore: str) -> list[Any]:
+    fix = manifest(put(Level.PATIENT, "PatientName", "FIXED^NAME"),
+                   put(Level.SERIES, "SeriesDescription", "DOPPLER", S))  # fmt: skip
+    return [dataclasses.replace(fix, datastore_id=datastore)]
+
+
+def study_sets(ahi: HealthImaging, datastore: str) -> list[tuple[str, bool]]:
+    found = ahi.search(datastore, [SearchFilter.equal("DICOMStudyInstanceUID", STUDY)])
+    return sorted((s.image_set_id, s.is_primary) for s in found)
+
+
+def the_primary(ahi: HealthImaging, datastore: str) -> tuple[str, dict[str, Any]]:
+    sets = study_sets(ahi, datastore)
+    assert [primary for _, primary in sets] == [True], f"one primary and nothing else: {sets}"
+    image_set = sets[0][0]
+    info = ahi.get_image_set(datastore, image_set)
+    return image_set, ahi.get_metadata(datastore, image_set, info.version_id)
+
+
+def apply(ahi: HealthImaging, datastore: str, runs: Path, replace: bool = True) -> Any:
+    plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
+                     replace_primary=replace)  # fmt: skip
+    with Journal.start(runs, command="apply", endpoint="t") as journal:
+        return plan, apply_plan(ahi, plan, journal, lock_timeout=20)
+
+
+def test_without_the_opt_in_the_plan_explains_and_blocks(ahi: Any, datastore: str) -> None:
+    plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t")
+    (item,) = plan.image_sets
+    assert item.action is Action.BLOCKED
+    assert any("--replace-primary" in p.message for p in item.diff.problems)
+
+
+def test_replace_corrects_a_primary_image_set(ahi: Any, datastore: str, tmp_path: Path) -> None:
+    plan, report = apply(ahi, datastore, tmp_path / "runs")
+    (item,) = plan.image_sets
+    assert item.action is Action.REPLACE and plan.update_calls == 5
+    assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
+    new_id, doc = the_primary(ahi, datastore)
+    assert new_id != OLD
+    assert doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
+    assert doc["Study"]["Series"][S]["DICOM"]["SeriesDescription"] == "DOPPLER"
+    assert doc["Study"]["Series"][S]["Instances"] == USDOPPLER["Study"]["Series"][S]["Instances"]
+    assert replacements(tmp_path / "runs") == {OLD: new_id}
+    # The manifest still names the old ID: the plan points at the new one.
+    again = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
+                      replaced=replacements(tmp_path / "runs"))  # fmt: skip
+    assert new_id in again.image_sets[0].diff.problems[0].message
+
+
+def test_revert_restores_the_old_values_by_the_same_workflow(
+    ahi: Any, datastore: str, tmp_path: Path
+) -> None:
+    apply(ahi, datastore, tmp_path / "runs")
+    run = load_run(tmp_path / "runs", "last")
+    items = plan_revert_run(ahi, run)
+    assert len(items) == 1 and items[0].undo
+    with Journal.start(tmp_path / "runs", command="revert", endpoint="t") as journal:
+        report = apply_revert(ahi, items, journal, lock_timeout=20)
+    assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
+    _, doc = the_primary(ahi, datastore)
+    assert doc["Patient"] == USDOPPLER["Patient"]
+    assert doc["Study"]["Series"][S]["DICOM"] == USDOPPLER["Study"]["Series"][S]["DICOM"]
+
+
+@pytest.mark.parametrize("failing", ["CopyImageSet", "UpdateImageSetMetadata", "DeleteImageSet"])
+def test_a_failing_step_rolls_back_or_is_finished_by_the_next_apply(
+    local: Any, ahi: Any, datastore: str, tmp_path: Path, failing: str
+) -> None:
+    if failing == "UpdateImageSetMetadata":
+        local.configure(faults={"fail_updates": 1, "fail_message": "Update failed: injected"})
+    else:
+        local.configure(faults={"operations": {failing: {"error_rate": 1.0}}})
+    _, report = apply(ahi, datastore, tmp_path / "runs")
+    assert report.outcomes[0].outcome.value == "ERROR"
+    local.configure(faults={"operations": {failing: {"error_rate": 0.0}}, "fail_updates": 0})
+    resume_interrupted(ahi, tmp_path / "runs", "t", 20)
+    assert the_primary(ahi, datastore)[0] == OLD  # rolled back: the old primary stands
+    _, report = apply(ahi, datastore, tmp_path / "runs")
+    assert report.outcomes[0].outcome.value == "UPDATED"
+    assert the_primary(ahi, datastore)[1]["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
+
+
+def test_a_failing_promotion_is_finished_by_the_next_apply(
+    ahi: Any, datastore: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ahi.copy_image_set
+
+    def no_promotion(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("promote_to_primary"):
+            from reconciler.healthimaging import ServiceUnavailable
+
+            raise ServiceUnavailable("injected", code="InternalServerException")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ahi, "copy_image_set", no_promotion)
+    _, report = apply(ahi, datastore, tmp_path / "runs")
+    assert "run apply again to promote it" in (report.outcomes[0].message or "")
+    assert [p for _, p in study_sets(ahi, datastore)] == [False]  # only the corrected copy
+    monkeypatch.setattr(ahi, "copy_image_set", real)
+    resumed = resume_interrupted(ahi, tmp_path / "runs", "t", 20)
+    assert [r.outcome.value for r in resumed] == ["RECOVERED"]
+    new_id, doc = the_primary(ahi, datastore)
+    assert new_id != OLD and doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this point runs (not even rollbacks)."""
+
+
+CRASH_POINTS = [(step, phase) for step in ("copy", "update-copy", "delete-primary", "promote",
+                                           "delete-copy") for phase in ("start", "done")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("step", "phase"), CRASH_POINTS)
+def test_killed_between_steps_converges(
+    ahi: Any, datastore: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str,
+    phase: str,
+) -> None:  # fmt: skip
+    real = Replacer._step
+
+    def dying(self: Replacer, name: str, when: str, copy_id: str | None = None,
+              new_id: str | None = None) -> None:  # fmt: skip
+        if (name, when) == (step, phase) and phase == "done" and name == "copy":
+            raise Crash  # the copy was made, but its record never reached the journal
+        real(self, name, when, copy_id, new_id)
+        if (name, when) == (step, phase):
+            raise Crash
+
+    monkeypatch.setattr(Replacer, "_step", dying)
+    with pytest.raises(Crash):
+        apply(ahi, datastore, tmp_path / "runs")
+    monkeypatch.setattr(Replacer, "_step", real)
+    resume_interrupted(ahi, tmp_path / "runs", "t", 20)
+    image_set, doc = the_primary(ahi, datastore)  # one primary, no leftover copy
+    if image_set == OLD:  # rolled back: a new apply finishes the correction
+        apply(ahi, datastore, tmp_path / "runs")
+        image_set, doc = the_primary(ahi, datastore)
+    assert image_set != OLD and doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
+    assert resume_interrupted(ahi, tmp_path / "runs", "t", 20) == []

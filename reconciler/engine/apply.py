@@ -35,6 +35,17 @@ class ImageSetOutcome:
     message: str | None = None
 
 
+def record(
+    journal: Journal, datastore_id: str, image_set_id: str, from_version: str,
+    to_version: str | None, outcome: Outcome, message: str | None, call: int,
+) -> ImageSetOutcome:  # fmt: skip
+    """Journal how an image set ended, and say so to the caller (apply and revert)."""
+    journal.result(image_set_id=image_set_id, datastore_id=datastore_id,
+                   from_version=from_version, to_version=to_version, outcome=outcome,
+                   message=message, call=call)  # fmt: skip
+    return ImageSetOutcome(datastore_id, image_set_id, from_version, to_version, outcome, message)
+
+
 class ApplyStatus(str, enum.Enum):
     OK = "ok"
     PARTIAL = "partial"
@@ -92,18 +103,8 @@ class _Applier:
         message: str | None,
         call: int = 0,
     ) -> ImageSetOutcome:
-        self.journal.result(
-            image_set_id=item.image_set_id,
-            datastore_id=item.datastore_id,
-            from_version=item.version_id,
-            to_version=to,
-            outcome=outcome,
-            message=message,
-            call=call,
-        )
-        return ImageSetOutcome(
-            item.datastore_id, item.image_set_id, item.version_id, to, outcome, message
-        )
+        return record(self.journal, item.datastore_id, item.image_set_id, item.version_id, to,
+                      outcome, message, call)  # fmt: skip
 
     def run(self, item: ImageSetPlan) -> list[ImageSetOutcome]:
         members = [item, *self.followers.get(item.image_set_id, [])]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from reconciler.engine.apply import ApplyReport, ImageSetOutcome
+from reconciler.engine.apply import ApplyReport, ImageSetOutcome, record
 from reconciler.engine.journal import Journal, Outcome, Run
 from reconciler.engine.payloads import UpdatePayload
 from reconciler.engine.replace import load_undo, replace_image_set, undo_path, undo_payloads_of
@@ -80,18 +80,8 @@ def _revert_one(
     ahi: HealthImaging, journal: Journal, item: RevertItem, force: bool, lock_timeout: float
 ) -> ImageSetOutcome:
     def done(to: str | None, outcome: Outcome, message: str | None) -> ImageSetOutcome:
-        journal.result(
-            image_set_id=item.image_set_id,
-            datastore_id=item.datastore_id,
-            from_version=item.live_version,
-            to_version=to,
-            outcome=outcome,
-            message=message,
-            call=1,
-        )
-        return ImageSetOutcome(
-            item.datastore_id, item.image_set_id, item.live_version, to, outcome, message
-        )
+        return record(journal, item.datastore_id, item.image_set_id, item.live_version, to,
+                      outcome, message, 1)  # fmt: skip
 
     if item.moved and not force:
         return done(

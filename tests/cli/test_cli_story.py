@@ -43,6 +43,16 @@ def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path
     return tmp_path
 
 
+def edit_by_hand(client: Any, image_set: str) -> None:
+    """Someone else changes the image set: back to its seeded version, as a new version."""
+    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=image_set)["versionId"]
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID, imageSetId=image_set, latestVersionId=version,
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )  # fmt: skip
+    settle(client, SEED_DATASTORE_ID, image_set)
+
+
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
@@ -108,12 +118,7 @@ def test_saved_plan_refuses_moved_image_sets_and_applies_the_rest(
     saved = run("plan", "--out", "plan.json")
     assert saved.exit_code == 0, saved.output
     assert oct((project / "plan.json").stat().st_mode & 0o777) == "0o600"
-    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
-    client.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
-        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
-    )  # fmt: skip
-    settle(client, SEED_DATASTORE_ID, NM)
+    edit_by_hand(client, NM)
     applied = run("apply", "plan.json")
     assert applied.exit_code == 4, applied.output
     assert "STALE" in applied.output.upper()
@@ -179,12 +184,7 @@ def test_revert_one_image_set_to_a_version(project: Path, client: Any) -> None:
 
 def test_revert_refuses_image_sets_changed_since_the_run(project: Path, client: Any) -> None:
     assert run("apply", "--auto-approve").exit_code == 0
-    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
-    client.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
-        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
-    )  # fmt: skip
-    settle(client, SEED_DATASTORE_ID, NM)
+    edit_by_hand(client, NM)
     reverted = run("revert", "--run", "last", "--auto-approve")
     assert reverted.exit_code == 4, reverted.output
     assert "changed since the run" in reverted.output
@@ -197,12 +197,7 @@ def test_incremental_drift_and_shards(project: Path, client: Any) -> None:
     quiet = run("drift", "--since-last-run")
     assert quiet.exit_code == 0, quiet.output
     assert "No drift" in quiet.output
-    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=NM)["versionId"]
-    client.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID, imageSetId=NM, latestVersionId=version,
-        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
-    )  # fmt: skip
-    settle(client, SEED_DATASTORE_ID, NM)
+    edit_by_hand(client, NM)
     found = run("drift", "--since-last-run")
     assert found.exit_code == 2, found.output
     assert NM in found.output and CT not in found.output

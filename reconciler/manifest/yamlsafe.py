@@ -42,9 +42,11 @@ from yaml.events import (
 from reconciler.manifest import codes
 from reconciler.manifest.model import Location, Problem, error
 from reconciler.manifest.scalars import MAYBE_NOT_TEXT, resolve_plain
+from reconciler.manifest.yamldepth import too_deep
 
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000  # per file, counting what aliases expand to
+_TOO_DEEP = f"nested deeper than {MAX_DEPTH} levels; manifests need far fewer"
 
 # libyaml's parser when PyYAML was built with it: the same events, ~15x faster.
 _FastParser: Any = getattr(yaml, "cyaml", None) and getattr(yaml.cyaml, "CParser", None)
@@ -313,7 +315,7 @@ class _Composer:
                 if len(self.stack) >= MAX_DEPTH:
                     raise self._stop(
                         position,
-                        f"nested deeper than {MAX_DEPTH} levels; manifests need far fewer",
+                        _TOO_DEEP,
                         codes.YAML_LIMIT,
                     )
                 if event.tag not in _CONTAINER_TAGS:
@@ -422,6 +424,12 @@ def load_text(text: str, file: str, *, fast: bool = True) -> tuple[list[Document
     ``fast=False`` uses the pure-Python parser even when libyaml is there (tests).
     """
     composer = _Composer(file)
+    deep = too_deep(text, MAX_DEPTH)
+    if deep is not None:  # refused before a parser sees it: their cost grows with depth
+        composer.problems.append(
+            error(Location(file, *_position_of(text, deep)), _TOO_DEEP, codes.YAML_LIMIT)
+        )
+        return [], composer.problems
     fast = fast and _FastParser is not None
     try:
         # Inside the try: the pure-Python reader rejects control characters at once.

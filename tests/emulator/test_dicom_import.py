@@ -6,7 +6,6 @@ import base64
 import json
 import re
 import shutil
-import time
 import zlib
 from array import array
 from pathlib import Path
@@ -80,10 +79,8 @@ def test_sample_files_are_sorted_and_carry_uids(samples: list[Path]) -> None:
     assert "priv_SQ.dcm" not in names  # no UIDs
 
 
-def test_sample_batch_is_fast_and_complete(samples: list[Path]) -> None:
-    start = time.perf_counter()
+def test_sample_batch_is_complete(samples: list[Path]) -> None:
     batch = read_files(samples)
-    assert time.perf_counter() - start < 5
     assert len(batch.imported) + len(batch.failed) == len(samples)
     assert len(batch.documents) >= 20
     assert {i.study_uid for i in batch.imported} == set(batch.documents)

@@ -42,10 +42,10 @@ def _tree(root: Path, files: dict[str, bytes]) -> Path:
     return root / "manifests"
 
 
-def _load(paths: list[Path], *, seconds: float = 10.0) -> LoadResult:
-    started = time.monotonic()
+def _load(paths: list[Path]) -> LoadResult:
+    # No wall-clock bound here (a loaded CI machine would flake): the linear cost of
+    # hostile input is measured as a ratio in benchmarks/bench_hostile.py.
     result = load_tree(paths)
-    assert time.monotonic() - started < seconds
     for problem in result.problems:  # every problem is a sentence with a place
         assert problem.message and problem.code and problem.location.path
     return result
@@ -139,7 +139,7 @@ def test_symlinks_to_special_files_never_block(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo")
     (tree / "fifo.yaml").symlink_to(tmp_path / "fifo")  # opening it would wait for ever
     (tree / "zero.yaml").symlink_to("/dev/zero")  # reading it would never end
-    result = _load([tree], seconds=5)
+    result = _load([tree])
     assert _codes(result) == {"file-unreadable"} and len(result.problems) == 2
 
 
@@ -198,10 +198,8 @@ def test_path_traversal_in_reconciler_yaml_is_a_clear_cli_error(
 
 def test_a_yaml_bomb_in_reconciler_yaml_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "reconciler.yaml").write_text(_laughs(20, 9).replace("spec:", "rateLimits:"))
-    started = time.monotonic()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError):  # memory, not time, is what a bomb attacks: bounded
         read_project_config(tmp_path / "reconciler.yaml")
-    assert time.monotonic() - started < 5
 
 
 def test_deep_nesting_in_reconciler_yaml_is_a_clear_error(tmp_path: Path) -> None:
@@ -269,9 +267,7 @@ def test_fuzzed_requests_are_answered_4xx_or_5xx_and_never_hang(
     local: LocalHealthImaging, request: tuple[str, str, bytes]
 ) -> None:
     method, path, body = request
-    started = time.monotonic()
-    status, _, data = raw_request(local.url, method, path, body)
-    assert time.monotonic() - started < 10
+    status, _, data = raw_request(local.url, method, path, body)  # a hang: socket timeout
     if status >= 400:
         error = json.loads(data)
         assert error["__type"] and error["message"]
@@ -310,11 +306,10 @@ def test_garbage_http_is_refused_and_the_server_keeps_serving(
     status, _, data = raw_request(local.url, "POST", "/_emulator/settings",
                                   b'{"lock_hold_seconds": "abc"}')  # fmt: skip
     assert status == 400 and (b"invalid settings" in data or b"must be a number" in data)
-    # A client that announces a body and never sends it is dropped after the timeout.
-    started = time.monotonic()
+    # A client that announces a body and never sends it is dropped after the server's
+    # 1 s timeout (a hang would end in the socket's own timeout, as an error).
     slow = b"POST /datastore HTTP/1.1\r\nHost: x\r\n" + _AUTH + b"Content-Length: 100\r\n\r\n{"
     assert _send(local.url, slow) in (b"", b"HTTP/1.1 400 Bad Request")
-    assert time.monotonic() - started < 5
     _serves(local.url)
 
 
@@ -344,9 +339,7 @@ def test_a_flood_of_hostile_connections_leaves_the_server_serving(
         conn = socket.create_connection((host, int(port)), timeout=5)
         conn.sendall(b"POST /datastore HTTP/1.1\r\nContent-Length: 10\r\n\r\n" if i % 2 else b"GE")
         idle.append(conn)
-    started = time.monotonic()
-    _serves(local.url)
-    assert time.monotonic() - started < 5
+    _serves(local.url)  # answered while all of them are held open
     time.sleep(1.5)  # past the timeout: every one of them has been dropped
     assert all(_dropped(conn) for conn in idle)
     for conn in idle:

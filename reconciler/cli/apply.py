@@ -9,29 +9,49 @@ import click
 from reconciler.cli.common import (
     color,
     confirm_or_abort,
-    load_manifests,
+    open_session,
     parallelism_option,
     phi_option,
     replace_primary_option,
-    session,
     shard_option,
 )
 from reconciler.cli.common import show_phi as phi_shown
 from reconciler.cli.output import outcome_line, render, report_summary
-from reconciler.engine import planfile
-from reconciler.engine.apply import ImageSetOutcome, apply_plan
-from reconciler.engine.journal import Journal
-from reconciler.engine.plan import make_plan
-from reconciler.engine.projection import ProjectionCache
-from reconciler.engine.recovery import recovering
-from reconciler.engine.replace import replacements, resume_interrupted
-from reconciler.errors import ExitCode
+from reconciler.engine.apply import ImageSetOutcome
+from reconciler.engine.plan import Plan
 
 
 def _saved_plan(paths: tuple[Path, ...]) -> Path | None:
     if len(paths) == 1 and paths[0].is_file() and paths[0].suffix == ".json":
         return paths[0]
     return None
+
+
+class _Console:
+    """What a person sees of an apply: the plan, the question, the ETA per image set."""
+
+    def __init__(self, show_phi: bool, *, ask: bool) -> None:
+        self.show_phi = show_phi
+        self.ask = ask
+        self.seconds_each = 0.0
+
+    def review(self, plan: Plan) -> bool:
+        click.echo(render(plan, "text", show_phi=self.show_phi, color=color(), verb="plan"))
+        if not plan.has_changes:
+            return True
+        confirm_or_abort("Apply these changes?", not self.ask)
+        click.echo(
+            f"Applying {plan.update_calls} update calls to {len(plan.to_update)} image "
+            f"sets (≥ {plan.quota_seconds:.0f} s at {plan.update_rate:g} updates/s)…",
+            err=True,
+        )
+        # The update quota, not this machine, sets the pace: the ETA follows from it.
+        self.seconds_each = plan.update_calls / max(1, len(plan.to_update)) / plan.update_rate
+        return True
+
+    def progress(self, outcome: ImageSetOutcome, done: int, total: int) -> None:
+        suffix = f"  (ETA {(total - done) * self.seconds_each:.0f} s)" if done < total else ""
+        click.echo(outcome_line(outcome, done, total) + suffix, err=True)
 
 
 @click.command()
@@ -72,81 +92,17 @@ def apply(
     4 some image sets were stale.
     """
     saved = _saved_plan(paths)
-    with session(ctx) as (ahi, config, label):
-        if saved is not None:
-            the_plan = planfile.load(saved)
-            if the_plan.endpoint != label:
-                raise click.UsageError(
-                    f"{saved} was planned against {the_plan.endpoint}, not {label}"
-                )
-            digest = the_plan.manifest_digest
-        else:
-            loaded = load_manifests(paths)
-            digest = loaded.digest
-        # Before planning: finish or roll back replaces an interrupted run left halfway.
-        for resumed in resume_interrupted(
-            ahi, config.journal_dir, label, config.lock_timeout_seconds
-        ):
-            click.echo(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}",
-                       err=True)  # fmt: skip
-        # Before planning: settle the calls interrupted runs left open (engine/recovery.py).
-        recovered = ctx.with_resource(
-            recovering(
-                ahi,
-                config.journal_dir,
-                endpoint=label,
-                manifest_digest=digest,
-                lock_timeout=config.lock_timeout_seconds,
-                echo=lambda line: click.echo(line, err=True),
-            )
+    with open_session(ctx) as session:
+        ask = saved is None and not auto_approve
+        console = _Console(phi_shown(show_phi, session.config), ask=ask)
+        result = session.apply(
+            session.load_plan(saved) if saved is not None else paths,
+            review=console.review,
+            progress=console.progress,
+            shard=shard,
+            parallelism=parallelism,
+            replace_primary=replace_primary,
         )
-        if saved is None:
-            the_plan = make_plan(
-                ahi,
-                loaded.manifests,
-                manifest_digest=loaded.digest,
-                endpoint=label,
-                parallelism=parallelism or config.parallelism,
-                shard=shard,
-                cache=ProjectionCache(config.cache_dir / "projections"),
-                replace_primary=replace_primary,
-                replaced=replacements(config.journal_dir),
-            )
-        phi = phi_shown(show_phi, config)
-        click.echo(render(the_plan, "text", show_phi=phi, color=color(), verb="plan"))
-        if not the_plan.has_changes:
-            return ExitCode.ERROR if the_plan.has_problems else ExitCode.OK
-        if saved is None:
-            confirm_or_abort("Apply these changes?", auto_approve)
-        click.echo(
-            f"Applying {the_plan.update_calls} update calls to {len(the_plan.to_update)} image "
-            f"sets (≥ {the_plan.quota_seconds:.0f} s at {the_plan.update_rate:g} updates/s)…",
-            err=True,
-        )
-
-        calls_each = the_plan.update_calls / max(1, len(the_plan.to_update))
-
-        def progress(outcome: ImageSetOutcome, done: int, total: int) -> None:
-            # The update quota, not this machine, sets the pace: the ETA follows from it.
-            eta = (total - done) * calls_each / the_plan.update_rate
-            suffix = f"  (ETA {eta:.0f} s)" if done < total else ""
-            click.echo(outcome_line(outcome, done, total) + suffix, err=True)
-
-        with recovered or Journal.start(
-            config.journal_dir,
-            command="apply",
-            endpoint=label,
-            manifest_digest=the_plan.manifest_digest,
-        ) as journal:
-            report = apply_plan(
-                ahi,
-                the_plan,
-                journal,
-                parallelism=parallelism or config.parallelism,
-                lock_timeout=config.lock_timeout_seconds,
-                progress=progress,
-            )
-    click.echo(report_summary(report))
-    if report.exit_code is ExitCode.OK and the_plan.has_problems:
-        return ExitCode.ERROR  # blocked image sets were not applied
-    return report.exit_code
+    if result.report is not None:
+        click.echo(report_summary(result.report))
+    return result.exit_code

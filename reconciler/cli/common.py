@@ -1,10 +1,10 @@
-"""What the engine commands share: connection options, manifest loading, PHI policy."""
+"""What the engine commands share: the session, options, confirmation, PHI policy."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +12,9 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.config import Endpoint, ProjectConfig, load_project_config, resolve_endpoint
-from reconciler.errors import ReconcilerError, ValidationFailed
-from reconciler.healthimaging import HealthImaging, connect
-from reconciler.manifest import load_tree
-from reconciler.manifest.model import LoadResult
-from reconciler.manifest.render import lines
+from reconciler.config import ProjectConfig
+from reconciler.errors import ReconcilerError
+from reconciler.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,44 +28,18 @@ class Globals:
     region: str | None = None
 
 
-def describe(endpoint: Endpoint, region: str | None) -> str:
-    if endpoint.kind == "local":
-        return "local"
-    if endpoint.kind == "url":
-        return endpoint.url or "url"
-    return f"aws ({region})" if region else "aws"
-
-
 @contextmanager
-def session(ctx: click.Context) -> Iterator[tuple[HealthImaging, ProjectConfig, str]]:
-    """A connected client for the chosen endpoint, the project config and a label."""
+def open_session(ctx: click.Context) -> Iterator[Session]:
+    """The library session for the group's --endpoint/--profile/--region, with the
+    library's messages (manifest warnings, recovered calls) printed on stderr."""
     options: Globals = ctx.find_object(Globals) or Globals()
-    config = load_project_config()
-    endpoint = resolve_endpoint(options.endpoint, os.environ, config)
-    region = options.region or config.region
-    with connect(endpoint, config, region=region, profile=options.profile) as ahi:
-        yield ahi, config, describe(endpoint, region)
-
-
-def manifest_paths(paths: Sequence[Path]) -> list[Path]:
-    if paths:
-        return list(paths)
-    default = Path("manifests")
-    if not default.exists():
-        raise click.UsageError("no PATHS given and no manifests/ folder here")
-    return [default]
-
-
-def load_manifests(paths: Sequence[Path]) -> LoadResult:
-    """Load and validate; print every problem; stop (exit 1) when any is an error."""
-    result = load_tree(manifest_paths(paths))
-    for line in lines(result):
-        click.echo(line, err=True)
-    if not result.ok:
-        raise ValidationFailed(
-            f"{len(result.errors)} manifest errors: fix them (reconciler validate) and run again"
-        )
-    return result
+    with Session(
+        options.endpoint,
+        profile=options.profile,
+        region=options.region,
+        notify=lambda line: click.echo(line, err=True),
+    ) as session:
+        yield session
 
 
 def show_phi(flag: bool, config: ProjectConfig) -> bool:

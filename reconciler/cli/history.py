@@ -6,7 +6,7 @@ import json
 
 import click
 
-from reconciler.cli.common import session
+from reconciler.cli.common import open_session
 
 
 @click.command()
@@ -23,11 +23,8 @@ def history(ctx: click.Context, image_set: str, datastore_id: str | None, output
     it was forced, and the service's message. Any version can be the target of
     `reconciler revert IMAGE_SET --to-version N`.
     """
-    with session(ctx) as (ahi, config, _label):
-        store = datastore_id or config.datastore_id
-        if store is None:
-            raise click.UsageError("--datastore-id is needed (no datastoreId in reconciler.yaml)")
-        versions = sorted(ahi.list_versions(store, image_set), key=lambda v: -int(v.version_id))
+    with open_session(ctx) as session:
+        versions = session.history(image_set, datastore_id=datastore_id)
     if output == "json":
         click.echo(
             json.dumps(

@@ -2,75 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
 
 from reconciler.cli.common import (
     color,
-    load_manifests,
+    open_session,
     parallelism_option,
     paths_argument,
     phi_option,
     replace_primary_option,
-    session,
     shard_option,
 )
 from reconciler.cli.common import show_phi as phi_shown
 from reconciler.cli.output import output_option, render, write_step_summary
-from reconciler.config import ProjectConfig
 from reconciler.engine import planfile
-from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
-from reconciler.engine.plan import Plan, make_plan
-from reconciler.engine.projection import ProjectionCache
-from reconciler.engine.replace import replacements
-from reconciler.engine.resolve import resolve
-from reconciler.errors import ExitCode
-
-STATE_FILE = "drift-state.json"
-
-
-def _plan(
-    ctx: click.Context,
-    paths: tuple[Path, ...],
-    parallelism: int | None,
-    shard: tuple[int, int] | None,
-    since_last_run: bool = False,
-    record_drift: bool = False,
-    replace_primary: bool = False,
-) -> tuple[Plan, ProjectConfig]:
-    loaded = load_manifests(paths)
-    started = dt.datetime.now(dt.UTC)
-    with session(ctx) as (ahi, config, label):
-        state_path = config.cache_dir / STATE_FILE
-        previous = load_state(state_path) if record_drift else None
-        targets = None
-        if since_last_run and previous is not None:
-            targets = incremental_targets(ahi, loaded.manifests, previous, started)
-        elif since_last_run:
-            click.echo("No earlier drift run recorded: checking everything.", err=True)
-        if targets is None and record_drift:
-            targets = resolve(ahi, loaded.manifests)
-        result = make_plan(
-            ahi, loaded.manifests, manifest_digest=loaded.digest, endpoint=label,
-            parallelism=parallelism or config.parallelism, shard=shard, targets=targets,
-            cache=ProjectionCache(config.cache_dir / "projections"),
-            replace_primary=replace_primary,
-            replaced=replacements(config.journal_dir),
-        )  # fmt: skip
-        if record_drift and targets is not None and shard is None and not result.has_problems:
-            kept = previous if since_last_run else None
-            save_state(state_path, state_after(started, loaded.manifests, targets[0], kept))
-        return result, config
-
-
-def _exit(plan: Plan, changes_code: bool) -> int:
-    if plan.has_problems:
-        return ExitCode.ERROR
-    if changes_code and plan.has_changes:
-        return ExitCode.CHANGES
-    return ExitCode.OK
 
 
 @click.command()
@@ -115,14 +62,21 @@ def plan(
       reconciler plan manifests/ --out plan.json  # save it, then: reconciler apply plan.json
       reconciler plan -o markdown > comment.md    # for a pull request (PHI masked)
     """
-    result, config = _plan(ctx, paths, parallelism, shard, replace_primary=replace_primary)
+    with open_session(ctx) as session:
+        result = session.plan(
+            paths,
+            detailed=detailed_exitcode,
+            shard=shard,
+            parallelism=parallelism,
+            replace_primary=replace_primary,
+        )
     if out is not None:
-        planfile.save(result, out)
+        planfile.save(result.plan, out)
         click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out})", err=True)
-    phi = phi_shown(show_phi, config)
-    click.echo(render(result, output, show_phi=phi, color=color(), verb="plan"))
-    write_step_summary(result, "plan")
-    return _exit(result, detailed_exitcode)
+    phi = phi_shown(show_phi, session.config)
+    click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="plan"))
+    write_step_summary(result.plan, "plan")
+    return result.exit_code
 
 
 @click.command()
@@ -157,8 +111,11 @@ def drift(
     (in cacheDir), so the next `drift --since-last-run` costs O(changes), not
     O(manifests).
     """
-    result, config = _plan(ctx, paths, parallelism, shard, since_last_run, record_drift=True)
-    phi = phi_shown(show_phi, config)
-    click.echo(render(result, output, show_phi=phi, color=color(), verb="drift"))
-    write_step_summary(result, "drift")
-    return _exit(result, changes_code=True)
+    with open_session(ctx) as session:
+        result = session.drift(
+            paths, since_last_run=since_last_run, shard=shard, parallelism=parallelism
+        )
+    phi = phi_shown(show_phi, session.config)
+    click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="drift"))
+    write_step_summary(result.plan, "drift")
+    return result.exit_code

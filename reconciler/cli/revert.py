@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
-from reconciler.cli.common import confirm_or_abort, parallelism_option, session
+from reconciler.cli.common import confirm_or_abort, open_session, parallelism_option
 from reconciler.cli.output import outcome_line, report_summary
 from reconciler.engine.apply import ImageSetOutcome
-from reconciler.engine.journal import Journal, load_run
-from reconciler.engine.revert import (
-    RevertItem,
-    apply_revert,
-    plan_revert_image_set,
-    plan_revert_run,
-)
-from reconciler.errors import ExitCode
+from reconciler.engine.revert import RevertItem
 
 
-def _show(items: list[RevertItem]) -> None:
+def _show(items: Sequence[RevertItem]) -> None:
     for item in items:
         note = ""
         if item.moved:
@@ -71,40 +66,28 @@ def revert(
         raise click.UsageError("give either --run ID or IMAGE_SET --to-version N")
     if image_set is not None and to_version is None:
         raise click.UsageError("IMAGE_SET needs --to-version N")
-    with session(ctx) as (ahi, config, label):
-        parent = None
-        if run_id is not None:
-            run = load_run(config.journal_dir, run_id)
-            parent = run.header.run_id
-            items = plan_revert_run(ahi, run)
-        else:
-            store = datastore_id or config.datastore_id
-            if store is None:
-                raise click.UsageError(
-                    "--datastore-id is needed (no datastoreId in reconciler.yaml)"
-                )
-            assert image_set is not None and to_version is not None
-            items = [plan_revert_image_set(ahi, store, image_set, to_version)]
-        if not items:
-            click.echo("Nothing to revert: the run changed no image set.")
-            return ExitCode.OK
+
+    def review(items: Sequence[RevertItem]) -> bool:
         _show(items)
         confirm_or_abort("Revert these image sets?", auto_approve)
+        return True
 
-        def progress(outcome: ImageSetOutcome, done: int, total: int) -> None:
-            click.echo(outcome_line(outcome, done, total), err=True)
+    def progress(outcome: ImageSetOutcome, done: int, total: int) -> None:
+        click.echo(outcome_line(outcome, done, total), err=True)
 
-        with Journal.start(
-            config.journal_dir, command="revert", endpoint=label, parent_run_id=parent
-        ) as journal:
-            report = apply_revert(
-                ahi,
-                items,
-                journal,
-                force=force,
-                parallelism=parallelism or config.parallelism,
-                lock_timeout=config.lock_timeout_seconds,
-                progress=progress,
-            )
-    click.echo(report_summary(report, "Revert"))
-    return report.exit_code
+    with open_session(ctx) as session:
+        result = session.revert(
+            run_id=run_id,
+            image_set=image_set,
+            to_version=to_version,
+            datastore_id=datastore_id,
+            force=force,
+            review=review,
+            progress=progress,
+            parallelism=parallelism,
+        )
+    if result.report is None:
+        click.echo("Nothing to revert: the run changed no image set.")
+    else:
+        click.echo(report_summary(result.report, "Revert"))
+    return result.exit_code

@@ -4,15 +4,15 @@
   (gunzip, pagination, waiting for LOCKED to settle);
 - :mod:`.errors`: service failures as :class:`~reconciler.errors.ReconcilerError`\\ s;
 - :mod:`.models` / :mod:`.wire`: domain values and the raw payloads they come from;
-- :mod:`.pacing`: client-side rate limits at the service's quotas;
-- :mod:`.local`: the embedded local HealthImaging (imported on demand: it loads the
-  emulator and pydicom); :mod:`.connect`: all of it wired up.
+- :mod:`.pacing`: client-side rate limits at the service's quotas.
+
+Choosing an endpoint and starting the embedded local HealthImaging is the session's
+(:mod:`reconciler.session.connect`): this package knows AWS, not the emulator.
 """
 
 from __future__ import annotations
 
 from reconciler.healthimaging.client import HealthImaging, make_boto3_client
-from reconciler.healthimaging.connect import connect
 from reconciler.healthimaging.errors import (
     AccessDenied,
     CredentialsMissing,
@@ -70,7 +70,6 @@ __all__ = [
     "VersionInfo",
     "WorkflowStatus",
     "between",
-    "connect",
     "equal",
     "make_boto3_client",
     "map_error",

@@ -20,7 +20,7 @@ from reconciler.emulator import protocol
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.healthimaging import AccessDenied, HealthImaging, RateLimiter
-from reconciler.healthimaging.local import start_local
+from reconciler.session.local import start_local
 
 
 def _outbound_address() -> str | None:

@@ -10,7 +10,7 @@ Quotas stay ON, so the local run throttles like the service would — but scaled
 would sit idle for 24 s, which teaches nothing a user does not learn from the plan's
 cost line. Twenty times faster keeps the shape (updates are still the expensive
 calls, 5/s against 500 GetImageSet/s) while a demo takes about a second. The client's
-own rate limiter must use the same scale (:func:`reconciler.healthimaging.connect.connect`
+own rate limiter must use the same scale (:func:`reconciler.session.connect.connect`
 does) or it would pace at the real quota anyway.
 """
 

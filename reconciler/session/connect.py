@@ -31,7 +31,7 @@ def connect(
     scale = 1.0
     if endpoint.kind == "local":
         # Imported here: the emulator (and pydicom) load only when --local asks for them.
-        from reconciler.healthimaging.local import LOCAL_QUOTA_SCALE, start_local
+        from reconciler.session.local import LOCAL_QUOTA_SCALE, start_local
 
         local, url = start_local(config.local_db)
         endpoint = replace(endpoint, url=url)

@@ -11,10 +11,11 @@ from reconciler.config import Endpoint, ProjectConfig
 from reconciler.emulator import seed as seed_module
 from reconciler.emulator.backend import Backend
 from reconciler.emulator.seed import SEED_DATASTORE_ID, SeedResult
-from reconciler.healthimaging import EndpointUnreachable, connect, make_boto3_client
+from reconciler.healthimaging import EndpointUnreachable, make_boto3_client
 from reconciler.healthimaging.client import LOCAL_ACCESS_KEY, HealthImaging
-from reconciler.healthimaging.local import LOCAL_QUOTA_SCALE, start_local
 from reconciler.healthimaging.pacing import RateLimiter
+from reconciler.session.connect import connect
+from reconciler.session.local import LOCAL_QUOTA_SCALE, start_local
 
 
 def credentials(boto: Any) -> Any:

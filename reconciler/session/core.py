@@ -1,0 +1,379 @@
+"""The library's front door: one :class:`Session` per endpoint, every workflow on it.
+
+::
+
+    from reconciler import Session
+
+    with Session(endpoint="local", project_dir=".") as s:
+        plan = s.plan(["manifests"])           # resolve, read, diff, payloads; no writes
+        report = s.apply(plan.plan)            # interrupted runs settled first, journaled
+        drift = s.drift(["manifests"])         # read-only; drift.in_sync
+        s.revert(run_id=report.run_id)         # or image_set=..., to_version=...
+
+Everything a caller must not be able to skip lives here, not in the CLI: settling the
+calls and replaces that interrupted runs left open (before anything is applied), the
+journal, the drift state of ``drift --since-last-run`` and the bookkeeping of replaced
+image sets. The CLI adds only what is a person's: confirmation, progress lines,
+colour and wording. Messages meant for the user (a resumed replace, a recovered call,
+a manifest warning) go to ``notify``; by default they are logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+
+from reconciler.config import Endpoint, ProjectConfig, load_project_config, resolve_endpoint
+from reconciler.engine import planfile
+from reconciler.engine.apply import ImageSetOutcome, apply_plan
+from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
+from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.plan import Plan, make_plan
+from reconciler.engine.projection import ProjectionCache
+from reconciler.engine.recovery import recovering
+from reconciler.engine.replace import replacements, resume_interrupted
+from reconciler.engine.resolve import Target, Unresolved, resolve
+from reconciler.engine.revert import (
+    RevertItem,
+    apply_revert,
+    plan_revert_image_set,
+    plan_revert_run,
+)
+from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
+from reconciler.healthimaging import HealthImaging, VersionInfo
+from reconciler.manifest import load_tree
+from reconciler.manifest.model import LoadResult
+from reconciler.manifest.render import lines
+from reconciler.session.connect import connect
+from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
+
+LOG = logging.getLogger("reconciler")
+DRIFT_STATE_FILE = "drift-state.json"
+
+Progress = Callable[[ImageSetOutcome, int, int], None]
+Shard = tuple[int, int]
+Targets = tuple[list[Target], list[Unresolved]]
+PathsLike = Sequence[str | os.PathLike[str]]
+
+
+class Cancelled(ReconcilerError):
+    """The caller's review said no: nothing was changed."""
+
+
+def describe(endpoint: Endpoint, region: str | None) -> str:
+    """The label that journals, saved plans and the cache are kept under."""
+    if endpoint.kind == "local":
+        return "local"
+    if endpoint.kind == "url":
+        return endpoint.url or "url"
+    return f"aws ({region})" if region else "aws"
+
+
+class Session:
+    """A connection to one HealthImaging endpoint with the project's settings.
+
+    ``endpoint`` is ``"aws"``, ``"local"`` (the embedded local HealthImaging, seeded on
+    first use) or a URL; None means ``$RECONCILER_ENDPOINT``, then ``reconciler.yaml``,
+    then AWS. ``project_dir`` is where ``reconciler.yaml`` is looked for (and upward)
+    and what relative manifest paths hang off. The connection opens on first use and
+    closes with the ``with`` block (or :meth:`close`).
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        project_dir: str | os.PathLike[str] = ".",
+        profile: str | None = None,
+        region: str | None = None,
+        *,
+        notify: Callable[[str], None] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.project_dir = Path(project_dir).resolve()
+        self.config: ProjectConfig = load_project_config(self.project_dir)
+        self.endpoint = resolve_endpoint(
+            endpoint, os.environ if environ is None else environ, self.config
+        )
+        self.region = region or self.config.region
+        self.profile = profile
+        self.label = describe(self.endpoint, self.region)
+        self._notify = notify or LOG.info
+        self._stack = ExitStack()
+        self._ahi: HealthImaging | None = None
+        self._recovered = False
+        self._recovery_journal: Journal | None = None
+
+    # -- lifetime ----------------------------------------------------------------------
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stack.__exit__(kind, error, traceback)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @property
+    def ahi(self) -> HealthImaging:
+        """The typed client (connected, and the local service started, on first use)."""
+        if self._ahi is None:
+            self._ahi = self._stack.enter_context(
+                connect(self.endpoint, self.config, region=self.region, profile=self.profile)
+            )
+        return self._ahi
+
+    def _here(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` relative to the project folder (kept as given when that is the
+        working directory, so messages name files as the user wrote them)."""
+        given = Path(path)
+        if given.is_absolute() or self.project_dir == Path.cwd().resolve():
+            return given
+        return self.project_dir / given
+
+    # -- manifests ---------------------------------------------------------------------
+    def load(self, paths: PathsLike = ()) -> LoadResult:
+        """Load and validate manifests (default: ``manifests/`` of the project). Every
+        problem goes to ``notify``; any error raises :class:`ValidationFailed`."""
+        chosen = [self._here(p) for p in paths]
+        if not chosen:
+            default = self._here("manifests")
+            if not default.exists():
+                raise ConfigError("no PATHS given and no manifests/ folder here")
+            chosen = [default]
+        result = load_tree(chosen)
+        for line in lines(result):
+            self._notify(line)
+        if not result.ok:
+            raise ValidationFailed(
+                f"{len(result.errors)} manifest errors: fix them (reconciler validate) and "
+                "run again"
+            )
+        return result
+
+    # -- read-only workflows -----------------------------------------------------------
+    def _make_plan(
+        self,
+        loaded: LoadResult,
+        *,
+        shard: Shard | None,
+        parallelism: int | None,
+        replace_primary: bool = False,
+        targets: Targets | None = None,
+    ) -> Plan:
+        return make_plan(
+            self.ahi,
+            loaded.manifests,
+            manifest_digest=loaded.digest,
+            endpoint=self.label,
+            parallelism=parallelism or self.config.parallelism,
+            shard=shard,
+            targets=targets,
+            cache=ProjectionCache(self.config.cache_dir / "projections"),
+            replace_primary=replace_primary,
+            replaced=replacements(self.config.journal_dir),
+        )
+
+    def plan(
+        self,
+        paths: PathsLike = (),
+        *,
+        detailed: bool = False,
+        shard: Shard | None = None,
+        parallelism: int | None = None,
+        replace_primary: bool = False,
+    ) -> PlanResult:
+        """What apply would change, image set by image set. Reads only."""
+        loaded = self.load(paths)
+        plan = self._make_plan(
+            loaded, shard=shard, parallelism=parallelism, replace_primary=replace_primary
+        )
+        return PlanResult(plan, detailed)
+
+    def drift(
+        self,
+        paths: PathsLike = (),
+        *,
+        since_last_run: bool = False,
+        shard: Shard | None = None,
+        parallelism: int | None = None,
+    ) -> DriftResult:
+        """Whether the live metadata still matches the manifests. Reads only (but keeps
+        the drift state in the cache folder, so ``since_last_run`` costs O(changes))."""
+        loaded = self.load(paths)
+        started = dt.datetime.now(dt.UTC)
+        state_path = self.config.cache_dir / DRIFT_STATE_FILE
+        previous = load_state(state_path)
+        targets = None
+        if since_last_run and previous is not None:
+            targets = incremental_targets(self.ahi, loaded.manifests, previous, started)
+        elif since_last_run:
+            self._notify("No earlier drift run recorded: checking everything.")
+        if targets is None:
+            targets = resolve(self.ahi, loaded.manifests)
+        plan = self._make_plan(loaded, shard=shard, parallelism=parallelism, targets=targets)
+        if shard is None and not plan.has_problems:
+            kept = previous if since_last_run else None
+            save_state(state_path, state_after(started, loaded.manifests, targets[0], kept))
+        return DriftResult(plan)
+
+    # -- apply -------------------------------------------------------------------------
+    def recover(self, manifest_digest: str | None = None) -> None:
+        """Settle what interrupted runs left open: finish or roll back halfway replaces,
+        then settle interrupted update calls into a journal this session's apply goes on
+        with. Done once per session; :meth:`apply` calls it first in any case."""
+        if self._recovered:
+            return
+        self._recovered = True
+        for resumed in resume_interrupted(
+            self.ahi, self.config.journal_dir, self.label, self.config.lock_timeout_seconds
+        ):
+            self._notify(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}")
+        self._recovery_journal = self._stack.enter_context(
+            recovering(
+                self.ahi,
+                self.config.journal_dir,
+                endpoint=self.label,
+                manifest_digest=manifest_digest,
+                lock_timeout=self.config.lock_timeout_seconds,
+                echo=self._notify,
+            )
+        )
+
+    def load_plan(self, path: str | os.PathLike[str]) -> Plan:
+        """A saved plan (``plan --out``), refused when it was made for another endpoint."""
+        saved = planfile.load(Path(path))
+        if saved.endpoint != self.label:
+            raise ConfigError(f"{path} was planned against {saved.endpoint}, not {self.label}")
+        return saved
+
+    def apply(
+        self,
+        source: Plan | PathsLike = (),
+        *,
+        review: Callable[[Plan], bool] | None = None,
+        progress: Progress | None = None,
+        shard: Shard | None = None,
+        parallelism: int | None = None,
+        replace_primary: bool = False,
+    ) -> ApplyResult:
+        """Make the live metadata match: ``source`` is a :class:`Plan` (applied as it
+        is, pinned to its versions: an image set that moved since is refused as stale)
+        or manifest paths (then interrupted runs are settled *before* planning).
+
+        ``review`` sees the plan before anything is sent and says whether to go ahead
+        (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
+        """
+        if isinstance(source, Plan):
+            plan = source
+            self.recover(plan.manifest_digest)
+        else:
+            loaded = self.load(source)
+            self.recover(loaded.digest)
+            plan = self._make_plan(
+                loaded, shard=shard, parallelism=parallelism, replace_primary=replace_primary
+            )
+        if not plan.has_changes:
+            if review is not None:
+                review(plan)
+            return ApplyResult(plan, None)
+        if review is not None and not review(plan):
+            raise Cancelled("cancelled: nothing was changed")
+        journal = self._recovery_journal or Journal.start(
+            self.config.journal_dir,
+            command="apply",
+            endpoint=self.label,
+            manifest_digest=plan.manifest_digest,
+        )
+        self._recovery_journal = None
+        with journal:
+            report = apply_plan(
+                self.ahi,
+                plan,
+                journal,
+                parallelism=parallelism or self.config.parallelism,
+                lock_timeout=self.config.lock_timeout_seconds,
+                progress=progress,
+            )
+        return ApplyResult(plan, report)
+
+    def history(self, image_set: str, *, datastore_id: str | None = None) -> list[VersionInfo]:
+        """The versions of ``image_set``, newest first."""
+        store = self._datastore(datastore_id)
+        versions = self.ahi.list_versions(store, image_set)
+        return sorted(versions, key=lambda v: -int(v.version_id))
+
+    def _datastore(self, given: str | None) -> str:
+        store = given or self.config.datastore_id
+        if store is None:
+            raise ConfigError("--datastore-id is needed (no datastoreId in reconciler.yaml)")
+        return store
+
+    # -- revert ------------------------------------------------------------------------
+    def revert_items(
+        self,
+        *,
+        run_id: str | None = None,
+        image_set: str | None = None,
+        to_version: str | None = None,
+        datastore_id: str | None = None,
+    ) -> tuple[RevertItem, ...]:
+        """What a revert would do: every image set run ``run_id`` changed (``last``
+        works), or ``image_set`` back to ``to_version``."""
+        if (run_id is None) == (image_set is None):
+            raise ConfigError("give either a run ID or an image set and a version")
+        if run_id is not None:
+            return tuple(plan_revert_run(self.ahi, load_run(self.config.journal_dir, run_id)))
+        if to_version is None:
+            raise ConfigError("an image set needs the version to go back to (--to-version N)")
+        assert image_set is not None
+        store = self._datastore(datastore_id)
+        return (plan_revert_image_set(self.ahi, store, image_set, to_version),)
+
+    def revert(
+        self,
+        *,
+        run_id: str | None = None,
+        image_set: str | None = None,
+        to_version: str | None = None,
+        datastore_id: str | None = None,
+        force: bool = False,
+        review: Callable[[Sequence[RevertItem]], bool] | None = None,
+        progress: Progress | None = None,
+        parallelism: int | None = None,
+    ) -> RevertResult:
+        """Put image sets back to recorded versions (a new version equal to the old
+        one). Image sets that moved since the run are refused (stale) unless ``force``.
+        Journaled like apply, so a revert can itself be reverted."""
+        items = self.revert_items(
+            run_id=run_id, image_set=image_set, to_version=to_version, datastore_id=datastore_id
+        )
+        if not items:
+            return RevertResult(items, None)
+        if review is not None and not review(items):
+            raise Cancelled("cancelled: nothing was changed")
+        parent = None
+        if run_id is not None:
+            parent = load_run(self.config.journal_dir, run_id).header.run_id
+        with Journal.start(
+            self.config.journal_dir, command="revert", endpoint=self.label, parent_run_id=parent
+        ) as journal:
+            report = apply_revert(
+                self.ahi,
+                items,
+                journal,
+                force=force,
+                parallelism=parallelism or self.config.parallelism,
+                lock_timeout=self.config.lock_timeout_seconds,
+                progress=progress,
+            )
+        return RevertResult(items, report)

@@ -1,0 +1,89 @@
+"""What the library's workflows return: frozen results, each with its exit code.
+
+The CLI's exit code comes from :attr:`exit_code` here and nowhere else, so a program
+that calls :class:`reconciler.Session` (a Lambda, a GitHub App, a notebook) reads the
+same verdict a CI job does. Precedence, when more than one applies, is
+error > partial failure > stale > changes/drift > ok.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.engine.apply import ApplyReport
+from reconciler.engine.plan import Plan
+from reconciler.engine.revert import RevertItem
+from reconciler.errors import ExitCode
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """``Session.plan``: what apply would change. ``detailed`` makes changes exit 2
+    (Terraform's ``-detailed-exitcode``); otherwise a plan with changes exits 0."""
+
+    plan: Plan
+    detailed: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.plan.has_problems:
+            return ExitCode.ERROR
+        if self.detailed and self.plan.has_changes:
+            return ExitCode.CHANGES
+        return ExitCode.OK
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """``Session.drift``: whether the live metadata still matches the manifests."""
+
+    plan: Plan
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.plan.has_changes and not self.plan.has_problems
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.plan.has_problems:
+            return ExitCode.ERROR
+        return ExitCode.CHANGES if self.plan.has_changes else ExitCode.OK
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """``Session.apply``: the plan that was applied and what happened to each image
+    set (``report`` is None when the plan had nothing to apply)."""
+
+    plan: Plan
+    report: ApplyReport | None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.report.run_id if self.report is not None else None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.report is None:
+            return ExitCode.ERROR if self.plan.has_problems else ExitCode.OK
+        code = self.report.exit_code
+        if code is ExitCode.OK and self.plan.has_problems:
+            return ExitCode.ERROR  # blocked image sets were not applied
+        return code
+
+
+@dataclass(frozen=True)
+class RevertResult:
+    """``Session.revert``: the image sets put back and how each went (``report`` is
+    None when there was nothing to revert)."""
+
+    items: tuple[RevertItem, ...]
+    report: ApplyReport | None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.report.run_id if self.report is not None else None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.OK if self.report is None else self.report.exit_code

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from reconciler import __version__
 from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.version import __version__
 
 
 class _Group(click.Group):

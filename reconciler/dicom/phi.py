@@ -283,10 +283,13 @@ SHOWN = _uids() | frozenset(SHOWN_BY_CHOICE)
 PHI_KEYWORDS = BASIC_PROFILE - SHOWN
 
 
+MASK = "***"  # what a masked PHI value reads as, in every rendering
+
+
 def is_phi(key: str) -> bool:
     """True for a PHI attribute's keyword, and for any private tag (8 hex digits, odd
     group)."""
     return key in PHI_KEYWORDS or is_private_tag(key)
 
 
-__all__ = ["BASIC_PROFILE", "PHI_KEYWORDS", "SHOWN", "SHOWN_BY_CHOICE", "is_phi"]
+__all__ = ["BASIC_PROFILE", "MASK", "PHI_KEYWORDS", "SHOWN", "SHOWN_BY_CHOICE", "is_phi"]

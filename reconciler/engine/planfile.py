@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dicom.levels import Level
+from reconciler.dicom.phi import MASK
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
 from reconciler.engine.payloads import UpdatePayload, payload_digest
 from reconciler.engine.plan import FORMAT_VERSION, ImageSetPlan, Plan
 from reconciler.errors import ReconcilerError
 from reconciler.manifest.model import Location
-
-MASK = "***"
 
 
 class PlanFileError(ReconcilerError):

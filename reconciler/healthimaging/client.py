@@ -29,7 +29,6 @@ from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler import __version__
 from reconciler.config import Endpoint
 from reconciler.healthimaging import backoff, metadata, wire
 from reconciler.healthimaging.errors import LockTimeout, ServiceError, map_error
@@ -44,6 +43,7 @@ from reconciler.healthimaging.models import (
     VersionInfo,
 )
 from reconciler.healthimaging.pacing import RateLimiter
+from reconciler.version import __version__
 
 log = logging.getLogger("reconciler.healthimaging")
 

@@ -11,10 +11,9 @@ import math
 import re
 from typing import Any
 
+from reconciler.dicom.phi import MASK, is_phi
 from reconciler.engine.changes import Change, ChangeOp, PlanProblem
-from reconciler.engine.diff import is_phi
 from reconciler.engine.plan import ImageSetPlan, Plan
-from reconciler.engine.planfile import MASK
 
 # Control characters (C0 but newline and tab, DEL, C1) and the bidirectional controls
 # of "Trojan Source" (CVE-2021-42574): a value from a metadata document must not move

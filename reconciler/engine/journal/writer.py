@@ -16,7 +16,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from reconciler import __version__
 from reconciler.engine import journal as _package
 from reconciler.engine.journal.records import (
     COMMANDS,
@@ -32,6 +31,7 @@ from reconciler.engine.journal.records import (
     StepRecord,
     _Record,
 )
+from reconciler.version import __version__
 
 MAX_MESSAGE_CHARS = 2000  # the service's messages are short; a runaway one stays bounded
 # A key names what a call changes (Patient.PatientName, a tag); only the caller can know

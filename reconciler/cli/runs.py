@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from reconciler.config import display_path, load_project_config
+from reconciler.config import display_path
 from reconciler.engine.journal import ImageSetEntry, Outcome, Run, RunSummary, list_runs, load_run
+from reconciler.manifest.settings import load_project_config
 
 MAX_KEYS_SHOWN = 4
 MAX_MESSAGE_SHOWN = 200

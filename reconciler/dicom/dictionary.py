@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import cache
 from typing import NamedTuple
 
 from pydicom import datadict
+
+from reconciler.suggest import closest
 
 PRIVATE_TAG_RE = re.compile(r"^[0-9A-Fa-f]{8}$")
 
@@ -52,9 +53,7 @@ def _all_keywords() -> tuple[str, ...]:
 
 def suggest(keyword: str, limit: int = 3) -> list[str]:
     """Close matches for a misspelled keyword (case-insensitive), best first."""
-    lowered = {kw.lower(): kw for kw in _all_keywords()}
-    hits = difflib.get_close_matches(keyword.lower(), list(lowered), n=limit, cutoff=0.75)
-    return [lowered[h] for h in hits]
+    return closest(keyword, _all_keywords(), n=limit, cutoff=0.75)
 
 
 def is_multi_valued(vm: str) -> bool:

@@ -1,26 +1,22 @@
 """The two project settings validation needs, from ``reconciler.yaml``.
 
-``reconciler.yaml`` is the project file (endpoint, region, default datastore, ...; the
-config module owns its full format). Validation reads only ``datastoreId`` (the default
-for manifests without ``spec.datastoreId``) and ``region``, from the nearest
-``reconciler.yaml`` in the manifest's folder or above it, stopping at the git root
-(a folder holding ``.git``) or the filesystem root.
+``reconciler.yaml`` is the project file (endpoint, region, default datastore, ...;
+:mod:`reconciler.config` owns its format, :mod:`~reconciler.manifest.settings` reads
+it). Validation uses ``datastoreId`` (the default for manifests without
+``spec.datastoreId``) and ``region`` of the nearest ``reconciler.yaml`` in the
+manifest's folder or above it, stopping at the git root (a folder holding ``.git``) or
+the filesystem root, and reports every problem of that file once.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.config import PROJECT_FILE, find_project_file
 from reconciler.config import display_path as display
-from reconciler.manifest import codes
-from reconciler.manifest.model import Problem, error
-from reconciler.manifest.textfile import load_file
-
-_ID_RE = re.compile(r"[0-9a-z]{32}\Z")
-_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+\Z")
+from reconciler.manifest.model import Problem
+from reconciler.manifest.settings import check_project_file
 
 
 @dataclass(frozen=True)
@@ -31,38 +27,10 @@ class Project:
 
 
 def load_project(path: Path) -> tuple[Project, list[Problem]]:
-    """``datastoreId`` and ``region`` of the project file at ``path``, checked."""
-    shown = display(path)
-    documents, problems = load_file(path, shown)
-    if not documents:
-        return Project(path), [p for p in problems if p.code != codes.FILE_EMPTY]
-    document = documents[0]
-    settings = document.value
-    if not isinstance(settings, dict):
-        problems.append(
-            error(document.start, f"{PROJECT_FILE} must be a mapping of settings", codes.PROJECT)
-        )
-        return Project(path), problems
-    found: dict[str, str | None] = {"datastoreId": None, "region": None}
-    rules = {
-        "datastoreId": (_ID_RE, "32 lower-case letters and digits ([0-9a-z]{32})"),
-        "region": (_REGION_RE, "an AWS region such as us-east-1"),
-    }
-    for key, (pattern, expected) in rules.items():
-        value = settings.get(key)
-        if value is None:
-            continue
-        if isinstance(value, str) and pattern.match(value):
-            found[key] = value
-            continue
-        problems.append(
-            error(
-                document.location((key,)),
-                f"{key} in {PROJECT_FILE} must be {expected}; got {value!r}",
-                codes.PROJECT,
-            )
-        )
-    return Project(path, found["datastoreId"], found["region"]), problems
+    """``datastoreId`` and ``region`` of the project file at ``path``, checked (the
+    whole file is checked, as every command reads it)."""
+    config, problems = check_project_file(path)
+    return Project(path, config.datastore_id, config.region), problems
 
 
 class ProjectFinder:

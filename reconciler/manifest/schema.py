@@ -10,7 +10,6 @@ YAML extension shows, so the editor and ``reconciler validate`` say the same thi
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from reconciler.manifest import codes
 from reconciler.manifest.model import Problem, error
 from reconciler.manifest.values import close_keywords
 from reconciler.manifest.yamlsafe import Document, YamlPath
+from reconciler.suggest import closest
 
 SCHEMA_FILE = "schema.json"
 SELECTOR_KEYS = (
@@ -156,10 +156,9 @@ def _unknown_key(key: str, path: YamlPath, node_schema: dict[str, Any]) -> str:
             f"write {path[-1]}.Series.<SeriesInstanceUID>.Instances.<SOPInstanceUID>"
         )
     allowed = _allowed_keys(node_schema)
-    lowered = {name.lower(): name for name in allowed}
-    similar = difflib.get_close_matches(key.lower(), list(lowered), n=1, cutoff=0.6)
+    similar = closest(key, allowed)
     if similar:
-        return f"{message}; did you mean {lowered[similar[0]]!r}?"
+        return f"{message}; did you mean {similar[0]!r}?"
     home = _homes().get(key)
     if home is not None and home != display_path(path):
         return f"{message}: {key!r} belongs under {home or 'the top of the manifest'}"
@@ -226,7 +225,7 @@ def _explain(failure: ValidationError, document: Document) -> Iterator[Problem]:
         )
     elif kind == "enum":
         options = rule
-        close = difflib.get_close_matches(str(instance).upper(), options, n=1, cutoff=0.5)
+        close = closest(str(instance), options, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         yield error(
             document.location(path),

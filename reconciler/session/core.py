@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.config import Endpoint, ProjectConfig, load_project_config, resolve_endpoint
+from reconciler.config import Endpoint, ProjectConfig, resolve_endpoint
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
@@ -49,6 +49,7 @@ from reconciler.healthimaging import HealthImaging, VersionInfo
 from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult
 from reconciler.manifest.render import lines
+from reconciler.manifest.settings import load_project_config
 from reconciler.session.connect import connect
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
 

@@ -22,11 +22,11 @@ from conftest import make_client, raw_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.config import read_project_config
 from reconciler.emulator import protocol, server
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.errors import ConfigError
 from reconciler.manifest import LoadResult, load_tree
+from reconciler.manifest.settings import read_project_config
 from reconciler.manifest.textfile import MAX_FILE_BYTES
 
 SECRET = "hunter2-not-for-ci-logs"

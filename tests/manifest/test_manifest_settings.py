@@ -6,14 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.config import (
-    Endpoint,
-    ProjectConfig,
-    load_project_config,
-    parse_endpoint,
-    resolve_endpoint,
-)
+from reconciler.config import Endpoint, ProjectConfig, parse_endpoint, resolve_endpoint
 from reconciler.errors import ConfigError
+from reconciler.manifest.settings import load_project_config
 
 
 @pytest.fixture
@@ -160,11 +155,11 @@ def test_an_empty_file_or_empty_values_mean_the_defaults(project: Path) -> None:
         ("rateLimits: {UpdateImageSetMetadta: 1}\n", "reconciler.yaml:1:14", "did you mean UpdateImageSetMetadata?"),
         ("rateLimits: {GetImageSet: 0}\n", "reconciler.yaml:1:27", "rateLimits.GetImageSet must be requests per second above 0"),
         ("rateLimits: 5\n", "reconciler.yaml:1:13", "rateLimits must be a mapping of operation name"),
-        ("region: us-east-1\nregion: eu-west-1\n", "reconciler.yaml:2:1", "region is set twice (first at line 1)"),
-        ("1: x\n", "reconciler.yaml:1:1", "setting names must be plain text"),
-        ("- a\n- b\n", "reconciler.yaml:1", "must be a mapping of settings"),
+        ("region: us-east-1\nregion: eu-west-1\n", "reconciler.yaml:2:1", "duplicate key 'region': it is already set at line 1"),
+        ("1: x\n", "reconciler.yaml:1:1", "unknown setting '1'"),
+        ("- a\n- b\n", "reconciler.yaml:1:1", "must be a mapping of settings"),
         ("region: [us-east-1\n", "reconciler.yaml:2:1", "invalid YAML"),
-        ("a: 1\n---\nb: 2\n", "reconciler.yaml:2:1", "invalid YAML: expected a single document"),
+        ("a: 1\n---\nb: 2\n", "reconciler.yaml:3:1", "must hold a single YAML document"),
     ],
 )  # fmt: skip
 def test_config_errors_are_one_located_line(
@@ -190,8 +185,24 @@ def test_a_symlink_out_of_the_project_is_path_traversal(project: Path, tmp_path_
 
 def test_non_utf8_and_oversized_files_are_refused(project: Path) -> None:
     (project / "reconciler.yaml").write_bytes(b"region: \xff\n")
-    with pytest.raises(ConfigError, match="not UTF-8"):
+    with pytest.raises(ConfigError, match="invalid UTF-8"):
         load_project_config()
     write(project, "# " + "x" * 70_000 + "\n")
     with pytest.raises(ConfigError, match="larger than 64 KiB"):
+        load_project_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("showPhi: yes\n", "showPhi must be true or false; got 'yes'"),  # YAML 1.2: text
+        ("region: !!python/name:os.system x\n", "tag"),  # no Python tags, as in manifests
+        ("parallelism: " + "[" * 200 + "\n", "nested deeper than"),  # refused in one pass
+    ],
+)
+def test_the_project_file_goes_through_the_manifests_loader(
+    project: Path, text: str, fragment: str
+) -> None:
+    write(project, text)
+    with pytest.raises(ConfigError, match=fragment):
         load_project_config()

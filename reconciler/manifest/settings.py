@@ -1,0 +1,261 @@
+"""Reading ``reconciler.yaml`` through the same bounded loader as the manifests.
+
+The project file arrives in pull requests like the manifests do, so it gets the same
+treatment (:mod:`~reconciler.manifest.textfile`, :mod:`~reconciler.manifest.yamlsafe`):
+bytes read with a size bound, YAML 1.2 scalars, no duplicate keys, aliases counted,
+nesting refused in linear time, and a position for every key and value. The settings'
+*format* (fields, defaults, endpoints) is :mod:`reconciler.config`'s; this module only
+reads and checks a file into a :class:`~reconciler.config.ProjectConfig`.
+
+:func:`check_project_file` returns problems (the validator lists them with the
+manifests' own); :func:`read_project_config` raises the first as a one-line
+:class:`~reconciler.errors.ConfigError` located at ``reconciler.yaml:line:column``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reconciler.config import (
+    PROJECT_FILE,
+    RATE_LIMITED_OPERATIONS,
+    ProjectConfig,
+    display_path,
+    endpoint_problem,
+    find_project_file,
+)
+from reconciler.errors import ConfigError
+from reconciler.manifest import codes
+from reconciler.manifest.model import Location, Problem, error
+from reconciler.manifest.textfile import load_file
+from reconciler.manifest.yamlsafe import Document
+from reconciler.suggest import closest
+
+MAX_FILE_BYTES = 64 * 1024  # a settings file; anything bigger is a mistake
+
+_ID_RE = re.compile(r"[0-9a-z]{32}\Z")
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+\Z")
+_PROFILE_RE = re.compile(r"[\w+=,.@:/-]+\Z")
+_PATH_FIELDS = ("journal_dir", "cache_dir", "local_db")
+
+
+class _Invalid(Exception):
+    """A value does not fit its setting; the text says what would."""
+
+    def __init__(self, expected: str, *, echo: bool = True) -> None:
+        super().__init__(expected)
+        self.echo = echo  # False: the value may hold a secret, do not quote it
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _string(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and pattern.match(value):
+            return value
+        raise _Invalid(expected)
+
+    return check
+
+
+def _endpoint(value: Any) -> str:
+    if isinstance(value, str) and endpoint_problem(value.strip()) is None:
+        return value.strip()
+    raise _Invalid(
+        "aws, local or an http(s):// URL (without user:password, query or fragment)",
+        echo=not (isinstance(value, str) and "@" in value),
+    )
+
+
+def _parallelism(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256:
+        return value
+    raise _Invalid("a whole number from 1 to 256")
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 86400:
+        return float(value)
+    raise _Invalid("a number of seconds above 0 and at most 86400")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _Invalid("true or false")
+
+
+def _folder(value: Any) -> str:
+    if isinstance(value, str) and value.strip() and "\x00" not in value:
+        return value
+    raise _Invalid("a path (relative to the folder of reconciler.yaml)")
+
+
+def _rate(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 10000:
+        return float(value)
+    raise _Invalid("requests per second above 0 (e.g. 0.25)")
+
+
+# YAML key → (ProjectConfig field, check).
+SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "endpoint": ("endpoint", _endpoint),
+    "region": ("region", _string(_REGION_RE, "an AWS region such as us-east-1")),
+    "profile": ("profile", _string(_PROFILE_RE, "the name of an AWS profile")),
+    "datastoreId": (
+        "datastore_id",
+        _string(_ID_RE, "32 lower-case letters and digits ([0-9a-z]{32})"),
+    ),
+    "parallelism": ("parallelism", _parallelism),
+    "journalDir": ("journal_dir", _folder),
+    "cacheDir": ("cache_dir", _folder),
+    "localDb": ("local_db", _folder),
+    "rateLimits": ("rate_limits", lambda value: value),  # checked key by key below
+    "showPhi": ("show_phi", _boolean),
+    "lockTimeoutSeconds": ("lock_timeout_seconds", _seconds),
+}
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = closest(word, choices)
+    return f"; did you mean {close[0]}?" if close else f"; known: {', '.join(choices)}"
+
+
+class _Checker:
+    """Checks one document's settings, collecting a located problem per mistake."""
+
+    def __init__(self, document: Document, root: Path) -> None:
+        self.document = document
+        self.root = root
+        self.problems: list[Problem] = []
+
+    def _problem(self, path: tuple[str, ...], message: str, *, key: bool = False) -> None:
+        self.problems.append(error(self.document.location(path, key=key), message, codes.PROJECT))
+
+    def settings(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for key, value in self.document.value.items():
+            if key not in SETTINGS:
+                self._problem((key,), f"unknown setting {key!r}{_suggest(key, list(SETTINGS))}",
+                              key=True)  # fmt: skip
+                continue
+            if value is None:  # `key:` with no value: the default
+                continue
+            name = SETTINGS[key][0]
+            checked = self._rate_limits(value) if key == "rateLimits" else self._one(key, value)
+            if checked is not None and name in _PATH_FIELDS:
+                checked = self._inside(key, checked)
+            if checked is not None:
+                values[name] = checked
+        return values
+
+    def _one(self, key: str, value: Any, path: tuple[str, ...] | None = None) -> Any:
+        name = ".".join(path) if path else key
+        check = _rate if path else SETTINGS[key][1]
+        try:
+            return check(value)
+        except _Invalid as failure:
+            got = f"; got {_short(value)}" if failure.echo else ""
+            self._problem(path or (key,), f"{name} must be {failure}{got}")
+            return None
+
+    def _rate_limits(self, value: Any) -> dict[str, float] | None:
+        if not isinstance(value, dict):
+            self._problem(("rateLimits",), "rateLimits must be a mapping of operation name to "
+                          f"requests per second; got {_short(value)}")  # fmt: skip
+            return None
+        limits: dict[str, float] = {}
+        for operation, rate in value.items():
+            path = ("rateLimits", operation)
+            if operation not in RATE_LIMITED_OPERATIONS:
+                hint = _suggest(operation, RATE_LIMITED_OPERATIONS)
+                self._problem(path, f"rateLimits: unknown operation {operation!r}{hint}", key=True)
+                continue
+            checked = self._one("rateLimits", rate, path)
+            if checked is not None:
+                limits[operation] = checked
+        return limits
+
+    def _inside(self, key: str, value: Any) -> Path | None:
+        """``value`` resolved against the project folder; refused when it leads out."""
+        resolved: Path = (self.root / value).resolve()  # follows symlinks: links out too
+        if resolved.is_relative_to(self.root):
+            return resolved
+        folder = display_path(self.root)
+        self._problem((key,), f"{key} {value!r} leads outside the project folder {folder} "
+                      "(path traversal); use a path inside it")  # fmt: skip
+        return None
+
+
+def _too_large(path: Path, shown: str) -> Problem | None:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # the reader says why it cannot read it
+    if size <= MAX_FILE_BYTES:
+        return None
+    return error(Location(shown), f"larger than {MAX_FILE_BYTES // 1024} KiB; is this the "
+                 "right file?", codes.FILE_TOO_LARGE)  # fmt: skip
+
+
+def with_defaults(values: dict[str, Any], root: Path, path: Path | None) -> ProjectConfig:
+    """A config from checked ``values``, its default paths made absolute under ``root``."""
+    defaults = ProjectConfig()
+    for name in _PATH_FIELDS:
+        if name not in values:
+            values[name] = (root / getattr(defaults, name)).resolve()
+    return ProjectConfig(**values, path=path, root=root)
+
+
+def check_project_file(path: Path) -> tuple[ProjectConfig, list[Problem]]:
+    """The settings of the project file at ``path`` and every problem found in it (a
+    setting with a problem keeps its default)."""
+    shown = display_path(path)
+    root = path.parent.resolve()
+    oversized = _too_large(path, shown)
+    if oversized is not None:
+        return with_defaults({}, root, path), [oversized]
+    documents, problems = load_file(path, shown)
+    problems = [p for p in problems if p.code != codes.FILE_EMPTY]
+    if len(documents) > 1:
+        second = f"{PROJECT_FILE} must hold a single YAML document; remove the '---' and after"
+        problems.append(error(documents[1].start, second, codes.PROJECT))
+    if not documents:
+        return with_defaults({}, root, path), problems
+    document = documents[0]
+    if not isinstance(document.value, dict):
+        problems.append(
+            error(document.start, f"{PROJECT_FILE} must be a mapping of settings", codes.PROJECT)
+        )
+        return with_defaults({}, root, path), problems
+    checker = _Checker(document, root)
+    values = checker.settings()
+    return with_defaults(values, root, path), problems + checker.problems
+
+
+def read_project_config(path: Path) -> ProjectConfig:
+    """The project file at ``path``; its first problem raised as a located ConfigError."""
+    config, problems = check_project_file(path)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        first = errors[0]
+        where = first.location
+        location = f"{where.path}:{where.line}:{where.column}" if where.line else where.path
+        raise ConfigError(first.message, location=location)
+    return config
+
+
+def load_project_config(start: Path | None = None) -> ProjectConfig:
+    """Find and read ``reconciler.yaml`` from ``start`` (default: the working directory)
+    upward to the git root. With no file, the defaults apply under ``start``."""
+    folder = (start or Path.cwd()).resolve()
+    path = find_project_file(folder)
+    if path is None:
+        return with_defaults({}, folder, None)
+    return read_project_config(path)

@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from reconciler.dicom import document
 from reconciler.dicom.dictionary import is_private_tag, is_tag_key
+from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level, level_of
 from reconciler.dicom.rules import NEVER_UPDATABLE, UID_KEYWORDS, force_reason
 from reconciler.emulator import choices
@@ -40,11 +42,24 @@ class Flags:
 class Element:
     """One attribute named by a blob: where it sits, its key and value."""
 
-    level: Level
-    series: str | None
-    instance: str | None
-    key: str
+    address: Address
     value: Any
+
+    @property
+    def level(self) -> Level:
+        return self.address.level
+
+    @property
+    def series(self) -> str | None:
+        return self.address.series_uid
+
+    @property
+    def instance(self) -> str | None:
+        return self.address.sop_uid
+
+    @property
+    def key(self) -> str:
+        return str(self.address.key)
 
     @property
     def where(self) -> str:
@@ -92,19 +107,10 @@ def _check_outline(node: Any, kind: str, where: str) -> None:
 
 
 def iter_elements(blob: Document) -> Iterator[Element]:
-    """Every attribute a blob names, with its level and position."""
-    yield from _dicom(blob.get("Patient"), Level.PATIENT, None, None)
-    study = blob.get("Study") or {}
-    yield from _dicom(study, Level.STUDY, None, None)
-    for uid, series in (study.get("Series") or {}).items():
-        yield from _dicom(series, Level.SERIES, uid, None)
-        for sop, instance in (series.get("Instances") or {}).items():
-            yield from _dicom(instance, Level.INSTANCE, uid, sop)
-
-
-def _dicom(node: Any, level: Level, series: str | None, sop: str | None) -> Iterator[Element]:
-    for key, value in ((node or {}).get("DICOM") or {}).items():
-        yield Element(level, series, sop, key, value)
+    """Every attribute a blob names, with its level and position, in document order."""
+    for obj, node in document.objects(blob):
+        for key, value in document.attributes(node).items():
+            yield Element(obj._replace(key=key), value)
 
 
 def _check_level(element: Element) -> None:
@@ -143,57 +149,35 @@ def _check_force(element: Element, flags: Flags, *, removal: bool) -> None:
         raise ValidationException(f"{verb} {element.key} requires force=true: {reason}")
 
 
-def _locate(doc: Document, element: Element, *, create: bool) -> dict[str, Any]:
-    """The DICOM object of the document that ``element`` addresses."""
-    if element.level is Level.PATIENT:
-        node = doc["Patient"]
-    elif element.level is Level.STUDY:
-        node = doc["Study"]
-    else:
-        series = _series(doc, element.series)
-        node = series if element.level is Level.SERIES else _instance(series, element)
-    dicom: dict[str, Any] = node.setdefault("DICOM", {}) if create else node.get("DICOM", {})
-    return dicom
-
-
-def _series(doc: Document, uid: str | None) -> dict[str, Any]:
-    series: dict[str, Any] | None = doc["Study"].get("Series", {}).get(uid)
-    if series is None:
-        raise ValidationException(f"the image set has no series {uid}")
-    return series
-
-
-def _instance(series: dict[str, Any], element: Element) -> dict[str, Any]:
-    instance = series.get("Instances", {}).get(element.instance)
-    if instance is None:
+def _object(doc: Document, address: Address) -> dict[str, Any]:
+    """The object of the document that ``address`` names; refused when it is missing."""
+    node = document.object_at(doc, address)
+    if node is not None:
+        return node
+    series = Address(Level.SERIES, address.series_uid)
+    if address.level is Level.INSTANCE and document.object_at(doc, series) is not None:
         raise ValidationException(
-            f"series {element.series} of the image set has no instance {element.instance}"
+            f"series {address.series_uid} of the image set has no instance {address.sop_uid}"
         )
-    result: dict[str, Any] = instance
-    return result
+    if address.series_uid is not None:
+        raise ValidationException(f"the image set has no series {address.series_uid}")
+    raise ValidationException(f"the image set has no {address.level.value} object")
 
 
 def _remove(doc: Document, blob: Document, flags: Flags) -> None:
-    study = blob.get("Study") or {}
-    for uid, series in (study.get("Series") or {}).items():
-        if not series:  # {"<uid>": {}}: the whole series
-            _series(doc, uid)
-            _refuse_structure_removal_on_primary(flags, f"series {uid}")
-            del doc["Study"]["Series"][uid]
-            continue
-        for sop, instance in (series.get("Instances") or {}).items():
-            if not instance:
-                target = _series(doc, uid)
-                _instance(target, Element(Level.INSTANCE, uid, sop, "", None))
-                _refuse_structure_removal_on_primary(flags, f"instance {sop}")
-                del target["Instances"][sop]
+    for obj, node in list(document.objects(blob)):
+        if obj.level in (Level.SERIES, Level.INSTANCE) and not node:  # {"<uid>": {}}: whole
+            _object(doc, obj)
+            what = f"series {obj.series_uid}" if obj.level is Level.SERIES else None
+            _refuse_structure_removal_on_primary(flags, what or f"instance {obj.sop_uid}")
+            document.remove(doc, obj)
     for element in iter_elements(blob):
         _check_level(element)
         _check_primary(element, flags)
         _check_force(element, flags, removal=True)
         if element.key in UID_KEYWORDS:
             raise ValidationException(f"{element.key} cannot be removed")
-        dicom = _locate(doc, element, create=False)
+        dicom = document.attributes(_object(doc, element.address))
         if element.key not in dicom:
             raise choices.REMOVAL_MISMATCH_ERROR(
                 f"cannot remove {element.key} at {element.where}: the image set does not have it"
@@ -203,11 +187,8 @@ def _remove(doc: Document, blob: Document, flags: Flags) -> None:
                 f"cannot remove {element.key} at {element.where}: the value given does not "
                 "match the existing attribute"
             )
-        del dicom[element.key]
-        if is_private_tag(element.key) and element.level is Level.INSTANCE:
-            vrs = _instance(_series(doc, element.series), element).get("DICOMVRs", {})
-            vrs.pop(element.key, None)
-    if not any(s.get("Instances") for s in doc["Study"].get("Series", {}).values()):
+        document.remove(doc, element.address)  # with its VR (a private tag's)
+    if not any(obj.level is Level.INSTANCE for obj, _ in document.objects(doc)):
         raise ValidationException("an update may not remove every instance of an image set")
 
 
@@ -222,7 +203,7 @@ def _update(doc: Document, blob: Document, flags: Flags) -> None:
         _check_level(element)
         _check_primary(element, flags)
         _check_force(element, flags, removal=False)
-        dicom = _locate(doc, element, create=True)
+        dicom = _object(doc, element.address).setdefault("DICOM", {})
         if is_private_tag(element.key):
             _private_vr(doc, blob, element)
         if element.key in ("SeriesInstanceUID", "SOPInstanceUID") and element.level in (
@@ -236,10 +217,8 @@ def _update(doc: Document, blob: Document, flags: Flags) -> None:
 
 
 def _private_vr(doc: Document, blob: Document, element: Element) -> None:
-    blob_instance = blob["Study"]["Series"][element.series]["Instances"][element.instance]
-    vr = (blob_instance.get("DICOMVRs") or {}).get(element.key)
-    instance = _instance(_series(doc, element.series), element)
-    vrs = instance.setdefault("DICOMVRs", {})
+    vr = document.value_at(blob, element.address, "DICOMVRs")[1]
+    vrs = _object(doc, element.address).setdefault("DICOMVRs", {})
     if vr is None and element.key not in vrs:
         raise ValidationException(
             f"private tag {element.key} at {element.where} needs its VR in DICOMVRs"
@@ -253,13 +232,13 @@ def _rekey(doc: Document, element: Element) -> None:
     new = element.value
     if not isinstance(new, str):
         raise ValidationException(f"{element.key} must be a string UID")
-    all_series = doc["Study"]["Series"]
+    all_series = document.series_uids(doc)
     if element.level is Level.SERIES and element.series != new:
         if new in all_series:
             raise ValidationException(f"the image set already has series {new}")
-        all_series[new] = all_series.pop(element.series)
+        all_series[new] = all_series.pop(str(element.series))
     elif element.level is Level.INSTANCE and element.instance != new:
-        instances = all_series[element.series]["Instances"]
+        instances = _object(doc, element.address.enclosing[0]).setdefault("Instances", {})
         if new in instances:
             raise ValidationException(f"series {element.series} already has instance {new}")
         instances[new] = instances.pop(element.instance)

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level
 from reconciler.manifest.model import Location
 
@@ -55,20 +56,18 @@ class Change:
     location: Location
 
     @property
+    def address(self) -> Address:
+        """Where the change sits in the metadata document."""
+        return Address(self.level, self.series_uid, self.sop_uid, self.key)
+
+    @property
     def pointer(self) -> str:
         """Where the change sits in the metadata document, as a JSON Pointer."""
-        parts = [self.level.value] if self.level is Level.PATIENT else ["Study"]
-        if self.series_uid is not None:
-            parts += ["Series", self.series_uid]
-        if self.sop_uid is not None:
-            parts += ["Instances", self.sop_uid]
-        if self.key is not None:
-            parts += ["DICOM", self.key]
-        return "/" + "/".join(p.replace("~", "~0").replace("/", "~1") for p in parts)
+        return self.address.pointer
 
     @property
     def sort_key(self) -> tuple[int, str, str, str]:
-        return (LEVEL_ORDER[self.level], self.series_uid or "", self.sop_uid or "", self.key or "")
+        return self.address.order
 
     @property
     def renames(self) -> bool:

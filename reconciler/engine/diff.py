@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import jsonpatch
 
+from reconciler.dicom import document
 from reconciler.dicom.dictionary import is_private_tag
+from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import PHI_KEYWORDS as PHI_KEYWORDS  # re-exported
 from reconciler.dicom.phi import is_phi as is_phi
@@ -39,27 +41,6 @@ _PRIMARY_PROCEDURE = (
 )
 
 
-class Address(NamedTuple):
-    """One attribute of one object, or (``key=None``) a whole series or instance."""
-
-    level: Level
-    series_uid: str | None
-    sop_uid: str | None
-    key: str | None
-
-    @property
-    def node(self) -> tuple[str, ...]:
-        """The path of the object holding the attribute, in the document's tree."""
-        if self.level is Level.PATIENT:
-            return ("Patient",)
-        path: tuple[str, ...] = ("Study",)
-        if self.series_uid is not None:
-            path += ("Series", self.series_uid)
-        if self.sop_uid is not None:
-            path += ("Instances", self.sop_uid)
-        return path
-
-
 @dataclass(frozen=True)
 class _Owner:
     """Who wants ``address`` how: the manifest item that owns it."""
@@ -69,12 +50,6 @@ class _Owner:
 
 
 Owners = dict[Address, _Owner]
-
-
-def _address(item: DesiredValue | Removal) -> Address:
-    series = item.series_uid if item.level in (Level.SERIES, Level.INSTANCE) else None
-    sop = item.sop_uid if item.level is Level.INSTANCE else None
-    return Address(item.level, series, sop, item.key)
 
 
 def _intent(item: DesiredValue | Removal) -> tuple[str | None, ...]:
@@ -95,7 +70,7 @@ def _owners(manifests: Sequence[Manifest], image_set_id: str) -> tuple[Owners, l
     for manifest in manifests:
         items: list[DesiredValue | Removal] = [*manifest.sets, *manifest.removals]
         for item in items:
-            first = owners.setdefault(_address(item), _Owner(manifest, item))
+            first = owners.setdefault(item.address, _Owner(manifest, item))
             if first.manifest is not manifest and _intent(first.item) != _intent(item):
                 problems.append(
                     PlanProblem(
@@ -124,89 +99,52 @@ def _owners(manifests: Sequence[Manifest], image_set_id: str) -> tuple[Owners, l
 
 def _removed_whole(address: Address, owners: Owners) -> _Owner | None:
     """The whole-object removal that covers ``address`` (not itself), if any."""
-    candidates = []
-    series = Address(Level.SERIES, address.series_uid, None, None)
-    if address.series_uid is not None and address != series:
-        candidates.append(series)
-    if address.sop_uid is not None and address.key is not None:
-        candidates.append(Address(Level.INSTANCE, address.series_uid, address.sop_uid, None))
-    return next((owners[c] for c in candidates if c in owners), None)
+    return next((owners[e] for e in address.enclosing if e in owners), None)
 
 
 # -- projections --------------------------------------------------------------------
-
-
-def _skeleton() -> Projection:
-    return {"Patient": {"DICOM": {}}, "Study": {"DICOM": {}, "Series": {}}}
-
-
-def _ensure(tree: Projection, address: Address) -> dict[str, Any]:
-    """The projection node of ``address``'s object, created in the uniform shape.
-
-    Every node has all its containers on both sides, so jsonpatch never reports a
-    container (``/Instances``) as added or removed, only attributes and whole objects.
-    """
-    node: dict[str, Any] = tree[address.node[0]]
-    if address.series_uid is not None:
-        node = node["Series"].setdefault(address.series_uid, {"DICOM": {}, "Instances": {}})
-    if address.sop_uid is not None:
-        node = node["Instances"].setdefault(address.sop_uid, {"DICOM": {}, "DICOMVRs": {}})
-    return node
-
-
-def _doc_node(doc: dict[str, Any], address: Address) -> dict[str, Any] | None:
-    node: Any = doc.get(address.node[0])
-    for part in address.node[1:]:
-        node = node.get(part) if isinstance(node, dict) else None
-    return node if isinstance(node, dict) else None
 
 
 def _named_objects(owners: Owners) -> set[Address]:
     """Every series and instance the manifests name, as whole-object addresses."""
     named: set[Address] = set()
     for address in owners:
-        if address.series_uid is not None:
-            named.add(Address(Level.SERIES, address.series_uid, None, None))
-        if address.sop_uid is not None:
-            named.add(Address(Level.INSTANCE, address.series_uid, address.sop_uid, None))
+        named.update(a for a in (*address.enclosing, address) if a.key is None)
     return named
 
 
 def _desired(owners: Owners) -> Projection:
-    tree = _skeleton()
+    tree = document.skeleton()
     for obj in sorted(_named_objects(owners), key=_order):
         if obj not in owners and _removed_whole(obj, owners) is None:
-            _ensure(tree, obj)
+            document.ensure(tree, obj, uniform=True)
     for address, owner in owners.items():
         if address.key is None or _removed_whole(address, owners) is not None:
             continue  # a removed whole is absent from the desired state, with its content
         if isinstance(owner.item, DesiredValue):
-            node = _ensure(tree, address)
-            node["DICOM"][address.key] = copy.deepcopy(owner.item.value)
-            if owner.item.vr is not None:
-                node["DICOMVRs"][address.key] = owner.item.vr
+            value = copy.deepcopy(owner.item.value)
+            document.put(tree, address, value, vr=owner.item.vr, uniform=True)
     return tree
 
 
 def _live(doc: dict[str, Any], owners: Owners) -> Projection:
-    tree = _skeleton()
+    tree = document.skeleton()
     for obj in sorted(_named_objects(owners), key=_order):
-        if _doc_node(doc, obj) is not None:
-            _ensure(tree, obj)
+        if document.object_at(doc, obj) is not None:
+            document.ensure(tree, obj, uniform=True)
     for address, owner in owners.items():
-        source = _doc_node(doc, address)
-        if address.key is None or source is None:
+        if address.key is None or document.object_at(doc, address) is None:
             continue
-        node = _ensure(tree, address)
-        dicom = source.get("DICOM") or {}
-        if address.key in dicom:
-            node["DICOM"][address.key] = copy.deepcopy(dicom[address.key])
+        node = document.ensure(tree, address, uniform=True)
+        present, value = document.value_at(doc, address)
+        if present:
+            node["DICOM"][address.key] = copy.deepcopy(value)
         # The VR of a private tag is part of its state only where the manifest says
         # which VR it wants (a set) or drops it with the value (a removal).
         wants_vr = isinstance(owner.item, Removal) or owner.item.vr is not None
-        vrs = source.get("DICOMVRs") or {}
-        if is_private_tag(address.key) and wants_vr and address.key in vrs:
-            node["DICOMVRs"][address.key] = vrs[address.key]
+        has_vr, vr = document.value_at(doc, address, "DICOMVRs")
+        if is_private_tag(address.key) and wants_vr and has_vr:
+            node["DICOMVRs"][address.key] = vr
     return tree
 
 
@@ -237,7 +175,7 @@ def _follow_renames(doc: dict[str, Any], manifests: Sequence[Manifest]) -> list[
     document. Without this, re-planning after such an apply would find the old key
     gone ("no series Y") instead of an image set in sync.
     """
-    all_series: dict[str, Any] = (doc.get("Study") or {}).get("Series") or {}
+    all_series = document.series_uids(doc)
     series_alias: dict[str, str] = {}
     sop_alias: dict[tuple[str | None, str | None], str] = {}
     for manifest in manifests:
@@ -277,72 +215,64 @@ def _follow_renames(doc: dict[str, Any], manifests: Sequence[Manifest]) -> list[
 def _index(tree: Projection) -> dict[tuple[str, ...], Address]:
     """Projection path → address, for attributes (DICOM and DICOMVRs) and objects."""
     index: dict[tuple[str, ...], Address] = {}
-
-    def attributes(node: dict[str, Any], obj: Address) -> None:
-        for container in ("DICOM", "DICOMVRs"):
-            for key in node.get(container, {}):
-                index[(*obj.node, container, key)] = obj._replace(key=key)
-
-    attributes(tree["Patient"], Address(Level.PATIENT, None, None, None))
-    attributes(tree["Study"], Address(Level.STUDY, None, None, None))
-    for uid, series in tree["Study"]["Series"].items():
-        obj = Address(Level.SERIES, uid, None, None)
-        index[obj.node] = obj
-        attributes(series, obj)
-        for sop, instance in series["Instances"].items():
-            obj = Address(Level.INSTANCE, uid, sop, None)
+    for obj, node in document.objects(tree):
+        if obj.level in (Level.SERIES, Level.INSTANCE):
             index[obj.node] = obj
-            attributes(instance, obj)
+        for container in document.CONTAINERS:
+            for key in document.attributes(node, container):
+                index[obj._replace(key=key).path(container)] = obj._replace(key=key)
     return index
 
 
-def _split_pointer(pointer: str) -> tuple[str, ...]:
-    # RFC 6901; done here rather than through jsonpointer, which has no type stubs.
-    if not pointer:
-        return ()
-    return tuple(p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/"))
+_KINDS = {"add": ChangeOp.ADD, "copy": ChangeOp.ADD, "remove": ChangeOp.REMOVE,
+          "replace": ChangeOp.REPLACE}  # fmt: skip
 
 
-def _touched(ops: Iterable[dict[str, Any]], index: dict[tuple[str, ...], Address]) -> set[Address]:
-    """The addresses the operations change.
+def _operations(patch: jsonpatch.JsonPatch, index: dict[tuple[str, ...], Address]
+                ) -> dict[Address, ChangeOp]:  # fmt: skip
+    """jsonpatch's operations on the projections, as one change kind per address.
 
-    Only paths are used, never an operation's kind: jsonpatch may express a removal
-    plus an add of an equal value as one ``move``, and diffs inside a multi-valued or
-    sequence value reach below the attribute; both map back to whole attributes.
+    An operation on an attribute's value (``DICOM``) gives its kind: ``add``, ``remove``
+    or ``replace``; one below it (inside a multi-valued or sequence value) is a
+    ``replace`` of the attribute; a ``move`` is a ``remove`` at ``from`` plus an ``add``
+    at ``path`` (jsonpatch writes a removal and an add of an equal value that way). An
+    operation on a private tag's VR alone makes its attribute a ``replace``. An
+    operation on a container (never made by the uniform projections) applies to
+    everything under it.
     """
-    touched: set[Address] = set()
-    for op in ops:
-        for member in ("from", "path"):
-            if member not in op:
+    kinds: dict[Address, ChangeOp] = {}
+    vr_only: set[Address] = set()
+    for op in patch:
+        if op["op"] == "move":
+            parts = [(op["from"], ChangeOp.REMOVE), (op["path"], ChangeOp.ADD)]
+        else:
+            parts = [(op["path"], _KINDS[op["op"]])]
+        for where, kind in parts:
+            path = document.split_pointer(where)
+            prefixes = (path[:n] for n in range(len(path), 0, -1))
+            hit = next((p for p in prefixes if p in index), None)
+            if hit is None:  # a container: everything under it
+                for p, address in index.items():
+                    if p[: len(path)] == path:
+                        kinds.setdefault(address, kind)
                 continue
-            parts = _split_pointer(op[member])
-            prefixes = (parts[:n] for n in range(len(parts), 0, -1))
-            hit = next((index[p] for p in prefixes if p in index), None)
-            if hit is not None:
-                touched.add(hit)
-            else:  # a container: everything under it
-                touched.update(a for p, a in index.items() if p[: len(parts)] == parts)
-    return touched
+            address = index[hit]
+            if hit != path:
+                kind = ChangeOp.REPLACE  # inside the value
+            if address.key is not None and hit[-2] == "DICOMVRs":
+                vr_only.add(address)
+                continue
+            kinds[address] = kind
+    for address in vr_only:
+        kinds.setdefault(address, ChangeOp.REPLACE)
+    return kinds
 
 
 def _order(address: Address) -> tuple[int, str, str, str]:
-    return (
-        list(Level).index(address.level),
-        address.series_uid or "",
-        address.sop_uid or "",
-        address.key or "",
-    )
+    return address.order
 
 
 # -- addresses → changes -------------------------------------------------------------
-
-
-def _get(tree: Projection, address: Address, container: str = "DICOM") -> tuple[bool, Any]:
-    node = _doc_node(tree, address)
-    values = (node or {}).get(container) or {}
-    if address.key is None:
-        return node is not None, None
-    return address.key in values, values.get(address.key)
 
 
 def _refusal(address: Address, op: ChangeOp, is_primary: bool) -> str | None:
@@ -369,12 +299,19 @@ def _refusal(address: Address, op: ChangeOp, is_primary: bool) -> str | None:
 
 
 def _change(
-    address: Address, owner: _Owner, live: Projection, desired: Projection, is_primary: bool
+    address: Address,
+    kind: ChangeOp,
+    owner: _Owner,
+    live: Projection,
+    desired: Projection,
+    is_primary: bool,
 ) -> Change | None:
-    in_live, before = _get(live, address)
-    in_desired, after = _get(desired, address)
+    """The change jsonpatch's operation ``kind`` makes at ``address``: values from the
+    projections, force and PHI from the attribute's rules."""
+    in_live, before = document.value_at(live, address)
+    in_desired, after = document.value_at(desired, address)
     if address.key is None:  # a whole object: only its removal is ever planned
-        if not in_live or in_desired:
+        if kind is not ChangeOp.REMOVE or not in_live or in_desired:
             return None
         what = address.level.value.lower()
         reason = f"removing a whole {what} from a primary image set" if is_primary else None
@@ -382,20 +319,19 @@ def _change(
             ChangeOp.REMOVE, address.level, address.series_uid, address.sop_uid, None,
             None, None, None, reason, False, owner.manifest.name, owner.item.location,
         )  # fmt: skip
-    if in_live and in_desired:
-        op = ChangeOp.REPLACE  # the value, or only a private tag's VR
-    elif in_desired:
-        op = ChangeOp.ADD
-    elif in_live:
-        op = ChangeOp.REMOVE
-    else:
+    if not in_live and not in_desired:
         return None
+    op = kind  # jsonpatch's; a VR-only edit is an add/remove of the VR on a kept value
+    if in_live and in_desired:
+        op = ChangeOp.REPLACE
+    elif op is ChangeOp.REPLACE:  # inside a value that one side lacks: cannot happen
+        op = ChangeOp.ADD if in_desired else ChangeOp.REMOVE
     if op is ChangeOp.REMOVE:
-        vr = _get(live, address, "DICOMVRs")[1]
+        vr = document.value_at(live, address, "DICOMVRs")[1]
         # A removal carries the current value, which need not fit the VR: no form check.
         reason = force_reason(address.key, before, check_form=False)
     else:
-        vr = _get(desired, address, "DICOMVRs")[1]
+        vr = document.value_at(desired, address, "DICOMVRs")[1]
         reason = force_reason(address.key, after)
     return Change(
         op, address.level, address.series_uid, address.sop_uid, address.key,
@@ -413,25 +349,24 @@ def _missing_objects(
     have. Removals there are already satisfied (the object, and so the attribute, is
     absent), which also keeps a whole-object removal converged after it is applied.
     """
-    live_series = live["Study"]["Series"]
     missing: set[Address] = set()
-    for uid, series in list(desired["Study"]["Series"].items()):
-        if uid not in live_series:
-            missing.add(Address(Level.SERIES, uid, None, None))
-            del desired["Study"]["Series"][uid]
+    for obj, _node in list(document.objects(desired)):
+        if obj.level not in (Level.SERIES, Level.INSTANCE):
             continue
-        for sop in list(series["Instances"]):
-            if sop not in live_series[uid]["Instances"]:
-                missing.add(Address(Level.INSTANCE, uid, sop, None))
-                del series["Instances"][sop]
+        if any(e in missing for e in obj.enclosing):
+            continue  # it goes with its series
+        if document.object_at(live, obj) is None:
+            missing.add(obj)
+    for obj in missing:
+        document.remove(desired, obj)
     problems: list[PlanProblem] = []
     blocked: set[Address] = set()
     reported: set[tuple[Address, str]] = set()
     for address, owner in sorted(owners.items(), key=lambda pair: _order(pair[0])):
         if not isinstance(owner.item, DesiredValue):
             continue
-        series_obj = Address(Level.SERIES, address.series_uid, None, None)
-        obj = series_obj if series_obj in missing else address._replace(key=None)
+        series_obj = Address(Level.SERIES, address.series_uid)
+        obj = series_obj if series_obj in missing else address.whole
         if obj not in missing:
             continue
         blocked.add(address)
@@ -455,11 +390,10 @@ def _missing_objects(
 
 
 def _leaves_no_instance(doc: dict[str, Any], changes: Sequence[Change]) -> bool:
-    removed = {(c.series_uid, c.sop_uid) for c in changes if c.key is None}
-    for uid, series in ((doc.get("Study") or {}).get("Series") or {}).items():
-        if (uid, None) in removed:
-            continue
-        if any((uid, sop) not in removed for sop in series.get("Instances") or {}):
+    removed = {c.address for c in changes if c.key is None}
+    for obj, _node in document.objects(doc):
+        gone = obj in removed or any(e in removed for e in obj.enclosing)
+        if obj.level is Level.INSTANCE and not gone:
             return False
     return bool(removed)
 
@@ -478,11 +412,13 @@ def diff_image_set(
     missing_problems, blocked = _missing_objects(live, desired, owners, image_set_id)
     problems += missing_problems
     index = _index(live) | _index(desired)
-    patch = jsonpatch.make_patch(live, desired)
+    kinds = _operations(jsonpatch.make_patch(live, desired), index)
     changes: list[Change] = []
-    for address in sorted(_touched(list(patch), index), key=_order):
+    for address in sorted(kinds, key=_order):
         owner = owners.get(address)
-        change = None if owner is None else _change(address, owner, live, desired, is_primary)
+        if owner is None:
+            continue
+        change = _change(address, kinds[address], owner, live, desired, is_primary)
         if change is None or owner is None:
             continue
         refusal = _refusal(address, change.op, is_primary)
@@ -506,7 +442,7 @@ def diff_image_set(
                 "HealthImaging refuses; delete the image set (DeleteImageSet) instead",
             )
         )
-    changed = {Address(c.level, c.series_uid, c.sop_uid, c.key) for c in changes}
+    changed = {c.address for c in changes}
     unchanged = sum(
         1
         for address in owners
@@ -522,12 +458,7 @@ def diff_image_set(
 
 def _covered_by(address: Address, changed: set[Address]) -> bool:
     """Inside a series or instance whose whole removal is planned."""
-    series = Address(Level.SERIES, address.series_uid, None, None)
-    instance = Address(Level.INSTANCE, address.series_uid, address.sop_uid, None)
-    return address.series_uid is not None and (
-        (series in changed and address != series)
-        or (address.sop_uid is not None and instance in changed and address != instance)
-    )
+    return any(e in changed for e in address.enclosing)
 
 
 def _problem_order(problem: PlanProblem) -> tuple[Location, str]:

@@ -22,8 +22,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
+from reconciler.dicom import document
 from reconciler.dicom.levels import Level
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
 from reconciler.errors import ReconcilerError
@@ -113,27 +114,14 @@ def _tree_order(change: Change) -> tuple[int, int, str, int, str, str]:
 
 def _blob(changes: Iterable[Change]) -> UpdateBlob:
     blob: UpdateBlob = {"SchemaVersion": SCHEMA_VERSION}
+    tree = cast(document.Document, blob)
     for change in sorted(changes, key=_tree_order):
-        value = change.before if change.op is ChangeOp.REMOVE else change.after
-        if change.level is Level.PATIENT:
-            blob.setdefault("Patient", {}).setdefault("DICOM", {})[str(change.key)] = value
+        if change.key is None:  # a whole series or instance: the empty object says it
+            document.ensure(tree, change.address)
             continue
-        study = blob.setdefault("Study", {})
-        if change.level is Level.STUDY:
-            study.setdefault("DICOM", {})[str(change.key)] = value
-            continue
-        series = study.setdefault("Series", {}).setdefault(str(change.series_uid), {})
-        if change.key is None and change.level is Level.SERIES:
-            continue  # a whole series: the empty object says it
-        if change.level is Level.SERIES:
-            series.setdefault("DICOM", {})[str(change.key)] = value
-            continue
-        instance = series.setdefault("Instances", {}).setdefault(str(change.sop_uid), {})
-        if change.key is None:
-            continue  # a whole instance
-        instance.setdefault("DICOM", {})[change.key] = value
-        if change.vr is not None and change.op is not ChangeOp.REMOVE:
-            instance.setdefault("DICOMVRs", {})[change.key] = change.vr
+        removal = change.op is ChangeOp.REMOVE
+        vr = change.vr if change.level is Level.INSTANCE and not removal else None
+        document.put(tree, change.address, change.before if removal else change.after, vr=vr)
     return blob
 
 

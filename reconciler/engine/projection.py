@@ -23,11 +23,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reconciler.dicom import document
+from reconciler.dicom.document import Document
 from reconciler.dicom.levels import Level
 from reconciler.manifest.model import DesiredValue, Manifest, Removal
 
-Projection = dict[str, Any]
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: coverage written as the addresses' JSON Pointers
 _RENAMING_KEYS = {"SeriesInstanceUID", "SOPInstanceUID"}
 
 
@@ -41,13 +42,13 @@ def coverage(manifests: Sequence[Manifest]) -> frozenset[str]:
     """The addresses the manifests own, as strings (what a projection must hold)."""
     covered = set()
     for item in _items(manifests):
-        covered.add(f"{item.level.value}|{item.series_uid}|{item.sop_uid}|{item.key}")
+        covered.add(item.address.pointer)
         if isinstance(item, DesiredValue) and item.key in _RENAMING_KEYS:
             covered.add(f"rename|{item.value}")  # a forced UID change names the new key
     return frozenset(covered)
 
 
-def prune(doc: dict[str, Any], manifests: Sequence[Manifest]) -> Projection:
+def prune(doc: dict[str, Any], manifests: Sequence[Manifest]) -> Document:
     """The projection of ``doc`` for ``manifests`` (see the module docstring)."""
     keys: dict[Level, set[str]] = {level: set() for level in Level}
     named_series: set[str] = set()
@@ -62,34 +63,37 @@ def prune(doc: dict[str, Any], manifests: Sequence[Manifest]) -> Projection:
         if isinstance(item, DesiredValue) and item.key in _RENAMING_KEYS:
             (named_series if item.key == "SeriesInstanceUID" else named_sops).add(str(item.value))
 
-    def owned(node: Any, level: Level, named: bool) -> dict[str, Any]:
-        if not isinstance(node, dict) or not named:
-            return {}
+    def owned(node: dict[str, Any], level: Level) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        dicom = {k: v for k, v in (node.get("DICOM") or {}).items() if k in keys[level]}
-        if dicom:
-            result["DICOM"] = dicom
-        vrs = {k: v for k, v in (node.get("DICOMVRs") or {}).items() if k in keys[level]}
-        if vrs:
-            result["DICOMVRs"] = vrs
+        for container in document.CONTAINERS:
+            kept = {k: v for k, v in document.attributes(node, container).items()
+                    if k in keys[level]}  # fmt: skip
+            if kept:
+                result[container] = kept
         return result
 
-    study = doc.get("Study") or {}
-    series_out: dict[str, Any] = {}
-    for uid, series in (study.get("Series") or {}).items():
-        pruned = owned(series, Level.SERIES, uid in named_series)
-        pruned["Instances"] = {
-            sop: owned(instance, Level.INSTANCE, sop in named_sops)
-            for sop, instance in ((series or {}).get("Instances") or {}).items()
-        }
-        series_out[uid] = pruned
-    return {
+    named = {Level.SERIES: named_series, Level.INSTANCE: named_sops}
+    pruned: Document = {
         "SchemaVersion": doc.get("SchemaVersion"),
         "DatastoreID": doc.get("DatastoreID"),
         "ImageSetID": doc.get("ImageSetID"),
-        "Patient": owned(doc.get("Patient"), Level.PATIENT, True),
-        "Study": {**_with_study_uid(owned(study, Level.STUDY, True), study), "Series": series_out},
+        "Patient": {},
+        "Study": {"Series": {}},
     }
+    for obj, node in document.objects(doc):
+        if obj.level is Level.PATIENT:
+            pruned["Patient"] = owned(node, obj.level)
+        elif obj.level is Level.STUDY:
+            kept = _with_study_uid(owned(node, obj.level), node)
+            pruned["Study"] = {**kept, "Series": pruned["Study"]["Series"]}
+        else:
+            uid = obj.series_uid if obj.level is Level.SERIES else obj.sop_uid
+            target = document.ensure(pruned, obj)
+            if uid in named[obj.level]:
+                target.update(owned(node, obj.level))
+            if obj.level is Level.SERIES:
+                target.setdefault("Instances", {})
+    return pruned
 
 
 def _with_study_uid(pruned: dict[str, Any], study: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +120,7 @@ class ProjectionCache:
 
     def get(
         self, datastore_id: str, image_set_id: str, version_id: str, needed: frozenset[str]
-    ) -> Projection | None:
+    ) -> Document | None:
         try:
             data = json.loads(self._path(datastore_id, image_set_id, version_id).read_bytes())
         except (OSError, ValueError):
@@ -125,7 +129,7 @@ class ProjectionCache:
             return None
         if not needed <= set(data.get("coverage") or ()):
             return None
-        projection: Projection = data["projection"]
+        projection: Document = data["projection"]
         return projection
 
     def put(
@@ -134,7 +138,7 @@ class ProjectionCache:
         image_set_id: str,
         version_id: str,
         covered: frozenset[str],
-        projection: Projection,
+        projection: Document,
     ) -> None:
         path = self._path(datastore_id, image_set_id, version_id)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

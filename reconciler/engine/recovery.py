@@ -45,7 +45,9 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from reconciler.dicom import document
 from reconciler.dicom.dictionary import is_private_tag
+from reconciler.dicom.document import Address, Document
 from reconciler.dicom.levels import Level
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.journal import (
@@ -68,8 +70,6 @@ _MARK_RE = re.compile(r"run (?P<run>\S+) call (?P<call>\d+)/(?P<calls>\d+):")
 _WHERE = Location("(recovery)")
 _MAX_KEYS_NAMED = 8
 
-Document = dict[str, Any]
-ObjectKey = tuple[Level, str | None, str | None]  # level, series UID, SOP instance UID
 CallKey = tuple[str, str, str, int]  # run ID, data store, image set, call
 
 
@@ -201,43 +201,26 @@ def open_calls(journal_dir: Path, endpoint: str, *, exclude: str | None = None) 
 
 
 # -- rebuilding the payload a version differs by ---------------------------------------
-def _objects(doc: Document) -> dict[ObjectKey, Document]:
-    found: dict[ObjectKey, Document] = {}
-    patient = doc.get("Patient")
-    if isinstance(patient, dict):
-        found[(Level.PATIENT, None, None)] = patient
-    study = doc.get("Study")
-    if not isinstance(study, dict):
-        return found
-    found[(Level.STUDY, None, None)] = study
-    for uid, series in (study.get("Series") or {}).items():
-        if not isinstance(series, dict):
-            continue
-        found[(Level.SERIES, uid, None)] = series
-        for sop, instance in (series.get("Instances") or {}).items():
-            if isinstance(instance, dict):
-                found[(Level.INSTANCE, uid, sop)] = instance
-    return found
+def _objects(doc: Document) -> dict[Address, Document]:
+    return dict(document.objects(doc))
 
 
 def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def _change(op: ChangeOp, where: ObjectKey, key: str | None, before: Any, after: Any,
+def _change(op: ChangeOp, where: Address, key: str | None, before: Any, after: Any,
             vr: str | None) -> Change:  # fmt: skip
-    level, series, sop = where
-    return Change(op, level, series, sop, key, before, after, vr, None, False, "", _WHERE)
+    return Change(op, where.level, where.series_uid, where.sop_uid, key, before, after, vr,
+                  None, False, "", _WHERE)  # fmt: skip
 
 
 def _dicom(node: Document) -> Document:
-    dicom = node.get("DICOM")
-    return dicom if isinstance(dicom, dict) else {}
+    return document.attributes(node)
 
 
 def _vrs(node: Document) -> Document:
-    vrs = node.get("DICOMVRs")
-    return vrs if isinstance(vrs, dict) else {}
+    return document.attributes(node, "DICOMVRs")
 
 
 def changes_between(before: Document, after: Document, *, vr_always: bool) -> list[Change] | None:
@@ -254,9 +237,9 @@ def changes_between(before: Document, after: Document, *, vr_always: bool) -> li
         return None
     changes: list[Change] = []
     for where, node in old.items():
-        level, series, _sop = where
+        level = where.level
         if where not in new:
-            gone_with_series = level is Level.INSTANCE and (Level.SERIES, series, None) not in new
+            gone_with_series = level is Level.INSTANCE and where.enclosing[0] not in new
             if not gone_with_series:
                 changes.append(_change(ChangeOp.REMOVE, where, None, None, None, None))
             continue
@@ -298,8 +281,8 @@ def changed_keys(before: Document, after: Document) -> list[str]:
     """``Level.Key`` of what differs (for messages: keys, never values)."""
     keys: dict[str, None] = {}
     old, new = _objects(before), _objects(after)
-    for where in sorted(set(old) | set(new), key=lambda w: (w[0] is not Level.PATIENT, str(w))):
-        level = where[0].value
+    for where in sorted(set(old) | set(new), key=lambda w: w.order):
+        level = where.level.value
         if where not in old or where not in new:
             keys[f"{level}.(entire)"] = None
             continue

@@ -11,21 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from reconciler.dicom import document
 from reconciler.dicom.levels import Level
 from reconciler.engine.changes import Change, ChangeOp
-
-
-def _node(doc: dict[str, Any], change: Change) -> dict[str, Any] | None:
-    if change.level is Level.PATIENT:
-        patient: dict[str, Any] | None = doc.get("Patient")
-        return patient
-    study: dict[str, Any] = doc.get("Study", {})
-    if change.series_uid is None:
-        return study
-    series = study.get("Series", {}).get(change.series_uid)
-    if series is None or change.sop_uid is None:
-        return series  # type: ignore[no-any-return]
-    return series.get("Instances", {}).get(change.sop_uid)  # type: ignore[no-any-return]
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -39,15 +27,15 @@ def unmet(doc: dict[str, Any], changes: Sequence[Change]) -> list[str]:
     for change in changes:
         if change.renames:  # the object moved to its new UID: look for it there
             moved = Change(**{**change.__dict__, **_renamed(change)})
-            if _node(doc, moved) is None:
+            if document.object_at(doc, moved.address) is None:
                 problems.append(f"{change.pointer}: no object under the new UID {change.after}")
             continue
-        node = _node(doc, change)
+        node = document.object_at(doc, change.address)
         if change.key is None:  # a whole series or instance removed
             if node is not None:
                 problems.append(f"{change.pointer}: still present")
             continue
-        dicom = (node or {}).get("DICOM", {})
+        dicom = document.attributes(node or {})
         if change.op is ChangeOp.REMOVE:
             if change.key in dicom:
                 problems.append(f"{change.pointer}: still present")

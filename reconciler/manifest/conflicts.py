@@ -14,7 +14,7 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.dicom.levels import Level
+from reconciler.dicom.document import Address
 from reconciler.manifest import codes
 from reconciler.manifest.model import (
     DesiredValue,
@@ -72,28 +72,24 @@ def find_conflicts(pairs: Iterable[tuple[Hashable, Manifest]]) -> list[Problem]:
     Each problem sits at the later place and names the earlier one.
     """
     ordered = sorted(pairs, key=lambda pair: (pair[1].location, pair[1].name))
-    owners: dict[tuple[Hashable, Level, str | None, str | None, str], tuple[Manifest, Any]] = {}
-    wholes: dict[tuple[Hashable, str | None, str | None], tuple[Manifest, Removal]] = {}
+    owners: dict[tuple[Hashable, Address], tuple[Manifest, Any]] = {}
+    wholes: dict[tuple[Hashable, Address], tuple[Manifest, Removal]] = {}
     for target, manifest in ordered:
         for removal in manifest.removals:
             if removal.key is None:
-                sop = removal.sop_uid if removal.level is Level.INSTANCE else None
-                wholes.setdefault((target, removal.series_uid, sop), (manifest, removal))
+                wholes.setdefault((target, removal.address), (manifest, removal))
     problems: list[Problem] = []
     for target, manifest in ordered:
         items: list[DesiredValue | Removal] = [*manifest.sets, *manifest.removals]
         for item in items:
             if item.key is None:
                 continue
-            if item.series_uid is not None:
-                scopes = [(target, item.series_uid, None), (target, item.series_uid, item.sop_uid)]
-                for scope in scopes[: 2 if item.sop_uid is not None else 1]:
-                    whole = wholes.get(scope)
-                    if whole is not None and whole[0] is not manifest:
-                        problems.append(_whole_conflict(item, manifest, whole, target))
-                        break
-            key = (target, item.level, item.series_uid, item.sop_uid, item.key)
-            first = owners.setdefault(key, (manifest, item))
+            for enclosing in item.address.enclosing:
+                whole = wholes.get((target, enclosing))
+                if whole is not None and whole[0] is not manifest:
+                    problems.append(_whole_conflict(item, manifest, whole, target))
+                    break
+            first = owners.setdefault((target, item.address), (manifest, item))
             if first[0] is manifest:
                 continue
             problems.append(_conflict(item, manifest, first, target))

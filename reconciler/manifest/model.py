@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level
 
 
@@ -89,6 +90,10 @@ class DesiredValue:
     vr: str | None
     location: Location
 
+    @property
+    def address(self) -> Address:
+        return Address.of(self.level, self.series_uid, self.sop_uid, self.key)
+
 
 @dataclass(frozen=True)
 class Removal:
@@ -99,6 +104,10 @@ class Removal:
     sop_uid: str | None
     key: str | None
     location: Location
+
+    @property
+    def address(self) -> Address:
+        return Address.of(self.level, self.series_uid, self.sop_uid, self.key)
 
 
 @dataclass(frozen=True)

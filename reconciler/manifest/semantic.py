@@ -30,6 +30,7 @@ from reconciler.dicom.dictionary import (
     is_tag_key,
     lookup,
 )
+from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level, level_of
 from reconciler.dicom.rules import NEVER_UPDATABLE, force_reason
 from reconciler.dicom.vr import check_value
@@ -60,8 +61,6 @@ _REMOVE_PLACE = {
     Level.INSTANCE: "remove.Series.<SeriesInstanceUID>.Instances.<SOPInstanceUID>.attributes",
 }
 _FORCE_FIX = "add 'force: true' under spec if you mean it"
-
-Target = tuple[Level, str | None, str | None]  # level, series, instance
 
 
 @dataclass
@@ -181,8 +180,8 @@ class AttributeChecker:
         return True, attribute
 
     # -- set -------------------------------------------------------------------------
-    def set_value(self, target: Target, key: str, value: Any, path: YamlPath) -> None:
-        level, series_uid, sop_uid = target
+    def set_value(self, target: Address, key: str, value: Any, path: YamlPath) -> None:
+        level, series_uid, sop_uid, _ = target
         vr: str | None = None
         if is_tag_key(key):
             if not self._tag_key(key, level, path, _SET_PLACE):
@@ -224,11 +223,11 @@ class AttributeChecker:
             )
         )
 
-    def set_level(self, target: Target, attributes: Any, path: YamlPath) -> None:
+    def set_level(self, target: Address, attributes: Any, path: YamlPath) -> None:
         if not isinstance(attributes, dict):
             return
         for key, value in attributes.items():
-            if key == "Instances" and target[0] is Level.SERIES:
+            if key == "Instances" and target.level is Level.SERIES:
                 continue  # the caller walks a series' instances
             self.set_value(target, key, value, (*path, key))
 
@@ -236,8 +235,8 @@ class AttributeChecker:
         if not isinstance(tree, dict):
             return
         base: YamlPath = ("spec", "set")
-        self.set_level((Level.PATIENT, None, None), tree.get("Patient"), (*base, "Patient"))
-        self.set_level((Level.STUDY, None, None), tree.get("Study"), (*base, "Study"))
+        self.set_level(Address(Level.PATIENT), tree.get("Patient"), (*base, "Patient"))
+        self.set_level(Address(Level.STUDY), tree.get("Study"), (*base, "Study"))
         series_map = tree.get("Series")
         if not isinstance(series_map, dict):
             return
@@ -245,21 +244,21 @@ class AttributeChecker:
             series_path = (*base, "Series", series_uid)
             if not self._uid_key(series_uid, series_path, "SeriesInstanceUID"):
                 continue
-            self.set_level((Level.SERIES, series_uid, None), series, series_path)
+            self.set_level(Address(Level.SERIES, series_uid), series, series_path)
             instances = series.get("Instances") if isinstance(series, dict) else None
             if not isinstance(instances, dict):
                 continue
             for sop_uid, attributes in instances.items():
                 instance_path = (*series_path, "Instances", sop_uid)
                 if self._uid_key(sop_uid, instance_path, "SOPInstanceUID"):
-                    target = (Level.INSTANCE, series_uid, sop_uid)
+                    target = Address(Level.INSTANCE, series_uid, sop_uid)
                     self.set_level(target, attributes, instance_path)
 
     # -- remove ----------------------------------------------------------------------
-    def remove_keys(self, target: Target, keys: Any, path: YamlPath) -> None:
+    def remove_keys(self, target: Address, keys: Any, path: YamlPath) -> None:
         if not isinstance(keys, list):
             return
-        level, series_uid, sop_uid = target
+        level, series_uid, sop_uid, _ = target
         seen: set[str] = set()
         for index, key in enumerate(keys):
             item_path = (*path, index)
@@ -290,9 +289,9 @@ class AttributeChecker:
             location = self.document.location(item_path)
             self.removals.append(Removal(level, series_uid, sop_uid, key, location))
 
-    def _remove_entire(self, target: Target, flag: Any, path: YamlPath) -> None:
+    def _remove_entire(self, target: Address, flag: Any, path: YamlPath) -> None:
         if flag is True:
-            level, series_uid, sop_uid = target
+            level, series_uid, sop_uid, _ = target
             location = self.document.location(path, key=True)
             self.removals.append(Removal(level, series_uid, sop_uid, None, location))
 
@@ -300,8 +299,8 @@ class AttributeChecker:
         if not isinstance(tree, dict):
             return
         base: YamlPath = ("spec", "remove")
-        self.remove_keys((Level.PATIENT, None, None), tree.get("Patient"), (*base, "Patient"))
-        self.remove_keys((Level.STUDY, None, None), tree.get("Study"), (*base, "Study"))
+        self.remove_keys(Address(Level.PATIENT), tree.get("Patient"), (*base, "Patient"))
+        self.remove_keys(Address(Level.STUDY), tree.get("Study"), (*base, "Study"))
         series_map = tree.get("Series")
         if not isinstance(series_map, dict):
             return
@@ -311,7 +310,7 @@ class AttributeChecker:
                 series_uid, series_path, "SeriesInstanceUID"
             ):
                 continue
-            target: Target = (Level.SERIES, series_uid, None)
+            target: Address = Address(Level.SERIES, series_uid)
             self._remove_entire(target, series.get("entire"), (*series_path, "entire"))
             self.remove_keys(target, series.get("attributes"), (*series_path, "attributes"))
             instances = series.get("Instances")
@@ -323,7 +322,7 @@ class AttributeChecker:
                     sop_uid, instance_path, "SOPInstanceUID"
                 ):
                     continue
-                target = (Level.INSTANCE, series_uid, sop_uid)
+                target = Address(Level.INSTANCE, series_uid, sop_uid)
                 self._remove_entire(target, instance.get("entire"), (*instance_path, "entire"))
                 keys_path = (*instance_path, "attributes")
                 self.remove_keys(target, instance.get("attributes"), keys_path)

@@ -27,7 +27,7 @@ DOC: dict[str, Any] = {
                     SOP: {
                         "DICOM": {"00091001": "x", "ImageType": ["A"]},
                         "DICOMVRs": {"00091001": "LO"},
-                    },  # fmt: skip
+                    },
                     "1.2.3.5": {"DICOM": {}},
                 },
             }

@@ -12,11 +12,29 @@ import enum
 
 class ExitCode(enum.IntEnum):
     OK = 0
-    ERROR = 1
+    ERROR = 1  # an error, including every usage and configuration error (never click's 2)
     CHANGES = 2  # plan --detailed-exitcode found changes; drift found drift
-    PARTIAL = 3  # apply: some image sets failed
+    PARTIAL = 3  # apply: some image sets failed or were blocked; the others were applied
     STALE = 4  # apply: a saved plan's pinned version moved
     INTERRUPTED = 130  # Ctrl-C
+
+
+# When several things happened, the exit code says the most serious one (README,
+# "Exit codes"): Ctrl-C > error > partial > stale > changes/drift > ok. Warnings (a
+# selector that matches nothing, a hint) are printed and never change the exit code.
+PRECEDENCE: tuple[ExitCode, ...] = (
+    ExitCode.INTERRUPTED,
+    ExitCode.ERROR,
+    ExitCode.PARTIAL,
+    ExitCode.STALE,
+    ExitCode.CHANGES,
+    ExitCode.OK,
+)
+
+
+def worst(*codes: ExitCode) -> ExitCode:
+    """The code that wins by :data:`PRECEDENCE` (``OK`` when given none)."""
+    return min(codes, key=PRECEDENCE.index, default=ExitCode.OK)
 
 
 class ReconcilerError(Exception):

@@ -8,6 +8,7 @@ options, call the library, render, and leave errors to :func:`main`, which turns
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -15,16 +16,44 @@ from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.version import __version__
 
 
+def _recode(error: click.UsageError) -> None:
+    """Exit 1 on this usage error; click shows it (usage line, hint) as always.
+
+    ``exit_code`` is a class attribute in click; this instance's is set instead, so
+    every UsageError subclass (NoSuchOption, BadParameter, …) keeps its message.
+    """
+    setattr(error, "exit_code", ExitCode.ERROR)  # noqa: B010 - typed as a ClassVar
+
+
 class _Group(click.Group):
-    """Commands return an exit code; library errors become one line and their code.
+    """The one error boundary: commands return an exit code; library errors become one
+    line and their code; usage errors exit 1, not click's 2.
 
     Done here rather than only in main() so that click's test runner sees exactly what
-    a user sees.
+    a user sees. click exits 2 on a usage error, but 2 means "changes present" / "drift
+    found" here (Terraform's -detailed-exitcode), so a typo in a cron job would read
+    as drift: every usage error is re-coded as 1 (ExitCode.ERROR) before click shows it.
     """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:  # the group's own options
+            _recode(error)
+            raise
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             result = super().invoke(ctx)
+        except click.UsageError as error:  # a sub-command's options, or a command's own
+            _recode(error)
+            raise
         except ReconcilerError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(error.exit_code)

@@ -100,3 +100,27 @@ def test_a_program_without_click_gets_what_the_cli_gets(tmp_path: Path) -> None:
     assert [s.returncode for s in steps] == story["exit_codes"], [s.stderr for s in steps]
     cli_plans = [json.loads(s.stdout) for s in (first, after, back)]
     assert [_comparable(p) for p in cli_plans] == [_comparable(p) for p in story["plans"]]
+
+
+def _readme_example() -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Use it as a library", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_readme_library_example_runs_as_written(tmp_path: Path) -> None:
+    project = _project(tmp_path / "project")
+    done = subprocess.run(
+        [sys.executable, "-c", _readme_example()],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env(),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "2 3"  # changes: three update calls
+    assert lines[1].startswith("0 ") and len(lines[1]) > 10  # applied, with a run ID
+    assert lines[2:] == ["True", "0"]

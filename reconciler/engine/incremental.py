@@ -102,7 +102,8 @@ def _matches(manifest: Manifest, summary: ImageSetSummary) -> bool:
     selector = manifest.selector
     if selector.kind is SelectorKind.IMAGE_SET_ID:
         return summary.image_set_id == selector.value
-    return summary.is_primary and summary.dicom_tags.get(_TAG_OF[selector.kind]) == selector.value
+    reached = selector.is_primary is None or summary.is_primary == selector.is_primary
+    return reached and summary.dicom_tags.get(_TAG_OF[selector.kind]) == selector.value
 
 
 def incremental_targets(

@@ -1,8 +1,10 @@
 """Selectors → image sets: which manifests apply to which image set.
 
 An ``imageSetId`` selector names its image set; the DICOM selectors are resolved
-through SearchImageSets, to **primary** image sets only (the ones a study's viewers
-show; non-primary copies are addressed by ID). Every target is a (data store, image
+through SearchImageSets, to **primary** image sets by default (the ones a study's
+viewers show), to non-primary ones with ``isPrimary: false`` (archives imported before
+mid 2025, where Patient- and Series-level fixes work in place) or to both with
+``isPrimary: any``. Every target is a (data store, image
 set) pair with the manifests that own part of it.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from reconciler.healthimaging import HealthImaging
 from reconciler.healthimaging.models import SearchField, SearchFilter
-from reconciler.manifest.model import Manifest, SelectorKind
+from reconciler.manifest.model import Manifest, Selector, SelectorKind
 
 _SEARCH_FIELD: dict[SelectorKind, SearchField] = {
     SelectorKind.STUDY_INSTANCE_UID: "DICOMStudyInstanceUID",
@@ -40,7 +42,7 @@ class Unresolved:
     def __str__(self) -> str:
         m = self.manifest
         return (
-            f"{m.location}: manifest '{m.name}': {m.selector} matches no primary image set "
+            f"{m.location}: manifest '{m.name}': {m.selector} matches no {m.selector.reaches} "
             f"in data store {m.datastore_id}"
         )
 
@@ -50,10 +52,9 @@ def image_sets_of(ahi: HealthImaging, manifest: Manifest) -> list[str]:
     selector = manifest.selector
     if selector.kind is SelectorKind.IMAGE_SET_ID:
         return [selector.value]
-    filters = [
-        SearchFilter.equal(_SEARCH_FIELD[selector.kind], selector.value),
-        SearchFilter.equal("isPrimary", True),
-    ]
+    filters = [SearchFilter.equal(_SEARCH_FIELD[selector.kind], selector.value)]
+    if selector.is_primary is not None:
+        filters.append(SearchFilter.equal("isPrimary", selector.is_primary))
     return sorted({s.image_set_id for s in ahi.search(manifest.datastore_id, filters)})
 
 
@@ -64,9 +65,9 @@ def resolve(
     owners: dict[tuple[str, str], list[Manifest]] = defaultdict(list)
     unresolved: list[Unresolved] = []
     # One search per distinct selector: many manifests often share a study.
-    cache: dict[tuple[str, SelectorKind, str], list[str]] = {}
+    cache: dict[tuple[str, Selector], list[str]] = {}
     for manifest in manifests:
-        key = (manifest.datastore_id, manifest.selector.kind, manifest.selector.value)
+        key = (manifest.datastore_id, manifest.selector)
         if key not in cache:
             cache[key] = image_sets_of(ahi, manifest)
         if not cache[key]:

@@ -29,17 +29,36 @@ def digest_of(document: Any, datastore_id: str) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+_IS_PRIMARY: dict[object, bool | None] = {True: True, False: False, "any": None}
+
+
 def _selector(document: Document, spec: dict[str, Any]) -> tuple[Selector | None, list[Problem]]:
     selector = spec.get("selector")
-    if not isinstance(selector, dict) or len(selector) != 1:
+    if not isinstance(selector, dict):
         return None, []
-    ((kind_name, value),) = selector.items()
+    kinds = [key for key in selector if key != "isPrimary"]
+    if len(kinds) != 1:
+        return None, []  # the schema check said why
+    kind_name, value = kinds[0], selector[kinds[0]]
     try:
         kind = SelectorKind(kind_name)
     except ValueError:
         return None, []
     if not isinstance(value, str):
         return None, []
+    raw_primary = selector.get("isPrimary", True)
+    if not isinstance(raw_primary, bool | str) or raw_primary not in _IS_PRIMARY:
+        return None, []  # the schema check said why
+    is_primary = _IS_PRIMARY[raw_primary]
+    if kind is SelectorKind.IMAGE_SET_ID and "isPrimary" in selector:
+        location = document.location(("spec", "selector", "isPrimary"), key=True)
+        problem = error(
+            location,
+            "isPrimary applies to the DICOM selectors only: an imageSetId names its image set "
+            "whether it is primary or not; delete isPrimary",
+            codes.SCHEMA_SELECTOR,
+        )
+        return None, [problem]
     if kind in (SelectorKind.STUDY_INSTANCE_UID, SelectorKind.SERIES_INSTANCE_UID):
         reason = check_value("UI", value) if UID_SHAPE.match(value) else None
         if reason:
@@ -50,7 +69,7 @@ def _selector(document: Document, spec: dict[str, Any]) -> tuple[Selector | None
                 codes.BAD_IDENTIFIER,
             )
             return None, [problem]
-    return Selector(kind, value), []
+    return Selector(kind, value, is_primary), []
 
 
 def build_manifest(

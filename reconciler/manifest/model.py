@@ -66,11 +66,23 @@ class SelectorKind(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Selector:
+    """``kind`` = ``value``; a DICOM selector reaches primary image sets only
+    (``is_primary`` True, the default), non-primary ones only (False) or both (None:
+    ``isPrimary: any``). An ``imageSetId`` names its image set whatever it is."""
+
     kind: SelectorKind
     value: str
+    is_primary: bool | None = True
 
     def __str__(self) -> str:
         return f"{self.kind.value}={self.value}"
+
+    @property
+    def reaches(self) -> str:
+        """What the selector reaches, for messages: "primary image set", …"""
+        if self.kind is SelectorKind.IMAGE_SET_ID or self.is_primary is None:
+            return "image set"
+        return "primary image set" if self.is_primary else "non-primary image set"
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,7 @@ def _explain(failure: ValidationError, document: Document) -> Iterator[Problem]:
             codes.SCHEMA_VALUE,
         )
     elif kind == "enum":
-        options = rule
+        options = [o if isinstance(o, str) else json.dumps(o) for o in rule]
         close = closest(str(instance), options, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         yield error(
@@ -254,12 +254,14 @@ def _explain(failure: ValidationError, document: Document) -> Iterator[Problem]:
             else f"{field} is {size} characters long; at most {rule} allowed"
         )
         yield error(document.location(path), message, codes.SCHEMA_VALUE)
-    elif kind in ("minProperties", "maxProperties") and path and path[-1] == "selector":
-        given = ", ".join(instance) if isinstance(instance, dict) else ""
+    elif kind == "oneOf" and path and path[-1] == "selector" and isinstance(instance, dict):
+        given = [key for key in SELECTOR_KEYS if key in instance]
         message = (
             "the selector is empty"
-            if kind == "minProperties"
-            else f"the selector names {len(instance)} ways to find image sets ({given})"
+            if not instance
+            else "the selector names no way to find image sets"
+            if not given
+            else f"the selector names {len(given)} ways to find image sets ({', '.join(given)})"
         )
         yield error(
             document.location(path, key=True),

@@ -129,7 +129,7 @@ def test_the_whole_corpus_fails_without_a_traceback(monkeypatch: pytest.MonkeyPa
     result = _run(".")
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert result.output.splitlines()[-1].endswith("(24 manifests checked)")
+    assert result.output.splitlines()[-1].endswith("(28 manifests checked)")
 
 
 def test_help_documents_the_command() -> None:

@@ -34,9 +34,8 @@ def make_client(url: str, **config: Any) -> Any:
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[LocalHealthImaging]:
-    config = EmulatorConfig(
-        db_path=tmp_path / "ahi.sqlite", lock_hold_seconds=0.05, quotas_enabled=False
-    )
+    config = EmulatorConfig(db_path=tmp_path / "ahi.sqlite", lock_hold_seconds=0.05,
+                            quotas_enabled=False, import_root=tmp_path)  # fmt: skip
     with LocalHealthImaging(config) as running:
         yield running
 
@@ -115,17 +114,30 @@ def blob(tree: dict[str, Any]) -> bytes:
 
 
 def raw_request(
-    url: str, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    url: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    *,
+    signed: bool = False,
 ) -> tuple[int, dict[str, str], bytes]:
-    """A hand-made HTTP request, for what botocore would refuse to send."""
+    """A hand-made HTTP request, for what botocore would refuse to send. ``signed``: a
+    real SigV4 signature by the emulator's default key (what admin calls need); else a
+    well-formed Authorization header whose signature is not checked."""  # fmt: skip
     import http.client
     from urllib.parse import urlsplit
+
+    from reconciler.emulator.signatures import sign
 
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
     sent = {"Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/"
             "medical-imaging/aws4_request, SignedHeaders=host, Signature=0",
             "Content-Type": "application/json", **(headers or {})}  # fmt: skip
+    if signed:
+        sent = sign(method, url + path, body, {k: v for k, v in sent.items()
+                                               if k != "Authorization"})  # fmt: skip
     conn.request(method, path, body=body, headers=sent)
     response = conn.getresponse()
     data = response.read()

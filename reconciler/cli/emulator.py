@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, EmulatorConfig
+from reconciler.errors import ConfigError, ReconcilerError
+
+if TYPE_CHECKING:
+    from reconciler.emulator.server import LocalHealthImaging
 
 DEFAULT_DB = Path(".reconciler") / "local-healthimaging.sqlite"
 
@@ -65,8 +71,41 @@ def emulator() -> None:
 @click.option("--no-quotas", is_flag=True, help="Do not throttle at all.")
 @click.option("--read-only", is_flag=True, help="Refuse every write operation (AccessDenied).")
 @click.option("--no-auth", is_flag=True, help="Accept requests without a SigV4 signature.")
+@click.option(
+    "--import-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    default=Path("."),
+    show_default=True,
+    help="The only folder StartDICOMImportJob may read from and write into.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.1, 3600),
+    metavar="SECONDS",
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a whole request (and to read the answer).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 4096),
+    metavar="N",
+    default=256,
+    show_default=True,
+    help="Connections served at once; more are answered 503 and closed.",
+)
+@click.option(
+    "--admin-key",
+    metavar="KEY:SECRET",
+    envvar="RECONCILER_EMULATOR_ADMIN_KEY",
+    default=f"{DEFAULT_ACCESS_KEY}:{DEFAULT_SECRET_KEY}",
+    help="The key admin calls (/_emulator/) must be signed with [env var: "
+    "RECONCILER_EMULATOR_ADMIN_KEY; default: the --local key pair].",
+)
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
-          no_quotas: bool, read_only: bool, no_auth: bool) -> None:  # fmt: skip
+          no_quotas: bool, read_only: bool, no_auth: bool, import_root: Path,
+          request_timeout: float, max_connections: int, admin_key: str) -> None:  # fmt: skip
     """Serve the local HealthImaging over HTTP until Ctrl-C.
 
     \b
@@ -76,31 +115,62 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
     or the AWS CLI:
       AWS_DISABLE_HOST_PREFIX_INJECTION=true aws medical-imaging list-datastores \\
           --endpoint-url http://127.0.0.1:8080
-    Any credentials work (requests must be signed; signatures are not checked).
+    Any credentials work for the service's operations (they must be signed; those
+    signatures are not checked). Admin calls (/_emulator/) must be signed with
+    --admin-key, and a request whose Host is not this server's or that comes from a web
+    page of another origin is refused.
     """
-    from reconciler.emulator.seed import seed as run_seed
-    from reconciler.emulator.server import LocalHealthImaging
-
+    access_key, _, secret = admin_key.partition(":")
+    if not access_key or not secret:
+        raise ConfigError("--admin-key must be KEY:SECRET (an access key and its secret)")
     config = EmulatorConfig(
         db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
         quotas_enabled=not no_quotas, quota_scale=quota_scale,
-        require_auth=not no_auth, read_only=read_only,
+        require_auth=not no_auth, read_only=read_only, credentials={access_key: secret},
+        import_root=import_root, request_timeout_seconds=request_timeout,
+        max_connections=max_connections,
     )  # fmt: skip
-    local = LocalHealthImaging(config)
-    if seed:
-        result = run_seed(local.backend)
-        verb = "Seeded" if result.created else "Already seeded:"
-        click.echo(
-            f"{verb} data store {result.datastore_id} ({result.image_sets} image sets)", err=True
-        )
+    local = _start(config, seed)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: listening on {host}, not loopback.", err=True)
-    url = local.bind()
-    click.echo(f"Local HealthImaging on {url} (db {db}); Ctrl-C stops.", err=True)
+    click.echo(f"Local HealthImaging on {local.url} (db {db}); Ctrl-C stops.", err=True)
     try:
         local.serve_forever()
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
+    except OSError as failure:
+        raise ReconcilerError(f"the local HealthImaging stopped: {failure}") from None
+
+
+def _start(config: EmulatorConfig, seed: bool) -> LocalHealthImaging:
+    """Open the database, seed it if asked and bind the port; a failure is one line."""
+    from reconciler.emulator.seed import seed as run_seed
+    from reconciler.emulator.server import LocalHealthImaging
+
+    where = f"{config.host}:{config.port}"
+    try:
+        if config.import_root is not None and not config.import_root.is_dir():
+            raise ConfigError(f"--import-root {config.import_root} is not a folder")
+        local = LocalHealthImaging(config)
+    except (OSError, sqlite3.Error) as failure:
+        raise ReconcilerError(f"cannot open {config.db_path}: {_reason(failure)}") from None
+    try:
+        if seed:
+            result = run_seed(local.backend)
+            verb = "Seeded" if result.created else "Already seeded:"
+            click.echo(f"{verb} data store {result.datastore_id} ({result.image_sets} image sets)",
+                       err=True)  # fmt: skip
+        local.bind()
+    except (OSError, sqlite3.Error, ValueError) as failure:
+        local.stop()
+        raise ReconcilerError(f"cannot serve on {where}: {_reason(failure)}") from None
+    return local
+
+
+def _reason(failure: Exception) -> str:
+    """``[Errno 98] Address already in use`` -> ``address already in use``."""
+    text = failure.strerror if isinstance(failure, OSError) and failure.strerror else failure
+    return str(text)[:1].lower() + str(text)[1:]
 
 
 @emulator.command("seed")

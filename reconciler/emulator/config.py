@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from reconciler.emulator import choices
 from reconciler.emulator.exceptions import ValidationException
+
+# Not secrets: the key pair admin calls are signed with unless configured otherwise
+# (the same pair the CLI's --local client signs with).
+DEFAULT_ACCESS_KEY = "reconciler-local"
+DEFAULT_SECRET_KEY = "reconciler-local-not-a-secret"
 
 
 @dataclass
@@ -44,6 +50,17 @@ class EmulatorConfig:
     require_auth: bool = True
     read_only: bool = False
     faults: Faults = field(default_factory=Faults)
+    # The trust boundary (README "The local HealthImaging", RELIABILITY.md): admin calls
+    # must be signed by one of these keys (access key -> secret); imports read and write
+    # only below import_root (None: the current folder at start); a request must arrive
+    # whole within request_timeout_seconds, and its answer leave within as long; at
+    # most max_connections are served at once (more are answered 503 and closed).
+    credentials: Mapping[str, str] = field(
+        default_factory=lambda: {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
+    )
+    import_root: Path | None = None
+    request_timeout_seconds: float = 30.0
+    max_connections: int = 256
 
 
 # Settings that may change while the emulator runs (admin endpoint, Python API).

@@ -24,6 +24,7 @@ from reconciler.emulator import documents
 from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.imagesets import ImageSets, Params, Result
+from reconciler.emulator.import_root import confine, resolve_root
 from reconciler.emulator.paging import page
 
 _LEVELS_COMPARED = ("Patient", "Study")
@@ -67,6 +68,7 @@ class ImportJobs:
         self.image_sets = image_sets
         self.store = image_sets.store
         self.clock = clock
+        self.root = resolve_root(image_sets.settings.config.import_root)
         with self.store.write() as conn:  # jobs cut short by a restart cannot finish
             conn.execute(
                 "UPDATE import_jobs SET status='FAILED', message='interrupted by a restart of "
@@ -76,8 +78,8 @@ class ImportJobs:
 
     # -- operations ------------------------------------------------------------------
     def start_dicom_import_job(self, p: Params) -> Result:
-        source = local_path(p["inputS3Uri"], "inputS3Uri")
-        output = local_path(p["outputS3Uri"], "outputS3Uri")
+        source = confine(local_path(p["inputS3Uri"], "inputS3Uri"), self.root, "inputS3Uri")
+        output = confine(local_path(p["outputS3Uri"], "outputS3Uri"), self.root, "outputS3Uri")
         if not source.is_dir():
             raise ValidationException(f"inputS3Uri: {source} is not a folder")
         job_id = uuid.uuid4().hex
@@ -150,8 +152,9 @@ class ImportJobs:
         with self.store.write() as conn:
             conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
         try:
-            batch = read_folder(source)
+            batch = read_folder(source, within=self.root)
             summaries = self.import_batch(datastore_id, batch)
+            output = confine(output, self.root, "outputS3Uri")  # not swapped for a symlink
             self._write_report(output, datastore_id, job_id, source, batch, summaries)
             status, message = "COMPLETED", None
         except (OSError, ValueError, sqlite3.Error) as error:

@@ -4,13 +4,20 @@
 an ephemeral port by default) and returns the endpoint URL for
 ``boto3.client("medical-imaging", endpoint_url=url)``. Requests for ``runtime-``
 hosts and plain hosts are the same to it. Admin endpoints under ``/_emulator/`` let
-tests change settings and faults while it runs.
+tests change settings and faults while it runs; they must be signed (signatures.py).
+
+It is a service on a shared machine, so every request passes the trust boundary
+(boundary.py: Host and Origin), must arrive whole within ``request_timeout_seconds``
+(a total, not a per-byte timeout) and is served by one of at most ``max_connections``
+threads; a connection past that is answered 503 and closed at once.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import socket
 import sys
 import threading
 import time
@@ -18,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator import protocol
+from reconciler.emulator import boundary, protocol, signatures
 from reconciler.emulator.backend import Backend
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.exceptions import (
@@ -41,14 +48,46 @@ class _RequestTooLarge(ValidationException):
     status = 413
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket's input, read against the handler's deadline: every read may wait
+    only for what is left of it, so a client dribbling a byte at a time cannot keep a
+    thread past the deadline (a plain socket timeout restarts on every byte)."""
+
+    def __init__(self, sock: socket.socket, handler: _Handler) -> None:
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        self._sock.settimeout(self._handler.time_left())
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; without this, Nagle + delayed ACK add 40 ms.
     disable_nagle_algorithm = True
-    # Seconds a connection may sit idle or dribble a request (socket timeout): a client
-    # that never finishes its request must not hold a thread for ever.
-    timeout = 60
     server: _Server
+    _deadline = 0.0
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def time_left(self) -> float:
+        """Seconds until the deadline; TimeoutError once it has passed."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request deadline passed")
+        return left
+
+    def handle_one_request(self) -> None:
+        # One deadline from the wait for the request line to the last byte of the body:
+        # an idle keep-alive connection is closed after as long, too.
+        self._deadline = time.monotonic() + self.server.request_timeout
+        super().handle_one_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
@@ -74,8 +113,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", f"local-{next(_REQUEST_ID):012d}")
+        # The answer gets its own deadline: a client that never reads cannot hold the
+        # thread either (sendall's timeout is a total since Python 3.5).
+        self._deadline = time.monotonic() + self.server.request_timeout
         try:
+            self.connection.settimeout(self.time_left())
             self.end_headers()
+            self.connection.settimeout(self.time_left())
             self.wfile.write(body)
         except OSError:  # the client went away (or timed out): nobody to answer
             self.close_connection = True
@@ -96,10 +140,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         url = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        backend = self.server.backend
+        try:
+            boundary.check(headers, self.server.bound_host)
+            if url.path.startswith("/_emulator/"):
+                credentials = backend.settings.config.credentials
+                signatures.verify(self.command, self.path, headers, body, credentials)
+        except ServiceError as error:
+            self._error(error)
+            return
         if url.path.startswith("/_emulator/"):
             self._admin(url.path, body)
             return
-        backend = self.server.backend
         try:
             operation, uri_params = protocol.match(self.command, url.path)
             name = operation.name
@@ -112,7 +165,6 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             if not backend.quotas.allow(name):
                 raise ThrottlingException(f"Rate exceeded for {name}")
-            headers = {k.lower(): v for k, v in self.headers.items()}
             params = protocol.parse_request(operation, uri_params, url.query, headers, body)
             result = backend.handle(name, params)
             self._send(*protocol.serialize_response(operation, result))
@@ -159,10 +211,52 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 64  # connections the kernel holds until they are accepted
 
     def __init__(self, address: tuple[str, int], backend: Backend) -> None:
         self.backend = backend
+        config = backend.settings.config
+        self.request_timeout = config.request_timeout_seconds
+        self.max_connections = config.max_connections
+        self._slots = threading.BoundedSemaphore(config.max_connections)
         super().__init__(address, _Handler)
+        host = self.server_address[0]
+        self.bound_host = host.decode() if isinstance(host, bytes) else str(host)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, but never more than ``max_connections`` at once."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: nobody else frees the slot
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        """503 and close, from the accepting thread: a few hundred bytes into an empty
+        send buffer, so it never waits on the client."""
+        body = json.dumps({"__type": "ServiceUnavailableException", "message": (
+            f"the local HealthImaging is serving {self.max_connections} connections, its "
+            "limit; retry later")}).encode()  # fmt: skip
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            "x-amzn-ErrorType: ServiceUnavailableException\r\nRetry-After: 1\r\n"
+            f"Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            request.settimeout(1.0)
+            request.sendall(head.encode() + body)
+        except OSError:
+            log.debug("could not answer a connection past the limit")
+        self.shutdown_request(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away mid-request (a killed CLI, a timeout) is routine: a

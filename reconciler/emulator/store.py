@@ -4,11 +4,17 @@ Versions are immutable rows holding their gzip-compressed metadata document; the
 ``image_sets`` row carries the current state and the columns SearchImageSets filters
 on. Each thread gets its own connection; writes run in ``BEGIN IMMEDIATE``
 transactions so two requests never interleave a read-check-write.
+
+The file holds patient data: it is created 0600 (SQLite gives its -wal and -shm files
+the database file's mode) in a folder created 0700; an older, more open file is
+narrowed to 0600 when opened.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,12 +60,32 @@ CREATE TABLE IF NOT EXISTS tags (
 """
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 (and missing folders 0700) before SQLite opens it."""
+    missing = []
+    folder = path.parent.absolute()
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # the umask may have taken bits away
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = name.stat().st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_IMODE(mode) & 0o077:
+            os.chmod(name, 0o600)
+
+
 class Store:
     """A SQLite database file shared by every request thread of one emulator."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         self._local = threading.local()
         # executescript commits on its own, so it runs outside write().
         self._connection().executescript(SCHEMA)

@@ -33,7 +33,7 @@ def connect(
         # Imported here: the emulator (and pydicom) load only when --local asks for them.
         from reconciler.session.local import LOCAL_QUOTA_SCALE, start_local
 
-        local, url = start_local(config.local_db)
+        local, url = start_local(config.local_db, import_root=config.root)
         endpoint = replace(endpoint, url=url)
         scale = LOCAL_QUOTA_SCALE
     try:

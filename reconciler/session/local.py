@@ -3,7 +3,9 @@
 This is the one place where the engine side imports the emulator (the emulator never
 imports this package): it runs in-process on an ephemeral loopback port, over a SQLite
 file in the project, and seeds pydicom's sample data store on first use, so the
-quickstart needs no AWS account.
+quickstart needs no AWS account. Its imports read and write only below the project
+folder (``import_root``), and its SQLite files are private to the user (0600, folder
+0700), like every local HealthImaging's.
 
 Quotas stay ON, so the local run throttles like the service would — but scaled by
 :data:`LOCAL_QUOTA_SCALE` (20): at the real 0.25 updates per second a six-update demo
@@ -34,17 +36,19 @@ def start_local(
     seed: bool = True,
     quota_scale: float = LOCAL_QUOTA_SCALE,
     lock_hold_seconds: float = LOCAL_LOCK_HOLD_SECONDS,
+    import_root: Path | None = None,
 ) -> tuple[LocalHealthImaging, str]:
     """Start the local HealthImaging over ``db_path``; returns it (call ``stop()``) and
-    its URL. With ``seed``, the sample data store is created unless it exists."""
+    its URL. With ``seed``, the sample data store is created unless it exists.
+    ``import_root`` is the project folder (None: the current folder)."""
     config = EmulatorConfig(
         db_path=db_path,
         quotas_enabled=True,
         quota_scale=quota_scale,
         lock_hold_seconds=lock_hold_seconds,
+        import_root=import_root,
     )
     try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         local = LocalHealthImaging(config)
     except (OSError, sqlite3.Error) as exc:
         raise ReconcilerError(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
-from conftest import make_client
+from conftest import make_client, raw_request
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID
+from reconciler.emulator.signatures import sign
+from reconciler.session.local import start_local
 
 
 def test_serve_seeds_and_answers_boto3(tmp_path: Path) -> None:
@@ -58,3 +64,99 @@ def test_every_command_has_help() -> None:
                  ["emulator", "seed", "--help"]):  # fmt: skip
         result = runner.invoke(cli, args)
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from reconciler.cli import main; main()", "emulator", "serve",
+         *args], stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+
+
+def _url_of(process: subprocess.Popen[str]) -> str:
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError("the server never said where it listens:\n" + "".join(lines))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_startup_failures_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    """A port in use, a database that cannot be opened, a missing import root, a bad
+    admin key: one line on stderr, exit 1, no traceback."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = str(taken.getsockname()[1])
+    (tmp_path / "file").write_text("not a folder")
+    cases = {
+        "port in use": (["--port", port], "address already in use"),
+        "db under a file": (["--db", str(tmp_path / "file" / "db.sqlite")], "cannot open"),
+        "no import root": (["--import-root", str(tmp_path / "nowhere")], "--import-root"),
+        "bad admin key": (["--admin-key", "no-secret"], "KEY:SECRET"),
+    }
+    try:
+        for what, (args, message) in cases.items():
+            db = [] if "--db" in args else ["--db", str(tmp_path / "db.sqlite")]
+            process = _serve(*args, *db, "--port", port) if "--port" not in args else _serve(
+                *args, *db)  # fmt: skip
+            _, stderr = process.communicate(timeout=60)
+            assert process.returncode == 1, (what, stderr)
+            assert "Traceback" not in stderr, (what, stderr)
+            lines = stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("Error: "), (what, stderr)
+            assert message in lines[0], (what, stderr)
+    finally:
+        taken.close()
+
+
+def test_serve_keeps_its_data_private_and_honours_its_trust_settings(tmp_path: Path) -> None:
+    """The database, its -wal and -shm files are 0600 in a folder created 0700; admin
+    calls need --admin-key's signature; imports stay below --import-root."""
+    db = tmp_path / "private" / "nested" / "db.sqlite"
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {**os.environ, "RECONCILER_EMULATOR_ADMIN_KEY": "ops:s3cret"}
+    process = _serve("--port", "0", "--db", str(db), "--import-root", str(root),
+                     "--max-connections", "8", "--request-timeout", "5", env=env)  # fmt: skip
+    try:
+        url = _url_of(process)
+        client = make_client(url)
+        datastore = client.create_datastore(datastoreName="d")["datastoreId"]
+        files = [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        assert all(f.exists() for f in files), sorted(p.name for p in db.parent.iterdir())
+        assert [_mode(f) for f in files] == [0o600] * 3
+        assert _mode(db.parent) == 0o700 and _mode(db.parent.parent) == 0o700
+        settings = url + "/_emulator/settings"
+        assert raw_request(url, "GET", "/_emulator/settings", signed=True)[0] == 403
+        headers = sign("GET", settings, access_key="ops", secret_key="s3cret")
+        assert raw_request(url, "GET", "/_emulator/settings", headers=headers)[0] == 200
+        with pytest.raises(client.exceptions.AccessDeniedException, match="import root"):
+            client.start_dicom_import_job(
+                datastoreId=datastore, dataAccessRoleArn="arn:aws:iam::123456789012:role/I",
+                inputS3Uri=tmp_path.as_uri(), outputS3Uri=(root / "out").as_uri(),
+            )  # fmt: skip
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def test_an_older_world_readable_database_is_narrowed_to_0600(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    result = CliRunner().invoke(cli, ["emulator", "seed", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert _mode(db) == 0o600
+    db.chmod(0o644)  # as versions before this one created it
+    embedded, _ = start_local(db, seed=False)  # what --local runs
+    try:
+        assert _mode(db) == 0o600
+        assert all(_mode(Path(f"{db}{suffix}")) == 0o600 for suffix in ("-wal", "-shm"))
+    finally:
+        embedded.stop()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from botocore import UNSIGNED
+from botocore.exceptions import ReadTimeoutError
 from conftest import USDOPPLER, blob, make_client, metadata, put_document, raw_request, settle
 
 from reconciler.emulator.config import EmulatorConfig
@@ -88,17 +89,21 @@ def test_injected_errors_and_latency(local: Any, client: Any, datastore: str) ->
     )
     with pytest.raises(client.exceptions.ThrottlingException):
         client.get_image_set(datastoreId=datastore, imageSetId=ISID)
-    local.configure(faults={"operations": {"GetImageSet": {"latency_seconds": 0.3}}})
-    started = time.monotonic()
-    client.get_image_set(datastoreId=datastore, imageSetId=ISID)
-    assert time.monotonic() - started >= 0.3
+    # Added latency, seen as a client does: past its read timeout, the call times out.
+    local.configure(faults={"operations": {"GetImageSet": {"latency_seconds": 30.0}}})
+    impatient = make_client(local.url, read_timeout=1)
+    with pytest.raises(ReadTimeoutError):
+        impatient.get_image_set(datastoreId=datastore, imageSetId=ISID)
+    local.configure(faults={"operations": {"GetImageSet": {"latency_seconds": 0.0}}})
+    assert impatient.get_image_set(datastoreId=datastore, imageSetId=ISID)["versionId"] == "1"
 
 
 def test_admin_endpoint_changes_settings_at_run_time(local: Any) -> None:
     status, _, body = raw_request(local.url, "POST", "/_emulator/settings",
-                                  json.dumps({"lock_hold_seconds": 2.5}).encode())  # fmt: skip
+                                  json.dumps({"lock_hold_seconds": 2.5}).encode(), signed=True)  # fmt: skip
     assert status == 200 and json.loads(body)["lock_hold_seconds"] == 2.5
-    status, headers, body = raw_request(local.url, "POST", "/_emulator/settings", b'{"nope": 1}')
+    status, headers, body = raw_request(local.url, "POST", "/_emulator/settings", b'{"nope": 1}',
+                                       signed=True)  # fmt: skip
     assert status == 400 and headers["x-amzn-errortype"] == "ValidationException"
 
 

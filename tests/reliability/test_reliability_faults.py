@@ -10,7 +10,6 @@ manifests ask for. ``desired`` = the documents a fault-free apply produces.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -116,9 +115,7 @@ def test_5xx_bursts_and_latency_are_retried_then_reported_per_image_set(
     project.local.configure(faults={"operations": {"*": {"latency_seconds": 0.02}}})
     project.proxy.add(action="fail", operation="UpdateImageSetMetadata", image_set=NM)
     project.proxy.add(action="burst", burst=2)
-    started = time.monotonic()
     applied = project.run("apply", "--auto-approve")
-    elapsed = time.monotonic() - started
     assert applied.exit_code == 3, applied.output
     assert "the service failed after 5 attempts" in applied.output
     traffic = project.traffic
@@ -127,7 +124,6 @@ def test_5xx_bursts_and_latency_are_retried_then_reported_per_image_set(
     assert results[NM]["outcome"] == "ERROR" and "after 5 attempts" in results[NM]["message"]
     assert results[CT]["outcome"] == results[MR]["outcome"] == "UPDATED"
     assert traffic.injected["burst"] >= 2 * 10  # every distinct request, twice
-    assert elapsed < 30
     project.local.configure(faults={"operations": {"*": {"latency_seconds": 0.0}}})
     project.proxy.clear()
     assert project.version_count(NM) == 1
@@ -207,12 +203,10 @@ def test_image_set_locked_by_someone_else_times_out_clearly(project: Project) ->
     project.local.configure(
         faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 0.05}}}
     )
-    started = time.monotonic()
     applied = project.run("apply", "plan.json")
-    elapsed = time.monotonic() - started
     assert applied.exit_code == 3, applied.output
     assert "still LOCKED" in applied.output and "lockTimeoutSeconds" in applied.output
-    assert elapsed < 10
+    # Had apply waited for the 60 s lock to end, NM would be UPDATED, not an ERROR.
     assert _outcomes(project)[NM] == "ERROR"
     assert project.traffic.update_attempts[NM] == 0
     project.release_locks()

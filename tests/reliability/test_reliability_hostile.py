@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,7 +22,8 @@ from conftest import make_client, raw_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.emulator import protocol, server
+from reconciler.emulator import protocol
+from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.errors import ConfigError
 from reconciler.manifest import LoadResult, load_tree
@@ -289,33 +290,43 @@ def test_fuzzed_requests_are_answered_4xx_or_5xx_and_never_hang(
 def test_malformed_requests_are_refused_with_an_answer(
     local: LocalHealthImaging, head: bytes, body: bytes, expected: bytes
 ) -> None:
-    request = b"POST /datastore HTTP/1.1\r\nHost: x\r\n" + _AUTH + head + b"\r\n" + body
+    request = b"POST /datastore HTTP/1.1\r\nHost: 127.0.0.1\r\n" + _AUTH + head + b"\r\n" + body
     assert expected in _send(local.url, request)
     _serves(local.url)
 
 
-def test_garbage_http_is_refused_and_the_server_keeps_serving(
-    local: LocalHealthImaging, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(server._Handler, "timeout", 1)  # for the slow client below
+@pytest.fixture
+def quick(tmp_path: Path) -> Iterator[LocalHealthImaging]:
+    """A local HealthImaging that gives a client 1 s to send its whole request."""
+    config = EmulatorConfig(db_path=tmp_path / "quick.sqlite", quotas_enabled=False,
+                            request_timeout_seconds=1.0)  # fmt: skip
+    with LocalHealthImaging(config) as running:
+        yield running
+
+
+def test_garbage_http_is_refused_and_the_server_keeps_serving(quick: LocalHealthImaging) -> None:
+    local = quick
     assert b"400" in _send(local.url, b"\x00\x01\x02 garbage\r\n\r\n")
     assert b"414" in _send(local.url, b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")
     headers = b"".join(b"X-%d: y\r\n" % i for i in range(200))
     assert b"431" in _send(local.url, b"GET /datastore HTTP/1.1\r\n" + headers + b"\r\n")
     assert b"501" in _send(local.url, b"BREW /datastore HTTP/1.1\r\n\r\n")
     status, _, data = raw_request(local.url, "POST", "/_emulator/settings",
-                                  b'{"lock_hold_seconds": "abc"}')  # fmt: skip
+                                  b'{"lock_hold_seconds": "abc"}', signed=True)  # fmt: skip
     assert status == 400 and (b"invalid settings" in data or b"must be a number" in data)
-    # A client that announces a body and never sends it is dropped after the server's
-    # 1 s timeout (a hang would end in the socket's own timeout, as an error).
-    slow = b"POST /datastore HTTP/1.1\r\nHost: x\r\n" + _AUTH + b"Content-Length: 100\r\n\r\n{"
+    # A client that announces a body and never sends it is dropped at the server's 1 s
+    # request deadline (a hang would end in the socket's own timeout, as an error).
+    slow = (
+        b"POST /datastore HTTP/1.1\r\nHost: 127.0.0.1\r\n" + _AUTH + b"Content-Length: 100\r\n\r\n{"
+    )
     assert _send(local.url, slow) in (b"", b"HTTP/1.1 400 Bad Request")
     _serves(local.url)
 
 
 def _dropped(conn: socket.socket) -> bool:
-    """Whether the server closed ``conn`` (after an answer or without one)."""
-    conn.settimeout(3)
+    """Whether the server closed ``conn`` (after an answer or without one); waits at most
+    10 s, far past the 1 s deadline: a server that never drops it is a False, not a hang."""
+    conn.settimeout(10)
     try:
         while conn.recv(4096):
             pass
@@ -328,11 +339,11 @@ def _dropped(conn: socket.socket) -> bool:
 
 @pytest.mark.slow
 def test_a_flood_of_hostile_connections_leaves_the_server_serving(
-    local: LocalHealthImaging, monkeypatch: pytest.MonkeyPatch
+    quick: LocalHealthImaging,
 ) -> None:
     """Connections that never finish their request, half of them mid-body: the server
-    still answers a real client at once, and drops them after its timeout."""
-    monkeypatch.setattr(server._Handler, "timeout", 1)
+    still answers a real client at once, and drops them at its request deadline."""
+    local = quick
     host, port = local.url.removeprefix("http://").split(":")
     idle = []
     for i in range(16):
@@ -340,7 +351,6 @@ def test_a_flood_of_hostile_connections_leaves_the_server_serving(
         conn.sendall(b"POST /datastore HTTP/1.1\r\nContent-Length: 10\r\n\r\n" if i % 2 else b"GE")
         idle.append(conn)
     _serves(local.url)  # answered while all of them are held open
-    time.sleep(1.5)  # past the timeout: every one of them has been dropped
     assert all(_dropped(conn) for conn in idle)
     for conn in idle:
         conn.close()

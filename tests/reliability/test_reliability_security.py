@@ -3,22 +3,30 @@ read-only mode that proves plan and drift never write."""
 
 from __future__ import annotations
 
+import json
+import select
+import shutil
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
-from conftest import make_client, raw_request
+from botocore.exceptions import ClientError
+from conftest import make_client, raw_request, wait_for
 from reliability_support import MANAGED, Project, record_figures
 from reliability_support import project as project  # the fixture
 
 from reconciler.cli import cli
+from reconciler.config import ProjectConfig
 from reconciler.emulator import protocol
 from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.dicom_import import sample_files
 from reconciler.emulator.server import LocalHealthImaging
+from reconciler.emulator.signatures import sign
 from reconciler.healthimaging import AccessDenied, HealthImaging, RateLimiter
 from reconciler.session.local import start_local
 
@@ -99,3 +107,227 @@ def test_plan_and_drift_never_write(project: Project) -> None:
     project.local.configure(read_only=False)
     assert all(project.version_count(i) == 1 for i in MANAGED)
     record_figures("read-only service: plan and drift", project.traffic, data_lost=0)
+
+
+# -- admin calls, Host and Origin: a web page must not reach the service ---------------
+def _admin(url: str, body: bytes = b"", headers: dict[str, str] | None = None,
+           **keys: str) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """POST /_emulator/settings signed by ``keys`` (default: the emulator's own key)."""
+    target = url + "/_emulator/settings"
+    signed = sign("POST", target, body, headers, **keys)
+    return raw_request(url, "POST", "/_emulator/settings", body, headers=signed)
+
+
+def _require_auth(url: str) -> bool:
+    status, _, body = raw_request(url, "GET", "/_emulator/settings", signed=True)
+    assert status == 200, body
+    return bool(json.loads(body)["require_auth"])
+
+
+def test_admin_calls_need_a_valid_signature_by_the_emulators_key(tmp_path: Path) -> None:
+    """The attack of the issue: switch authentication off through the admin endpoint.
+    Unsigned, fake-signed, wrong-secret, unknown-key and tampered requests are all 403
+    and change nothing; only a real signature by the configured key is obeyed."""
+    off = json.dumps({"require_auth": False}).encode()
+    config = EmulatorConfig(db_path=tmp_path / "a.sqlite", credentials={"ops": "s3cret"})
+    with LocalHealthImaging(config) as local:
+        url = local.url
+        attempts = {
+            "unsigned": raw_request(url, "POST", "/_emulator/settings", off,
+                                    headers={"Authorization": ""}),
+            "fake signature": raw_request(url, "POST", "/_emulator/settings", off),
+            "wrong secret": _admin(url, off, access_key="ops", secret_key="guess"),
+            "unknown key": _admin(url, off),  # the default key is not configured here
+        }  # fmt: skip
+        signed = sign("POST", url + "/_emulator/settings", b"{}", access_key="ops",
+                      secret_key="s3cret")  # fmt: skip
+        attempts["tampered body"] = raw_request(url, "POST", "/_emulator/settings", off,
+                                                headers=signed)  # fmt: skip
+        for what, (status, headers, body) in attempts.items():
+            assert status == 403, (what, body)
+            assert headers["x-amzn-errortype"] == "AccessDeniedException", what
+        assert local.backend.settings.config.require_auth  # nothing changed
+        unsigned = boto3.client("medical-imaging", endpoint_url=url, region_name="us-east-1",
+                                config=Config(signature_version=UNSIGNED, inject_host_prefix=False,
+                                              retries={"total_max_attempts": 1}))  # fmt: skip
+        with pytest.raises(unsigned.exceptions.AccessDeniedException):
+            unsigned.list_datastores()
+        status, _, body = _admin(url, off, access_key="ops", secret_key="s3cret")
+        assert status == 200 and json.loads(body)["require_auth"] is False
+        assert unsigned.list_datastores()["datastoreSummaries"] == []  # obeyed, when signed
+
+
+def test_dns_rebinding_and_cross_origin_requests_are_refused(local: LocalHealthImaging) -> None:
+    """A page on evil.example rebound to 127.0.0.1 still says Host: evil.example — refused,
+    even with a valid signature; a page's cross-origin requests are refused by Origin
+    and Sec-Fetch-Site; and no CORS header ever lets a page read an answer."""
+    url, port = local.url, local.url.rsplit(":", 1)[1]
+    off = json.dumps({"require_auth": False}).encode()
+    for host in (f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "", "a b"):
+        status, headers, body = _admin(url, off, headers={"Host": host})
+        assert status == 403 and b"DNS rebinding" in body, (host, body)
+        status, _, body = raw_request(url, "GET", "/datastore", headers={"Host": host})
+        assert status == 403 and b"DNS rebinding" in body, (host, body)
+    for origin in ("http://evil.example", f"http://localhost:{port}", "null"):
+        status, _, body = _admin(url, off, headers={"Origin": origin})
+        assert status == 403 and b"cross-origin" in body, (origin, body)
+    status, _, body = _admin(url, off, headers={"Sec-Fetch-Site": "cross-site"})
+    assert status == 403 and b"cross-site" in body
+    assert _require_auth(url)  # none of it got through
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as conn:  # no Host
+        conn.sendall(b"GET /datastore HTTP/1.0\r\n\r\n")
+        assert b" 403 " in conn.recv(4096).split(b"\r\n", 1)[0]
+    status, headers, _ = raw_request(url, "OPTIONS", "/_emulator/settings", headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})  # fmt: skip
+    assert status >= 400 and not any(k.startswith("access-control-") for k in headers)
+    # What a real client sends is served: its own origin, localhost, the service's names.
+    assert _admin(url, b"{}", headers={"Origin": f"http://127.0.0.1:{port}"})[0] == 200
+    assert _admin(url, b"{}", headers={"Host": f"localhost:{port}"})[0] == 200
+    for host in (f"localhost:{port}", "medical-imaging.us-east-1.amazonaws.com"):
+        assert raw_request(url, "GET", "/datastore", headers={"Host": host})[0] == 200
+
+
+# -- imports stay under the import root --------------------------------------------------
+def _one_dicom_file(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    source = next(p for p in sample_files() if p.name == "CT_small.dcm")
+    return Path(shutil.copy(source, folder / "ct.dcm"))
+
+
+def _import(client: Any, datastore: str, source: Path | str, output: Path | str) -> Any:
+    def uri(where: Path | str) -> str:
+        return where.as_uri() if isinstance(where, Path) else where
+
+    return client.start_dicom_import_job(
+        datastoreId=datastore, dataAccessRoleArn="arn:aws:iam::123456789012:role/Import",
+        clientToken="t", inputS3Uri=uri(source), outputS3Uri=uri(output),
+    )  # fmt: skip
+
+
+def _finished(client: Any, datastore: str, job: str) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+
+    def done() -> bool:
+        props.update(client.get_dicom_import_job(datastoreId=datastore, jobId=job)["jobProperties"])
+        return props["jobStatus"] in ("COMPLETED", "FAILED")
+
+    wait_for(done, timeout=60)
+    return props
+
+
+def test_imports_read_and_write_only_under_the_import_root(
+    tmp_path: Path, client: Any, datastore: str
+) -> None:
+    """The ``local`` fixture's import root is its tmp_path; everything else is refused."""
+    root, elsewhere = tmp_path / "project", tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    (tmp_path / "project").mkdir()
+    _one_dicom_file(elsewhere / "in")
+    inside = tmp_path / "in"
+    _one_dicom_file(inside)
+    (root / "link").symlink_to(elsewhere / "in")
+    refused = {
+        "absolute path outside": (elsewhere / "in", tmp_path / "out"),
+        "output outside": (inside, elsewhere / "out"),
+        "climbing with ..": (f"{inside}/../../{elsewhere.name}/in", tmp_path / "out"),
+        "relative climb": ("../" + elsewhere.name + "/in", tmp_path / "out"),
+        "symlink out": (root / "link", tmp_path / "out"),
+    }
+    for what, (source, output) in refused.items():
+        with pytest.raises(ClientError) as caught:
+            _import(client, datastore, source, output)
+        error = caught.value.response["Error"]
+        assert error["Code"] in ("AccessDeniedException", "ValidationException"), what
+        assert "import root" in error["Message"] or "'..'" in error["Message"], what
+    assert not (elsewhere / "out").exists()
+    # A file symlink inside the root that leads out is reported, not read.
+    (inside / "escape.dcm").symlink_to(elsewhere / "in" / "ct.dcm")
+    job = _import(client, datastore, inside, tmp_path / "out")
+    assert _finished(client, datastore, job["jobId"])["jobStatus"] == "COMPLETED"
+    report = tmp_path / "out" / f"{datastore}-DicomImport-{job['jobId']}"
+    failures = [json.loads(line) for line in
+                (report / "FAILURE" / "failure.ndjson").read_text().splitlines()]  # fmt: skip
+    assert [(Path(f["inputFile"]).name, f["exception"]) for f in failures] == [
+        ("escape.dcm", "symlink leads out of the import root")
+    ]
+
+
+def test_the_embedded_service_imports_only_from_the_project_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--local runs with the project folder as its import root, wherever the command
+    was started from."""
+    project = tmp_path / "project"
+    _one_dicom_file(project / "dicom")
+    _one_dicom_file(tmp_path / "outside")
+    monkeypatch.chdir(tmp_path)  # the current folder is wider than the project
+    config = ProjectConfig(root=project, local_db=project / ".reconciler" / "db.sqlite")
+    embedded, url = start_local(config.local_db, seed=False, import_root=config.root)
+    try:
+        boto = make_client(url)
+        datastore = boto.create_datastore(datastoreName="d")["datastoreId"]
+        wait_for(lambda: boto.get_datastore(datastoreId=datastore)["datastoreProperties"]
+                 ["datastoreStatus"] == "ACTIVE")  # fmt: skip
+        with pytest.raises(boto.exceptions.AccessDeniedException, match="import root"):
+            _import(boto, datastore, tmp_path / "outside", project / "out")
+        job = _import(boto, datastore, project / "dicom", project / "out")
+        assert _finished(boto, datastore, job["jobId"])["jobStatus"] == "COMPLETED"
+    finally:
+        embedded.stop()
+
+
+# -- slow clients and connection floods ------------------------------------------------
+def test_a_client_dribbling_its_request_is_dropped_at_the_deadline(tmp_path: Path) -> None:
+    """One header byte every 50 ms keeps a per-byte socket timeout waiting for ever; the
+    total deadline (1 s here) drops the client while it is still sending. The loop's
+    bound (2,000 bytes, ~100 s) only turns a server that never drops it into a failure."""
+    config = EmulatorConfig(db_path=tmp_path / "a.sqlite", request_timeout_seconds=1.0)
+    with LocalHealthImaging(config) as local:
+        port = int(local.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET /datastore HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            dropped = False
+            for _ in range(2000):
+                try:
+                    conn.sendall(b"X")
+                except OSError:  # reset: the server closed it
+                    dropped = True
+                    break
+                readable, _, _ = select.select([conn], [], [], 0.05)
+                if readable:
+                    try:
+                        dropped = conn.recv(4096) == b""
+                    except ConnectionResetError:
+                        dropped = True
+                    break
+            assert dropped, "the server kept a dribbling client past its request deadline"
+        assert make_client(local.url).list_datastores()["datastoreSummaries"] == []
+
+
+def test_connections_past_the_limit_are_answered_503_and_the_server_recovers(
+    tmp_path: Path,
+) -> None:
+    config = EmulatorConfig(db_path=tmp_path / "a.sqlite", max_connections=2)
+    with LocalHealthImaging(config) as local:
+        port = int(local.url.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as third:
+            answer = b""
+            while b"\r\n\r\n" not in answer:  # the 503 comes before any request is sent
+                chunk = third.recv(4096)
+                assert chunk, answer
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"ServiceUnavailableException" in answer
+        client = make_client(local.url)
+        with pytest.raises(ClientError) as caught:
+            client.list_datastores()
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        for conn in held:
+            conn.close()
+
+        def served() -> bool:
+            try:
+                return bool(client.list_datastores()["ResponseMetadata"]["HTTPStatusCode"] == 200)
+            except ClientError:
+                return False
+
+        wait_for(served)  # the held threads end on EOF and give their slots back

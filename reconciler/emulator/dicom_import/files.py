@@ -179,11 +179,12 @@ def read_files(paths: Iterable[Path]) -> ImportBatch:
     return _batch([Path(p) for p in paths], [])
 
 
-def read_folder(root: Path) -> ImportBatch:
+def read_folder(root: Path, *, within: Path | None = None) -> ImportBatch:
     """Read every file below ``root`` (recursively, sorted); non-DICOM files are FailedFiles.
 
     Directory symlinks are not followed (each is reported as a FailedFile); a directory
-    that cannot be listed is reported too. ``root`` itself must exist.
+    that cannot be listed is reported too. ``root`` itself must exist. With ``within``
+    (resolved), a file whose symlink leads out of that folder is a FailedFile, unread.
     """
     root = Path(root)
     if root.is_file():
@@ -203,7 +204,12 @@ def read_folder(root: Path) -> ImportBatch:
             if (base / sub).is_symlink():
                 dirs.remove(sub)
                 failed.append(FailedFile(str(base / sub), "directory symlink not followed"))
-        files.extend(base / n for n in names)
+        for name in names:
+            path = base / name
+            if within is not None and not path.resolve().is_relative_to(within):
+                failed.append(FailedFile(str(path), "symlink leads out of the import root"))
+            else:
+                files.append(path)
     return _batch(files, failed)
 
 

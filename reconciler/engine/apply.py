@@ -18,7 +18,14 @@ from typing import Any
 from reconciler.engine.changes import Change
 from reconciler.engine.journal import Journal, Outcome
 from reconciler.engine.payloads import UpdatePayload, payload_digest
-from reconciler.engine.plan import ImageSetPlan, Plan
+from reconciler.engine.plan import (
+    ImageSetPlan,
+    InPlace,
+    Plan,
+    Replace,
+    StudyFollower,
+    StudyLead,
+)
 from reconciler.engine.replace import replace_image_set, save_undo, undo_entry
 from reconciler.engine.verify import unmet
 from reconciler.errors import ExitCode, ReconcilerError
@@ -92,8 +99,8 @@ class _Applier:
         self.undo: dict[str, dict[str, Any]] = {}
         self._undo_lock = threading.Lock()
         for item in plan.to_update:
-            if item.study_leader is not None:
-                self.followers.setdefault(item.study_leader, []).append(item)
+            if isinstance(item.mode, StudyFollower):
+                self.followers.setdefault(item.mode.leader, []).append(item)
 
     def _done(
         self,
@@ -142,8 +149,16 @@ class _Applier:
         stale = self._stale(members)
         if stale is not None:
             return stale
-        if item.replace:
-            return [self._replace(item)]
+        match item.mode:
+            case Replace():
+                return [self._replace(item)]
+            case StudyFollower():  # changed and reported by its leader's call
+                return []
+            case InPlace() | StudyLead():
+                return self._update(item, members)
+
+    def _update(self, item: ImageSetPlan, members: list[ImageSetPlan]) -> list[ImageSetOutcome]:
+        """Send the payloads in order (with includeStudyImageSets for a study lead)."""
         ds, image_set = item.datastore_id, item.image_set_id
         latest = item.version_id
         calls = len(item.payloads)
@@ -167,7 +182,7 @@ class _Applier:
                         updatable=payload.updatable,
                         removable=payload.removable,
                         force=payload.force,
-                        include_study=item.include_study,
+                        include_study=isinstance(item.mode, StudyLead),
                     )
                     expected = result.version_id
                 except VersionConflict as conflict:
@@ -248,7 +263,7 @@ def apply_plan(
 ) -> ApplyReport:
     """Apply every image set of ``plan`` that has changes; see the module docstring."""
     applier = _Applier(ahi, journal, lock_timeout, plan)
-    items = [item for item in plan.to_update if item.study_leader is None]
+    items = [item for item in plan.to_update if not isinstance(item.mode, StudyFollower)]
     total = len(plan.to_update)
     outcomes: list[ImageSetOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:

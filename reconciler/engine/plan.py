@@ -43,6 +43,34 @@ class Action(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class InPlace:
+    """Update the image set itself: one UpdateImageSetMetadata call per payload."""
+
+
+@dataclass(frozen=True)
+class StudyLead:
+    """Send this image set's one call with includeStudyImageSets: the service changes
+    every primary image set of the study at once (atomically)."""
+
+
+@dataclass(frozen=True)
+class StudyFollower:
+    """Changed by the study-wide call of image set ``leader``; sends nothing itself."""
+
+    leader: str
+
+
+@dataclass(frozen=True)
+class Replace:
+    """A primary image set corrected by copy → update → delete → promote (opted into
+    with --replace-primary): its image set ID changes."""
+
+
+# How apply carries out an image set's changes; apply dispatches on it.
+Mode = InPlace | StudyLead | StudyFollower | Replace
+
+
+@dataclass(frozen=True)
 class ImageSetPlan:
     datastore_id: str
     image_set_id: str
@@ -52,13 +80,19 @@ class ImageSetPlan:
     diff: ImageSetDiff
     payloads: tuple[UpdatePayload, ...]
     study_uid: str | None = None
-    # Study-scoped updates: the leader sends one call with includeStudyImageSets for
-    # every primary image set of its study; each follower names its leader, sends none.
-    include_study: bool = False
-    study_leader: str | None = None
-    # Patient/Series-level changes to a primary image set, done by the replace workflow
-    # (opted into with --replace-primary): its image set ID changes.
-    replace: bool = False
+    mode: Mode = InPlace()
+
+    @property
+    def replace(self) -> bool:
+        return isinstance(self.mode, Replace)
+
+    @property
+    def include_study(self) -> bool:
+        return isinstance(self.mode, StudyLead)
+
+    @property
+    def study_leader(self) -> str | None:
+        return self.mode.leader if isinstance(self.mode, StudyFollower) else None
 
     @property
     def action(self) -> Action:
@@ -191,7 +225,8 @@ def plan_image_set(
         return ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())
     return ImageSetPlan(
         target.datastore_id, target.image_set_id, info.version_id, info.is_primary, names,
-        diff, payloads, study_uid if isinstance(study_uid, str) else None, replace=replacing,
+        diff, payloads, study_uid if isinstance(study_uid, str) else None,
+        Replace() if replacing else InPlace(),
     )  # fmt: skip
 
 
@@ -226,10 +261,10 @@ def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> li
         if primaries != {m.image_set_id for m in members}:
             continue  # the call would also change a primary image set no manifest owns
         leader, *followers = sorted(members, key=lambda m: m.image_set_id)
-        replaced[leader.image_set_id] = replace(leader, include_study=True)
+        replaced[leader.image_set_id] = replace(leader, mode=StudyLead())
         for follower in followers:
             replaced[follower.image_set_id] = replace(
-                follower, payloads=(), study_leader=leader.image_set_id
+                follower, payloads=(), mode=StudyFollower(leader.image_set_id)
             )
     return [replaced.get(item.image_set_id, item) for item in plans]
 

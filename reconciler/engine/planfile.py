@@ -18,7 +18,16 @@ from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import MASK
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
 from reconciler.engine.payloads import UpdatePayload, payload_digest
-from reconciler.engine.plan import FORMAT_VERSION, ImageSetPlan, Plan
+from reconciler.engine.plan import (
+    FORMAT_VERSION,
+    ImageSetPlan,
+    InPlace,
+    Mode,
+    Plan,
+    Replace,
+    StudyFollower,
+    StudyLead,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.manifest.model import Location
 
@@ -174,9 +183,26 @@ def _from_image_set(data: dict[str, Any]) -> ImageSetPlan:
     diff = ImageSetDiff(data["image_set_id"], changes, data["unchanged"], problems)
     return ImageSetPlan(
         data["datastore_id"], data["image_set_id"], data["version_id"], data["is_primary"],
-        tuple(data["manifests"]), diff, tuple(payloads), data.get("study_uid"),
-        bool(data.get("include_study")), data.get("study_leader"), bool(data.get("replace")),
+        tuple(data["manifests"]), diff, tuple(payloads), data.get("study_uid"), _mode(data),
     )  # fmt: skip
+
+
+def _mode(data: dict[str, Any]) -> Mode:
+    """The saved plan's action fields as one mode; more than one set is refused."""
+    given = [bool(data.get("include_study")), data.get("study_leader") is not None,
+             bool(data.get("replace"))]  # fmt: skip
+    if sum(given) > 1:
+        raise PlanFileError(
+            f"image set {data['image_set_id']}: include_study, study_leader and replace "
+            "exclude each other (the plan file was edited); plan again"
+        )
+    if data.get("replace"):
+        return Replace()
+    if data.get("include_study"):
+        return StudyLead()
+    if data.get("study_leader") is not None:
+        return StudyFollower(str(data["study_leader"]))
+    return InPlace()
 
 
 def load(path: Path) -> Plan:

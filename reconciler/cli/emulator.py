@@ -184,7 +184,10 @@ def seed_command(db: Path) -> None:  # fmt: skip
     from reconciler.emulator.backend import Backend
     from reconciler.emulator.seed import seed
 
-    backend = Backend(EmulatorConfig(db_path=db, lock_hold_seconds=0.0, quotas_enabled=False))
+    try:
+        backend = Backend(EmulatorConfig(db_path=db, lock_hold_seconds=0.0, quotas_enabled=False))
+    except (OSError, sqlite3.Error) as failure:
+        raise ReconcilerError(f"cannot open {db}: {_reason(failure)}") from None
     try:
         result = seed(backend)
         verb = "Seeded" if result.created else "Already seeded:"

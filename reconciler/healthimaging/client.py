@@ -54,8 +54,9 @@ READ_TIMEOUT = 60.0  # seconds between bytes; a 50 MB metadata body streams well
 PAGE_SIZE = 50  # the service's maximum for ListImageSetVersions and SearchImageSets
 CUSTOM_ENDPOINT_REGION = "us-east-1"  # SigV4 needs a region even when the URL fixes the host
 
-# The local HealthImaging only checks that requests are signed, so any key will do.
-# These are not secrets: they let a machine with no AWS configuration run --local.
+# The local HealthImaging only checks that service calls are signed, so any key will do;
+# these are also its default admin key (reconciler/emulator/config.py, same values).
+# They are not secrets: they let a machine with no AWS configuration run --local.
 LOCAL_ACCESS_KEY = "reconciler-local"
 LOCAL_SECRET_KEY = "reconciler-local-not-a-secret"
 

@@ -148,6 +148,15 @@ def test_serve_keeps_its_data_private_and_honours_its_trust_settings(tmp_path: P
         process.wait(timeout=30)
 
 
+def test_seed_into_an_unusable_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "bad.sqlite").write_text("not a database, but long enough to be read as one")
+    for db in (tmp_path / "file" / "db.sqlite", tmp_path / "bad.sqlite"):
+        result = CliRunner().invoke(cli, ["emulator", "seed", "--db", str(db)])
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+        assert result.output.startswith("Error: cannot open") and result.output.count("\n") == 1
+
+
 def test_an_older_world_readable_database_is_narrowed_to_0600(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
     result = CliRunner().invoke(cli, ["emulator", "seed", "--db", str(db)])

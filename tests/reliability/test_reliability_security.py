@@ -157,6 +157,14 @@ def test_admin_calls_need_a_valid_signature_by_the_emulators_key(tmp_path: Path)
         assert unsigned.list_datastores()["datastoreSummaries"] == []  # obeyed, when signed
 
 
+def test_the_default_admin_key_is_the_key_local_clients_sign_with() -> None:
+    """The README promises it: what --local's client signs with also signs admin calls."""
+    from reconciler.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+    from reconciler.healthimaging.client import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+
+    assert (LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY) == (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+
+
 def test_dns_rebinding_and_cross_origin_requests_are_refused(local: LocalHealthImaging) -> None:
     """A page on evil.example rebound to 127.0.0.1 still says Host: evil.example — refused,
     even with a valid signature; a page's cross-origin requests are refused by Origin

@@ -108,7 +108,8 @@ def drift(
     scheduled CI job or cron: see the README's drift recipes.
 
     Each successful drift records its start time and what each manifest resolved to
-    (in cacheDir), so the next `drift --since-last-run` costs O(changes), not
+    (in cacheDir, one state per endpoint, region and profile), so the next
+    `drift --since-last-run` against the same service costs O(changes), not
     O(manifests).
     """
     with open_session(ctx) as session:

@@ -53,7 +53,7 @@ def load_state(path: Path) -> DriftState | None:
     """The last successful drift's state, or None (then drift checks everything)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("format") != STATE_FORMAT:
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
             return None
         return DriftState(
             started_at=dt.datetime.fromisoformat(data["started_at"]),

@@ -21,6 +21,7 @@ a manifest warning) go to ``notify``; by default they are logged.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -108,6 +109,18 @@ class Session:
         self._ahi: HealthImaging | None = None
         self._recovered = False
         self._recovery_journal: Journal | None = None
+
+    @property
+    def scope(self) -> str:
+        """What persisted state describes: the endpoint (with its region) and the AWS
+        profile (which picks the account). State of one scope never serves another."""
+        return f"{self.label}|profile={self.profile or self.config.profile or ''}"
+
+    def _scoped(self, filename: str) -> str:
+        """``filename`` made specific to :attr:`scope` (``name-<hash>.ext``)."""
+        stem, dot, suffix = filename.rpartition(".")
+        token = hashlib.sha256(self.scope.encode()).hexdigest()[:12]
+        return f"{stem}-{token}{dot}{suffix}"
 
     # -- lifetime ----------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -212,7 +225,7 @@ class Session:
         the drift state in the cache folder, so ``since_last_run`` costs O(changes))."""
         loaded = self.load(paths)
         started = dt.datetime.now(dt.UTC)
-        state_path = self.config.cache_dir / DRIFT_STATE_FILE
+        state_path = self.config.cache_dir / self._scoped(DRIFT_STATE_FILE)
         previous = load_state(state_path)
         targets = None
         if since_last_run and previous is not None:

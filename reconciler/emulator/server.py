@@ -150,6 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ServiceError as error:
             self._error(error)
             return
+        except Exception as error:  # the boundary: a bug becomes a 500, never a dead socket
+            log.exception("internal error checking %s %s", self.command, self.path)
+            self._error(InternalServerException(f"internal error: {type(error).__name__}"))
+            return
         if url.path.startswith("/_emulator/"):
             self._admin(url.path, body)
             return

@@ -17,6 +17,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from conftest import make_client, raw_request, wait_for
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from reliability_support import MANAGED, Project, record_figures
 from reliability_support import project as project  # the fixture
 
@@ -339,3 +341,31 @@ def test_connections_past_the_limit_are_answered_503_and_the_server_recovers(
                 return False
 
         wait_for(served)  # the held threads end on EOF and give their slots back
+
+
+_TOKEN = st.text(st.characters(codec="ascii", exclude_characters="\r\n"), max_size=30)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    scheme=st.sampled_from(["AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1", ""]),
+    key=st.one_of(st.just("reconciler-local"), _TOKEN),
+    date=st.one_of(st.just("20260101"), _TOKEN),
+    signed=st.one_of(st.sampled_from(["host;x-amz-date", "host", "x-nope;host;x-amz-date"]),
+                     _TOKEN),
+    signature=st.one_of(st.just("0" * 64), _TOKEN),
+    stamp=st.one_of(st.just("20260101T000000Z"), st.just("99999999T999999Z"), _TOKEN),
+)  # fmt: skip
+def test_forged_admin_signatures_are_403_never_a_crash_or_a_hang(
+    local: LocalHealthImaging, scheme: str, key: str, date: str, signed: str, signature: str,
+    stamp: str,
+) -> None:  # fmt: skip
+    authorization = (f"{scheme} Credential={key}/{date}/us-east-1/medical-imaging/aws4_request, "
+                     f"SignedHeaders={signed}, Signature={signature}")  # fmt: skip
+    status, headers, body = raw_request(
+        local.url, "POST", "/_emulator/settings", b'{"require_auth": false}',
+        headers={"Authorization": authorization, "X-Amz-Date": stamp},
+    )  # a hang ends in the socket's timeout  # fmt: skip
+    assert status == 403 and headers["x-amzn-errortype"] == "AccessDeniedException", body
+    assert local.backend.settings.config.require_auth

@@ -14,6 +14,9 @@ from reconciler.engine.revert import RevertItem
 
 def _show(items: Sequence[RevertItem]) -> None:
     for item in items:
+        if item.already is not None:
+            click.echo(f"  = image set {item.image_set_id}: {item.already}")
+            continue
         note = ""
         if item.moved:
             note = f"  ! changed since the run (it left version {item.expected_version})"
@@ -27,7 +30,8 @@ def _show(items: Sequence[RevertItem]) -> None:
             f"  ↩ image set {item.image_set_id}: version {item.live_version} → a new version "
             f"equal to version {item.to_version}{note}"
         )
-    click.echo(f"Revert: {len(items)} image sets, {len(items)} update calls.")
+    todo = sum(1 for item in items if item.already is None)
+    click.echo(f"Revert: {todo} image sets, {todo} update calls.")
 
 
 @click.command()
@@ -54,7 +58,7 @@ def revert(
     """Put image sets back to recorded versions (revertToVersionId).
 
     \b
-      reconciler revert --run last                 # undo the most recent apply
+      reconciler revert --run last                 # undo the newest run that changed something
       reconciler revert --run 20261122T101500Z-3f9a0c
       reconciler revert 46923b66d5522e4241615ecd64637584 --to-version 2
 
@@ -76,6 +80,9 @@ def revert(
         click.echo(outcome_line(outcome, done, total), err=True)
 
     with open_session(ctx) as session:
+        if run_id is not None:  # `last` resolved once, and named before anything is asked
+            run_id = session.run_to_revert(run_id).run_id
+            click.echo(f"Reverting run {run_id}.")
         result = session.revert(
             run_id=run_id,
             image_set=image_set,
@@ -86,7 +93,10 @@ def revert(
             progress=progress,
             parallelism=parallelism,
         )
-    if result.report is None:
+    if result.report is None and result.items:
+        click.echo("Nothing to revert: an earlier revert of the run already put every image "
+                   "set back.")  # fmt: skip
+    elif result.report is None:
         click.echo("Nothing to revert: the run changed no image set.")
     else:
         click.echo(report_summary(result.report, "Revert"))

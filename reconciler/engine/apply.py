@@ -9,11 +9,9 @@ plan (stale): the plan was computed against a document that no longer exists.
 from __future__ import annotations
 
 import enum
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.engine.changes import Change
 from reconciler.engine.journal import Journal, Outcome
@@ -26,7 +24,8 @@ from reconciler.engine.plan import (
     StudyFollower,
     StudyLead,
 )
-from reconciler.engine.replace import replace_image_set, save_undo, undo_entry
+from reconciler.engine.recovery import candidate_digests
+from reconciler.engine.replace import replace_image_set
 from reconciler.engine.verify import unmet
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.healthimaging import HealthImaging, VersionConflict, WorkflowStatus
@@ -96,8 +95,6 @@ class _Applier:
         self.journal = journal
         self.lock_timeout = lock_timeout
         self.followers: dict[str, list[ImageSetPlan]] = {}
-        self.undo: dict[str, dict[str, Any]] = {}
-        self._undo_lock = threading.Lock()
         for item in plan.to_update:
             if isinstance(item.mode, StudyFollower):
                 self.followers.setdefault(item.mode.leader, []).append(item)
@@ -189,7 +186,7 @@ class _Applier:
                     # A retried call may have landed the first time: it did if the next
                     # version holds exactly what this call sent.
                     expected = str(int(latest) + 1)
-                    if not self._landed(item, expected, payload):
+                    if not self._landed(item, latest, expected, payload):
                         return [
                             self._done(m, None, Outcome.CONFLICT, conflict.message, call)
                             for m in members
@@ -217,9 +214,6 @@ class _Applier:
             )  # fmt: skip
         except ReconcilerError as error:
             return self._done(item, None, Outcome.ERROR, error.message)
-        changes = [c for p in item.payloads for c in p.changes]
-        with self._undo_lock:
-            self.undo[item.image_set_id] = undo_entry(item.datastore_id, replaced, changes)
         message = f"replaced by image set {replaced.new_id} (the old ID no longer exists)"
         if not replaced.copy_deleted:
             message += "; the intermediate non-primary copy could not be deleted"
@@ -244,12 +238,26 @@ class _Applier:
             return self._done(item, version, Outcome.ERROR, message, call)
         return self._done(item, version, Outcome.UPDATED, None, call)
 
-    def _landed(self, item: ImageSetPlan, version: str, payload: UpdatePayload) -> bool:
+    def _landed(
+        self, item: ImageSetPlan, pinned: str, version: str, payload: UpdatePayload
+    ) -> bool:
+        """Whether ``version`` (N+1) is provably this call's: it differs from ``pinned``
+        (N) by exactly a payload with this call's digest. Holding our values is not
+        enough: another writer may have set the same value and more (its version is
+        then a CONFLICT, never adopted, so never reverted)."""
         ds, image_set = item.datastore_id, item.image_set_id
         info = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
-        if info.version_id != version or info.workflow_status is not WorkflowStatus.UPDATED:
+        if info.workflow_status is not WorkflowStatus.UPDATED:
             return False
-        return not unmet(self.ahi.get_metadata(ds, image_set, version), payload.changes)
+        try:
+            created = self.ahi.get_image_set(ds, image_set, version)
+        except ReconcilerError:
+            return False
+        if created.workflow_status is WorkflowStatus.UPDATE_FAILED:
+            return False
+        before = self.ahi.get_metadata(ds, image_set, pinned)
+        after = self.ahi.get_metadata(ds, image_set, version)
+        return payload_digest(payload) in candidate_digests(before, after)
 
 
 def apply_plan(
@@ -272,6 +280,4 @@ def apply_plan(
                 outcomes.append(outcome)
                 if progress is not None:
                     progress(outcome, len(outcomes), total)
-    if applier.undo:
-        save_undo(journal, applier.undo)
     return ApplyReport(journal.run_id, tuple(outcomes))

@@ -109,13 +109,19 @@ class ProjectionCache:
 
     Files are written atomically and readable by their owner only (they can hold PHI).
     A damaged or foreign file is a miss, never an error: the service is the truth.
+
+    ``scope`` names the service the IDs belong to (the endpoint, with its account and
+    region): the same data store and image set IDs on another endpoint are other data,
+    so every key includes it.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, scope: str = "") -> None:
         self.directory = directory
+        self.scope = scope
 
     def _path(self, datastore_id: str, image_set_id: str, version_id: str) -> Path:
-        name = hashlib.sha256(f"{datastore_id}/{image_set_id}/{version_id}".encode()).hexdigest()
+        key = f"{self.scope}\0{datastore_id}/{image_set_id}/{version_id}"
+        name = hashlib.sha256(key.encode()).hexdigest()
         return self.directory / name[:2] / f"{name}.json"
 
     def get(

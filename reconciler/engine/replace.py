@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
@@ -161,19 +163,36 @@ def replace_image_set(
     """Run the whole workflow; on failure roll back while the old primary stands."""
     steps = Replacer(ahi, journal, datastore_id, image_set_id, lock_timeout)
     changes = [c for p in payloads for c in p.changes]
+    # What a revert needs once the old primary is gone: refused now, before anything
+    # is copied, when it cannot be written (a removed series or instance).
+    undo = undo_entry(datastore_id, image_set_id, version, changes) if changes else None
     copy_id = steps.copy(version)
     try:
         copy_version = steps.update_copy(copy_id, payloads)
         steps.check(copy_id, copy_version, changes)
+        if undo is not None:  # durable before the step that destroys the original
+            write_undo(undo_path(journal.path), image_set_id, {**undo, "copy_id": copy_id})
         steps.delete_old(copy_id)
     except ReconcilerError as error:
         if not _exists(ahi, datastore_id, image_set_id, lock_timeout):  # deleted: finish
-            return finish(steps, copy_id, changes)
+            return _finished(steps, copy_id, changes, undo)
         steps.rollback(copy_id)
         raise ReplaceFailed(
             f"{error.message}; rolled back, image set {image_set_id} unchanged"
         ) from error
-    return finish(steps, copy_id, changes)
+    return _finished(steps, copy_id, changes, undo)
+
+
+def _finished(
+    steps: Replacer, copy_id: str, changes: Sequence[Change], undo: dict[str, Any] | None
+) -> Replaced:
+    replaced = finish(steps, copy_id, changes)
+    if undo is not None:
+        write_undo(undo_path(steps.journal.path), steps.old_id, {
+            **undo, "copy_id": copy_id, "new_id": replaced.new_id,
+            "new_version": replaced.new_version,
+        })  # fmt: skip
+    return replaced
 
 
 def _exists(ahi: HealthImaging, datastore_id: str, image_set_id: str, timeout: float) -> bool:
@@ -229,18 +248,37 @@ class Resumed:
     message: str
 
 
-def _incomplete(runs: Sequence[Run]) -> dict[str, list[StepRecord]]:
-    """Old image set ID → its step records, for replaces no run has finished."""
-    by_set: dict[str, list[StepRecord]] = {}
+def _incomplete(runs: Sequence[Run]) -> dict[str, tuple[list[StepRecord], list[Path]]]:
+    """Old image set ID → its step records and the journals that hold them (oldest
+    first), for replaces no run has finished."""
+    by_set: dict[str, tuple[list[StepRecord], list[Path]]] = {}
     for run in sorted(runs, key=lambda r: r.header.started_at):
         for record in run.steps:
-            by_set.setdefault(record.image_set_id, []).append(record)
+            records, paths = by_set.setdefault(record.image_set_id, ([], []))
+            records.append(record)
+            if run.path not in paths:
+                paths.append(run.path)
     return {
-        old_id: records
-        for old_id, records in by_set.items()
-        if (records[-1].step, records[-1].phase) not in
+        old_id: found
+        for old_id, found in by_set.items()
+        if (found[0][-1].step, found[0][-1].phase) not in
         {(DELETE_COPY, "done"), ("rollback", "done"), ("resumed", "done")}
     }  # fmt: skip
+
+
+def _carry_undo(steps: Replacer, journals: list[Path], new_id: str) -> None:
+    """A resumed replace that ended in ``new_id``: its undo entry (written before the
+    old primary was deleted) learns the new image set, in the interrupted run's undo
+    file and in the resuming run's, so either run can be reverted."""
+    for journal_path in reversed(journals):
+        entry = _read_undo(undo_path(journal_path)).get(steps.old_id)
+        if entry is None:
+            continue
+        version = steps.ahi.get_image_set(steps.ds, new_id).version_id
+        entry = {**entry, "new_id": new_id, "new_version": version}
+        write_undo(undo_path(journal_path), steps.old_id, entry)
+        write_undo(undo_path(steps.journal.path), steps.old_id, entry)
+        return
 
 
 def _unnamed_copies(steps: Replacer, since: str) -> list[str]:
@@ -256,7 +294,7 @@ def _unnamed_copies(steps: Replacer, since: str) -> list[str]:
     return [s.image_set_id for s in found if s.created_at is not None and s.created_at >= started]
 
 
-def _resume_one(steps: Replacer, records: list[StepRecord]) -> Resumed:
+def _resume_one(steps: Replacer, records: list[StepRecord], journals: list[Path]) -> Resumed:
     copy_id = next((r.copy_id for r in reversed(records) if r.copy_id), None)
     new_id = next((r.new_id for r in reversed(records) if r.new_id), None)
     if copy_id is None:  # interrupted before the copy was named: the primary stands
@@ -267,6 +305,7 @@ def _resume_one(steps: Replacer, records: list[StepRecord]) -> Resumed:
         detail = f"removed {len(strays)} unrecorded copy" if strays else "no copy was made"
         return Resumed(steps.old_id, Outcome.RECOVERED, None, f"{detail}; plan again")
     if new_id is not None:  # promoted: only the intermediate copy is left
+        _carry_undo(steps, journals, new_id)
         steps.delete_copy(copy_id, new_id)
         return Resumed(steps.old_id, Outcome.RECOVERED, new_id, f"replaced by {new_id}")
     if _exists(steps.ahi, steps.ds, steps.old_id, steps.lock_timeout):
@@ -276,6 +315,7 @@ def _resume_one(steps: Replacer, records: list[StepRecord]) -> Resumed:
             steps._step("resumed", "done")
         return Resumed(steps.old_id, Outcome.RECOVERED, None, "rolled back; plan again")
     replaced = finish(steps, copy_id, [])
+    _carry_undo(steps, journals, replaced.new_id)
     return Resumed(steps.old_id, Outcome.RECOVERED, replaced.new_id,
                    f"finished: replaced by {replaced.new_id}")  # fmt: skip
 
@@ -287,16 +327,16 @@ def resume_interrupted(
     while the old primary stands, else promote the corrected copy (never leave a study
     without its primary). Journaled as a run of its own."""
     runs = [load_run(journal_dir, summary.run_id) for summary in list_runs(journal_dir)
-            if summary.status != "unreadable"]  # fmt: skip
+            if summary.status != "unreadable" and summary.endpoint == endpoint]  # fmt: skip
     pending = _incomplete(runs)
     if not pending:
         return []
     results: list[Resumed] = []
     with Journal.start(journal_dir, command="apply", endpoint=endpoint) as journal:
-        for old_id, records in pending.items():
+        for old_id, (records, journals) in pending.items():
             steps = Replacer(ahi, journal, records[0].datastore_id, old_id, lock_timeout)
             try:
-                resumed = _resume_one(steps, records)
+                resumed = _resume_one(steps, records, journals)
             except ReconcilerError as error:
                 resumed = Resumed(old_id, Outcome.ERROR, None, error.message)
             journal.result(old_id, records[0].datastore_id, None, None, resumed.outcome,
@@ -305,11 +345,12 @@ def resume_interrupted(
     return results
 
 
-def replacements(journal_dir: Path) -> dict[str, str]:
-    """Every old image set ID → the image set that replaced it, across all runs."""
+def replacements(journal_dir: Path, endpoint: str) -> dict[str, str]:
+    """Every old image set ID → the image set that replaced it, across the runs
+    against ``endpoint`` (another endpoint's IDs name other image sets)."""
     mapping: dict[str, str] = {}
     for summary in sorted(list_runs(journal_dir), key=lambda s: s.started_at):
-        if summary.status != "unreadable":
+        if summary.status != "unreadable" and summary.endpoint == endpoint:
             mapping.update(load_run(journal_dir, summary.run_id).replacements())
     return mapping
 
@@ -335,23 +376,49 @@ def undo_path(journal_path: Path) -> Path:
     return journal_path.with_suffix(".undo.json")
 
 
-def save_undo(journal: Journal, entries: dict[str, dict[str, Any]]) -> None:
-    """Next to the run's journal, mode 0600: the values a revert of a replace restores
-    (they can be PHI, which the journal itself never holds)."""
-    path = undo_path(journal.path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(entries, out, ensure_ascii=False)
-        out.flush()
-        os.fsync(out.fileno())
+_UNDO_LOCK = threading.Lock()  # image sets are replaced in parallel threads
 
 
-def undo_entry(datastore_id: str, replaced: Replaced, changes: Sequence[Change]) -> dict[str, Any]:
-    payloads = undo_payloads(replaced.new_id, changes)
+def write_undo(path: Path, old_id: str, entry: dict[str, Any]) -> None:
+    """Add or update ``old_id``'s entry in the undo file next to a run's journal:
+    written to a temporary file, fsynced, renamed over the old one and the folder
+    fsynced, so a crash leaves the old file or the new one, never half of one. Mode
+    0600: the values a revert of a replace restores can be PHI, which the journal
+    itself never holds."""
+    with _UNDO_LOCK:
+        entries = _read_undo(path)
+        entries[old_id] = entry
+        text = json.dumps(entries, ensure_ascii=False, sort_keys=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def undo_entry(
+    datastore_id: str, old_id: str, old_version: str, changes: Sequence[Change]
+) -> dict[str, Any]:
+    """The undo of a replace of ``old_id`` (at ``old_version``) by ``changes``; the
+    replacing image set is filled in once it exists (``new_id``, ``new_version``)."""
+    payloads = undo_payloads(old_id, changes)
     return {
         "datastore_id": datastore_id,
-        "new_id": replaced.new_id,
-        "new_version": replaced.new_version,
+        "old_version": old_version,
+        "copy_id": None,
+        "new_id": None,
+        "new_version": None,
         "payloads": [
             {"updatable": p.updatable.decode() if p.updatable else None,
              "removable": p.removable.decode() if p.removable else None,
@@ -361,12 +428,21 @@ def undo_entry(datastore_id: str, replaced: Replaced, changes: Sequence[Change])
     }  # fmt: skip
 
 
-def load_undo(run: Run) -> dict[str, dict[str, Any]]:
+def _read_undo(path: Path) -> dict[str, dict[str, Any]]:
     try:
-        data: dict[str, dict[str, Any]] = json.loads(undo_path(run.path).read_text("utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as error:
+        raise ReconcilerError(f"{path}: the undo file cannot be read ({error})") from None
+    if not isinstance(data, dict):
+        raise ReconcilerError(f"{path}: the undo file is damaged (not an object)")
     return data
+
+
+def load_undo(run: Run) -> dict[str, dict[str, Any]]:
+    """Old image set ID → its undo entry, for the replaces of ``run``."""
+    return _read_undo(undo_path(run.path))
 
 
 def undo_payloads_of(entry: dict[str, Any]) -> list[UpdatePayload]:

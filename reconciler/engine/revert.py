@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from dataclasses import replace as replace_field
+from pathlib import Path
 
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome, record
-from reconciler.engine.journal import Journal, Outcome, Run
+from reconciler.engine.journal import Journal, JournalError, Outcome, Run, list_runs, read_run
 from reconciler.engine.payloads import UpdatePayload
+from reconciler.engine.recovery import REVERT_PREFIX
 from reconciler.engine.replace import load_undo, replace_image_set, undo_path, undo_payloads_of
 from reconciler.errors import ReconcilerError
-from reconciler.healthimaging import HealthImaging, WorkflowStatus
+from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
 
 
 @dataclass(frozen=True)
@@ -30,38 +33,122 @@ class RevertItem:
     # A primary image set the run replaced: the old one is gone, so the old values come
     # back by the same copy → update → promote workflow, with these payloads.
     undo: tuple[UpdatePayload, ...] = ()
+    # Set when an earlier revert of the same run already put this image set back (it
+    # was interrupted, or failed elsewhere): nothing is sent, the note says by which run.
+    already: str | None = None
 
     @property
     def moved(self) -> bool:
         return self.expected_version is not None and self.live_version != self.expected_version
 
 
-def plan_revert_run(ahi: HealthImaging, run: Run) -> list[RevertItem]:
-    """What ``reconciler revert --run`` would do, read from the journal and the service."""
-    items = []
+def _replaced_items(
+    ahi: HealthImaging, run: Run, children: Sequence[Run]
+) -> tuple[list[RevertItem], set[str]]:
+    """The replaces of ``run`` to undo, from its undo file (written before each old
+    primary was deleted, and told the new image set when a later apply finished an
+    interrupted replace) and its step records; and the old IDs they cover."""
     undo = load_undo(run)
-    for old_id, new_id in run.replacements().items():
+    replaced = run.replacements()
+    items = []
+    for old_id in sorted(set(undo) | set(replaced)):
         entry = undo.get(old_id)
         if entry is None:
             raise ReconcilerError(
-                f"run {run.run_id} replaced image set {old_id} by {new_id}, but its undo file "
-                f"{undo_path(run.path)} is missing: the old values cannot be restored"
+                f"run {run.run_id} replaced image set {old_id} by {replaced[old_id]}, but its "
+                f"undo file {undo_path(run.path)} is missing: the old values cannot be restored"
             )
+        new_id = entry.get("new_id") or replaced.get(old_id)
+        if new_id is None:
+            if _exists(ahi, entry["datastore_id"], old_id):
+                continue  # the replace was rolled back: the old primary stands, unchanged
+            raise ReconcilerError(
+                f"run {run.run_id} was interrupted while replacing image set {old_id}: run "
+                "`reconciler apply` to finish the replace first, then revert"
+            )
+        by = next((c.run_id for c in children if new_id in c.replacements()), None)
+        if by is not None:
+            items.append(RevertItem(entry["datastore_id"], new_id, "", None, "",
+                                    already=f"already restored by revert run {by}"))  # fmt: skip
+            continue
         info = ahi.get_image_set(entry["datastore_id"], new_id)
+        expected = entry.get("new_version") or info.version_id
         payloads = tuple(undo_payloads_of(entry))
-        items.append(
-            RevertItem(
-                entry["datastore_id"], new_id, info.version_id, entry["new_version"], "", payloads
-            )
-        )
+        items.append(RevertItem(entry["datastore_id"], new_id, info.version_id, expected, "",
+                                payloads))  # fmt: skip
+    return items, set(undo) | set(replaced)
+
+
+def _exists(ahi: HealthImaging, datastore_id: str, image_set_id: str) -> bool:
+    try:
+        ahi.get_image_set(datastore_id, image_set_id)
+    except ImageSetNotFound:
+        return False
+    return True
+
+
+def _reverted_already(ahi: HealthImaging, item: RevertItem, children: Sequence[Run]) -> str | None:
+    """Which earlier revert of the run already put ``item`` back, if one did: its
+    journaled call was pinned to the version the run left (N), and the live version is
+    N+1 with the document of the version it reverted to. Proof from the journal and the
+    service, so a revert interrupted part-way is finished, not repeated."""
+    left = item.expected_version
+    if left is None or not left.isdigit() or item.live_version != str(int(left) + 1):
+        return None
+    ours = f"{REVERT_PREFIX}{item.to_version}"
+    for child in children:
+        for intent in child.intents:
+            if (intent.datastore_id, intent.image_set_id) != (item.datastore_id,
+                                                              item.image_set_id):  # fmt: skip
+                continue
+            if intent.from_version == left and intent.payload_digest == ours:
+                now = ahi.get_metadata(item.datastore_id, item.image_set_id, item.live_version)
+                then = ahi.get_metadata(item.datastore_id, item.image_set_id, item.to_version)
+                if now == then:
+                    return (f"already reverted by run {child.run_id} (version "
+                            f"{item.live_version} equals version {item.to_version})")  # fmt: skip
+    return None
+
+
+def plan_revert_run(ahi: HealthImaging, run: Run, children: Sequence[Run] = ()) -> list[RevertItem]:
+    """What ``reconciler revert --run`` would do, read from the journal and the service.
+
+    ``children`` are the earlier reverts of ``run`` (their ``parent_run_id``): what they
+    already put back is marked ``already`` and not sent again."""
+    items, replaced = _replaced_items(ahi, run, children)
     for image_set_id, datastore_id, from_version, to_version in run.changed():
-        if image_set_id in run.replacements():
+        if image_set_id in replaced:
             continue
         info = ahi.get_image_set(datastore_id, image_set_id)
-        items.append(
-            RevertItem(datastore_id, image_set_id, info.version_id, to_version, from_version)
-        )
+        item = RevertItem(datastore_id, image_set_id, info.version_id, to_version, from_version)
+        if item.moved:
+            item = replace_field(item, already=_reverted_already(ahi, item, children))
+        items.append(item)
     return items
+
+
+def revert_runs_of(journal_dir: Path, run: Run) -> list[Run]:
+    """The revert runs of ``run`` in ``journal_dir`` (the same endpoint), oldest first."""
+    found = []
+    for summary in reversed(list_runs(journal_dir)):
+        if (summary.command == "revert" and summary.parent_run_id == run.run_id
+                and summary.endpoint == run.header.endpoint):  # fmt: skip
+            found.append(read_run(summary.path))
+    return found
+
+
+def newest_changing_run(journal_dir: Path, endpoint: str) -> Run:
+    """``revert --run last``: the newest run against ``endpoint`` that changed
+    something (a version it moved, or a primary image set it replaced); a run that
+    changed nothing (a stale re-apply, a cancelled one) is not what "undo the last
+    change" means."""
+    for summary in list_runs(journal_dir):
+        if summary.problem is not None or summary.endpoint != endpoint:
+            continue
+        run = read_run(summary.path)
+        if run.changed() or run.replacements() or load_undo(run):
+            return run
+    raise JournalError(f"no run in {journal_dir} changed anything against {endpoint}")
 
 
 def plan_revert_image_set(
@@ -83,6 +170,8 @@ def _revert_one(
         return record(journal, item.datastore_id, item.image_set_id, item.live_version, to,
                       outcome, message, 1)  # fmt: skip
 
+    if item.already is not None:
+        return done(item.live_version or None, Outcome.SKIPPED, item.already)
     if item.moved and not force:
         return done(
             item.live_version,
@@ -103,7 +192,7 @@ def _revert_one(
             image_set_id=item.image_set_id,
             datastore_id=item.datastore_id,
             from_version=item.live_version,
-            payload_digest=f"revert-to:{item.to_version}",
+            payload_digest=f"{REVERT_PREFIX}{item.to_version}",
             call=1,
             calls=1,
             keys=[f"(revert to version {item.to_version})"],

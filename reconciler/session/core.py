@@ -33,7 +33,7 @@ from reconciler.config import Endpoint, ProjectConfig, resolve_endpoint
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
-from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.journal import LAST, Journal, Run, load_run
 from reconciler.engine.plan import Plan, make_plan
 from reconciler.engine.projection import ProjectionCache
 from reconciler.engine.recovery import recovering
@@ -42,8 +42,10 @@ from reconciler.engine.resolve import Target, Unresolved, resolve
 from reconciler.engine.revert import (
     RevertItem,
     apply_revert,
+    newest_changing_run,
     plan_revert_image_set,
     plan_revert_run,
+    revert_runs_of,
 )
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, VersionInfo
@@ -192,9 +194,9 @@ class Session:
             parallelism=parallelism or self.config.parallelism,
             shard=shard,
             targets=targets,
-            cache=ProjectionCache(self.config.cache_dir / "projections"),
+            cache=ProjectionCache(self.config.cache_dir / "projections", scope=self.scope),
             replace_primary=replace_primary,
-            replaced=replacements(self.config.journal_dir),
+            replaced=replacements(self.config.journal_dir, self.label),
         )
 
     def plan(
@@ -341,17 +343,28 @@ class Session:
         to_version: str | None = None,
         datastore_id: str | None = None,
     ) -> tuple[RevertItem, ...]:
-        """What a revert would do: every image set run ``run_id`` changed (``last``
-        works), or ``image_set`` back to ``to_version``."""
+        """What a revert would do: every image set run ``run_id`` changed (``last``: the
+        newest run that changed something), or ``image_set`` back to ``to_version``.
+        What an earlier, interrupted revert of the run already put back is marked
+        ``already`` (not sent again)."""
         if (run_id is None) == (image_set is None):
             raise ConfigError("give either a run ID or an image set and a version")
         if run_id is not None:
-            return tuple(plan_revert_run(self.ahi, load_run(self.config.journal_dir, run_id)))
+            run = self.run_to_revert(run_id)
+            children = revert_runs_of(self.config.journal_dir, run)
+            return tuple(plan_revert_run(self.ahi, run, children))
         if to_version is None:
             raise ConfigError("an image set needs the version to go back to (--to-version N)")
         assert image_set is not None
         store = self._datastore(datastore_id)
         return (plan_revert_image_set(self.ahi, store, image_set, to_version),)
+
+    def run_to_revert(self, run_id: str) -> Run:
+        """The run ``revert --run`` means: an ID (or unique prefix), or ``last``, the
+        newest run against this endpoint that changed something."""
+        if run_id.strip().lower() == LAST:
+            return newest_changing_run(self.config.journal_dir, self.label)
+        return load_run(self.config.journal_dir, run_id)
 
     def revert(
         self,
@@ -368,16 +381,17 @@ class Session:
         """Put image sets back to recorded versions (a new version equal to the old
         one). Image sets that moved since the run are refused (stale) unless ``force``.
         Journaled like apply, so a revert can itself be reverted."""
+        parent = None
+        if run_id is not None:
+            parent = self.run_to_revert(run_id).run_id
+            run_id = parent  # `last` is resolved once: the items and the journal agree
         items = self.revert_items(
             run_id=run_id, image_set=image_set, to_version=to_version, datastore_id=datastore_id
         )
-        if not items:
-            return RevertResult(items, None)
+        if all(item.already is not None for item in items):
+            return RevertResult(items, None, parent)
         if review is not None and not review(items):
             raise Cancelled("cancelled: nothing was changed")
-        parent = None
-        if run_id is not None:
-            parent = load_run(self.config.journal_dir, run_id).header.run_id
         with Journal.start(
             self.config.journal_dir, command="revert", endpoint=self.label, parent_run_id=parent
         ) as journal:
@@ -390,4 +404,4 @@ class Session:
                 lock_timeout=self.config.lock_timeout_seconds,
                 progress=progress,
             )
-        return RevertResult(items, report)
+        return RevertResult(items, report, parent)

@@ -79,6 +79,7 @@ class RevertResult:
 
     items: tuple[RevertItem, ...]
     report: ApplyReport | None
+    reverted_run: str | None = None  # the run reverted (``last`` resolved), if by run
 
     @property
     def run_id(self) -> str | None:

@@ -76,10 +76,10 @@ def test_replace_corrects_a_primary_image_set(ahi: Any, datastore: str, tmp_path
     assert doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
     assert doc["Study"]["Series"][S]["DICOM"]["SeriesDescription"] == "DOPPLER"
     assert doc["Study"]["Series"][S]["Instances"] == USDOPPLER["Study"]["Series"][S]["Instances"]
-    assert replacements(tmp_path / "runs") == {OLD: new_id}
+    assert replacements(tmp_path / "runs", "t") == {OLD: new_id}
     # The manifest still names the old ID: the plan points at the new one.
     again = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
-                      replaced=replacements(tmp_path / "runs"))  # fmt: skip
+                      replaced=replacements(tmp_path / "runs", "t"))  # fmt: skip
     assert new_id in again.image_sets[0].diff.problems[0].message
 
 

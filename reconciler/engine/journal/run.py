@@ -94,14 +94,15 @@ class Run:
 
         An image set changed by several calls goes from its first change's
         ``from_version`` to its last one's ``to_version``. Counted as changes: UPDATED
-        results, and RECOVERED ones that name a new version (the interrupted call did
-        happen).
+        results, RECOVERED ones that name a new version (the interrupted call did
+        happen), and ERROR ones that name a new version (the update landed, but the new
+        version failed verification: it changed the image set all the same).
         """
         moved: dict[tuple[str, str], Changed] = {}
         for result in self.results:
             if result.from_version is None or result.to_version is None:
                 continue
-            if result.outcome is Outcome.RECOVERED:
+            if result.outcome in (Outcome.RECOVERED, Outcome.ERROR):
                 if result.to_version == result.from_version:
                     continue
             elif result.outcome is not Outcome.UPDATED:
@@ -115,20 +116,31 @@ class Run:
 
     def pending(self) -> list[IntentRecord]:
         """Intents without a result, in journal order: calls that may or may not have
-        happened. A result for the same image set and call, or a later call, settles one."""
+        happened. A result for the same image set and call, or a later call, settles one.
+        Calls to a replace's intermediate copy are not pending: its steps settle them."""
         settled: dict[tuple[str, str], int] = {}
         for r in self.results:
             key = (r.datastore_id, r.image_set_id)
             settled[key] = max(settled.get(key, 0), r.call)
-        return [i for i in self.intents
-                if i.call > settled.get((i.datastore_id, i.image_set_id), 0)]  # fmt: skip
+        copies = self.copies()
+        return [i for i in self.intents if i.image_set_id not in copies
+                and i.call > settled.get((i.datastore_id, i.image_set_id), 0)]  # fmt: skip
+
+    def copies(self) -> frozenset[str]:
+        """The intermediate copies of this run's replaces: the replace workflow's step
+        records own them (their calls get no results of their own)."""
+        return frozenset(s.copy_id for s in self.steps if s.copy_id)
 
     def image_sets(self) -> list[ImageSetEntry]:
         """One entry per image set, in the order the journal first names them."""
         intents: dict[tuple[str, str], list[IntentRecord]] = {}
         results: dict[tuple[str, str], list[ResultRecord]] = {}
         order: dict[tuple[str, str], None] = {}
-        records: list[IntentRecord | ResultRecord] = [*self.intents, *self.results]
+        copies = self.copies()
+        records: list[IntentRecord | ResultRecord] = [
+            *(i for i in self.intents if i.image_set_id not in copies),
+            *self.results,
+        ]
         for record in sorted(records, key=lambda r: r.at):
             key = (record.datastore_id, record.image_set_id)
             order.setdefault(key)

@@ -3,7 +3,10 @@ read-only mode that proves plan and drift never write."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
+import os
 import select
 import shutil
 import socket
@@ -16,7 +19,7 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import make_client, raw_request, wait_for
+from conftest import USDOPPLER, make_client, put_document, raw_request, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import MANAGED, Project, record_figures
@@ -369,3 +372,57 @@ def test_forged_admin_signatures_are_403_never_a_crash_or_a_hang(
     )  # a hang ends in the socket's timeout  # fmt: skip
     assert status == 403 and headers["x-amzn-errortype"] == "AccessDeniedException", body
     assert local.backend.settings.config.require_auth
+
+
+_FAKE_AUTH = (b"Authorization: AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/medical-imaging/"
+              b"aws4_request, SignedHeaders=host, Signature=" + b"0" * 64 + b"\r\n")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_client_that_never_reads_its_answer_is_dropped_at_the_deadline(tmp_path: Path) -> None:
+    """The only connection slot is held by a client that asked for ~9 MB and reads
+    nothing: the answer gets as long as a request (1 s here), then the client is dropped
+    and the slot serves others again. The poll's 30 s bound is a hang guard only."""
+    config = EmulatorConfig(db_path=tmp_path / "a.sqlite", quotas_enabled=False,
+                            request_timeout_seconds=1.0, max_connections=1)  # fmt: skip
+    with LocalHealthImaging(config) as local:
+        backend = local.backend
+        datastore = backend.handle("CreateDatastore", {"datastoreName": "big"})["datastoreId"]
+        wait_for(lambda: backend.handle("GetDatastore", {"datastoreId": datastore})
+                 ["datastoreProperties"]["datastoreStatus"] == "ACTIVE")  # fmt: skip
+        document = copy.deepcopy(USDOPPLER)
+        document["Study"]["DICOM"]["StudyDescription"] = base64.b64encode(
+            os.urandom(9_000_000)).decode()  # fmt: skip
+        put_document(local, datastore, document, "d" * 32)
+        port = int(local.url.rsplit(":", 1)[1])
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.settimeout(30)
+        reader.connect(("127.0.0.1", port))
+        path = f"/datastore/{datastore}/imageSet/{'d' * 32}/getImageSetMetadata"
+        reader.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + _FAKE_AUTH
+                       + b"Content-Length: 0\r\n\r\n")  # fmt: skip
+
+        def slot_free() -> bool:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as probe:
+                probe.sendall(b"GET /datastore HTTP/1.1\r\nHost: 127.0.0.1\r\n" + _FAKE_AUTH
+                              + b"\r\n")  # fmt: skip
+                try:
+                    first = probe.recv(64)
+                except ConnectionResetError:  # a 503 whose close overtook it
+                    return False
+            return first.startswith(b"HTTP/1.1 200 ")
+
+        wait_for(slot_free, timeout=30)
+        received = b""
+        try:
+            while chunk := reader.recv(1 << 20):
+                received += chunk
+        except ConnectionResetError:
+            pass  # dropped with data still unsent: the kernel says so with a reset
+        reader.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))  # fmt: skip
+        assert len(body) < length, "the whole answer arrived: the client was never dropped"

@@ -15,7 +15,6 @@ from reconciler.cli.common import (
     replace_primary_option,
     shard_option,
 )
-from reconciler.cli.common import show_phi as phi_shown
 from reconciler.cli.output import outcome_line, render, report_summary
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.plan import Plan
@@ -92,9 +91,9 @@ def apply(
     4 some image sets were stale.
     """
     saved = _saved_plan(paths)
-    with open_session(ctx) as session:
+    with open_session(ctx, show_phi) as session:
         ask = saved is None and not auto_approve
-        console = _Console(phi_shown(show_phi, session.config), ask=ask)
+        console = _Console(session.show_phi, ask=ask)
         result = session.apply(
             session.load_plan(saved) if saved is not None else paths,
             review=console.review,

@@ -29,9 +29,10 @@ class Globals:
 
 
 @contextmanager
-def open_session(ctx: click.Context) -> Iterator[Session]:
+def open_session(ctx: click.Context, show_phi_flag: bool = False) -> Iterator[Session]:
     """The library session for the group's --endpoint/--profile/--region, with the
-    library's messages (manifest warnings, recovered calls) printed on stderr."""
+    library's messages (manifest warnings, recovered calls) printed on stderr, and the
+    PHI policy (:func:`show_phi`) in ``session.show_phi``."""
     options: Globals = ctx.find_object(Globals) or Globals()
     with Session(
         options.endpoint,
@@ -39,14 +40,37 @@ def open_session(ctx: click.Context) -> Iterator[Session]:
         region=options.region,
         notify=lambda line: click.echo(line, err=True),
     ) as session:
+        session.show_phi = show_phi(show_phi_flag, session.config)
         yield session
 
 
-def show_phi(flag: bool, config: ProjectConfig) -> bool:
-    """PHI shows on an interactive terminal or when asked; never by default in CI or logs."""
-    if flag or config.show_phi:
+# Set by CI services (GitHub Actions, GitLab, Jenkins, Azure Pipelines, Buildkite,
+# CodeBuild, TeamCity, CircleCI, …); any one of them means "this output is a CI log".
+CI_VARIABLES = (
+    "CI", "GITHUB_ACTIONS", "GITLAB_CI", "JENKINS_URL", "TF_BUILD", "BUILDKITE",
+    "CODEBUILD_BUILD_ID", "TEAMCITY_VERSION", "CIRCLECI",
+)  # fmt: skip
+SHOW_PHI_VARIABLE = "RECONCILER_SHOW_PHI"
+
+
+def _set(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def in_ci() -> bool:
+    return any(_set(name) for name in CI_VARIABLES)
+
+
+def show_phi(flag: bool, config: ProjectConfig | None = None) -> bool:
+    """Whether values of PHI attributes show. Only the operator can ask for them in CI:
+    ``--show-phi`` or ``RECONCILER_SHOW_PHI=1`` (an environment variable the CI owner
+    sets). ``showPhi`` in ``reconciler.yaml`` is a repository file a pull request can
+    change, so CI ignores it; elsewhere it unmasks output that is not a terminal."""
+    if flag or _set(SHOW_PHI_VARIABLE):
         return True
-    return sys.stdout.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
+    if in_ci():
+        return False
+    return bool(config is not None and config.show_phi) or sys.stdout.isatty()
 
 
 def color() -> bool:

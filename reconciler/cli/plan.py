@@ -15,7 +15,6 @@ from reconciler.cli.common import (
     replace_primary_option,
     shard_option,
 )
-from reconciler.cli.common import show_phi as phi_shown
 from reconciler.cli.output import output_option, render, write_step_summary
 from reconciler.engine import planfile
 
@@ -62,7 +61,7 @@ def plan(
       reconciler plan manifests/ --out plan.json  # save it, then: reconciler apply plan.json
       reconciler plan -o markdown > comment.md    # for a pull request (PHI masked)
     """
-    with open_session(ctx) as session:
+    with open_session(ctx, show_phi) as session:
         result = session.plan(
             paths,
             detailed=detailed_exitcode,
@@ -73,7 +72,7 @@ def plan(
     if out is not None:
         planfile.save(result.plan, out)
         click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out})", err=True)
-    phi = phi_shown(show_phi, session.config)
+    phi = session.show_phi
     click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="plan"))
     write_step_summary(result.plan, "plan")
     return result.exit_code
@@ -112,11 +111,11 @@ def drift(
     `drift --since-last-run` against the same service costs O(changes), not
     O(manifests).
     """
-    with open_session(ctx) as session:
+    with open_session(ctx, show_phi) as session:
         result = session.drift(
             paths, since_last_run=since_last_run, shard=shard, parallelism=parallelism
         )
-    phi = phi_shown(show_phi, session.config)
+    phi = session.show_phi
     click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="drift"))
     write_step_summary(result.plan, "drift")
     return result.exit_code

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from reconciler.cli.common import phi_option
+from reconciler.cli.common import show_phi as phi_shown
 from reconciler.errors import ExitCode
 from reconciler.manifest import SCHEMA_FILE, load_tree
 from reconciler.manifest import render as render_problems
@@ -36,6 +38,7 @@ DEFAULT_PATH = Path("manifests")
     is_flag=True,
     help="Print the path of the installed manifest JSON Schema (for editors) and exit.",
 )
+@phi_option
 @click.pass_context
 def validate(
     ctx: click.Context,
@@ -44,6 +47,7 @@ def validate(
     strict: bool,
     skip_non_manifests: bool,
     schema_path: bool,
+    show_phi: bool,
 ) -> None:
     """Check manifests: YAML, structure, DICOM keywords, levels, values, conflicts.
 
@@ -56,15 +60,18 @@ def validate(
         click.echo(resources.files("reconciler.manifest").joinpath(SCHEMA_FILE))
         return
     result = load_tree(list(paths) or [DEFAULT_PATH], skip_non_manifests=skip_non_manifests)
+    # No reconciler.yaml read here: validate runs as a pre-commit hook and in pull
+    # requests, where only the operator may unmask (--show-phi, RECONCILER_SHOW_PHI).
+    phi = phi_shown(show_phi)
     if output == "json":
-        click.echo(render_problems.to_json(result, strict=strict))
+        click.echo(render_problems.to_json(result, strict=strict, show_phi=phi))
     else:
-        for line in render_problems.lines(result):
+        for line in render_problems.lines(result, show_phi=phi):
             click.echo(line)
         click.echo(render_problems.summary(result, strict=strict))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         # In JSON mode stdout must stay one JSON document; the runner reads stderr too.
-        for annotation in render_problems.github_annotations(result):
+        for annotation in render_problems.github_annotations(result, show_phi=phi):
             click.echo(annotation, err=output == "json")
     if render_problems.failed(result, strict=strict):
         ctx.exit(ExitCode.ERROR)

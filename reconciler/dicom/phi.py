@@ -27,6 +27,10 @@ Private tags are PHI too (:func:`is_phi`): nothing says what a vendor put in the
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 from pydicom import datadict
 
 from reconciler.dicom.dictionary import is_private_tag
@@ -293,3 +297,90 @@ def is_phi(key: str) -> bool:
 
 
 __all__ = ["BASIC_PROFILE", "MASK", "PHI_KEYWORDS", "SHOWN", "SHOWN_BY_CHOICE", "is_phi"]
+
+
+def value_strings(value: Any) -> tuple[str, ...]:
+    """The spellings of ``value`` a message may quote: each text and number, the JSON
+    of a list or mapping, and the rewrites a fix hint suggests (``1970-01-01`` →
+    ``19700101``, ``14:30`` → ``1430``, upper case). What :func:`mask_values` hides."""
+    found: set[str] = set()
+
+    def walk(item: Any) -> None:
+        if isinstance(item, str):
+            found.update({item, item.replace("-", ""), item.replace(":", ""), item.upper()})
+        elif isinstance(item, bool) or item is None:
+            return
+        elif isinstance(item, int | float):
+            found.add(str(item))
+        elif isinstance(item, list | tuple):
+            found.add(json.dumps(list(item), ensure_ascii=False))
+            for part in item:
+                walk(part)
+        elif isinstance(item, dict):
+            found.add(json.dumps(item, ensure_ascii=False, sort_keys=True))
+            for part in item.values():
+                walk(part)
+
+    walk(value)
+    return tuple(sorted((v for v in found if v.strip()), key=len, reverse=True))
+
+
+def mask_values(text: str, values: tuple[str, ...]) -> str:
+    """``text`` with every occurrence of ``values`` (longest first, whole tokens) as
+    :data:`MASK`: how a message that quotes a PHI value reads in CI."""
+    for value in sorted(set(values), key=len, reverse=True):
+        if value.strip():
+            text = re.sub(rf"(?<![\w]){re.escape(value)}(?![\w])", MASK, text)
+    return text
+
+
+# force_reason() quotes the offending value when a date is no calendar date; the
+# planner repeats that reason in problem messages. Masked, the reason keeps its words.
+_VALUE_IN_REASON = re.compile(
+    r"(?P<lead>the value of (?P<key>\S+) does not fit its VR \w+: (?:value \d+: )?)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
+)
+
+
+def mask_reason(text: str) -> str:
+    """A force reason or plan problem without the PHI value it may quote
+    (:func:`reconciler.dicom.rules.force_reason` quotes a date that is no date)."""
+
+    def hide(match: re.Match[str]) -> str:
+        return match["lead"] + MASK if is_phi(match["key"]) else match[0]
+
+    return _VALUE_IN_REASON.sub(hide, text)
+
+
+# "…: patientId=<value> matches no primary image set …" (engine.resolve.Unresolved):
+# the selectors by patient ID and accession number are PHI.
+_PHI_SELECTOR = re.compile(r"\b(?P<kind>patientId|accessionNumber)=.*?(?= matches no |$)")
+
+
+def mask_unresolved(message: str) -> str:
+    """An unresolved selector's message with a PHI selector's value masked."""
+    return _PHI_SELECTOR.sub(rf"\g<kind>={MASK}", message)
+
+
+# What a service message may quote: text in quotes, JSON, or "<PHI keyword>: value".
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\{[^{}]*\}|\[[^\[\]]*\]")
+_KEYED = re.compile(
+    r"\b(?P<key>[A-Z][A-Za-z]+|[0-9A-Fa-f]{8})(?P<sep>\s*(?:[:=]|\bis\b|\bvalue\b)\s*)"
+    r"(?P<value>[^,;)]+)"
+)
+
+
+def mask_service_message(message: str) -> str:
+    """HealthImaging's message of an UPDATE_FAILED or COPY_FAILED version, without what
+    may be a value: it is printed in CI and journaled, and a service message may echo
+    the values it refused. Quoted text and JSON become ***, and so does whatever follows
+    a PHI keyword ("PatientName: DOE^JANE"). ``reconciler history --show-phi`` shows the
+    service's own words."""
+    masked = _QUOTED.sub(MASK, message)
+
+    def hide(match: re.Match[str]) -> str:
+        if not is_phi(match["key"]):
+            return match[0]
+        return match["key"] + match["sep"] + MASK
+
+    return _KEYED.sub(hide, masked)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change
 from reconciler.engine.journal import Journal, Outcome
 from reconciler.engine.payloads import UpdatePayload, payload_digest
@@ -29,6 +30,10 @@ from reconciler.engine.replace import replace_image_set
 from reconciler.engine.verify import unmet
 from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.healthimaging import HealthImaging, VersionConflict, WorkflowStatus
+
+# UPDATE_FAILED messages are the service's words and may echo the values it refused:
+# they are masked (dicom/phi.py) before they are printed or journaled.
+FAILED_WITHOUT_MESSAGE = "the service reported UPDATE_FAILED"
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,9 @@ class _Applier:
                         ]
                 settled = self.ahi.wait_until_settled(ds, image_set, self.lock_timeout)
                 if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
-                    message = settled.message or "the service reported UPDATE_FAILED"
+                    message = mask_service_message(
+                        settled.message or "the service reported UPDATE_FAILED"
+                    )
                     return [
                         self._done(item, settled.version_id, Outcome.UPDATE_FAILED, message, call),
                         *(self._settle_follower(f, call) for f in members[1:]),
@@ -224,7 +231,7 @@ class _Applier:
             member.datastore_id, member.image_set_id, self.lock_timeout
         )
         if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
-            message = settled.message or "the service reported UPDATE_FAILED"
+            message = mask_service_message(settled.message or FAILED_WITHOUT_MESSAGE)
             return self._done(member, settled.version_id, Outcome.UPDATE_FAILED, message, call)
         return self._verified(member, settled.version_id, list(member.diff.changes), call)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.dicom.levels import Level
-from reconciler.dicom.phi import MASK
+from reconciler.dicom.phi import MASK, mask_reason, mask_unresolved
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
 from reconciler.engine.payloads import UpdatePayload, payload_digest
 from reconciler.engine.plan import (
@@ -57,7 +57,11 @@ def _change(change: Change, show_phi: bool) -> dict[str, Any]:
         "before": MASK if hide and change.before is not None else change.before,
         "after": MASK if hide and change.after is not None else change.after,
         "vr": change.vr,
-        "force_reason": change.force_reason,
+        "force_reason": (
+            mask_reason(change.force_reason)
+            if hide and change.force_reason
+            else change.force_reason
+        ),
         "phi": change.phi,
         "manifest": change.manifest,
         "location": _location(change.location),
@@ -105,7 +109,8 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "unchanged": item.diff.unchanged,
             "changes": [_change(c, show) for c in changes],
             "problems": [
-                {"message": p.message, "manifest": p.manifest, "location": _location(p.location)}
+                {"message": p.message if show else mask_reason(p.message),
+                 "manifest": p.manifest, "location": _location(p.location)}
                 for p in item.diff.problems
             ],
             "payloads": [_payload(p, changes, with_blobs) for p in item.payloads],
@@ -129,7 +134,7 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "update_rate_per_second": plan.update_rate,
             "quota_seconds": round(plan.quota_seconds, 1),
         },
-        "unresolved": list(plan.unresolved),
+        "unresolved": [u if show else mask_unresolved(u) for u in plan.unresolved],
         "image_sets": image_sets,
     }
 

@@ -49,6 +49,7 @@ from reconciler.dicom import document
 from reconciler.dicom.dictionary import is_private_tag
 from reconciler.dicom.document import Address, Document
 from reconciler.dicom.levels import Level
+from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.journal import (
     RUN_ID_RE,
@@ -321,7 +322,7 @@ def _settle(ahi: HealthImaging, call: OpenCall, lock_timeout: float) -> Recovery
                            f"{info.version_id}): the call did not happen")  # fmt: skip
         created = ahi.get_image_set(ds, image_set, following)
         if created.workflow_status is WorkflowStatus.UPDATE_FAILED:
-            why = created.message or "no message"
+            why = mask_service_message(created.message or "no message")
             return verdict(Verdict.FAILED, n,
                            f"version {following} is UPDATE_FAILED ({why}): the call "
                            "reached the service and changed nothing")  # fmt: skip

@@ -30,6 +30,7 @@ from dataclasses import replace as replace_field
 from pathlib import Path
 from typing import Any
 
+from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
 from reconciler.engine.journal import Journal, Outcome, Run, StepRecord, list_runs, load_run
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
@@ -77,7 +78,8 @@ class Replacer:
     def _settled(self, image_set_id: str, what: str) -> str:
         info = self.ahi.wait_until_settled(self.ds, image_set_id, self.lock_timeout)
         if info.workflow_status in (WorkflowStatus.UPDATE_FAILED, WorkflowStatus.COPY_FAILED):
-            raise ReplaceFailed(f"{what} failed: {info.message or info.workflow_status.value}")
+            why = mask_service_message(info.message or info.workflow_status.value)
+            raise ReplaceFailed(f"{what} failed: {why}")
         return info.version_id
 
     def _gone(self, image_set_id: str) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from pathlib import Path
 
+from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome, record
 from reconciler.engine.journal import Journal, JournalError, Outcome, Run, list_runs, read_run
 from reconciler.engine.payloads import UpdatePayload
@@ -202,7 +203,11 @@ def _revert_one(
         )
         settled = ahi.wait_until_settled(item.datastore_id, item.image_set_id, lock_timeout)
         if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
-            return done(settled.version_id, Outcome.UPDATE_FAILED, settled.message)
+            return done(
+                settled.version_id,
+                Outcome.UPDATE_FAILED,
+                mask_service_message(settled.message or ""),
+            )
         now = ahi.get_metadata(item.datastore_id, item.image_set_id, result.version_id)
         then = ahi.get_metadata(item.datastore_id, item.image_set_id, item.to_version)
         if now != then:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reconciler.dicom.document import Address
+from reconciler.dicom.phi import is_phi, value_strings
 from reconciler.manifest import codes
 from reconciler.manifest.model import (
     DesiredValue,
@@ -23,9 +24,13 @@ from reconciler.manifest.model import (
     Problem,
     Removal,
     Selector,
+    SelectorKind,
     error,
     warning,
 )
+
+# Selectors whose value identifies the patient (as in plans, render/values.py).
+PHI_SELECTORS = (SelectorKind.PATIENT_ID, SelectorKind.ACCESSION_NUMBER)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,17 @@ def _here(item: DesiredValue | Removal) -> str:
     if isinstance(item, Removal):
         return "is removed here"
     return f"is set to {_canonical(item.value)} here"
+
+
+def _phi(item: DesiredValue | Removal, target: Hashable) -> tuple[str, ...]:
+    """What a conflict message quotes that is PHI: a PHI attribute's value, and the
+    value of a selector by patient ID or accession number (the target names it)."""
+    found: tuple[str, ...] = ()
+    if isinstance(item, DesiredValue) and item.key is not None and is_phi(item.key):
+        found = (*value_strings(item.value), _canonical(item.value))
+    if isinstance(target, SelectorTarget) and target.selector.kind in PHI_SELECTORS:
+        found = (*found, target.selector.value)
+    return found
 
 
 def find_conflicts(pairs: Iterable[tuple[Hashable, Manifest]]) -> list[Problem]:
@@ -109,20 +125,23 @@ def _conflict(
         and isinstance(other, DesiredValue)
         and (_canonical(item.value), item.vr) == (_canonical(other.value), other.vr)
     )
+    phi = (*_phi(item, target), *_phi(other, target))
     if same:
-        return warning(
+        found = warning(
             item.location,
             f"{subject} is also set, to the same value, by manifest {other_manifest.name!r} "
             f"at {other.location}; give each attribute one owner",
             codes.SHARED_OWNERSHIP,
         )
-    return error(
-        item.location,
-        f"conflict: {subject} {_here(item)} (manifest {manifest.name!r}), but manifest "
-        f"{other_manifest.name!r} at {other.location} {_shown(other)}; one attribute has one "
-        "owner: change or drop one of them",
-        codes.CONFLICT,
-    )
+    else:
+        found = error(
+            item.location,
+            f"conflict: {subject} {_here(item)} (manifest {manifest.name!r}), but manifest "
+            f"{other_manifest.name!r} at {other.location} {_shown(other)}; one attribute has "
+            "one owner: change or drop one of them",
+            codes.CONFLICT,
+        )
+    return replace(found, phi=phi)
 
 
 def _whole_conflict(
@@ -133,12 +152,13 @@ def _whole_conflict(
 ) -> Problem:
     other_manifest, removal = whole
     what = f"instance {removal.sop_uid}" if removal.sop_uid else f"series {removal.series_uid}"
-    return error(
+    found = error(
         item.location,
         f"conflict: manifest {manifest.name!r} manages {item.key} in {what} of {target}, "
         f"which manifest {other_manifest.name!r} removes entirely at {removal.location}",
         codes.CONFLICT,
     )
+    return replace(found, phi=_phi(removal, target))
 
 
 def find_duplicate_names(names: Iterable[tuple[str, Location]]) -> list[Problem]:

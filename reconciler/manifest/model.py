@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level
+from reconciler.dicom.phi import mask_values
 
 
 @dataclass(frozen=True, order=True)
@@ -38,15 +39,29 @@ class Severity(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the manifests, with where it is and how to fix it."""
+    """One thing wrong with the manifests, with where it is and how to fix it.
+
+    ``phi`` holds the PHI values the message quotes (a patient's name in a conflict, a
+    birth date in a VR hint): :meth:`masked` hides them, as CI output must.
+    """
 
     location: Location
     message: str
     severity: Severity
     code: str
+    phi: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.location}: {self.severity.value}: {self.message} [{self.code}]"
+
+    def masked(self) -> Problem:
+        """This problem with the PHI values in its message masked."""
+        if not self.phi:
+            return self
+        return replace(self, message=mask_values(self.message, self.phi), phi=())
+
+    def shown(self, show_phi: bool) -> Problem:
+        return self if show_phi else self.masked()
 
     @property
     def sort_key(self) -> tuple[str, int, int, str, str]:

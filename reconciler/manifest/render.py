@@ -18,9 +18,10 @@ def failed(result: LoadResult, *, strict: bool = False) -> bool:
     return bool(result.errors or (strict and result.warnings))
 
 
-def lines(result: LoadResult) -> list[str]:
-    """One ``file:line:col: severity: message [code]`` line per problem, in file order."""
-    return [str(problem) for problem in result.problems]
+def lines(result: LoadResult, *, show_phi: bool = False) -> list[str]:
+    """One ``file:line:col: severity: message [code]`` line per problem, in file order;
+    PHI values a message quotes are masked unless ``show_phi``."""
+    return [str(problem.shown(show_phi)) for problem in result.problems]
 
 
 def summary(result: LoadResult, *, strict: bool = False) -> str:
@@ -49,7 +50,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     }
 
 
-def to_json(result: LoadResult, *, strict: bool = False) -> str:
+def to_json(result: LoadResult, *, strict: bool = False, show_phi: bool = False) -> str:
     document = {
         "format_version": JSON_FORMAT_VERSION,
         "ok": not failed(result, strict=strict),
@@ -57,7 +58,7 @@ def to_json(result: LoadResult, *, strict: bool = False) -> str:
         "manifests_checked": result.documents_checked,
         "errors": len(result.errors),
         "warnings": len(result.warnings),
-        "problems": [_problem_json(problem) for problem in result.problems],
+        "problems": [_problem_json(problem.shown(show_phi)) for problem in result.problems],
     }
     return json.dumps(document, indent=2, ensure_ascii=False)
 
@@ -71,10 +72,10 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def github_annotations(result: LoadResult) -> list[str]:
+def github_annotations(result: LoadResult, *, show_phi: bool = False) -> list[str]:
     """``::error file=...,line=...,col=...::message`` lines for GitHub Actions."""
     annotations = []
-    for problem in result.problems:
+    for problem in (p.shown(show_phi) for p in result.problems):
         command = "error" if problem.severity is Severity.ERROR else "warning"
         location = problem.location
         properties = [f"file={_escape_property(location.path)}"]

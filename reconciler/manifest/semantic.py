@@ -19,7 +19,7 @@ Rules decided here (documented in the README's "Writing manifests"):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydicom import datadict
@@ -32,6 +32,7 @@ from reconciler.dicom.dictionary import (
 )
 from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level, level_of
+from reconciler.dicom.phi import is_phi, value_strings
 from reconciler.dicom.rules import NEVER_UPDATABLE, force_reason
 from reconciler.dicom.vr import check_value
 from reconciler.manifest import codes
@@ -181,6 +182,16 @@ class AttributeChecker:
 
     # -- set -------------------------------------------------------------------------
     def set_value(self, target: Address, key: str, value: Any, path: YamlPath) -> None:
+        first = len(self.problems)
+        try:
+            self._set_value(target, key, value, path)
+        finally:
+            if is_phi(key):  # the messages may quote the value (VR hints): mark it PHI
+                quoted = value.get("value") if is_tag_key(key) and isinstance(value, dict) else value
+                secret = value_strings(quoted)
+                self.problems[first:] = [replace(p, phi=secret) for p in self.problems[first:]]
+
+    def _set_value(self, target: Address, key: str, value: Any, path: YamlPath) -> None:
         level, series_uid, sop_uid, _ = target
         vr: str | None = None
         if is_tag_key(key):

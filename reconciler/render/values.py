@@ -11,7 +11,8 @@ import math
 import re
 from typing import Any
 
-from reconciler.dicom.phi import MASK, is_phi
+from reconciler.dicom import phi
+from reconciler.dicom.phi import MASK
 from reconciler.engine.changes import Change, ChangeOp, PlanProblem
 from reconciler.engine.plan import ImageSetPlan, Plan
 
@@ -20,17 +21,6 @@ from reconciler.engine.plan import ImageSetPlan, Plan
 # the cursor, recolour the terminal or reorder what a reviewer reads. json.dumps
 # escapes C0 already; with ensure_ascii=False it leaves the others as they are.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-# force_reason() quotes the offending value when a date is no calendar date; the
-# planner repeats that reason in problem messages. Masked, the reason keeps its words.
-_VALUE_IN_REASON = re.compile(
-    r"(?P<lead>the value of (?P<key>\S+) does not fit its VR \w+: (?:value \d+: )?)"
-    r"(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
-)
-
-# Unresolved selectors read "…: patientId=<value> matches no primary image set …"
-# (engine.resolve.Unresolved): the selectors by patient ID and accession number are PHI.
-_PHI_SELECTOR = re.compile(r"\b(?P<kind>patientId|accessionNumber)=.*?(?= matches no |$)")
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
@@ -80,18 +70,12 @@ def whole(change: Change) -> str:
 
 def mask_reason(text: str, *, show_phi: bool) -> str:
     """A force reason or problem message without the PHI value it may quote."""
-    if show_phi:
-        return text
-
-    def hide(match: re.Match[str]) -> str:
-        return match["lead"] + MASK if is_phi(match["key"]) else match[0]
-
-    return _VALUE_IN_REASON.sub(hide, text)
+    return text if show_phi else phi.mask_reason(text)
 
 
 def unresolved(message: str, *, show_phi: bool) -> str:
     """An unresolved selector's message, its value masked when the selector is PHI."""
-    shown = message if show_phi else _PHI_SELECTOR.sub(rf"\g<kind>={MASK}", message)
+    shown = message if show_phi else phi.mask_unresolved(message)
     return printable(shown)
 
 

@@ -107,6 +107,9 @@ class Session:
         self.profile = profile
         self.label = describe(self.endpoint, self.region)
         self._notify = notify or LOG.info
+        # Whether messages may quote PHI values (manifest problems): masked unless the
+        # caller's policy says otherwise (the CLI: --show-phi, RECONCILER_SHOW_PHI).
+        self.show_phi = False
         self._stack = ExitStack()
         self._ahi: HealthImaging | None = None
         self._recovered = False
@@ -167,7 +170,7 @@ class Session:
                 raise ConfigError("no PATHS given and no manifests/ folder here")
             chosen = [default]
         result = load_tree(chosen)
-        for line in lines(result):
+        for line in lines(result, show_phi=self.show_phi):
             self._notify(line)
         if not result.ok:
             raise ValidationFailed(

@@ -1,0 +1,105 @@
+"""PHI stays out of CI output: validate's messages and annotations, unresolved
+selectors in JSON, UPDATE_FAILED messages (printed and journaled), and a repository's
+``showPhi: true`` cannot unmask CI output — only the operator can (--show-phi or
+RECONCILER_SHOW_PHI). Through the CLI, as CI runs it (no terminal, CI=true)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler.cli import cli
+from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "apiVersion: reconciler/v1\nkind: ImageSetMetadata\n"
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RECONCILER_SHOW_PHI", "GITHUB_STEP_SUMMARY", "RECONCILER_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_validate_masks_values_in_messages_and_annotations(
+    tmp_path: Path, ci: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "reconciler.yaml", f"datastoreId: {'d' * 32}\nshowPhi: true\n")
+    write(tmp_path / "manifests" / "a.yaml",
+          f"{HEADER}metadata: {{name: a}}\nspec:\n  selector: {{patientId: MRN-SECRET-1}}\n"
+          "  set:\n    Patient: {PatientName: DOE^JANE, PatientBirthDate: 1970-01-31}\n")  # fmt: skip
+    write(tmp_path / "manifests" / "b.yaml",
+          f"{HEADER}metadata: {{name: b}}\nspec:\n  selector: {{patientId: MRN-SECRET-1}}\n"
+          "  set:\n    Patient: {PatientName: ROE^RICHARD}\n")  # fmt: skip
+    secrets = ("DOE^JANE", "ROE^RICHARD", "MRN-SECRET-1", "1970-01-31", "19700131")
+    for args in (("validate",), ("validate", "-o", "json")):
+        result = run(*args)
+        assert result.exit_code == 1, result.output
+        assert "conflict: PatientName" in result.output and "::error file=" in result.output
+        assert "PatientBirthDate (DA)" in result.output  # the words stay, the values go
+        assert not [s for s in secrets if s in result.output], result.output
+    shown = run("validate", "--show-phi")
+    assert "DOE^JANE" in shown.output and "MRN-SECRET-1" in shown.output
+    monkeypatch.setenv("RECONCILER_SHOW_PHI", "1")
+    assert "ROE^RICHARD" in run("validate").output
+
+
+@pytest.fixture
+def project(tmp_path: Path, local: Any, ci: None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    seed(local.backend)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    write(tmp_path / "manifests" / "ghost.yaml",
+          f"{HEADER}metadata: {{name: ghost}}\nspec:\n  selector: {{patientId: MRN-GHOST-77}}\n"
+          "  set:\n    Study: {StudyDescription: X}\n")  # fmt: skip
+    write(tmp_path / "reconciler.yaml",
+          f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
+          "showPhi: true\nrateLimits: {UpdateImageSetMetadata: 100}\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_json_unresolved_and_repository_show_phi_stay_masked_in_ci(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for command in ("plan", "drift"):
+        result = run(command, "-o", "json")
+        assert "patientId=*** matches no primary image set" in result.output, result.output
+        assert "MRN-GHOST-77" not in result.output
+        # showPhi: true in reconciler.yaml does not unmask CI output.
+        assert "SAMPLE^CT ONE" not in result.output and "MRN00041" not in result.output
+    monkeypatch.setenv("RECONCILER_SHOW_PHI", "1")  # the CI owner may
+    assert "MRN-GHOST-77" in run("plan", "-o", "json").output
+    monkeypatch.delenv("RECONCILER_SHOW_PHI")
+    for name in ("CI", "GITHUB_ACTIONS"):  # on a laptop the file may unmask a pipe
+        monkeypatch.delenv(name)
+    assert "SAMPLE^CT ONE" in run("plan").output
+
+
+def test_update_failed_message_is_masked_when_printed_and_journaled(
+    project: Path, local: Any
+) -> None:
+    local.configure(faults={"fail_updates": 10, "fail_message":
+                            "Update failed: PatientName: SAMPLE^CT ONE rejected, value 'MRN00041'"})  # fmt: skip
+    applied = run("apply", "--auto-approve")
+    assert applied.exit_code == 3, applied.output
+    assert "UPDATE_FAILED" in applied.output and "Update failed: PatientName: ***" in applied.output
+    journals = "".join(p.read_text() for p in (project / "runs").rglob("*") if p.is_file())
+    assert "Update failed" in journals
+    for secret in ("SAMPLE^CT ONE", "MRN00041"):
+        assert secret not in applied.output and secret not in journals

@@ -375,7 +375,10 @@ def undo_payloads(image_set_id: str, changes: Sequence[Change]) -> list[UpdatePa
 
 
 def undo_path(journal_path: Path) -> Path:
-    return journal_path.with_suffix(".undo.json")
+    """Where a run's undo values live: ``undo/`` beside the journal folder
+    (``.reconciler/undo/<run>.undo.json``), never inside it — the shipped CI recipes
+    commit and upload the journal folder, and undo values can be PHI."""
+    return journal_path.parent.parent / "undo" / f"{journal_path.stem}.undo.json"
 
 
 _UNDO_LOCK = threading.Lock()  # image sets are replaced in parallel threads
@@ -391,6 +394,7 @@ def write_undo(path: Path, old_id: str, entry: dict[str, Any]) -> None:
         entries = _read_undo(path)
         entries[old_id] = entry
         text = json.dumps(entries, ensure_ascii=False, sort_keys=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             os.fchmod(fd, 0o600)

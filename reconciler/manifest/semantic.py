@@ -187,7 +187,9 @@ class AttributeChecker:
             self._set_value(target, key, value, path)
         finally:
             if is_phi(key):  # the messages may quote the value (VR hints): mark it PHI
-                quoted = value.get("value") if is_tag_key(key) and isinstance(value, dict) else value
+                quoted = (
+                    value.get("value") if is_tag_key(key) and isinstance(value, dict) else value
+                )
                 secret = value_strings(quoted)
                 self.problems[first:] = [replace(p, phi=secret) for p in self.problems[first:]]
 

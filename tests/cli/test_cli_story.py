@@ -8,6 +8,7 @@ Study, Series, Instance and private-tag changes and removals (the shipped manife
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,14 @@ spec:
     applied = run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert "replaced by image set" in applied.output
+    # The undo values (the old PatientID, PHI) are kept in undo/ beside the journal
+    # folder (journalDir: runs), 0600 in a 0700 folder, never in the journal folder the
+    # CI recipes commit and upload.
+    journals = "".join(p.read_text() for p in (project / "runs").rglob("*") if p.is_file())
+    assert "8NM1" not in journals and "undo" not in " ".join(os.listdir(project / "runs"))
+    (undo_file,) = (project / "undo").iterdir()
+    assert "8NM1" in undo_file.read_text() and undo_file.stat().st_mode & 0o777 == 0o600
+    assert (project / "undo").stat().st_mode & 0o777 == 0o700
     found = client.search_image_sets(datastoreId=SEED_DATASTORE_ID, searchCriteria={"filters": [
         {"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]})  # fmt: skip
     (summary,) = found["imageSetsMetadataSummaries"]  # one image set: the new primary

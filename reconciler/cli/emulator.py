@@ -96,6 +96,14 @@ def emulator() -> None:
     help="Connections served at once; more are answered 503 and closed.",
 )
 @click.option(
+    "--allow-host",
+    "allowed_hosts",
+    metavar="NAME",
+    multiple=True,
+    help="A Host name to answer to besides IP addresses and localhost (e.g. a container's "
+    "service name); repeatable. Any other name is refused (DNS rebinding).",
+)
+@click.option(
     "--admin-key",
     metavar="KEY:SECRET",
     envvar="RECONCILER_EMULATOR_ADMIN_KEY",
@@ -105,7 +113,8 @@ def emulator() -> None:
 )
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
           no_quotas: bool, read_only: bool, no_auth: bool, import_root: Path,
-          request_timeout: float, max_connections: int, admin_key: str) -> None:  # fmt: skip
+          request_timeout: float, max_connections: int, allowed_hosts: tuple[str, ...],
+          admin_key: str) -> None:  # fmt: skip
     """Serve the local HealthImaging over HTTP until Ctrl-C.
 
     \b
@@ -128,7 +137,7 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         quotas_enabled=not no_quotas, quota_scale=quota_scale,
         require_auth=not no_auth, read_only=read_only, credentials={access_key: secret},
         import_root=import_root, request_timeout_seconds=request_timeout,
-        max_connections=max_connections,
+        max_connections=max_connections, allowed_hosts=allowed_hosts,
     )  # fmt: skip
     local = _start(config, seed)
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit
 
 from reconciler.emulator.exceptions import AccessDeniedException
@@ -38,8 +38,10 @@ def _host_name(authority: str) -> str | None:
     return parts.hostname.lower()
 
 
-def _known_name(name: str, bound_host: str) -> bool:
-    if name == bound_host.lower() or name == "localhost" or name.endswith(".localhost"):
+def _known_name(name: str, bound_host: str, extra: Collection[str]) -> bool:
+    if name in (bound_host.lower(), "localhost") or name.endswith(".localhost"):
+        return True
+    if name in extra:
         return True
     try:
         ipaddress.ip_address(name)
@@ -48,12 +50,13 @@ def _known_name(name: str, bound_host: str) -> bool:
     return True  # an address, not a name: nothing a DNS answer can rebind
 
 
-def check(headers: Mapping[str, str], bound_host: str) -> None:
+def check(headers: Mapping[str, str], bound_host: str, extra: Collection[str] = ()) -> None:
     """Refuse (AccessDeniedException) a request whose Host is not a name of this server
+    (``extra``: lower-case names it also answers to, e.g. a container's service name)
     or that comes from another origin. ``headers`` have lower-case names."""
     host = headers.get("host", "").strip()
     name = _host_name(host) if host else None
-    if name is None or not _known_name(name, bound_host):
+    if name is None or not _known_name(name, bound_host, extra):
         shown = repr(host[:100]) if host else "missing"
         raise AccessDeniedException(
             f"Host header {shown} does not name this server (use {bound_host} or localhost); "

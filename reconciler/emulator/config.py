@@ -59,6 +59,7 @@ class EmulatorConfig:
         default_factory=lambda: {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
     )
     import_root: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()  # Host names served besides addresses and localhost
     request_timeout_seconds: float = 30.0
     max_connections: int = 256
 

@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         backend = self.server.backend
         try:
-            boundary.check(headers, self.server.bound_host)
+            boundary.check(headers, self.server.bound_host, self.server.allowed_hosts)
             if url.path.startswith("/_emulator/"):
                 credentials = backend.settings.config.credentials
                 signatures.verify(self.command, self.path, headers, body, credentials)
@@ -222,6 +222,7 @@ class _Server(ThreadingHTTPServer):
         config = backend.settings.config
         self.request_timeout = config.request_timeout_seconds
         self.max_connections = config.max_connections
+        self.allowed_hosts = frozenset(name.lower() for name in config.allowed_hosts)
         self._slots = threading.BoundedSemaphore(config.max_connections)
         super().__init__(address, _Handler)
         host = self.server_address[0]

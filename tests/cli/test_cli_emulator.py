@@ -119,13 +119,15 @@ def test_startup_failures_are_one_line_and_exit_1(tmp_path: Path) -> None:
 
 def test_serve_keeps_its_data_private_and_honours_its_trust_settings(tmp_path: Path) -> None:
     """The database, its -wal and -shm files are 0600 in a folder created 0700; admin
-    calls need --admin-key's signature; imports stay below --import-root."""
+    calls need --admin-key's signature; --allow-host adds a name; imports stay below
+    --import-root."""
     db = tmp_path / "private" / "nested" / "db.sqlite"
     root = tmp_path / "root"
     root.mkdir()
     env = {**os.environ, "RECONCILER_EMULATOR_ADMIN_KEY": "ops:s3cret"}
     process = _serve("--port", "0", "--db", str(db), "--import-root", str(root),
-                     "--max-connections", "8", "--request-timeout", "5", env=env)  # fmt: skip
+                     "--max-connections", "8", "--request-timeout", "5",
+                     "--allow-host", "Emulator", env=env)  # fmt: skip
     try:
         url = _url_of(process)
         client = make_client(url)
@@ -138,6 +140,9 @@ def test_serve_keeps_its_data_private_and_honours_its_trust_settings(tmp_path: P
         assert raw_request(url, "GET", "/_emulator/settings", signed=True)[0] == 403
         headers = sign("GET", settings, access_key="ops", secret_key="s3cret")
         assert raw_request(url, "GET", "/_emulator/settings", headers=headers)[0] == 200
+        port = url.rsplit(":", 1)[1]  # a container's service name, when allowed, is served
+        assert raw_request(url, "GET", "/datastore", headers={"Host": f"emulator:{port}"})[0] == 200
+        assert raw_request(url, "GET", "/datastore", headers={"Host": f"other:{port}"})[0] == 403
         with pytest.raises(client.exceptions.AccessDeniedException, match="import root"):
             client.start_dicom_import_job(
                 datastoreId=datastore, dataAccessRoleArn="arn:aws:iam::123456789012:role/I",

@@ -114,7 +114,7 @@ def cli(
 
 
 def _register() -> None:
-    from reconciler.cli import apply, emulator, history, plan, revert, runs, validate
+    from reconciler.cli import apply, emulator, explain, history, plan, revert, runs, validate
 
     cli.add_command(validate.validate)
     cli.add_command(plan.plan)
@@ -124,6 +124,7 @@ def _register() -> None:
     cli.add_command(runs.runs)
     cli.add_command(history.history)
     cli.add_command(emulator.emulator)
+    cli.add_command(explain.explain)
 
 
 _register()

@@ -28,6 +28,7 @@ from reconciler.dicom.phi import PHI_KEYWORDS as PHI_KEYWORDS  # re-exported
 from reconciler.dicom.phi import is_phi as is_phi
 from reconciler.dicom.rules import NEVER_UPDATABLE, UID_KEYWORDS, force_reason
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
+from reconciler.engine.wildcards import expand_manifests
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Removal
 
 Projection = dict[str, Any]
@@ -407,7 +408,8 @@ def diff_image_set(
     comes from GetImageSet. Nothing a manifest does not name is ever compared.
     """
     image_set_id = str(doc.get("ImageSetID", ""))
-    owners, problems = _owners(_follow_renames(doc, manifests), image_set_id)
+    concrete = expand_manifests(doc, manifests)  # "*" series/instance keys, per image set
+    owners, problems = _owners(_follow_renames(doc, concrete), image_set_id)
     live, desired = _live(doc, owners), _desired(owners)
     missing_problems, blocked = _missing_objects(live, desired, owners, image_set_id)
     problems += missing_problems

@@ -26,6 +26,7 @@ from typing import Any
 from reconciler.dicom import document
 from reconciler.dicom.document import Document
 from reconciler.dicom.levels import Level
+from reconciler.engine.wildcards import WILDCARD
 from reconciler.manifest.model import DesiredValue, Manifest, Removal
 
 CACHE_FORMAT = 2  # 2: coverage written as the addresses' JSON Pointers
@@ -89,7 +90,7 @@ def prune(doc: dict[str, Any], manifests: Sequence[Manifest]) -> Document:
         else:
             uid = obj.series_uid if obj.level is Level.SERIES else obj.sop_uid
             target = document.ensure(pruned, obj)
-            if uid in named[obj.level]:
+            if uid in named[obj.level] or WILDCARD in named[obj.level]:  # "*": every one
                 target.update(owned(node, obj.level))
             if obj.level is Level.SERIES:
                 target.setdefault("Instances", {})

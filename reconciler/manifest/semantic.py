@@ -46,6 +46,7 @@ from reconciler.manifest.model import (
 from reconciler.manifest.values import article, did_you_mean, value_problem
 from reconciler.manifest.yamlsafe import Document, YamlPath
 
+WILDCARD = "*"  # a Series or Instance key meaning every one (reconciler.engine.wildcards)
 # The schema's patterns: keys that fail them were reported by the schema check.
 UID_SHAPE = re.compile(r"[0-9.]{1,64}\Z")
 _KEYWORD_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
@@ -100,7 +101,10 @@ class AttributeChecker:
 
     # -- keys shared by set and remove -------------------------------------------------
     def _uid_key(self, uid: str, path: YamlPath, what: str) -> bool:
-        """Whether ``uid`` is a usable series/instance key (reporting a bad form once)."""
+        """Whether ``uid`` is a usable series/instance key (reporting a bad form once);
+        ``"*"`` stands for every series / instance and is expanded per image set."""
+        if uid == WILDCARD:
+            return True
         if not UID_SHAPE.match(uid):
             return False  # the schema reported it
         reason = check_value("UI", uid)
@@ -305,6 +309,14 @@ class AttributeChecker:
     def _remove_entire(self, target: Address, flag: Any, path: YamlPath) -> None:
         if flag is True:
             level, series_uid, sop_uid, _ = target
+            if WILDCARD in (series_uid, sop_uid):
+                self._error(
+                    path,
+                    f'entire: true under a "*" key would remove every {level.value.lower()}; '
+                    "name the ones to remove by UID",
+                    codes.WILDCARD_ENTIRE,
+                )
+                return
             location = self.document.location(path, key=True)
             self.removals.append(Removal(level, series_uid, sop_uid, None, location))
 

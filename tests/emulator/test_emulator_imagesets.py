@@ -262,8 +262,13 @@ class TestSearch:
         self, client: Any, datastore: str, sets: Any
     ) -> None:
         import datetime as dt
+        import time
 
-        start = dt.datetime.now(dt.UTC)
+        # botocore sends whole seconds: start the window at the next whole second, after
+        # the fixture's image sets were made, so only the change below falls inside it.
+        now = dt.datetime.now(dt.UTC)
+        start = (now + dt.timedelta(seconds=1)).replace(microsecond=0)
+        time.sleep((start - now).total_seconds())
         describe(client, datastore, "2" * 32, "changed", "1")
         end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         window = {"values": [{"updatedAt": start}, {"updatedAt": end}], "operator": "BETWEEN"}

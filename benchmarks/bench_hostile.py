@@ -32,6 +32,9 @@ spec:
 """
 
 
+HOSTILE_VALUE_DOC = BENIGN_DOC.replace("CT CHEST {n}", '"\\e[2J\\aCT {n}"')
+
+
 def _fill(size: int, piece: Callable[[int], str]) -> str:
     parts: list[str] = []
     total = n = 0
@@ -46,28 +49,35 @@ def hostile_files(size: int) -> dict[str, str]:
     half = size // 2
     block_depth = int((size / 2) ** 0.5)  # indentation grows with depth: size ~ depth²
     unknown = "apiVersion: reconciler/v1\nkind: ImageSetMetadata\nmetadata: {name: x}\nspec:\n"
+    keywords = BENIGN_DOC.format(n=0).split("    Study:")[0].lstrip("-\n") + "    Study:\n"
     return {
         "benign": _fill(size, lambda n: BENIGN_DOC.format(n=n)),
         "flow-list": "[" * half + "]" * half,
         "flow-map": "{a: " * (size // 5) + "1" + "}" * (size // 5),
         "block": "".join(f"{'  ' * i}a:\n" for i in range(block_depth)),
         "unknown-keys": unknown + _fill(size, lambda n: f"  unknownKey{n}: 1\n"),
+        # Misspelled DICOM keywords: each would scan the whole dictionary for a
+        # did-you-mean; a bounded number per file do (reconciler.suggest.budget).
+        "misspelled-keywords": keywords + _fill(size, lambda n: f"      StudyDescripton{n}: x\n"),
+        # Values with control characters (ESC, BEL): refused, one problem each.
+        "control-chars": _fill(size, lambda n: HOSTILE_VALUE_DOC.format(n=n)),
         "bomb": 'l0: &l0 ["lol", "lol"]\n'
         + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 12))
         + "spec: *l11\n",
     }
 
 
-def seconds_to_load(root: Path, name: str, text: str, repeat: int) -> float:
+def seconds_to_load(root: Path, name: str, text: str, repeat: int) -> tuple[float, int]:
+    """The best time of ``repeat`` loads, and how many problems were reported."""
     folder = root / name
     folder.mkdir()
     (folder / "m.yaml").write_text(text)
-    best = float("inf")
+    best, reported = float("inf"), 0
     for _ in range(repeat):
         started = time.perf_counter()
-        load_tree([folder])
+        reported = len(load_tree([folder]).problems)
         best = min(best, time.perf_counter() - started)
-    return best
+    return best, reported
 
 
 def main() -> None:
@@ -79,12 +89,12 @@ def main() -> None:
         root = Path(tmp)
         (root / ".git").mkdir()
         files = hostile_files(args.kb * 1024)
-        baseline = seconds_to_load(root, "benign", files.pop("benign"), args.repeat)
-        print(f"{'file':<14} {'bytes':>9} {'seconds':>9} {'× benign':>9}")
-        print(f"{'benign':<14} {args.kb * 1024:>9} {baseline:>9.4f} {1.0:>9.2f}")
+        baseline, _ = seconds_to_load(root, "benign", files.pop("benign"), args.repeat)
+        print(f"{'file':<20} {'bytes':>9} {'seconds':>9} {'× benign':>9} {'problems':>9}")
+        print(f"{'benign':<20} {args.kb * 1024:>9} {baseline:>9.4f} {1.0:>9.2f} {0:>9}")
         for name, text in files.items():
-            took = seconds_to_load(root, name, text, args.repeat)
-            print(f"{name:<14} {len(text):>9} {took:>9.4f} {took / baseline:>9.2f}")
+            took, reported = seconds_to_load(root, name, text, args.repeat)
+            print(f"{name:<20} {len(text):>9} {took:>9.4f} {took / baseline:>9.2f} {reported:>9}")
 
 
 if __name__ == "__main__":

@@ -100,9 +100,32 @@ _STRING_FORM: dict[str, Callable[[str], str | None]] = {
 }
 
 
+# Control characters (PS3.5 6.1.3, 6.2): the text VRs (LT, ST, UT) may hold CR, LF, TAB
+# and FF; no other VR holds any. ESC (ISO 2022 code extensions) has no use in a UTF-8
+# metadata document and lets a value recolour a terminal or rewrite a reviewer's line.
+_TEXT_VRS = frozenset({"LT", "ST", "UT"})
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {0x07: "BEL", 0x08: "BS", 0x09: "TAB", 0x0A: "LF", 0x0D: "CR", 0x1B: "ESC",
+                  0x7F: "DEL", 0x00: "NUL"}  # fmt: skip
+
+
+def _control(vr: str, value: str) -> str | None:
+    found = (_TEXT_CONTROL if vr in _TEXT_VRS else _CONTROL).search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    name = _CONTROL_NAMES.get(code, "a control character")
+    allowed = "only CR, LF, TAB and FF" if vr in _TEXT_VRS else "no control characters"
+    return f"character {found.start() + 1} is U+{code:04X} ({name}); {vr} values hold {allowed}"
+
+
 def _check_string(vr: str, value: Any) -> str | None:
     if not isinstance(value, str):
         return f"{vr} values are strings, got {type(value).__name__}"
+    control = _control(vr, value)
+    if control is not None:
+        return control
     if "\\" in value and vr not in ("LT", "ST", "UT", "UR"):
         return "a backslash separates values in DICOM: give several values as a list"
     # The form first: "1970-13-01" should hear "expected a date YYYYMMDD", not "too long".

@@ -19,11 +19,16 @@ from reconciler.manifest import codes
 from reconciler.manifest.build import build_manifest
 from reconciler.manifest.conflicts import SelectorTarget, find_conflicts, find_duplicate_names
 from reconciler.manifest.discover import discover
-from reconciler.manifest.model import LoadResult, Location, Manifest
+from reconciler.manifest.model import LoadResult, Location, Manifest, Problem, Severity
 from reconciler.manifest.project import ProjectFinder
 from reconciler.manifest.schema import check_structure
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
+from reconciler.suggest import budget as suggestion_budget
+
+# Problems of one kind shown per file; a hostile file with 10,000 unknown keys gets
+# 100 lines and "… and 9,900 more", not 10,000 lines (nor 10,000 did-you-means).
+PROBLEMS_PER_KIND = 100
 
 
 def is_manifest(value: Any) -> bool:
@@ -65,6 +70,30 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def capped(problems: list[Problem], limit: int = PROBLEMS_PER_KIND) -> list[Problem]:
+    """At most ``limit`` problems of each kind (code) of one file, in file order, and
+    one line for the rest: "… and 9,900 more [unknown-key] problems in this file"."""
+    by_code: dict[str, list[Problem]] = {}
+    for problem in sorted(problems, key=lambda p: p.sort_key):
+        by_code.setdefault(problem.code, []).append(problem)
+    kept: list[Problem] = []
+    for code, group in by_code.items():
+        kept.extend(group[:limit])
+        rest = group[limit:]
+        if rest:
+            severity = (
+                Severity.ERROR
+                if any(p.severity is Severity.ERROR for p in rest)
+                else Severity.WARNING
+            )
+            message = (
+                f"… and {len(rest):,} more [{code}] problems in this file (the first {limit} "
+                "are shown; fix those and run again)"
+            )
+            kept.append(Problem(rest[0].location, message, severity, code))
+    return kept
+
+
 def load_tree(paths: Sequence[Path], *, skip_non_manifests: bool = False) -> LoadResult:
     """Load, validate and model the manifests in ``paths`` (files or folders).
 
@@ -93,23 +122,25 @@ def _load_tree(paths: Sequence[Path], skip_non_manifests: bool) -> LoadResult:
                 if not file_problems:
                     continue
         files_checked += 1
-        problems.extend(file_problems)
+        found = list(file_problems)
         project = projects.for_folder(path.parent) if documents else None
-        for document in documents:
-            documents_checked += 1
-            structure = check_structure(document)
-            problems.extend(structure)
-            named = _name(document)
-            if named is not None:
-                names.append(named)
-            if project is None:  # pragma: no cover - documents imply a project lookup
-                continue
-            manifest, semantic_problems = build_manifest(
-                document, path, project, well_formed=not structure
-            )
-            problems.extend(semantic_problems)
-            if manifest is not None:
-                manifests.append(manifest)
+        with suggestion_budget():  # bounded did-you-mean work per file
+            for document in documents:
+                documents_checked += 1
+                structure = check_structure(document)
+                found.extend(structure)
+                named = _name(document)
+                if named is not None:
+                    names.append(named)
+                if project is None:  # pragma: no cover - documents imply a project lookup
+                    continue
+                manifest, semantic_problems = build_manifest(
+                    document, path, project, well_formed=not structure
+                )
+                found.extend(semantic_problems)
+                if manifest is not None:
+                    manifests.append(manifest)
+        problems.extend(capped(found))
     problems.extend(projects.problems)
     problems.extend(find_duplicate_names(names))
     problems.extend(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from typing import Any
 
 from reconciler.dicom.dictionary import Attribute, is_multi_valued, lookup, suggest
 from reconciler.dicom.vr import STRING_VRS, check_value
+from reconciler.suggest import spend
 
 _FORMS = {
     "DA": '; DA values are written YYYYMMDD, e.g. "20240115"',
@@ -41,16 +41,28 @@ def article(word: str) -> str:
     return "an" if word[:1] in "AEIOU" else "a"
 
 
-@lru_cache(maxsize=4096)
+_CLOSE: dict[str, tuple[str, ...]] = {}  # the look-ups done, bounded
+_CLOSE_KEPT = 4096
+
+
 def close_keywords(word: str) -> tuple[str, ...]:
     """DICOM keywords close to ``word``, best first.
 
     Cached, and skipped for words no keyword resembles: one look-up scans the whole
-    dictionary (~6 ms), and typos repeat across files.
+    dictionary (~6 ms), and typos repeat across files. Each file may ask for a bounded
+    number of new look-ups (:func:`reconciler.suggest.budget`); past it, none.
     """
     if not 3 <= len(word) <= 64:
         return ()
-    return tuple(suggest(word))
+    found = _CLOSE.get(word)
+    if found is not None:
+        return found
+    if not spend():
+        return ()
+    found = tuple(suggest(word))
+    if len(_CLOSE) < _CLOSE_KEPT:
+        _CLOSE[word] = found
+    return found
 
 
 def did_you_mean(keyword: str) -> str:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import click
 
 from reconciler.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, EmulatorConfig
+from reconciler.emulator.exceptions import ServiceError
+from reconciler.emulator.quota_profiles import DEFAULT_PROFILE, PROFILES, parse_override
 from reconciler.errors import ConfigError, ReconcilerError
 
 if TYPE_CHECKING:
@@ -68,6 +70,21 @@ def emulator() -> None:
     show_default=True,
     help="Multiply the service's default request quotas (e.g. 100 for fast runs).",
 )
+@click.option(
+    "--quota-profile",
+    type=click.Choice(sorted(PROFILES)),
+    default=DEFAULT_PROFILE,
+    show_default=True,
+    help="Request quotas as AWS has published them: standard (updates 0.25/s burst 1), "
+    "fast-updates (updates 10/s burst 40), early-import (imports 0.25/s burst 1).",
+)
+@click.option(
+    "--quota",
+    "quota_overrides",
+    multiple=True,
+    metavar="OP=RATE/BURST",
+    help="Override one operation's quota, e.g. UpdateImageSetMetadata=10/40 (repeatable).",
+)
 @click.option("--no-quotas", is_flag=True, help="Do not throttle at all.")
 @click.option("--read-only", is_flag=True, help="Refuse every write operation (AccessDenied).")
 @click.option("--no-auth", is_flag=True, help="Accept requests without a SigV4 signature.")
@@ -112,8 +129,9 @@ def emulator() -> None:
     "RECONCILER_EMULATOR_ADMIN_KEY; default: the --local key pair].",
 )
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
-          no_quotas: bool, read_only: bool, no_auth: bool, import_root: Path,
-          request_timeout: float, max_connections: int, allowed_hosts: tuple[str, ...],
+          quota_profile: str, quota_overrides: tuple[str, ...], no_quotas: bool,
+          read_only: bool, no_auth: bool, import_root: Path, request_timeout: float,
+          max_connections: int, allowed_hosts: tuple[str, ...],
           admin_key: str) -> None:  # fmt: skip
     """Serve the local HealthImaging over HTTP until Ctrl-C.
 
@@ -132,9 +150,14 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
     access_key, _, secret = admin_key.partition(":")
     if not access_key or not secret:
         raise ConfigError("--admin-key must be KEY:SECRET (an access key and its secret)")
+    try:
+        overrides = dict(parse_override(text) for text in quota_overrides)
+    except ServiceError as error:
+        raise click.BadParameter(error.message, param_hint="--quota") from None
     config = EmulatorConfig(
         db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
         quotas_enabled=not no_quotas, quota_scale=quota_scale,
+        quota_profile=quota_profile, quota_overrides=overrides,
         require_auth=not no_auth, read_only=read_only, credentials={access_key: secret},
         import_root=import_root, request_timeout_seconds=request_timeout,
         max_connections=max_connections, allowed_hosts=allowed_hosts,

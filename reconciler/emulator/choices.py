@@ -69,16 +69,5 @@ LOCAL_URI_SHAPES = frozenset({"S3Uri"})
 LOCAL_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 
-# Default throttling quotas (AHI.md), requests per second and burst, per operation.
-# Control-plane operations, whose quotas AHI.md does not list, get 10/s burst 20.
-DEFAULT_QUOTAS: dict[str, tuple[float, int]] = {
-    "UpdateImageSetMetadata": (0.25, 1),
-    "CopyImageSet": (0.25, 1),
-    "DeleteImageSet": (0.25, 1),
-    "GetImageSet": (25.0, 50),
-    "GetImageSetMetadata": (50.0, 100),
-    "ListImageSetVersions": (25.0, 50),
-    "SearchImageSets": (25.0, 50),
-    "GetImageFrame": (1000.0, 2000),
-}
-CONTROL_PLANE_QUOTA: tuple[float, int] = (10.0, 20)
+# Throttling quotas per operation: the published profiles of quota_profiles.py (source:
+# the developer guide's throttling-limits page), "standard" unless configured.

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from reconciler.emulator import choices
+from reconciler.emulator import choices, quota_profiles
 from reconciler.emulator.exceptions import ValidationException
 
 # Not secrets: the key pair admin calls are signed with unless configured otherwise
@@ -47,6 +47,10 @@ class EmulatorConfig:
     max_metadata_bytes: int = choices.MAX_METADATA_BYTES
     quotas_enabled: bool = True
     quota_scale: float = 1.0  # multiplies every rate and burst
+    # Published quotas by name (quota_profiles.PROFILES), and operations set apart from
+    # it: {"UpdateImageSetMetadata": (10.0, 40)}.
+    quota_profile: str = quota_profiles.DEFAULT_PROFILE
+    quota_overrides: dict[str, tuple[float, int]] = field(default_factory=dict)
     require_auth: bool = True
     read_only: bool = False
     faults: Faults = field(default_factory=Faults)
@@ -71,6 +75,8 @@ RUNTIME_SETTINGS = (
     "max_metadata_bytes",
     "quotas_enabled",
     "quota_scale",
+    "quota_profile",
+    "quota_overrides",
     "require_auth",
     "read_only",
 )
@@ -91,6 +97,18 @@ class RuntimeSettings:
                 if key == "faults":
                     self.config.faults = _faults_from(value, self.config.faults)
                     self._random = random.Random(self.config.faults.seed)
+                elif key == "quota_profile":
+                    if not isinstance(value, str):
+                        raise ValidationException("quota_profile must be a profile's name")
+                    quota_profiles.profile(value)  # refuses an unknown name
+                    self.config.quota_profile = value
+                elif key == "quota_overrides":
+                    if not isinstance(value, dict):
+                        raise ValidationException("quota_overrides must be an object")
+                    self.config.quota_overrides = {
+                        name: quota_profiles.check_override(name, spec)
+                        for name, spec in value.items()
+                    }
                 elif key in RUNTIME_SETTINGS:
                     setattr(self.config, key, _coerce(key, getattr(self.config, key), value))
                 else:
@@ -123,7 +141,12 @@ class RuntimeSettings:
         with self._lock:
             data = {name: getattr(self.config, name) for name in RUNTIME_SETTINGS}
             data["faults"] = asdict(self.config.faults)
+            data["quotas"] = self.quotas()
             return data
+
+    def quotas(self) -> dict[str, tuple[float, int]]:
+        """The quotas in force per operation (before quota_scale)."""
+        return quota_profiles.resolve(self.config.quota_profile, self.config.quota_overrides)
 
 
 def _coerce(key: str, current: Any, value: Any) -> Any:

@@ -1,11 +1,11 @@
-"""Per-operation token buckets with the service's default rates (choices.DEFAULT_QUOTAS)."""
+"""Per-operation token buckets at the quotas of the configured profile (quota_profiles)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from reconciler.emulator import choices
+from reconciler.emulator import quota_profiles
 from reconciler.emulator.config import RuntimeSettings
 
 
@@ -31,7 +31,7 @@ class Quotas:
     def __init__(self, settings: RuntimeSettings) -> None:
         self._settings = settings
         self._buckets: dict[str, TokenBucket] = {}
-        self._scale = -1.0
+        self._key: object = None
         self._lock = threading.Lock()
 
     def allow(self, operation: str) -> bool:
@@ -39,12 +39,15 @@ class Quotas:
         if not config.quotas_enabled:
             return True
         with self._lock:
-            if config.quota_scale != self._scale:  # rebuild when the scale changed
+            key = (config.quota_scale, config.quota_profile, tuple(config.quota_overrides.items()))
+            if key != self._key:  # the scale, profile or overrides changed: start afresh
                 self._buckets.clear()
-                self._scale = config.quota_scale
+                self._key = key
             bucket = self._buckets.get(operation)
             if bucket is None:
-                rate, burst = choices.DEFAULT_QUOTAS.get(operation, choices.CONTROL_PLANE_QUOTA)
-                bucket = TokenBucket(rate * self._scale, max(1.0, burst * self._scale))
+                table = self._settings.quotas()
+                rate, burst = table.get(operation, quota_profiles.FALLBACK)
+                scale = config.quota_scale
+                bucket = TokenBucket(rate * scale, max(1.0, burst * scale))
                 self._buckets[operation] = bucket
             return bucket.take(time.monotonic())

@@ -114,7 +114,17 @@ def cli(
 
 
 def _register() -> None:
-    from reconciler.cli import apply, emulator, explain, history, plan, revert, runs, validate
+    from reconciler.cli import (
+        apply,
+        emulator,
+        explain,
+        history,
+        plan,
+        revert,
+        runs,
+        show,
+        validate,
+    )  # fmt: skip
 
     cli.add_command(validate.validate)
     cli.add_command(plan.plan)
@@ -125,6 +135,8 @@ def _register() -> None:
     cli.add_command(history.history)
     cli.add_command(emulator.emulator)
     cli.add_command(explain.explain)
+    cli.add_command(show.show)
+    cli.add_command(show.export)
 
 
 _register()

@@ -32,6 +32,8 @@ from types import TracebackType
 from reconciler.config import Endpoint, ProjectConfig, resolve_endpoint
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
+from reconciler.engine.export import Export, parse_attribute
+from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.journal import LAST, Journal, Run, load_run
 from reconciler.engine.plan import Plan, make_plan
@@ -47,10 +49,12 @@ from reconciler.engine.revert import (
     plan_revert_run,
     revert_runs_of,
 )
+from reconciler.engine.show import ImageSetView, find_image_sets
+from reconciler.engine.show import show as show_image_set
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, VersionInfo
 from reconciler.manifest import load_tree
-from reconciler.manifest.model import LoadResult
+from reconciler.manifest.model import LoadResult, Manifest
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.session.connect import connect
@@ -330,6 +334,60 @@ class Session:
         store = self._datastore(datastore_id)
         versions = self.ahi.list_versions(store, image_set)
         return sorted(versions, key=lambda v: -int(v.version_id))
+
+    # -- seeing what is live (show, export) ------------------------------------------------
+    def _owning_manifests(self, paths: PathsLike | None) -> list[Manifest]:
+        """The manifests show names as owners: ``paths``, else ``manifests/`` if there.
+        Manifests that do not validate own nothing (said once through ``notify``)."""
+        chosen = [self._here(p) for p in paths or ()]
+        if not chosen and self._here("manifests").is_dir():
+            chosen = [self._here("manifests")]
+        if not chosen:
+            return []
+        result = load_tree(chosen)
+        if not result.ok:
+            self._notify("The manifests do not validate, so no owner is shown (validate them).")
+            return []
+        return result.manifests
+
+    def show(
+        self,
+        image_sets: Sequence[str] = (),
+        *,
+        study: str | None = None,
+        patient_id: str | None = None,
+        accession: str | None = None,
+        version_id: str | None = None,
+        datastore_id: str | None = None,
+        manifests: PathsLike | None = None,
+    ) -> list[ImageSetView]:
+        """The live image sets named (or found by study, patient ID, accession), each
+        summarised with the manifest owning each managed attribute. Reads only."""
+        store = self._datastore(datastore_id)
+        found = find_image_sets(self.ahi, store, image_sets, study=study,
+                                patient_id=patient_id, accession=accession)  # fmt: skip
+        if version_id is not None and len(found) != 1:
+            raise ConfigError("--version-id needs exactly one image set")
+        owning = self._owning_manifests(manifests)
+        return [
+            show_image_set(self.ahi, store, image_set, version_id=version_id, manifests=owning)
+            for image_set in found
+        ]
+
+    def export(
+        self,
+        image_sets: Sequence[str] = (),
+        *,
+        study: str | None = None,
+        attributes: Sequence[str] = (),
+        datastore_id: str | None = None,
+    ) -> Export:
+        """Manifests stating the live values of the chosen attributes (``terraform
+        import``); PHI values only when :attr:`show_phi`. Reads only."""
+        store = self._datastore(datastore_id)
+        choices = [parse_attribute(a) for a in attributes]
+        found = find_image_sets(self.ahi, store, image_sets, study=study)
+        return export_manifests(self.ahi, store, found, choices, show_phi=self.show_phi)
 
     def _datastore(self, given: str | None) -> str:
         store = given or self.config.datastore_id

@@ -8,6 +8,7 @@ import click
 
 from reconciler.cli.common import (
     color,
+    combine_forced_option,
     confirm_or_abort,
     open_session,
     parallelism_option,
@@ -64,6 +65,23 @@ class _Console:
 @parallelism_option
 @shard_option
 @replace_primary_option
+@combine_forced_option
+@click.option(
+    "--allow-force", is_flag=True,
+    help="With a saved plan: allow its calls that are sent with force (the plan file "
+    "alone never does).",
+)  # fmt: skip
+@click.option(
+    "--study-wide", is_flag=True,
+    help="With a saved plan: allow its study-wide calls (includeStudyImageSets).",
+)  # fmt: skip
+@click.option(
+    "--reviewed", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="PLAN.json",
+    help="Plan from the manifests and apply only if that is exactly this reviewed plan "
+    "(changes, payloads and pinned versions); else apply nothing and say what differs "
+    "(exit 4). For applying on merge what a pull request's plan showed.",
+)  # fmt: skip
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -73,13 +91,22 @@ def apply(
     parallelism: int | None,
     shard: tuple[int, int] | None,
     replace_primary: bool,
+    combine_forced: bool,
+    allow_force: bool,
+    study_wide: bool,
+    reviewed: Path | None,
 ) -> int:
     """Make the live metadata match the manifests (or apply a saved plan).
 
     Without a saved plan: plans, shows the plan, and asks for `yes`. With a saved plan
-    (`reconciler apply plan.json`): applies exactly it, without asking, and refuses
-    each image set whose version moved since the plan (exit 4) while applying the
-    others.
+    (`reconciler apply plan.json`): checks it (schema, payloads rebuilt from its
+    changes, each image set against its pinned version, the opt-ins it needs given
+    again here), applies exactly it without asking, and refuses each image set whose
+    version moved since the plan (exit 4) while applying the others.
+
+    With `--reviewed plan.json`: plans from the manifests and applies only if the
+    result is the reviewed plan exactly; otherwise nothing (exit 4, saying what
+    differs).
 
     Per image set: the intent is journaled, UpdateImageSetMetadata is sent with
     latestVersion pinned to the planned version, the update is waited for, the new
@@ -91,8 +118,10 @@ def apply(
     4 some image sets were stale.
     """
     saved = _saved_plan(paths)
+    if saved is not None and reviewed is not None:
+        raise click.UsageError("--reviewed plans from manifests: give manifest paths, not a plan")
     with open_session(ctx, show_phi) as session:
-        ask = saved is None and not auto_approve
+        ask = saved is None and reviewed is None and not auto_approve
         console = _Console(session.show_phi, ask=ask)
         result = session.apply(
             session.load_plan(saved) if saved is not None else paths,
@@ -101,6 +130,10 @@ def apply(
             shard=shard,
             parallelism=parallelism,
             replace_primary=replace_primary,
+            combine_forced=combine_forced,
+            allow_force=allow_force,
+            study_wide=study_wide,
+            reviewed=session.load_plan(reviewed) if reviewed is not None else None,
         )
     if result.report is not None:
         click.echo(report_summary(result.report))

@@ -99,6 +99,14 @@ def parallelism_option(func: F) -> F:
     )(func)
 
 
+def combine_forced_option(func: F) -> F:
+    return click.option(
+        "--combine-forced", is_flag=True,
+        help="Let changes that need force share an update call with changes that do not "
+        "(by default they go in calls of their own, so only they are sent with force).",
+    )(func)  # fmt: skip
+
+
 def replace_primary_option(func: F) -> F:
     return click.option(
         "--replace-primary", is_flag=True,

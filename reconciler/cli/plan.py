@@ -8,6 +8,7 @@ import click
 
 from reconciler.cli.common import (
     color,
+    combine_forced_option,
     open_session,
     parallelism_option,
     paths_argument,
@@ -17,6 +18,7 @@ from reconciler.cli.common import (
 )
 from reconciler.cli.output import output_option, render, write_step_summary
 from reconciler.engine import planfile
+from reconciler.engine.plancheck import OptIns, missing_opt_ins
 
 
 @click.command()
@@ -36,6 +38,7 @@ from reconciler.engine import planfile
 @parallelism_option
 @shard_option
 @replace_primary_option
+@combine_forced_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -47,6 +50,7 @@ def plan(
     parallelism: int | None,
     shard: tuple[int, int] | None,
     replace_primary: bool,
+    combine_forced: bool,
 ) -> int:
     """Show what apply would change, image set by image set. Changes nothing.
 
@@ -68,10 +72,13 @@ def plan(
             shard=shard,
             parallelism=parallelism,
             replace_primary=replace_primary,
+            combine_forced=combine_forced,
         )
     if out is not None:
         planfile.save(result.plan, out)
-        click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out})", err=True)
+        flags = "".join(f" {flag}" for flag in missing_opt_ins(result.plan, OptIns()))
+        click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out}{flags})",
+                   err=True)  # fmt: skip
     phi = session.show_phi
     click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="plan"))
     write_step_summary(result.plan, "plan")

@@ -183,17 +183,33 @@ def _too_large(change: Change, quota_bytes: int) -> PayloadTooLargeError:
 
 
 def build_payloads(
-    diff: ImageSetDiff, *, quota_bytes: int = DEFAULT_QUOTA_BYTES
+    diff: ImageSetDiff, *, quota_bytes: int = DEFAULT_QUOTA_BYTES, combine_forced: bool = False
 ) -> list[UpdatePayload]:
     """The update calls that carry ``diff.changes``, in the order to send them.
 
     One call per image set; several only when one would pass ``quota_bytes``, packed
     greedily in document order, each within the quota. The payloads cover the changes
     only: an image set whose diff has problems must not be updated at all.
+
+    Force does not spread: a change goes with ``force`` only when it needs it (its own
+    manifest asked, or the diff would have refused it), so forced and unforced changes
+    go in separate calls, the unforced first (a forced UID change re-keys its object
+    last). ``combine_forced`` (the user's opt-in) packs them together again.
     """
     if not diff.changes:
         return []
-    whole = payload_for(diff.changes)
+    forced = [c for c in diff.changes if c.force_reason]
+    if forced and len(forced) < len(diff.changes) and not combine_forced:
+        unforced = [c for c in diff.changes if not c.force_reason]
+        return [
+            *_packed(unforced, quota_bytes),
+            *_packed(forced, quota_bytes),
+        ]
+    return _packed(list(diff.changes), quota_bytes)
+
+
+def _packed(changes: Sequence[Change], quota_bytes: int) -> list[UpdatePayload]:
+    whole = payload_for(changes)
     if _fits(whole, quota_bytes):
         return [whole]
     payloads: list[UpdatePayload] = []
@@ -205,7 +221,7 @@ def build_payloads(
         current.extend(items)
         return True
 
-    for unit in _units(diff.changes):
+    for unit in _units(changes):
         if add(unit):
             continue
         if current and _fits(payload_for(unit), quota_bytes):

@@ -118,6 +118,11 @@ class Plan:
     update_rate: float = DEFAULT_UPDATE_RATE
     format_version: int = FORMAT_VERSION
     show_phi: bool = field(default=False, compare=False)
+    # The user opted in to sending changes that need force with ones that do not.
+    combine_forced: bool = False
+    # The file a saved plan was read from: its opt-ins and image sets are checked again
+    # before anything is sent (reconciler.engine.plancheck). None: made in this process.
+    saved_from: str | None = field(default=None, compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
@@ -199,6 +204,7 @@ def plan_image_set(
     cache: ProjectionCache | None = None,
     replace_primary: bool = False,
     replaced: Mapping[str, str] | None = None,
+    combine_forced: bool = False,
 ) -> ImageSetPlan:
     """Read ``target``'s latest version and diff it; a failing read is a problem."""
     names = tuple(m.name for m in target.manifests)
@@ -209,7 +215,11 @@ def plan_image_set(
         doc = _projection(ahi, target, info.version_id, cache)
         study_uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
         diff, replacing = _diff(doc, target, info.is_primary, replace_primary)
-        payloads = () if diff.problems else tuple(build_payloads(diff, quota_bytes=quota_bytes))
+        payloads = (
+            ()
+            if diff.problems
+            else tuple(build_payloads(diff, quota_bytes=quota_bytes, combine_forced=combine_forced))
+        )
     except ReconcilerError as error:
         first = target.manifests[0]
         message = error.message
@@ -283,6 +293,7 @@ def make_plan(
     targets: tuple[list[Target], list[Unresolved]] | None = None,
     replace_primary: bool = False,
     replaced: Mapping[str, str] | None = None,
+    combine_forced: bool = False,
 ) -> Plan:
     """The plan for ``manifests`` (already validated) against the live image sets.
 
@@ -295,7 +306,9 @@ def make_plan(
     plans: list[ImageSetPlan] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         work = pool.map(
-            lambda t: plan_image_set(ahi, t, quota_bytes, cache, replace_primary, replaced),
+            lambda t: plan_image_set(
+                ahi, t, quota_bytes, cache, replace_primary, replaced, combine_forced
+            ),
             chosen,
         )
         for done, result in enumerate(work, start=1):
@@ -311,6 +324,7 @@ def make_plan(
         image_sets=tuple(plans),
         unresolved=tuple(str(u) for u in unresolved),
         update_rate=rate,
+        combine_forced=combine_forced,
     )
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import MASK, mask_reason, mask_unresolved
+from reconciler.engine import planschema
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
-from reconciler.engine.payloads import UpdatePayload, payload_digest
+from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.plan import (
     FORMAT_VERSION,
     ImageSetPlan,
@@ -124,6 +125,7 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
         "created_at": plan.created_at,
         "endpoint": plan.endpoint,
         "manifest_digest": plan.manifest_digest,
+        "combine_forced": plan.combine_forced,
         "summary": {
             "image_sets": len(plan.image_sets),
             "to_update": len(plan.to_update),
@@ -161,7 +163,7 @@ def save(plan: Plan, path: Path) -> None:
         raise
 
 
-def _from_image_set(data: dict[str, Any]) -> ImageSetPlan:
+def _from_image_set(data: dict[str, Any], combine_forced: bool) -> ImageSetPlan:
     changes = tuple(_from_change(c) for c in data["changes"])
     problems = tuple(
         PlanProblem(
@@ -186,10 +188,34 @@ def _from_image_set(data: dict[str, Any]) -> ImageSetPlan:
             )
         payloads.append(payload)
     diff = ImageSetDiff(data["image_set_id"], changes, data["unchanged"], problems)
-    return ImageSetPlan(
+    item = ImageSetPlan(
         data["datastore_id"], data["image_set_id"], data["version_id"], data["is_primary"],
         tuple(data["manifests"]), diff, tuple(payloads), data.get("study_uid"), _mode(data),
     )  # fmt: skip
+    _same_as_rebuilt(item, combine_forced)
+    return item
+
+
+def _same_as_rebuilt(item: ImageSetPlan, combine_forced: bool) -> None:
+    """The payloads must be exactly what the listed changes make, byte for byte: what
+    is sent is then what the plan shows (an edited value, blob or force flag is
+    refused, however carefully its digest was recomputed)."""
+    if item.diff.problems or item.study_leader is not None:
+        expected: list[UpdatePayload] = []  # blocked, or changed by its leader's call
+    else:
+        try:
+            expected = build_payloads(item.diff, combine_forced=combine_forced)
+        except ReconcilerError as error:
+            raise PlanFileError(
+                f"image set {item.image_set_id}: its changes cannot be sent ({error.message})"
+            ) from None
+    sent = [(p.updatable, p.removable, p.force, p.changes) for p in item.payloads]
+    if sent != [(p.updatable, p.removable, p.force, p.changes) for p in expected]:
+        raise PlanFileError(
+            f"image set {item.image_set_id}: the payloads are not what its listed changes "
+            "make (the plan file was edited): what would be sent differs from what the "
+            "plan shows; plan again"
+        )
 
 
 def _mode(data: dict[str, Any]) -> Mode:
@@ -216,20 +242,30 @@ def load(path: Path) -> Plan:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlanFileError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # JSONDecodeError, digits
         raise PlanFileError(f"{path}: not a reconciler plan ({error})") from None
+    except RecursionError:
+        raise PlanFileError(f"{path}: not a reconciler plan (nested too deeply)") from None
     if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
         raise PlanFileError(
             f"{path}: not a reconciler plan of format_version {FORMAT_VERSION}; plan again"
         )
+    problem = planschema.check(data)
+    if problem is not None:
+        raise PlanFileError(f"{path}: not a valid plan: {problem}")
+    combine_forced = bool(data.get("combine_forced"))
     try:
         return Plan(
             created_at=data["created_at"],
             manifest_digest=data["manifest_digest"],
             endpoint=data["endpoint"],
-            image_sets=tuple(_from_image_set(i) for i in data["image_sets"]),
+            image_sets=tuple(_from_image_set(i, combine_forced) for i in data["image_sets"]),
             unresolved=tuple(data["unresolved"]),
             update_rate=data["summary"]["update_rate_per_second"],
+            combine_forced=combine_forced,
+            saved_from=str(path),
         )
-    except (KeyError, TypeError, ValueError, IndexError) as error:
+    except PlanFileError as error:
+        raise PlanFileError(f"{path}: {error.message}") from None
+    except (KeyError, TypeError, ValueError, IndexError, RecursionError) as error:
         raise PlanFileError(f"{path}: a damaged plan ({type(error).__name__}: {error})") from None

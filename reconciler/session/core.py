@@ -37,6 +37,7 @@ from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.journal import LAST, Journal, Run, load_run
 from reconciler.engine.plan import Plan, make_plan
+from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
 from reconciler.engine.recovery import recovering
 from reconciler.engine.replace import replacements, resume_interrupted
@@ -49,6 +50,7 @@ from reconciler.engine.revert import (
     plan_revert_run,
     revert_runs_of,
 )
+from reconciler.engine.reviewed import check_reviewed
 from reconciler.engine.show import ImageSetView, find_image_sets
 from reconciler.engine.show import show as show_image_set
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
@@ -192,6 +194,7 @@ class Session:
         parallelism: int | None,
         replace_primary: bool = False,
         targets: Targets | None = None,
+        combine_forced: bool = False,
     ) -> Plan:
         return make_plan(
             self.ahi,
@@ -204,6 +207,7 @@ class Session:
             cache=ProjectionCache(self.config.cache_dir / "projections", scope=self.scope),
             replace_primary=replace_primary,
             replaced=replacements(self.config.journal_dir, self.label),
+            combine_forced=combine_forced,
         )
 
     def plan(
@@ -214,11 +218,18 @@ class Session:
         shard: Shard | None = None,
         parallelism: int | None = None,
         replace_primary: bool = False,
+        combine_forced: bool = False,
     ) -> PlanResult:
-        """What apply would change, image set by image set. Reads only."""
+        """What apply would change, image set by image set. Reads only.
+        ``combine_forced``: changes that need force may share a call with ones that do
+        not (by default they go in calls of their own, so force never spreads)."""
         loaded = self.load(paths)
         plan = self._make_plan(
-            loaded, shard=shard, parallelism=parallelism, replace_primary=replace_primary
+            loaded,
+            shard=shard,
+            parallelism=parallelism,
+            replace_primary=replace_primary,
+            combine_forced=combine_forced,
         )
         return PlanResult(plan, detailed)
 
@@ -288,23 +299,45 @@ class Session:
         shard: Shard | None = None,
         parallelism: int | None = None,
         replace_primary: bool = False,
+        combine_forced: bool = False,
+        allow_force: bool = False,
+        study_wide: bool = False,
+        reviewed: Plan | None = None,
     ) -> ApplyResult:
         """Make the live metadata match: ``source`` is a :class:`Plan` (applied as it
         is, pinned to its versions: an image set that moved since is refused as stale)
         or manifest paths (then interrupted runs are settled *before* planning).
+
+        A saved plan (:meth:`load_plan`) is applied only with every opt-in it relies on
+        given here too (``replace_primary``, ``allow_force``, ``study_wide``,
+        ``combine_forced``), and only when each image set's pinned version is what the
+        plan describes (:mod:`reconciler.engine.plancheck`). ``reviewed`` (with manifest
+        paths): plan from them and apply only if that is exactly the reviewed plan
+        (:mod:`reconciler.engine.reviewed`), else raise saying what differs.
 
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
         """
         if isinstance(source, Plan):
             plan = source
+            if plan.saved_from is not None:
+                given = OptIns(replace_primary, allow_force, study_wide, combine_forced)
+                check_opt_ins(plan, given)
             self.recover(plan.manifest_digest)
+            if plan.saved_from is not None:
+                check_pinned(self.ahi, plan.to_update)
         else:
             loaded = self.load(source)
             self.recover(loaded.digest)
             plan = self._make_plan(
-                loaded, shard=shard, parallelism=parallelism, replace_primary=replace_primary
+                loaded,
+                shard=shard,
+                parallelism=parallelism,
+                replace_primary=replace_primary,
+                combine_forced=combine_forced,
             )
+            if reviewed is not None:
+                check_reviewed(reviewed, plan)
         if not plan.has_changes:
             if review is not None:
                 review(plan)

@@ -119,8 +119,11 @@ def test_saved_plan_refuses_moved_image_sets_and_applies_the_rest(
     saved = run("plan", "--out", "plan.json")
     assert saved.exit_code == 0, saved.output
     assert oct((project / "plan.json").stat().st_mode & 0o777) == "0o600"
+    assert "reconciler apply plan.json --allow-force" in saved.output
     edit_by_hand(client, NM)
-    applied = run("apply", "plan.json")
+    refused = run("apply", "plan.json")  # its CT call is sent with force: say so again
+    assert refused.exit_code == 1 and "--allow-force" in refused.output
+    applied = run("apply", "plan.json", "--allow-force")
     assert applied.exit_code == 4, applied.output
     assert "STALE" in applied.output.upper()
     after = documents(client)
@@ -153,7 +156,7 @@ def test_json_and_markdown_outputs(project: Path) -> None:
     as_json = run("plan", "-o", "json")
     assert as_json.exit_code == 0, as_json.output
     data = json.loads(as_json.output)
-    assert data["format_version"] == 1 and data["summary"]["update_calls"] == 3
+    assert data["format_version"] == 1 and data["summary"]["update_calls"] == 4
     as_markdown = run("plan", "-o", "markdown")
     assert "<details>" in as_markdown.output
     assert not any(name in as_markdown.output for name in SEEDED_PHI)
@@ -163,7 +166,10 @@ def test_history_lists_versions(project: Path) -> None:
     assert run("apply", "--auto-approve").exit_code == 0
     shown = run("history", CT)
     assert shown.exit_code == 0, shown.output
-    assert shown.output.splitlines()[1].split()[:3] == ["2", "ACTIVE", "UPDATED"]
+    # Force does not spread: the unforced changes (PatientName, StudyDescription,
+    # ImageComments) made version 2 without force; the private-tag removal, version 3.
+    rows = [line.split()[:4] for line in shown.output.splitlines()[1:3]]
+    assert rows == [["3", "ACTIVE", "UPDATED", "yes"], ["2", "ACTIVE", "UPDATED", "no"]]
 
 
 def test_apply_without_a_terminal_needs_auto_approve(project: Path) -> None:

@@ -513,7 +513,10 @@ def test_every_example_calls_reconciler_as_its_job_needs() -> None:
             # The endpoint comes from RECONCILER_ENDPOINT=aws, never from reconciler.yaml.
             assert dict(call.env).get("RECONCILER_ENDPOINT") == "aws", f"{name}: {call.where}"
     saved = [c.command for c in calls["apply-on-merge.yml"] if subcommand(c.command) == "apply"]
-    assert 'reconciler apply "$SAVED_PLAN"' in saved and "reconciler apply --auto-approve" in saved
+    assert (
+        'reconciler apply --reviewed "$SAVED_PLAN"' in saved
+        and "reconciler apply --auto-approve" in saved
+    )
 
 
 def test_github_workflows_pin_actions_and_keep_expressions_out_of_scripts() -> None:

@@ -25,7 +25,14 @@ from typing import Any
 import pytest
 from builders import SOP, S, drop, manifest, put
 from conftest import USDOPPLER, make_client, put_document
-from reliability_support import MANAGED, Project, desired_documents, record_figures
+from reliability_support import (
+    MANAGED,
+    Project,
+    after_one_apply,
+    calls,
+    desired_documents,
+    record_figures,
+)
 from reliability_support import project as project  # the fixture
 
 from reconciler.dicom.levels import Level
@@ -125,8 +132,8 @@ def test_sigkill_mid_apply_then_the_next_apply_recovers_and_converges(
     assert recovered.message is not None and recovered.message.startswith(f"run {killed.run_id}")
 
     # Converged, and nothing was applied twice: one new version per image set.
-    assert {i: project.version_count(i) for i in MANAGED} == dict.fromkeys(MANAGED, 2)
-    assert project.traffic.landed["UpdateImageSetMetadata"] == len(MANAGED)
+    assert {i: project.version_count(i) for i in MANAGED} == after_one_apply(MANAGED)
+    assert project.traffic.landed["UpdateImageSetMetadata"] == calls(MANAGED)
     lost = project.data_lost(desired)
     assert lost == 0
     third = project.run("apply", "--auto-approve")

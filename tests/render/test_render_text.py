@@ -143,7 +143,7 @@ def test_drift_wording() -> None:
 def test_summary_is_the_last_line() -> None:
     last = plain(scenario()).splitlines()[-1]
     assert last == (
-        "Plan: 1 image set to update (7 changes, 1 update call, ≥ 4 s at the 0.25/s update "
+        "Plan: 1 image set to update (7 changes, 2 update calls, ≥ 8 s at the 0.25/s update "
         "quota), 2 blocked, 19 in sync. 1 selector matches no image set."
     )
 
@@ -155,8 +155,8 @@ def test_summary_counts_calls_and_quota_time() -> None:
     )
     plan = Plan(CREATED_AT, "0" * 64, "local", (*three, *in_sync(19)))
     assert summary(plan) == (
-        "Plan: 3 image sets to update (21 changes, 3 update calls, ≥ 12 s at the 0.25/s "
-        "update quota), 0 blocked, 19 in sync."
+        "Plan: 3 image sets to update (21 changes, 6 update calls, ≥ 24 s at the 0.25/s "
+        "update quota), 0 blocked, 19 in sync."  # each: its forced change in a call of its own
     )
 
 

@@ -119,6 +119,7 @@ def _register() -> None:
         emulator,
         explain,
         history,
+        init,
         plan,
         revert,
         runs,
@@ -137,6 +138,7 @@ def _register() -> None:
     cli.add_command(explain.explain)
     cli.add_command(show.show)
     cli.add_command(show.export)
+    cli.add_command(init.init)
 
 
 _register()

@@ -48,6 +48,9 @@ class Export:
     left_out: tuple[str, ...]
 
 
+SAMPLE_CHOICE = AttributeChoice(Level.STUDY, "StudyDescription")  # init's sample manifest
+
+
 def parse_attribute(text: str) -> AttributeChoice:
     """``Study.StudyDescription`` → a choice; the level must be the attribute's own."""
     level_name, dot, key = text.partition(".")

@@ -238,6 +238,13 @@ class HealthImaging:
                 image_set_id=image_set_id,
             ) from exc
 
+    def list_datastores(self) -> Iterator[tuple[str, str, str]]:
+        """Every data store of the account and region: (ID, name, status)."""
+        for page in self._pages("ListDatastores", None, maxResults=PAGE_SIZE):
+            for item in page.get("datastoreSummaries", []):
+                yield (str(item["datastoreId"]), str(item.get("datastoreName", "")),
+                       str(item.get("datastoreStatus", "")))  # fmt: skip
+
     def list_versions(self, datastore_id: str, image_set_id: str) -> Iterator[VersionInfo]:
         """Every version of an image set, across all pages."""
         for page in self._pages(

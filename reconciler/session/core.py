@@ -26,13 +26,14 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
 from reconciler.config import Endpoint, ProjectConfig, resolve_endpoint
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
-from reconciler.engine.export import Export, parse_attribute
+from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.journal import LAST, Journal, Run, load_run
@@ -54,11 +55,14 @@ from reconciler.engine.reviewed import check_reviewed
 from reconciler.engine.show import ImageSetView, find_image_sets
 from reconciler.engine.show import show as show_image_set
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
-from reconciler.healthimaging import HealthImaging, VersionInfo
+from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
+from reconciler.render.structured import dump
+from reconciler.scaffold import CI, InitResult, choose_datastore
+from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
 
@@ -421,6 +425,28 @@ class Session:
         choices = [parse_attribute(a) for a in attributes]
         found = find_image_sets(self.ahi, store, image_sets, study=study)
         return export_manifests(self.ahi, store, found, choices, show_phi=self.show_phi)
+
+    def init(self, *, ci: str = "none", datastore_id: str | None = None) -> InitResult:
+        """Scaffold :attr:`project_dir` as a manifest repository; never overwrites. The
+        data store is ``datastore_id``, else the account's only ACTIVE one."""
+
+        def choose() -> str:
+            return datastore_id or choose_datastore(list(self.ahi.list_datastores()))
+
+        def sample(store: str) -> str | None:
+            found = self.ahi.search(store, [SearchFilter.equal("isPrimary", True)])
+            for summary in islice(found, 50):
+                manifest, _ = export_image_set(self.ahi, store, summary.image_set_id,
+                                               [SAMPLE_CHOICE])  # fmt: skip
+                if manifest["spec"]["set"]:
+                    manifest["metadata"] = {"name": "example-study-description"}
+                    return dump(manifest, "yaml") + "\n"
+            return None
+
+        return scaffold(
+            self.project_dir, datastore_id=choose, sample=sample, ci=CI(ci),
+            local=self.endpoint.kind == "local", region=self.region,
+        )  # fmt: skip
 
     def _datastore(self, given: str | None) -> str:
         store = given or self.config.datastore_id

@@ -1,0 +1,56 @@
+"""``reconciler init``: scaffold a manifest repository (thin over Session.init)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.cli.common import Globals
+from reconciler.scaffold import CI
+from reconciler.session import Session
+
+
+@click.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--ci", type=click.Choice([c.value for c in CI]), default=CI.NONE.value, show_default=True,
+    help="Also write the CI recipes of GitHub Actions (.github/workflows/) or GitLab "
+    "(.gitlab-ci.yml).",
+)  # fmt: skip
+@click.option(
+    "--datastore-id", metavar="ID",
+    help="The data store for reconciler.yaml (default: the account's only ACTIVE one, "
+    "from ListDatastores).",
+)  # fmt: skip
+@click.pass_context
+def init(ctx: click.Context, directory: Path, ci: str, datastore_id: str | None) -> int:
+    """Scaffold a manifest repository in DIRECTORY (default: here).
+
+    Writes reconciler.yaml (the data store chosen from ListDatastores, or given), a
+    .gitignore keeping the cache, saved plans, undo values and the local database out
+    of git, a sample manifest (the live StudyDescription of one image set, so a first
+    plan is in sync), a pre-commit hook running `reconciler validate`, and the CI
+    recipes of --ci. Never overwrites a file: run twice, it changes nothing.
+
+    \b
+    Examples:
+      reconciler --local init my-manifests        # try it with the local HealthImaging
+      reconciler init --ci github --datastore-id 2aa75d103f7f45ab977b0e93f00e6fe9
+    """
+    options: Globals = ctx.find_object(Globals) or Globals()
+    directory.mkdir(parents=True, exist_ok=True)
+    with Session(
+        options.endpoint, project_dir=directory, profile=options.profile, region=options.region,
+        notify=lambda line: click.echo(line, err=True),
+    ) as session:  # fmt: skip
+        result = session.init(ci=ci, datastore_id=datastore_id)
+    for path in result.created:
+        click.echo(f"created  {path}")
+    for path in result.kept:
+        click.echo(f"kept     {path} (exists; not changed)")
+    if result.created:
+        click.echo("Next: reconciler validate && reconciler plan")
+    else:
+        click.echo("Nothing to do: every file exists.")
+    return 0

@@ -47,14 +47,30 @@ EMPTY_OBJECT_REMOVES = True
 # sets alike; deleted image sets never. Default sort: updatedAt DESC, then imageSetId.
 # BETWEEN is accepted on createdAt, updatedAt and DICOMStudyDateAndTime only.
 
-# ListImageSetVersions lists versions oldest first.
+# ListImageSetVersions lists versions newest first, as the service's CLI reference and SDK
+# examples show; createdAt is the image set's creation time on every version and in every
+# response (updatedAt is the version's own).
 
-# After DeleteImageSet settles, every operation on that image set is
-# ResourceNotFoundException; while it is DELETING, writes are ConflictException.
+# After DeleteImageSet settles, GetImageSet answers imageSetState DELETED, workflow
+# status DELETED and deletedAt (the model has all three, and AWS's Python example waits
+# for imageSetState == "DELETED" after a delete); every other operation on that image
+# set is ResourceNotFoundException and SearchImageSets no longer lists it. While it is
+# DELETING, writes are ConflictException.
+
+# TagResource/UntagResource/ListTagsForResource: tag keys must match the model's
+# pattern (no "aws:" prefix); an ARN of another account is AccessDeniedException, of
+# another region, data store or a deleted image set ResourceNotFoundException.
 
 # CopyImageSet with promoteToPrimary while another primary image set of the same study
 # exists: ConflictException. A copy into an existing destination whose Patient, Study or
-# Series values differ from the source needs force (then the source's values win).
+# Series values differ from the source needs force (then the source's values win);
+# without it the call succeeds and the copy fails asynchronously, as the service does:
+# the destination takes a version that ends COPY_FAILED with this message (the
+# service's own wording for series, reported by users of its public examples), and
+# keeps its document.
+COPY_MISMATCH_MESSAGE = (
+    "INVALID_REQUEST: {level} of SourceImageSet and DestinationImageSet don't match."
+)
 
 # Import: a study that matches an existing primary image set (same StudyInstanceUID)
 # and agrees with its Patient/Study/Series-level values is merged into it as a new

@@ -7,8 +7,10 @@ import time
 import uuid
 from collections.abc import Callable
 
+from reconciler.emulator import idempotency
 from reconciler.emulator.config import RuntimeSettings
 from reconciler.emulator.exceptions import (
+    AccessDeniedException,
     ConflictException,
     ResourceNotFoundException,
     ValidationException,
@@ -64,25 +66,40 @@ class Datastores:
         self, name: str, datastore_id: str | None = None, tags: dict[str, str] | None = None
     ) -> str:
         """Create a data store (a fixed ``datastore_id`` is for deterministic seeding)."""
+        with self.store.write() as conn:
+            return self._create(conn, name, datastore_id, tags)
+
+    def _create(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        datastore_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
         datastore_id = datastore_id or uuid.uuid4().hex
         now = self.clock()
-        with self.store.write() as conn:
+        conn.execute(
+            "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at)"
+            " VALUES (?, ?, 'CREATING', ?, ?, ?)",
+            (datastore_id, name, now, now, now + self.settings.config.lock_hold_seconds),
+        )
+        for key, value in (tags or {}).items():
             conn.execute(
-                "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at)"
-                " VALUES (?, ?, 'CREATING', ?, ?, ?)",
-                (datastore_id, name, now, now, now + self.settings.config.lock_hold_seconds),
+                "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)",
+                (self.arn(datastore_id, None), key, value),
             )
-            for key, value in (tags or {}).items():
-                conn.execute(
-                    "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)",
-                    (self.arn(datastore_id, None), key, value),
-                )
         return datastore_id
 
     # -- operations ------------------------------------------------------------------
     def create_datastore(self, p: Params) -> Result:
-        datastore_id = self.create(p.get("datastoreName") or "", tags=p.get("tags"))
-        return {"datastoreId": datastore_id, "datastoreStatus": "CREATING"}
+        with self.store.write() as conn:
+            first = idempotency.replay(conn, "CreateDatastore", p)
+            if first is not None:  # a retry: the data store the first call made
+                return dict(first)
+            datastore_id = self._create(conn, p.get("datastoreName") or "", tags=p.get("tags"))
+            result: Result = {"datastoreId": datastore_id, "datastoreStatus": "CREATING"}
+            idempotency.remember(conn, "CreateDatastore", p, result)
+        return result
 
     def get_datastore(self, p: Params) -> Result:
         with self.store.write() as conn:
@@ -117,20 +134,31 @@ class Datastores:
 
     # -- tags ------------------------------------------------------------------------
     def _check_arn(self, conn: sqlite3.Connection, arn: str) -> None:
+        """The ARN must name a live resource of this account and region: another account
+        is AccessDeniedException, another region or data store ResourceNotFoundException
+        (choices.py)."""
         parts = arn.split(":", 5)
         if len(parts) != 6 or parts[2] != "medical-imaging":
             raise ValidationException(f"{arn} is not a HealthImaging resource ARN")
         path = parts[5].split("/")
         if path[0] != "datastore" or len(path) not in (2, 4):
             raise ValidationException(f"{arn} is not a HealthImaging resource ARN")
+        mine = self.arn(path[1], None).split(":")
+        if parts[4] != mine[4]:
+            raise AccessDeniedException(
+                f"{arn} belongs to account {parts[4]}, not to this one ({mine[4]})"
+            )
+        if parts[3] != mine[3]:
+            raise ResourceNotFoundException(f"{arn} is in region {parts[3]}, not in {mine[3]}")
         self._row(conn, path[1])
         if (
             len(path) == 4
             and not conn.execute(
-                "SELECT 1 FROM image_sets WHERE id=? AND state != 'DELETED'", (path[3],)
+                "SELECT 1 FROM image_sets WHERE id=? AND datastore_id=? AND state != 'DELETED'",
+                (path[3], path[1]),
             ).fetchone()
         ):
-            raise ResourceNotFoundException(f"Image set {path[3]} not found")
+            raise ResourceNotFoundException(f"Image set {path[3]} not found in datastore {path[1]}")
 
     def tag_resource(self, p: Params) -> Result:
         with self.store.write() as conn:

@@ -152,6 +152,7 @@ class ImageSetWrites(ImageSets):
         source_info = info["sourceImageSet"]
         destination_info = info.get("destinationImageSet")
         force, promote = bool(p.get("force")), bool(p.get("promoteToPrimary"))
+        status, message = "COPIED", None
         with self.store.write() as conn:
             self.settle_due(conn, self.clock())
             source = self.writable_row(
@@ -171,15 +172,15 @@ class ImageSetWrites(ImageSets):
                 if destination["id"] == source["id"]:
                     raise ValidationException("source and destination are the same image set")
                 self._check_promotion(conn, doc, promote, exclude=destination["id"])
-                merged = _merge(
-                    self.document(conn, destination["id"], destination["settled_version"]),
-                    doc,
-                    force,
-                )
+                current = self.document(conn, destination["id"], destination["settled_version"])
+                try:
+                    merged = _merge(current, doc, force)
+                except _Mismatch as mismatch:  # the service fails the copy, not the call
+                    merged, status, message = current, "COPY_FAILED", str(mismatch)
                 version = destination["latest_version"] + 1
                 self.add_version(conn, destination["id"], version, merged, "COPYING", forced=force)
                 destination_id = destination["id"]
-                if promote:
+                if promote and status == "COPIED":
                     conn.execute("UPDATE image_sets SET is_primary=1 WHERE id=?", (destination_id,))
             else:
                 self._check_promotion(conn, doc, promote, exclude=None)
@@ -193,7 +194,7 @@ class ImageSetWrites(ImageSets):
                 conn,
                 destination_id,
                 "COPYING",
-                {"kind": "copy", "version": version, "status": "COPIED"},
+                {"kind": "copy", "version": version, "status": status, "message": message},
             )
             self.lock(
                 conn,
@@ -241,6 +242,10 @@ class ImageSetWrites(ImageSets):
             )
 
 
+class _Mismatch(Exception):
+    """Source and destination disagree at a level: the copy ends COPY_FAILED."""
+
+
 def _select(doc: documents.Document, copiable: str) -> documents.Document:
     """The part of ``doc`` that ``copiableAttributes`` names (series and instances)."""
     try:
@@ -279,10 +284,7 @@ def _merge(
     def reconcile(into: dict[str, Any], values: dict[str, Any], where: str) -> None:
         for key, value in values.items():
             if key in into and into[key] != value and not force:
-                raise ValidationException(
-                    f"{where} attribute {key} differs between source and destination; "
-                    "copy with force=true to take the source's value"
-                )
+                raise _Mismatch(choices.COPY_MISMATCH_MESSAGE.format(level=where))
             into[key] = value
 
     reconcile(

@@ -133,13 +133,20 @@ class ImageSets:
         return row
 
     def live_row(
-        self, conn: sqlite3.Connection, datastore_id: str, image_set_id: str
+        self,
+        conn: sqlite3.Connection,
+        datastore_id: str,
+        image_set_id: str,
+        *,
+        deleted: bool = False,
     ) -> sqlite3.Row:
-        """The image set, which must exist in that data store and not be deleted."""
+        """The image set, which must exist in that data store and (unless ``deleted``)
+        not be deleted."""
         if not conn.execute("SELECT 1 FROM datastores WHERE id=?", (datastore_id,)).fetchone():
             raise ResourceNotFoundException(f"Datastore {datastore_id} not found")
         row: sqlite3.Row | None = conn.execute(
-            "SELECT * FROM image_sets WHERE id=? AND datastore_id=? AND state != 'DELETED'",
+            "SELECT * FROM image_sets WHERE id=? AND datastore_id=?"
+            + ("" if deleted else " AND state != 'DELETED'"),
             (image_set_id, datastore_id),
         ).fetchone()
         if row is None:
@@ -279,7 +286,7 @@ class ImageSets:
             "imageSetWorkflowStatus": row["workflow_status"]
             if is_latest
             else vrow["workflow_status"],
-            "createdAt": vrow["created_at"],
+            "createdAt": row["created_at"],  # the image set's, on every version
             "updatedAt": vrow["updated_at"],
             "deletedAt": row["deleted_at"],
             "message": vrow["message"],
@@ -291,8 +298,8 @@ class ImageSets:
         return result
 
     def get_image_set(self, p: Params) -> Result:
-        with self.reading() as conn:
-            row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
+        with self.reading() as conn:  # a deleted image set answers DELETED (choices.py)
+            row = self.live_row(conn, p["datastoreId"], p["imageSetId"], deleted=True)
             version = int(p["versionId"]) if p.get("versionId") else row["latest_version"]
             return self._properties(conn, row, version)
 
@@ -325,7 +332,7 @@ class ImageSets:
             versions = [
                 r["version"]
                 for r in conn.execute(
-                    "SELECT version FROM versions WHERE image_set_id=? ORDER BY version",
+                    "SELECT version FROM versions WHERE image_set_id=? ORDER BY version DESC",
                     (row["id"],),
                 )
             ]

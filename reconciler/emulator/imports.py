@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from reconciler.emulator import documents
+from reconciler.emulator import documents, idempotency
 from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.imagesets import ImageSets, Params, Result
@@ -39,6 +39,14 @@ def local_path(uri: str, member: str) -> Path:
     if uri.startswith("file://"):
         return Path(unquote(urlparse(uri).path))
     return Path(uri)
+
+
+def job_output_uri(prefix: str, datastore_id: str, job_id: str) -> str:
+    """Where a job's report goes, as GetDICOMImportJob's ``outputS3Uri`` names it: the
+    submitted prefix, then ``<datastoreId>-DicomImport-<jobId>/`` (the AWS CLI
+    reference's example). A prefix without a trailing ``/`` gets one (a choice)."""
+    separator = "" if prefix.endswith("/") else "/"
+    return f"{prefix}{separator}{datastore_id}-DicomImport-{job_id}/"
 
 
 def image_set_id_for(datastore_id: str, study_uid: str, ordinal: int) -> str:
@@ -84,7 +92,11 @@ class ImportJobs:
             raise ValidationException(f"inputS3Uri: {source} is not a folder")
         job_id = uuid.uuid4().hex
         now = self.clock()
+        job_output = job_output_uri(p["outputS3Uri"], p["datastoreId"], job_id)
         with self.store.write() as conn:
+            first = idempotency.replay(conn, "StartDICOMImportJob", p)
+            if first is not None:  # a retry: the job the first call started
+                return dict(first)
             if not conn.execute(
                 "SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)
             ).fetchone():
@@ -94,17 +106,20 @@ class ImportJobs:
                 " output_uri, submitted_at, client_token)"
                 " VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?)",
                 (job_id, p["datastoreId"], p.get("jobName"), p["dataAccessRoleArn"],
-                 p["inputS3Uri"], p["outputS3Uri"], now, p.get("clientToken")),
+                 p["inputS3Uri"], job_output, now, p.get("clientToken")),
             )  # fmt: skip
+            result: Result = {"datastoreId": p["datastoreId"], "jobId": job_id,
+                              "jobStatus": "SUBMITTED", "submittedAt": now}  # fmt: skip
+            idempotency.remember(conn, "StartDICOMImportJob", p, result)
         worker = threading.Thread(
             target=self.run_job,
-            args=(job_id, p["datastoreId"], source, output),
+            args=(job_id, p["datastoreId"], source, output / job_output.rsplit("/", 2)[-2]),
+            kwargs={"uris": (p["inputS3Uri"], job_output)},
             name=f"import-{job_id}",
             daemon=True,
         )
         worker.start()
-        return {"datastoreId": p["datastoreId"], "jobId": job_id, "jobStatus": "SUBMITTED",
-                "submittedAt": now}  # fmt: skip
+        return result
 
     def _job(self, conn: sqlite3.Connection, datastore_id: str, job_id: str) -> sqlite3.Row:
         row: sqlite3.Row | None = conn.execute(
@@ -147,7 +162,14 @@ class ImportJobs:
         return {"jobSummaries": [self._properties(r) for r in chosen], "nextToken": token}
 
     # -- the work --------------------------------------------------------------------
-    def run_job(self, job_id: str, datastore_id: str, source: Path, output: Path) -> None:
+    def run_job(
+        self,
+        job_id: str,
+        datastore_id: str,
+        source: Path,
+        output: Path,
+        uris: tuple[str, str] | None = None,
+    ) -> None:
         """Import a folder; every outcome, even an unexpected one, ends in the job's row."""
         with self.store.write() as conn:
             conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
@@ -155,7 +177,8 @@ class ImportJobs:
             batch = read_folder(source, within=self.root)
             summaries = self.import_batch(datastore_id, batch)
             output = confine(output, self.root, "outputS3Uri")  # not swapped for a symlink
-            self._write_report(output, datastore_id, job_id, source, batch, summaries)
+            uris = uris or (str(source), f"{output}/")
+            self._write_report(output, datastore_id, job_id, uris, batch, summaries)
             status, message = "COMPLETED", None
         except (OSError, ValueError, sqlite3.Error) as error:
             status, message = "FAILED", f"{type(error).__name__}: {error}"
@@ -213,11 +236,11 @@ class ImportJobs:
         output: Path,
         datastore_id: str,
         job_id: str,
-        source: Path,
+        uris: tuple[str, str],
         batch: ImportBatch,
         summaries: list[dict[str, Any]],
     ) -> None:
-        folder = output / f"{datastore_id}-DicomImport-{job_id}"
+        folder = output
         (folder / "SUCCESS").mkdir(parents=True, exist_ok=True)
         (folder / "FAILURE").mkdir(parents=True, exist_ok=True)
         by_study = {s["studyInstanceUID"]: s for s in summaries}
@@ -241,15 +264,16 @@ class ImportJobs:
                     "jobSummary": {
                         "jobId": job_id,
                         "datastoreId": datastore_id,
-                        "inputS3Uri": str(source),
-                        "outputS3Uri": str(folder),
-                        "successOutputS3Uri": str(folder / "SUCCESS"),
-                        "failureOutputS3Uri": str(folder / "FAILURE"),
+                        "inputS3Uri": uris[0],
+                        "outputS3Uri": uris[1],
+                        "successOutputS3Uri": f"{uris[1]}SUCCESS/",
+                        "failureOutputS3Uri": f"{uris[1]}FAILURE/",
                         "numberOfScannedFiles": len(batch.imported) + len(batch.failed),
                         "numberOfImportedFiles": len(batch.imported),
                         "numberOfFilesWithCustomerError": len(batch.failed),
                         "numberOfFilesWithServerError": 0,
                         "numberOfGeneratedImageSets": len(summaries),
+                        "imageSetsSummary": summaries,
                     }
                 },
                 indent=2,

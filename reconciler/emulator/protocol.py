@@ -199,6 +199,7 @@ def validate(shape: Shape, value: Any, where: str) -> None:
         return
     if kind == "map":
         for key, item in value.items():
+            validate(shape.key, key, f"{where} key")  # the key's pattern too (tag keys)
             validate(shape.value, item, f"{where}.{key}")
         return
     if kind == "string":

@@ -31,11 +31,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.config import Endpoint
 from reconciler.healthimaging import backoff, metadata, wire
-from reconciler.healthimaging.errors import LockTimeout, ServiceError, map_error
+from reconciler.healthimaging.errors import ImageSetNotFound, LockTimeout, ServiceError, map_error
 from reconciler.healthimaging.models import (
     CopyResult,
     DeleteResult,
     ImageSetInfo,
+    ImageSetState,
     ImageSetSummary,
     SearchFilter,
     Sort,
@@ -195,7 +196,15 @@ class HealthImaging:
         response = self._call(
             "GetImageSet", image_set_id, datastoreId=datastore_id, imageSetId=image_set_id, **kwargs
         )
-        return ImageSetInfo.from_wire(cast(wire.GetImageSetResponse, response))
+        info = ImageSetInfo.from_wire(cast(wire.GetImageSetResponse, response))
+        if info.state is ImageSetState.DELETED:  # the model's DELETED state: gone all the same
+            raise ImageSetNotFound(
+                f"image set {image_set_id} was deleted",
+                code="ResourceNotFoundException",
+                operation="GetImageSet",
+                image_set_id=image_set_id,
+            )
+        return info
 
     def get_metadata_raw(
         self, datastore_id: str, image_set_id: str, version_id: str | None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from conftest import make_client, metadata, wait_for
@@ -74,7 +76,7 @@ def sample_dir(tmp_path: Path, names: list[str]) -> Path:
 
 def import_folder(client: Any, datastore: str, folder: Path, tmp_path: Path) -> list[str]:
     job = client.start_dicom_import_job(
-        jobName="test", datastoreId=datastore, dataAccessRoleArn=ROLE, clientToken="t1",
+        jobName="test", datastoreId=datastore, dataAccessRoleArn=ROLE, clientToken=uuid.uuid4().hex,
         inputS3Uri=folder.as_uri(), outputS3Uri=(tmp_path / "out").as_uri(),
     )  # fmt: skip
     assert job["jobStatus"] == "SUBMITTED"
@@ -86,9 +88,13 @@ def import_folder(client: Any, datastore: str, folder: Path, tmp_path: Path) -> 
     wait_for(finished, timeout=60)
     props = client.get_dicom_import_job(datastoreId=datastore, jobId=job["jobId"])["jobProperties"]
     assert props["jobStatus"] == "COMPLETED", props.get("message")
-    report = tmp_path / "out" / f"{datastore}-DicomImport-{job['jobId']}"
-    summary = json.loads((report / "SUCCESS" / "imageSetsSummary.json").read_text())
-    return [s["imageSetId"] for s in summary["imageSetsSummary"]]
+    # Where clients look: the job's outputS3Uri, then job-output-manifest.json in it.
+    output = (tmp_path / "out").as_uri() + f"/{datastore}-DicomImport-{job['jobId']}/"
+    assert props["outputS3Uri"] == output
+    manifest = json.loads(
+        Path(urlparse(output + "job-output-manifest.json").path).read_text(encoding="utf-8")
+    )
+    return [s["imageSetId"] for s in manifest["jobSummary"]["imageSetsSummary"]]
 
 
 def test_import_job_builds_documents_at_the_right_levels(

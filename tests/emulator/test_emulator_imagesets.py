@@ -65,8 +65,12 @@ def test_versions_paginate_past_fifty(local: Any, client: Any, datastore: str) -
             break
         kwargs = {"nextToken": page["nextToken"]}
     assert pages == 2
-    assert [v["versionId"] for v in seen] == [str(n) for n in range(1, 57)]
-    assert seen[-1]["ImageSetWorkflowStatus"] == "UPDATED"  # the capital-I member
+    assert [v["versionId"] for v in seen] == [str(n) for n in range(56, 0, -1)]  # newest first
+    assert seen[0]["ImageSetWorkflowStatus"] == "UPDATED"  # the capital-I member
+    assert seen[-1]["ImageSetWorkflowStatus"] == "CREATED"
+    # createdAt is the image set's on every version; updatedAt is each version's own.
+    assert {v["createdAt"] for v in seen} == {seen[-1]["createdAt"]}
+    assert seen[0]["updatedAt"] > seen[-1]["updatedAt"]
     paginator = client.get_paginator("list_image_set_versions")
     assert sum(len(p["imageSetPropertiesList"]) for p in paginator.paginate(
         datastoreId=datastore, imageSetId=ISID, PaginationConfig={"PageSize": 10})) == 56  # fmt: skip
@@ -144,8 +148,10 @@ class TestCopy:
         assert (
             metadata(client, datastore, promoted)["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
         )
+        gone = client.get_image_set(datastoreId=datastore, imageSetId=ISID)
+        assert gone["imageSetState"] == "DELETED" and "deletedAt" in gone
         with pytest.raises(client.exceptions.ResourceNotFoundException):
-            client.get_image_set(datastoreId=datastore, imageSetId=ISID)
+            client.get_image_set_metadata(datastoreId=datastore, imageSetId=ISID)
 
     def test_copy_into_a_destination_merges_instances(
         self, local: Any, client: Any, datastore: str
@@ -178,10 +184,25 @@ class TestCopy:
         put_document(local, datastore, USDOPPLER, ISID)
         info = {"sourceImageSet": {"latestVersionId": "1"},
                 "destinationImageSet": {"imageSetId": "b" * 32, "latestVersionId": "1"}}  # fmt: skip
-        with pytest.raises(client.exceptions.ValidationException, match="PatientName differs"):
-            client.copy_image_set(
-                datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info
-            )
+        # The call is accepted; the copy fails asynchronously, as the service's does.
+        accepted = client.copy_image_set(
+            datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info
+        )["destinationImageSetProperties"]
+        assert (accepted["imageSetState"], accepted["latestVersionId"]) == ("LOCKED", "2")
+        failed = settle(client, datastore, "b" * 32)
+        assert (failed["imageSetState"], failed["imageSetWorkflowStatus"]) == (
+            "ACTIVE",
+            "COPY_FAILED",
+        )
+        assert failed["versionId"] == "2"
+        assert failed["message"] == (
+            "INVALID_REQUEST: Patient of SourceImageSet and DestinationImageSet don't match."
+        )
+        assert metadata(client, datastore, "b" * 32, "2")["Patient"]["DICOM"]["PatientName"] == (
+            "SOMEONE^ELSE"
+        )  # the destination keeps its document
+        settle(client, datastore, ISID)
+        info["destinationImageSet"]["latestVersionId"] = "2"
         client.copy_image_set(
             datastoreId=datastore, sourceImageSetId=ISID, copyImageSetInformation=info, force=True
         )
@@ -197,16 +218,21 @@ def test_delete_locks_then_removes(local: Any, client: Any, datastore: str) -> N
         client.delete_image_set(datastoreId=datastore, imageSetId=ISID)
     local.configure(lock_hold_seconds=0.0)
 
-    def gone() -> bool:
-        try:
-            client.get_image_set(datastoreId=datastore, imageSetId=ISID)
-        except client.exceptions.ResourceNotFoundException:
-            return True
-        return False
+    def gone() -> bool:  # as AWS's example waits: until imageSetState is DELETED
+        state = client.get_image_set(datastoreId=datastore, imageSetId=ISID)["imageSetState"]
+        return bool(state == "DELETED")
 
     from conftest import wait_for
 
     wait_for(gone)
+    deleted = client.get_image_set(datastoreId=datastore, imageSetId=ISID)
+    assert deleted["imageSetWorkflowStatus"] == "DELETED"
+    assert deleted["deletedAt"] >= deleted["createdAt"]
+    for call in (client.get_image_set_metadata, client.list_image_set_versions):
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            call(datastoreId=datastore, imageSetId=ISID)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.delete_image_set(datastoreId=datastore, imageSetId=ISID)
     summaries = client.search_image_sets(datastoreId=datastore)["imageSetsMetadataSummaries"]
     assert summaries == []
 

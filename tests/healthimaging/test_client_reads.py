@@ -108,13 +108,14 @@ def test_list_versions_reads_every_page(
         hi.update_metadata(datastore, ISID, str(latest), updatable=describe(f"V{latest}"), removable=None)  # fmt: skip
     counted.sent.clear()
     versions = list(hi.list_versions(datastore, ISID))
-    assert [v.version_id for v in versions] == [str(n) for n in range(1, 57)]
+    # Newest first, as the service lists them.
+    assert [v.version_id for v in versions] == [str(n) for n in range(56, 0, -1)]
     assert counted.sent == {"ListImageSetVersions": 2}  # 50 + 6
     assert (
-        versions[0].workflow_status is WorkflowStatus.CREATED
+        versions[-1].workflow_status is WorkflowStatus.CREATED
     )  # read from "ImageSetWorkflowStatus"
-    assert versions[-1].workflow_status is WorkflowStatus.UPDATED
-    assert versions[-1].state is ImageSetState.ACTIVE
+    assert versions[0].workflow_status is WorkflowStatus.UPDATED
+    assert versions[0].state is ImageSetState.ACTIVE
 
 
 def test_search_reads_every_page_and_filters(

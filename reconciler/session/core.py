@@ -484,7 +484,13 @@ class Session:
         newest run against this endpoint that changed something."""
         if run_id.strip().lower() == LAST:
             return newest_changing_run(self.config.journal_dir, self.label)
-        return load_run(self.config.journal_dir, run_id)
+        run = load_run(self.config.journal_dir, run_id)
+        if run.header.endpoint != self.label:  # its IDs name image sets of another service
+            raise ConfigError(
+                f"run {run.run_id} was against {run.header.endpoint}, not {self.label}: "
+                "revert it with that endpoint"
+            )
+        return run
 
     def revert(
         self,

@@ -60,6 +60,7 @@ def _untouched(project: Project) -> int:
 
 def _refused(project: Project, *args: str) -> str:
     """Apply the edited plan: refused with one line, exit 1, before any write."""
+    project.note_fault("edited plan")
     applied = project.run("apply", "plan.json", *args)
     assert applied.exit_code == 1, applied.output
     lines = applied.output.strip().splitlines()
@@ -186,6 +187,7 @@ def test_apply_reviewed_refuses_what_differs_and_applies_nothing(project: Projec
     # Merged: a manifest now says something else than what was reviewed.
     path = project.root / "manifests" / "patient-corrections.yaml"
     path.write_text(path.read_text().replace("MRN00041", "MRN00099"))
+    project.note_fault("merged manifest differs")
     refused = project.run("apply", "--reviewed", "plan.json")
     assert refused.exit_code == 4, refused.output
     assert "do not plan what was reviewed" in refused.output and MR in refused.output
@@ -194,6 +196,7 @@ def test_apply_reviewed_refuses_what_differs_and_applies_nothing(project: Projec
 
     path.write_text(path.read_text().replace("MRN00099", "MRN00041"))  # as reviewed again
     _edit_description(project, NM)  # but NM moved since the review
+    project.note_fault("other writer")
     refused = project.run("apply", "--reviewed", "plan.json")
     assert refused.exit_code == 4, refused.output
     assert f"image set {NM}: reviewed at version 1, now at 2" in refused.output

@@ -327,6 +327,10 @@ def test_runs_replacements_and_the_cache_are_scoped_to_their_endpoint(
     drift_b = project.run("drift")
     assert drift_b.exit_code == 2, drift_b.output
     assert CT in drift_b.output
+    # A run against A is not revertable against B (its IDs name A's image sets).
+    [on_a_run, *_] = [s.run_id for s in list_runs(project.runs_dir()) if s.endpoint == a]
+    refused = project.run("revert", "--run", on_a_run, "--auto-approve")
+    assert refused.exit_code == 1 and "was against" in refused.output
     lost = int(metadata(client_b, SEED_DATASTORE_ID, CT)["Study"]["DICOM"]["StudyDescription"]
                != "B's own")  # fmt: skip
     record_figures("replace interrupted on endpoint A, apply and drift on endpoint B",

@@ -42,6 +42,7 @@ BAD_IDENTIFIER: Final = "bad-identifier"
 REMOVE_AND_SET: Final = "remove-and-set"
 REMOVE_TWICE: Final = "remove-twice"
 WILDCARD_ENTIRE: Final = "wildcard-entire"
+TABLE: Final = "table"
 NO_DATASTORE: Final = "no-datastore"
 NOTHING_MANAGED: Final = "nothing-managed"
 # Across manifests
@@ -83,6 +84,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     REMOVE_AND_SET: "the same attribute (or its series/instance) is both set and removed",
     REMOVE_TWICE: "warning: the same attribute is listed twice for removal",
     WILDCARD_ENTIRE: 'entire: true under a "*" key (it would remove every series/instance)',
+    TABLE: "a table manifest's CSV is missing, unreadable or malformed, or a {Column} is unknown",
     NO_DATASTORE: "no spec.datastoreId and no datastoreId in reconciler.yaml",
     NOTHING_MANAGED: "warning: the manifest neither sets nor removes anything",
     CONFLICT: "two manifests want different values for the same attribute of the same target",

@@ -22,6 +22,8 @@ from reconciler.manifest.discover import discover
 from reconciler.manifest.model import LoadResult, Location, Manifest, Problem, Severity
 from reconciler.manifest.project import ProjectFinder
 from reconciler.manifest.schema import check_structure
+from reconciler.manifest.table import KIND as TABLE_KIND
+from reconciler.manifest.table import expand_table, is_table
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
 from reconciler.suggest import budget as suggestion_budget
@@ -40,7 +42,7 @@ def is_manifest(value: Any) -> bool:
         return False
     api_version = value.get("apiVersion")
     return (isinstance(api_version, str) and api_version.startswith("reconciler/")) or (
-        value.get("kind") == "ImageSetMetadata"
+        value.get("kind") in ("ImageSetMetadata", TABLE_KIND)
     )
 
 
@@ -50,6 +52,22 @@ def _name(document: Document) -> tuple[str, Location] | None:
     if isinstance(name, str):
         return name, document.location(("metadata", "name"))
     return None
+
+
+def _rows(
+    document: Document, path: Path, structure: list[Problem], found: list[Problem]
+) -> list[Document]:
+    """The documents to model: a table manifest's rows (each located in its CSV and
+    schema-checked like any manifest), else the document itself."""
+    if not is_table(document.value):
+        return [document]
+    if structure:
+        return []
+    rows, problems = expand_table(document, path)
+    found.extend(problems)
+    for row in rows:
+        found.extend(check_structure(row))
+    return rows
 
 
 @contextmanager
@@ -129,17 +147,18 @@ def _load_tree(paths: Sequence[Path], skip_non_manifests: bool) -> LoadResult:
                 documents_checked += 1
                 structure = check_structure(document)
                 found.extend(structure)
-                named = _name(document)
-                if named is not None:
-                    names.append(named)
-                if project is None:  # pragma: no cover - documents imply a project lookup
-                    continue
-                manifest, semantic_problems = build_manifest(
-                    document, path, project, well_formed=not structure
-                )
-                found.extend(semantic_problems)
-                if manifest is not None:
-                    manifests.append(manifest)
+                for row in _rows(document, path, structure, found):
+                    named = _name(row)
+                    if named is not None:
+                        names.append(named)
+                    if project is None:  # pragma: no cover - documents imply a project
+                        continue
+                    manifest, semantic_problems = build_manifest(
+                        row, path, project, well_formed=not structure
+                    )
+                    found.extend(semantic_problems)
+                    if manifest is not None:
+                        manifests.append(manifest)
         problems.extend(capped(found))
     problems.extend(projects.problems)
     problems.extend(find_duplicate_names(names))

@@ -133,7 +133,7 @@ def _homes() -> dict[str, str]:
             homes.setdefault(name, where)
             walk(child, f"{where}.{name}" if where else name, depth + 1)
 
-    walk(schema(), "", 0)
+    walk(defs["manifest"], "", 0)  # an ImageSetMetadata manifest's places
     return homes
 
 

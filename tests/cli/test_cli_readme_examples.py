@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def test_the_section_has_examples() -> None:
 @pytest.fixture
 def repository(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
     seed(local.backend)
+    shutil.copytree(README.parent / "examples" / "manifests", tmp_path / "examples" / "manifests")
     (tmp_path / ".git").mkdir()
     (tmp_path / "reconciler.yaml").write_text(
         f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\n"

@@ -121,7 +121,7 @@ def test_schema_path(project: Path) -> None:
 def test_examples_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     result = _run("examples/manifests")
-    assert (result.exit_code, result.output) == (0, "4 manifests OK\n")
+    assert (result.exit_code, result.output) == (0, "5 manifests OK\n")
 
 
 def test_the_whole_corpus_fails_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,148 @@
+"""Table manifests: one manifest per CSV row, errors at file.csv:line:column."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_client, metadata
+
+from reconciler.cli import cli
+from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.manifest import load_tree
+
+TABLE = """\
+apiVersion: reconciler/v1
+kind: ImageSetMetadataTable
+metadata: {name: ris-fixes, labels: {source: ris}}
+spec:
+  datastoreId: cfd19b7ba6feae7f6669c119e1af3a46
+  table: ris-fixes.csv
+  selector: {accessionNumber: "{Accession}"}
+  set:
+    Patient: {PatientName: "{Name}"}
+    Study: {StudyDescription: "{Description}"}
+"""
+
+
+def write(folder: Path, csv: str, manifest: str = TABLE) -> Path:
+    (folder / "ris.yaml").write_text(manifest)
+    (folder / "ris-fixes.csv").write_text(csv)
+    return folder / "ris.yaml"
+
+
+def test_rows_become_manifests_and_empty_cells_are_not_managed(tmp_path: Path) -> None:
+    path = write(tmp_path, "Accession,Name,Description\nA1,DOE^JANE,CT HEAD\nA2,,MR KNEE\n")
+    result = load_tree([path])
+    assert result.ok, [str(p) for p in result.problems]
+    first, second = result.manifests
+    assert (first.name, str(first.selector), first.labels) == (
+        "ris-fixes-2", "accessionNumber=A1", {"source": "ris"},
+    )  # fmt: skip
+    assert {s.key: s.value for s in first.sets} == {
+        "PatientName": "DOE^JANE", "StudyDescription": "CT HEAD",
+    }  # fmt: skip
+    assert {s.key: s.value for s in second.sets} == {"StudyDescription": "MR KNEE"}
+    assert str(second.sets[0].location) == f"{tmp_path.as_posix()}/ris-fixes.csv:3:5"
+
+
+@pytest.mark.parametrize(
+    ("csv", "expected"),
+    [
+        ("Accession,Name,Description\n,X,Y\n", "ris-fixes.csv:2:1: error: the selector's cell "
+         "(Accession) is empty [table]"),
+        ("Accession,Name,Description\nA1,X,Y,Z\n", "ris-fixes.csv:2:0: error: this row has 4 "
+         "cells, the header 3 [table]"),
+        ("Accession,Name,Description\nA1,X,20240101 but much longer than a LO may ever be "
+         "which is sixty-four characters\n", "ris-fixes.csv:2:6: error: StudyDescription (LO)"),
+        ("Accession,Nom,Description\nA1,X,Y\n", "ris.yaml:9:28: error: {Name} names no column"),
+        ("Accession,Name,Description\nA1,X,Y\nA1,Z,Y\n", "conflict"),
+    ],
+)  # fmt: skip
+def test_errors_point_at_the_cell(tmp_path: Path, csv: str, expected: str) -> None:
+    result = load_tree([write(tmp_path, csv)])
+    assert not result.ok
+    shown = [str(p).replace(f"{tmp_path.as_posix()}/", "") for p in result.errors]
+    assert any(expected in line for line in shown), shown
+
+
+def test_a_table_outside_the_manifest_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "secret.csv").write_text("Accession\nA1\n")
+    manifest = TABLE.replace("table: ris-fixes.csv", "table: ../secret.csv")
+    (tmp_path / "sub" / "ris.yaml").write_text(manifest)
+    result = load_tree([tmp_path / "sub" / "ris.yaml"])
+    assert [p.message for p in result.errors] == [
+        "the table must sit in this manifest's folder or below it"
+    ]
+
+
+def test_a_csv_of_corrections_plans_one_update_per_row(
+    tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(local.backend)
+    client = make_client(local.url)
+    summaries = client.search_image_sets(
+        datastoreId=SEED_DATASTORE_ID, maxResults=50,
+        searchCriteria={"filters": [{"values": [{"isPrimary": True}], "operator": "EQUAL"}]},
+    )["imageSetsMetadataSummaries"]  # fmt: skip
+    by_study: dict[str, list[str]] = {}
+    for summary in summaries:
+        study = summary["DICOMTags"]["DICOMStudyInstanceUID"]
+        by_study.setdefault(study, []).append(summary["imageSetId"])
+    studies = sorted(s for s, ids in by_study.items() if len(ids) == 1)
+    assert len(studies) >= 5
+    rows = "".join(f"{uid},FIXED {n}\n" for n, uid in enumerate(studies))
+    (tmp_path / "ris-fixes.csv").write_text("StudyInstanceUID,StudyDescription\n" + rows)
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "ris.yaml").write_text(
+        "apiVersion: reconciler/v1\nkind: ImageSetMetadataTable\nmetadata: {name: ris}\n"
+        f"spec:\n  datastoreId: {SEED_DATASTORE_ID}\n  table: ../ris-fixes.csv\n"
+        '  selector: {studyInstanceUID: "{StudyInstanceUID}"}\n'
+        '  set: {Study: {StudyDescription: "{StudyDescription}"}}\n'
+    )
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "reconciler.yaml").write_text(
+        f"endpoint: {local.url}\nrateLimits: {{UpdateImageSetMetadata: 100}}\n"
+    )
+    # The table sits beside manifests/, outside the manifest's folder: refused, then moved.
+    monkeypatch.chdir(tmp_path)
+    endpoint = ["--endpoint", local.url]
+    runner = CliRunner()
+    assert runner.invoke(cli, [*endpoint, "plan"]).exit_code == 1
+    (tmp_path / "ris-fixes.csv").rename(tmp_path / "manifests" / "ris-fixes.csv")
+    text = (tmp_path / "manifests" / "ris.yaml").read_text().replace("../ris-fixes", "ris-fixes")
+    (tmp_path / "manifests" / "ris.yaml").write_text(text)
+    planned = runner.invoke(cli, [*endpoint, "plan", "-o", "json"])
+    assert planned.exit_code == 0, planned.output
+    plan = json.loads(planned.output)
+    updates = [i for i in plan["image_sets"] if i["action"] == "update"]
+    assert len(updates) == len(studies)
+    assert sum(len(i["payloads"]) for i in updates) == len(studies)
+    applied = runner.invoke(cli, [*endpoint, "apply", "--auto-approve"])
+    assert applied.exit_code == 0, applied.output
+    for n, uid in enumerate(studies):
+        (image_set,) = by_study[uid]
+        live = metadata(client, SEED_DATASTORE_ID, image_set)
+        assert live["Study"]["DICOM"]["StudyDescription"] == f"FIXED {n}"
+    again = runner.invoke(cli, [*endpoint, "plan", "--detailed-exitcode"])
+    assert again.exit_code == 0, again.output
+
+
+def test_the_json_schema_knows_the_table_kind() -> None:
+    """What an editor checks against: the shipped schema file, with plain jsonschema."""
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    from reconciler.manifest import schema_build
+
+    validator = Draft202012Validator(json.loads(schema_build.SCHEMA_PATH.read_text()))
+    document = yaml.safe_load(TABLE)
+    assert list(validator.iter_errors(document)) == []
+    document["spec"]["tabel"] = document["spec"].pop("table")
+    assert {e.validator for e in validator.iter_errors(document)} >= {"required"}
+    plain = {**document, "kind": "ImageSetMetadata"}
+    assert list(validator.iter_errors(plain))  # a table spec is no ImageSetMetadata spec

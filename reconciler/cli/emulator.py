@@ -166,6 +166,10 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: listening on {host}, not loopback.", err=True)
     click.echo(f"Local HealthImaging on {local.url} (db {db}); Ctrl-C stops.", err=True)
+    from reconciler.emulator import htj2k
+
+    if not htj2k.available():
+        click.echo(f"GetImageFrame needs the HTJ2K codec: {htj2k.INSTALL_HINT}", err=True)
     try:
         local.serve_forever()
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ from reconciler.emulator import choices
 from reconciler.emulator.config import EmulatorConfig, RuntimeSettings
 from reconciler.emulator.datastores import Datastores
 from reconciler.emulator.exceptions import AccessDeniedException, ValidationException
+from reconciler.emulator.frame_reads import FrameReads
 from reconciler.emulator.imageset_writes import ImageSetWrites
 from reconciler.emulator.imports import ImportJobs
 from reconciler.emulator.protocol import service_model
@@ -35,7 +36,7 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-class ImageSetOperations(ImageSetWrites, Search):
+class ImageSetOperations(ImageSetWrites, Search, FrameReads):
     """Reads, writes and search of image sets over one store."""
 
 

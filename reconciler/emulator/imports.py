@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 from reconciler.emulator import documents, idempotency
 from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
+from reconciler.emulator.frame_reads import store_frames
 from reconciler.emulator.imagesets import ImageSets, Params, Result
 from reconciler.emulator.import_root import confine, resolve_root
 from reconciler.emulator.paging import page
@@ -194,6 +195,7 @@ class ImportJobs:
         with self.store.write() as conn:
             for study_uid, doc in batch.documents.items():
                 summaries.append(self._import_study(conn, datastore_id, study_uid, doc))
+            store_frames(conn, batch.frames)
         return summaries
 
     def _import_study(

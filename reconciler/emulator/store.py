@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS import_jobs (
     role_arn TEXT NOT NULL, input_uri TEXT NOT NULL, output_uri TEXT NOT NULL,
     submitted_at REAL NOT NULL, ended_at REAL, message TEXT, client_token TEXT
 );
+CREATE TABLE IF NOT EXISTS frames (
+    id TEXT PRIMARY KEY, geometry TEXT NOT NULL, data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS client_tokens (
     operation TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL,
     response TEXT NOT NULL, PRIMARY KEY (operation, token)

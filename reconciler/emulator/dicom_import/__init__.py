@@ -35,10 +35,12 @@ from reconciler.emulator.dicom_import.files import (
     read_folder,
     sample_files,
 )
+from reconciler.emulator.dicom_import.frames import StoredFrame
 
 __all__ = [
     "FailedFile",
     "ImportBatch",
+    "StoredFrame",
     "dataset_to_document",
     "merge_into",
     "read_files",

@@ -24,7 +24,7 @@ from pydicom.multival import MultiValue
 
 from reconciler.dicom.levels import Level, level_of
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance
-from reconciler.emulator.dicom_import.frames import _image_frames, _transfer_syntax
+from reconciler.emulator.dicom_import.frames import StoredFrame, _image_frames, _transfer_syntax
 from reconciler.emulator.dicom_import.values import _Encoder
 
 SCHEMA_VERSION = "1.1"
@@ -71,11 +71,11 @@ def _uid(ds: Dataset, keyword: str) -> str:
     return str(value).strip("\x00 ")
 
 
-def dataset_to_document(ds: Dataset) -> dict[str, Any]:
+def dataset_to_document(ds: Dataset, frames: list[StoredFrame] | None = None) -> dict[str, Any]:
     """One instance as a complete one-instance metadata document (no IDs).
 
     Raises UnusableInstance (a ValueError) when a UID is missing or the pixel data is
-    unusable.
+    unusable. ``frames``, when given, receives the pixel data of each frame.
     """
     uids = {kw: _uid(ds, kw) for kw in _UIDS}
     missing = [kw for kw, value in uids.items() if not value]
@@ -99,7 +99,7 @@ def dataset_to_document(ds: Dataset) -> dict[str, Any]:
     instance: dict[str, Any] = {"DICOM": levels[Level.INSTANCE]}
     if encoder.vrs:
         instance["DICOMVRs"] = encoder.vrs
-    instance["ImageFrames"] = _image_frames(ds, sop_uid)
+    instance["ImageFrames"] = _image_frames(ds, sop_uid, frames)
     ts = _transfer_syntax(ds)
     if ts in _STORED_AS_IS and instance["ImageFrames"]:
         instance["StoredTransferSyntaxUID"] = ts

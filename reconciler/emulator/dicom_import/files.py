@@ -32,7 +32,7 @@ from pydicom.tag import Tag
 
 from reconciler.emulator.dicom_import.documents import _UIDS, _merge, _uid, dataset_to_document
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance, _one_line
-from reconciler.emulator.dicom_import.frames import _transfer_syntax
+from reconciler.emulator.dicom_import.frames import StoredFrame, _transfer_syntax
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,8 @@ class ImportBatch:
     failed: list[FailedFile]
     # Patient/Study/Series values on which files of one study disagreed (first file kept).
     conflicts: list[str] = field(default_factory=list)
+    # The pixel data of every imported frame, for GetImageFrame.
+    frames: list[StoredFrame] = field(default_factory=list)
 
 
 def _truncation(ds: Dataset, file_size: int) -> str | None:
@@ -80,7 +82,10 @@ def _truncation(ds: Dataset, file_size: int) -> str | None:
     return None
 
 
-def _read_one(path: Path) -> tuple[dict[str, Any], ImportedFile] | FailedFile:
+_Read = tuple[dict[str, Any], ImportedFile, list[StoredFrame]]
+
+
+def _read_one(path: Path) -> _Read | FailedFile:
     name = str(path)
     try:
         info = path.stat()
@@ -104,7 +109,8 @@ def _read_one(path: Path) -> tuple[dict[str, Any], ImportedFile] | FailedFile:
         cut = _truncation(ds, info.st_size)
         if cut is not None:
             return FailedFile(name, f"truncated DICOM file: {cut}")
-        doc = dataset_to_document(ds)
+        frames: list[StoredFrame] = []
+        doc = dataset_to_document(ds, frames)
     except UnusableInstance as exc:
         return FailedFile(name, str(exc))
     except _DECODE_ERRORS as exc:
@@ -112,10 +118,11 @@ def _read_one(path: Path) -> tuple[dict[str, Any], ImportedFile] | FailedFile:
     study = doc["Study"]
     series_uid, series = next(iter(study["Series"].items()))
     sop_uid = next(iter(series["Instances"]))
-    return doc, ImportedFile(name, study["DICOM"]["StudyInstanceUID"], series_uid, sop_uid)
+    imported = ImportedFile(name, study["DICOM"]["StudyInstanceUID"], series_uid, sop_uid)
+    return doc, imported, frames
 
 
-def _safe_read_one(path: Path) -> tuple[dict[str, Any], ImportedFile] | FailedFile:
+def _safe_read_one(path: Path) -> _Read | FailedFile:
     try:
         return _read_one(path)
     # Per-file boundary: one bad file must never abort a whole import job, so anything
@@ -152,7 +159,7 @@ def _batch_quietly(paths: Iterable[Path], failed: list[FailedFile]) -> ImportBat
         if isinstance(result, FailedFile):
             batch.failed.append(result)
             continue
-        doc, imported = result
+        doc, imported, frames = result
         if imported.sop_uid in seen:
             batch.failed.append(
                 FailedFile(
@@ -170,6 +177,7 @@ def _batch_quietly(paths: Iterable[Path], failed: list[FailedFile]) -> ImportBat
             notes = _merge(existing, doc)
             batch.conflicts += [f"{imported.path}: {note}" for note in notes]
         batch.imported.append(imported)
+        batch.frames.extend(frames)
     batch.failed.sort(key=lambda f: f.path)
     return batch
 

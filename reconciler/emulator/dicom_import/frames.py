@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from array import array
+from dataclasses import dataclass
 from typing import Any
 
 from pydicom import datadict
@@ -200,7 +201,26 @@ def _native_extremes(
         return None
 
 
-def _image_frames(ds: Dataset, sop_uid: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class StoredFrame:
+    """One frame's pixel data as an import keeps it for GetImageFrame: native frames in
+    little-endian order, encapsulated ones as their bytestream."""
+
+    id: str
+    rows: int
+    columns: int
+    samples: int
+    bits_allocated: int
+    signed: bool
+    photometric: str
+    planar: int
+    transfer_syntax: str | None  # None: native (uncompressed) pixel data
+    data: bytes
+
+
+def _image_frames(
+    ds: Dataset, sop_uid: str, sink: list[StoredFrame] | None = None
+) -> list[dict[str, Any]]:
     if _PIXEL_DATA not in ds:
         return []
     try:
@@ -213,14 +233,22 @@ def _image_frames(ds: Dataset, sop_uid: str) -> list[dict[str, Any]]:
     rows, cols, spp, bits, stored, signed, nframes = _pixel_geometry(ds)
     ts = _transfer_syntax(ds)
 
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    planar = _int_attr(ds, "PlanarConfiguration", 0) or 0
+
+    def keep(entry: dict[str, Any], frame: bytes, syntax: str | None) -> dict[str, Any]:
+        if sink is not None:
+            sink.append(StoredFrame(entry["ID"], rows, cols, spp, bits, signed, photometric,
+                                    planar, syntax, frame))  # fmt: skip
+        return entry
+
     if _is_encapsulated(pixels, ts):
         decoded_size = (rows * cols * spp * bits + 7) // 8
         return [
-            _frame_entry(sop_uid, i, (cols, rows), frame, decoded_size)
+            keep(_frame_entry(sop_uid, i, (cols, rows), frame, decoded_size), frame, ts or "")
             for i, frame in enumerate(_encapsulated_frames(ds, pixels, nframes))
         ]
 
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     samples = 2 if spp == 3 and photometric == "YBR_FULL_422" else spp
     frame_bits = rows * cols * samples * bits
     needed = (nframes * frame_bits + 7) // 8
@@ -234,5 +262,6 @@ def _image_frames(ds: Dataset, sop_uid: str) -> list[dict[str, Any]]:
     for i in range(nframes):
         frame = _native_frame(pixels, i, frame_bits)
         extremes = _native_extremes(frame, frame_bits, bits, stored, signed)
-        entries.append(_frame_entry(sop_uid, i, (cols, rows), frame, len(frame), extremes))
+        entry = _frame_entry(sop_uid, i, (cols, rows), frame, len(frame), extremes)
+        entries.append(keep(entry, frame, None))
     return entries

@@ -114,8 +114,11 @@ def apply(
     stop the others. `reconciler runs show last` shows what happened;
     `reconciler revert --run last` undoes it.
 
-    Exit codes: 0 applied (or nothing to do), 1 error, 3 some image sets failed,
-    4 some image sets were stale.
+    Blocked image sets and manifests (the plan says why) never hold back the others:
+    everything else is applied. A selector that matches nothing is only a warning.
+
+    Exit codes: 0 applied (or nothing to do), 1 error, 3 some image sets failed or were
+    blocked, 4 some image sets were stale.
     """
     saved = _saved_plan(paths)
     if saved is not None and reviewed is not None:

@@ -205,8 +205,15 @@ def plan_image_set(
     replace_primary: bool = False,
     replaced: Mapping[str, str] | None = None,
     combine_forced: bool = False,
-) -> ImageSetPlan:
-    """Read ``target``'s latest version and diff it; a failing read is a problem."""
+) -> list[ImageSetPlan]:
+    """Read ``target``'s latest version and diff it; a failing read is a problem.
+
+    Manifests are held back one by one, not image set by image set: when some of the
+    manifests that own part of the image set have problems (a Patient-level change on
+    a primary image set, a value the service refuses) and the others do not, the others'
+    changes go ahead in one entry and the held manifests' problems stand in a second,
+    blocked entry for the same image set.
+    """
     names = tuple(m.name for m in target.manifests)
     try:
         info = ahi.get_image_set(target.datastore_id, target.image_set_id)
@@ -215,6 +222,11 @@ def plan_image_set(
         doc = _projection(ahi, target, info.version_id, cache)
         study_uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
         diff, replacing = _diff(doc, target, info.is_primary, replace_primary)
+        held: ImageSetDiff | None = None
+        if diff.problems:
+            split = _held_back(doc, target, diff, info.is_primary, replace_primary)
+            if split is not None:
+                target, names, held, (diff, replacing) = split
         payloads = (
             ()
             if diff.problems
@@ -232,12 +244,42 @@ def plan_image_set(
             )
         problem = PlanProblem(target.image_set_id, message, first.name, first.location)
         diff = ImageSetDiff(target.image_set_id, (), 0, (problem,))
-        return ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())
-    return ImageSetPlan(
+        return [ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())]
+    study = study_uid if isinstance(study_uid, str) else None
+    plans = [ImageSetPlan(
         target.datastore_id, target.image_set_id, info.version_id, info.is_primary, names,
-        diff, payloads, study_uid if isinstance(study_uid, str) else None,
-        Replace() if replacing else InPlace(),
+        diff, payloads, study, Replace() if replacing else InPlace(),
+    )]  # fmt: skip
+    if held is not None:
+        held_names = tuple(sorted({p.manifest for p in held.problems if p.manifest}))
+        plans.append(ImageSetPlan(
+            target.datastore_id, target.image_set_id, info.version_id, info.is_primary,
+            held_names, held, (), study,
+        ))  # fmt: skip
+    return plans
+
+
+def _held_back(
+    doc: dict[str, Any], target: Target, diff: ImageSetDiff, is_primary: bool,
+    replace_primary: bool,
+) -> tuple[Target, tuple[str, ...], ImageSetDiff, tuple[ImageSetDiff, bool]] | None:  # fmt: skip
+    """The manifests without problems as a target of their own (with their diff), and
+    the held manifests' problems; None when every manifest has a problem."""
+    bad = {p.manifest for p in diff.problems if p.message != REPLACE_HINT}
+    good = tuple(m for m in target.manifests if m.name not in bad)
+    if not bad or not good:
+        return None
+    kept = replace(target, manifests=good)
+    kept_diff = _diff(doc, kept, is_primary, replace_primary)
+    if kept_diff[0].problems:
+        return None
+    first = next(m for m in target.manifests if m.name in bad)
+    problems = tuple(  # the hint names a held manifest, not one whose changes go ahead
+        p if p.manifest in bad else replace(p, manifest=first.name, location=first.location)
+        for p in diff.problems
     )  # fmt: skip
+    held = ImageSetDiff(target.image_set_id, (), 0, problems)
+    return kept, tuple(m.name for m in good), held, kept_diff
 
 
 def _study_scoped(item: ImageSetPlan) -> bool:
@@ -276,7 +318,11 @@ def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> li
             replaced[follower.image_set_id] = replace(
                 follower, payloads=(), mode=StudyFollower(leader.image_set_id)
             )
-    return [replaced.get(item.image_set_id, item) for item in plans]
+    # A held (blocked) entry shares its image set's ID with the entry that goes ahead.
+    return [
+        item if item.action is Action.BLOCKED else replaced.get(item.image_set_id, item)
+        for item in plans
+    ]
 
 
 def make_plan(
@@ -312,7 +358,7 @@ def make_plan(
             chosen,
         )
         for done, result in enumerate(work, start=1):
-            plans.append(result)
+            plans.extend(result)
             if progress is not None:
                 progress(done, len(chosen))
     plans = group_study_updates(ahi, plans)

@@ -3,7 +3,10 @@
 The CLI's exit code comes from :attr:`exit_code` here and nowhere else, so a program
 that calls :class:`reconciler.Session` (a Lambda, a GitHub App, a notebook) reads the
 same verdict a CI job does. Precedence, when more than one applies, is
-error > partial failure > stale > changes/drift > ok.
+error > partial failure > stale > changes/drift > ok (:func:`reconciler.errors.worst`).
+Warnings — a selector that matches no image set — never change an exit code. A blocked
+image set (or manifest) is an error of a plan or drift, and makes an apply partial (3):
+apply goes ahead with everything that is not blocked.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.plan import Plan
 from reconciler.engine.revert import RevertItem
-from reconciler.errors import ExitCode
+from reconciler.errors import ExitCode, worst
 
 
 @dataclass(frozen=True)
@@ -26,11 +29,10 @@ class PlanResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.plan.has_problems:
-            return ExitCode.ERROR
-        if self.detailed and self.plan.has_changes:
-            return ExitCode.CHANGES
-        return ExitCode.OK
+        return worst(
+            ExitCode.ERROR if self.plan.blocked else ExitCode.OK,
+            ExitCode.CHANGES if self.detailed and self.plan.has_changes else ExitCode.OK,
+        )
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,10 @@ class DriftResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.plan.has_problems:
-            return ExitCode.ERROR
-        return ExitCode.CHANGES if self.plan.has_changes else ExitCode.OK
+        return worst(
+            ExitCode.ERROR if self.plan.blocked else ExitCode.OK,
+            ExitCode.CHANGES if self.plan.has_changes else ExitCode.OK,
+        )
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,9 @@ class ApplyResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.report is None:
-            return ExitCode.ERROR if self.plan.has_problems else ExitCode.OK
-        code = self.report.exit_code
-        if code is ExitCode.OK and self.plan.has_problems:
-            return ExitCode.ERROR  # blocked image sets were not applied
-        return code
+        applied = ExitCode.OK if self.report is None else self.report.exit_code
+        # Blocked image sets and manifests were not applied; everything else was.
+        return worst(applied, ExitCode.PARTIAL if self.plan.blocked else ExitCode.OK)
 
 
 @dataclass(frozen=True)

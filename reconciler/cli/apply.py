@@ -14,7 +14,9 @@ from reconciler.cli.common import (
     parallelism_option,
     phi_option,
     replace_primary_option,
+    set_targeting,
     shard_option,
+    targeting_options,
 )
 from reconciler.cli.output import outcome_line, render, report_summary
 from reconciler.engine.apply import ImageSetOutcome
@@ -82,6 +84,7 @@ class _Console:
     "(changes, payloads and pinned versions); else apply nothing and say what differs "
     "(exit 4). For applying on merge what a pull request's plan showed.",
 )  # fmt: skip
+@targeting_options
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -95,6 +98,8 @@ def apply(
     allow_force: bool,
     study_wide: bool,
     reviewed: Path | None,
+    manifest_names: tuple[str, ...],
+    labels: tuple[str, ...],
 ) -> int:
     """Make the live metadata match the manifests (or apply a saved plan).
 
@@ -121,9 +126,12 @@ def apply(
     blocked, 4 some image sets were stale.
     """
     saved = _saved_plan(paths)
+    if saved is not None and (manifest_names or labels):
+        raise click.UsageError("--manifest and -l choose manifests; a saved plan is applied whole")
     if saved is not None and reviewed is not None:
         raise click.UsageError("--reviewed plans from manifests: give manifest paths, not a plan")
     with open_session(ctx, show_phi) as session:
+        set_targeting(session, manifest_names, labels)
         ask = saved is None and reviewed is None and not auto_approve
         console = _Console(session.show_phi, ask=ask)
         result = session.apply(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ import click
 
 from reconciler.config import ProjectConfig
 from reconciler.errors import ReconcilerError
+from reconciler.manifest.targeting import Targeting, parse_labels
 from reconciler.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -147,3 +148,21 @@ def shard_option(func: F) -> F:
         help="Take only shard K of N: a stable split by image set ID, so N jobs (a CI "
         "matrix, an AWS Batch array, a Kubernetes indexed Job) together cover all.",
     )(func)  # fmt: skip
+
+
+def targeting_options(func: F) -> F:
+    """--manifest NAME and -l key=value: act on some manifests only (see
+    reconciler.manifest.targeting); the plan names what was left out."""
+    func = click.option(
+        "-l", "--label", "labels", multiple=True, metavar="KEY=VALUE",
+        help="Only manifests whose metadata.labels has KEY=VALUE (repeatable: all must match).",
+    )(func)  # fmt: skip
+    return click.option(
+        "--manifest", "manifest_names", multiple=True, metavar="NAME",
+        help="Only the manifest(s) named NAME (repeatable; globs such as 'ris-fixes-*'). The "
+        "whole tree is still validated; the plan lists what was left out.",
+    )(func)  # fmt: skip
+
+
+def set_targeting(session: Session, names: Sequence[str], labels: Sequence[str]) -> None:
+    session.targeting = Targeting(tuple(names), parse_labels(labels))

@@ -14,7 +14,9 @@ from reconciler.cli.common import (
     paths_argument,
     phi_option,
     replace_primary_option,
+    set_targeting,
     shard_option,
+    targeting_options,
 )
 from reconciler.cli.output import output_option, render, write_step_summary
 from reconciler.engine import planfile
@@ -39,6 +41,7 @@ from reconciler.engine.plancheck import OptIns, missing_opt_ins
 @shard_option
 @replace_primary_option
 @combine_forced_option
+@targeting_options
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -51,6 +54,8 @@ def plan(
     shard: tuple[int, int] | None,
     replace_primary: bool,
     combine_forced: bool,
+    manifest_names: tuple[str, ...],
+    labels: tuple[str, ...],
 ) -> int:
     """Show what apply would change, image set by image set. Changes nothing.
 
@@ -66,6 +71,7 @@ def plan(
       reconciler plan -o markdown > comment.md    # for a pull request (PHI masked)
     """
     with open_session(ctx, show_phi) as session:
+        set_targeting(session, manifest_names, labels)
         result = session.plan(
             paths,
             detailed=detailed_exitcode,
@@ -97,6 +103,7 @@ def plan(
     help="Check only image sets changed since the last successful drift (SearchImageSets "
     "by updatedAt) and the image sets of new or edited manifests.",
 )
+@targeting_options
 @click.pass_context
 def drift(
     ctx: click.Context,
@@ -106,6 +113,8 @@ def drift(
     parallelism: int | None,
     shard: tuple[int, int] | None,
     since_last_run: bool,
+    manifest_names: tuple[str, ...],
+    labels: tuple[str, ...],
 ) -> int:
     """Check whether the live metadata still matches the manifests. Read-only.
 
@@ -119,6 +128,7 @@ def drift(
     O(manifests).
     """
     with open_session(ctx, show_phi) as session:
+        set_targeting(session, manifest_names, labels)
         result = session.drift(
             paths, since_last_run=since_last_run, shard=shard, parallelism=parallelism
         )

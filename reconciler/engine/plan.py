@@ -123,6 +123,9 @@ class Plan:
     # The file a saved plan was read from: its opt-ins and image sets are checked again
     # before anything is sent (reconciler.engine.plancheck). None: made in this process.
     saved_from: str | None = field(default=None, compare=False)
+    # Manifests left out by targeting (--manifest, -l): named in the renderings so a
+    # partial plan is visible in review; not part of a saved plan's identity.
+    left_out: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
@@ -340,6 +343,7 @@ def make_plan(
     replace_primary: bool = False,
     replaced: Mapping[str, str] | None = None,
     combine_forced: bool = False,
+    left_out: Sequence[str] = (),
 ) -> Plan:
     """The plan for ``manifests`` (already validated) against the live image sets.
 
@@ -364,6 +368,7 @@ def make_plan(
     plans = group_study_updates(ahi, plans)
     rate = ahi.limiter.rate("UpdateImageSetMetadata") or DEFAULT_UPDATE_RATE
     return Plan(
+        left_out=tuple(left_out),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         manifest_digest=manifest_digest,
         endpoint=endpoint,

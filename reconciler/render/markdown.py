@@ -143,6 +143,8 @@ def render_plan_markdown(
     head = [MARKER + "\n## " + text(title), f"**{text(values.summary(plan, verb=verb))}**"]
     if _masks_any(plan, show_phi):
         head.append(f"PHI values are masked as {code(values.MASK)}.")
+    if plan.left_out:
+        head.append(text(values.left_out(plan)))
     # Sections in the order they matter, each kept whole or left out: (kind, separator
     # from the one before, text). The selectors form one tight list.
     sections: list[tuple[str, str, str]] = []

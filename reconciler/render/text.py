@@ -4,9 +4,9 @@
 
     ~ image set 1e29a254a6ff080f17e9c318c7cb45af (data store 1692…, version 3, primary)
       # manifest: patient-names
-      ~ Patient.PatientName: "US Echo" → "DOE^JANE" [PHI]
-      + Study.AccessionNumber: "A123" [PHI]
-      - Series[1.2.3].Instance[1.2.3.4] (entire instance)
+      ~ Patient.PatientName: "US Echo" → "DOE^JANE" [PHI]  # patient-names
+      + Study.AccessionNumber: "A123" [PHI]  # patient-names
+      - Series[1.2.3].Instance[1.2.3.4] (entire instance)  # patient-names
       (2 unchanged attributes not shown)
 
     Plan: 1 image set to update (3 changes, 1 update call, ≥ 4 s at the 0.25/s update
@@ -58,7 +58,8 @@ def _change(change: Change, style: _Style, show_phi: bool) -> str:
         after = values.value(change.after, masked=masked)
         line = f"{symbol} {values.path(change)}: {before} → {after}"
     markers = "".join(f" [{note}]" for note in values.notes(change, show_phi=show_phi))
-    return f"  {line}{markers}"
+    owner = style(f"  # {values.printable(change.manifest)}", _DIM) if change.manifest else ""
+    return f"  {line}{markers}{owner}"
 
 
 def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
@@ -118,6 +119,8 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
         blocks.append(
             [f"{warning} {values.unresolved(u, show_phi=show_phi)}" for u in plan.unresolved]
         )
+    if plan.left_out:
+        blocks.append([style(values.left_out(plan), _DIM)])
     blocks.append([style(values.summary(plan, verb=verb), _BOLD)])
     return "\n\n".join("\n".join(block) for block in blocks)
 

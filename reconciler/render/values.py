@@ -134,6 +134,15 @@ def in_sync(plan: Plan) -> int:
     return len(plan.image_sets) - len(plan.to_update) - len(plan.blocked)
 
 
+def left_out(plan: Plan, shown: int = 10) -> str:
+    """What targeting (--manifest, -l) left out of the plan, by name."""
+    names = [printable(name) for name in plan.left_out]
+    listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown
+                                         else "")  # fmt: skip
+    return (f"Targeted (--manifest/-l): {plural(len(names), 'manifest')} left out, not "
+            f"planned: {listed}.")  # fmt: skip
+
+
 def summary(plan: Plan, *, verb: str = "plan") -> str:
     """The last line of ``plan``/``drift``: what would be sent, what cannot, what is fine.
 
@@ -170,6 +179,7 @@ __all__ = [
     "image_set_details",
     "in_sync",
     "is_masked",
+    "left_out",
     "manifests",
     "mask_reason",
     "notes",

@@ -60,6 +60,7 @@ from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
+from reconciler.manifest.targeting import Targeting, target
 from reconciler.render.structured import dump
 from reconciler.scaffold import CI, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
@@ -120,6 +121,9 @@ class Session:
         # Whether messages may quote PHI values (manifest problems): masked unless the
         # caller's policy says otherwise (the CLI: --show-phi, RECONCILER_SHOW_PHI).
         self.show_phi = False
+        # Which manifests plan, apply and drift act on (--manifest, -l); all by default.
+        self.targeting = Targeting()
+        self._left_out: tuple[str, ...] = ()
         self._stack = ExitStack()
         self._ahi: HealthImaging | None = None
         self._recovered = False
@@ -187,6 +191,9 @@ class Session:
                 f"{len(result.errors)} manifest errors: fix them (reconciler validate) and "
                 "run again"
             )
+        # The whole tree is validated (conflicts with left-out manifests included);
+        # only then does targeting narrow it, and the plan names what it left out.
+        result, self._left_out = target(result, self.targeting)
         return result
 
     # -- read-only workflows -----------------------------------------------------------
@@ -212,6 +219,7 @@ class Session:
             replace_primary=replace_primary,
             replaced=replacements(self.config.journal_dir, self.label),
             combine_forced=combine_forced,
+            left_out=self._left_out,
         )
 
     def plan(
@@ -259,7 +267,7 @@ class Session:
         if targets is None:
             targets = resolve(self.ahi, loaded.manifests)
         plan = self._make_plan(loaded, shard=shard, parallelism=parallelism, targets=targets)
-        if shard is None and not plan.has_problems:
+        if shard is None and not plan.has_problems and not self.targeting.active:
             kept = previous if since_last_run else None
             save_state(state_path, state_after(started, loaded.manifests, targets[0], kept))
         return DriftResult(plan)

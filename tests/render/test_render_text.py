@@ -227,8 +227,8 @@ def test_whole_series_removal_and_vr_only_change() -> None:
         force=True,
     )
     text = plain(Plan(CREATED_AT, "0" * 64, "local", (image_set(doc, m),)))
-    assert "  - Series[1.2.3] (entire series)\n" in text
-    assert '.00091001: "x" → "x" [force: 00091001 is a private tag] [PHI] [VR → LO]\n' in text
+    assert "  - Series[1.2.3] (entire series)  # m\n" in text  # each line names its owner
+    assert '.00091001: "x" → "x" [force: 00091001 is a private tag] [PHI] [VR → LO]  # m\n' in text
 
 
 def test_plan_json(snapshot: Any) -> None:

@@ -14,6 +14,7 @@ from reconciler.emulator.quota_profiles import DEFAULT_PROFILE, PROFILES, parse_
 from reconciler.errors import ConfigError, ReconcilerError
 
 if TYPE_CHECKING:
+    from reconciler.emulator.s3 import LocalS3
     from reconciler.emulator.server import LocalHealthImaging
 
 DEFAULT_DB = Path(".reconciler") / "local-healthimaging.sqlite"
@@ -128,11 +129,25 @@ def emulator() -> None:
     help="The key admin calls (/_emulator/) must be signed with [env var: "
     "RECONCILER_EMULATOR_ADMIN_KEY; default: the --local key pair].",
 )
+@click.option(
+    "--s3",
+    "with_s3",
+    is_flag=True,
+    help="Serve S3 beside it (moto's; pip install 'reconciler[s3]') on a second port, printed "
+    "as 'S3 on URL': imports then take s3:// URIs and write their reports there.",
+)
+@click.option(
+    "--s3-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the S3 that --s3 starts (0 picks a free one).",
+)
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
           quota_profile: str, quota_overrides: tuple[str, ...], no_quotas: bool,
           read_only: bool, no_auth: bool, import_root: Path, request_timeout: float,
           max_connections: int, allowed_hosts: tuple[str, ...],
-          admin_key: str) -> None:  # fmt: skip
+          admin_key: str, with_s3: bool, s3_port: int) -> None:  # fmt: skip
     """Serve the local HealthImaging over HTTP until Ctrl-C.
 
     \b
@@ -154,6 +169,7 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         overrides = dict(parse_override(text) for text in quota_overrides)
     except ServiceError as error:
         raise click.BadParameter(error.message, param_hint="--quota") from None
+    local_s3 = _start_s3(host, s3_port) if with_s3 else None
     config = EmulatorConfig(
         db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
         quotas_enabled=not no_quotas, quota_scale=quota_scale,
@@ -161,11 +177,14 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         require_auth=not no_auth, read_only=read_only, credentials={access_key: secret},
         import_root=import_root, request_timeout_seconds=request_timeout,
         max_connections=max_connections, allowed_hosts=allowed_hosts,
+        s3_endpoint=local_s3.url if local_s3 else None,
     )  # fmt: skip
     local = _start(config, seed)
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: listening on {host}, not loopback.", err=True)
     click.echo(f"Local HealthImaging on {local.url} (db {db}); Ctrl-C stops.", err=True)
+    if local_s3 is not None:
+        click.echo(f"S3 on {local_s3.url}", err=True)
     from reconciler.emulator import htj2k
 
     if not htj2k.available():
@@ -176,6 +195,23 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         click.echo("Stopped.", err=True)
     except OSError as failure:
         raise ReconcilerError(f"the local HealthImaging stopped: {failure}") from None
+    finally:
+        if local_s3 is not None:
+            local_s3.stop()
+
+
+def _start_s3(host: str, port: int) -> LocalS3:
+    """moto's S3 on ``host:port``; missing moto or a port in use is one line."""
+    from reconciler.emulator import s3
+
+    if not s3.available():
+        raise ConfigError(f"--s3 needs moto's S3 server: {s3.INSTALL_HINT}")
+    local_s3 = s3.LocalS3(host, port)
+    try:
+        local_s3.start()
+    except OSError as failure:
+        raise ReconcilerError(f"cannot start S3 on {host}:{port}: {failure}") from None
+    return local_s3
 
 
 def _start(config: EmulatorConfig, seed: bool) -> LocalHealthImaging:

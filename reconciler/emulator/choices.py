@@ -76,8 +76,9 @@ COPY_MISMATCH_MESSAGE = (
 # and agrees with its Patient/Study/Series-level values is merged into it as a new
 # version; one that conflicts becomes a new non-primary image set.
 
-# Import jobs read and write local folders: shapes whose service pattern demands an
-# s3:// URI accept a path or file:// URI instead (imports.local_path refuses s3://).
+# Import jobs read and write local folders, or s3:// URIs of the S3 started beside the
+# emulator (s3.py, `emulator serve --s3`): shapes whose service pattern demands an s3://
+# URI accept a path or file:// URI too (imports.local_path refuses s3:// without S3).
 LOCAL_URI_SHAPES = frozenset({"S3Uri"})
 
 # Requests must carry a SigV4 Authorization header (AccessDeniedException otherwise);

@@ -63,6 +63,8 @@ class EmulatorConfig:
         default_factory=lambda: {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY}
     )
     import_root: Path | None = None
+    # The local S3 (s3.LocalS3's URL) that s3:// import URIs name; None: s3:// is refused.
+    s3_endpoint: str | None = None
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides addresses and localhost
     request_timeout_seconds: float = 30.0
     max_connections: int = 256

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -20,7 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from reconciler.emulator import documents, idempotency
+from boto3.exceptions import Boto3Error
+from botocore.exceptions import BotoCoreError, ClientError
+
+from reconciler.emulator import documents, idempotency, s3
 from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.frame_reads import store_frames
@@ -32,10 +36,12 @@ _LEVELS_COMPARED = ("Patient", "Study")
 
 
 def local_path(uri: str, member: str) -> Path:
-    """The folder a ``file://`` URI or plain path names; S3 is refused with a reason."""
-    if uri.startswith("s3://"):
+    """The folder a ``file://`` URI or plain path names; S3 without the local S3 is
+    refused with a reason."""
+    if s3.is_s3(uri):
         raise ValidationException(
-            f"{member}: the local HealthImaging reads local folders (a path or file:// URI), not S3"
+            f"{member}: the local HealthImaging reads local folders (a path or file:// URI); "
+            "for s3:// URIs start it with S3 beside it: reconciler emulator serve --s3"
         )
     if uri.startswith("file://"):
         return Path(unquote(urlparse(uri).path))
@@ -86,10 +92,17 @@ class ImportJobs:
             )
 
     # -- operations ------------------------------------------------------------------
+    def _place(self, uri: str, member: str) -> Path | str:
+        """A local folder (confined to the import root), or an s3:// URI of the local S3."""
+        if s3.is_s3(uri) and self.image_sets.settings.config.s3_endpoint:
+            s3.split(uri, member)  # a well-formed s3://bucket/prefix
+            return uri
+        return confine(local_path(uri, member), self.root, member)
+
     def start_dicom_import_job(self, p: Params) -> Result:
-        source = confine(local_path(p["inputS3Uri"], "inputS3Uri"), self.root, "inputS3Uri")
-        output = confine(local_path(p["outputS3Uri"], "outputS3Uri"), self.root, "outputS3Uri")
-        if not source.is_dir():
+        source = self._place(p["inputS3Uri"], "inputS3Uri")
+        output = self._place(p["outputS3Uri"], "outputS3Uri")
+        if isinstance(source, Path) and not source.is_dir():
             raise ValidationException(f"inputS3Uri: {source} is not a folder")
         job_id = uuid.uuid4().hex
         now = self.clock()
@@ -114,8 +127,7 @@ class ImportJobs:
             idempotency.remember(conn, "StartDICOMImportJob", p, result)
         worker = threading.Thread(
             target=self.run_job,
-            args=(job_id, p["datastoreId"], source, output / job_output.rsplit("/", 2)[-2]),
-            kwargs={"uris": (p["inputS3Uri"], job_output)},
+            args=(job_id, p["datastoreId"], source, output, job_output),
             name=f"import-{job_id}",
             daemon=True,
         )
@@ -167,21 +179,44 @@ class ImportJobs:
         self,
         job_id: str,
         datastore_id: str,
-        source: Path,
-        output: Path,
-        uris: tuple[str, str] | None = None,
+        source: Path | str,
+        output: Path | str,
+        job_output: str,
     ) -> None:
-        """Import a folder; every outcome, even an unexpected one, ends in the job's row."""
+        """Import a folder or S3 prefix; every outcome, even an unexpected one, ends in the
+        job's row. The report goes to the job's own folder below ``output``."""
         with self.store.write() as conn:
             conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
+        endpoint = self.image_sets.settings.config.s3_endpoint or ""
         try:
-            batch = read_folder(source, within=self.root)
-            summaries = self.import_batch(datastore_id, batch)
-            output = confine(output, self.root, "outputS3Uri")  # not swapped for a symlink
-            uris = uris or (str(source), f"{output}/")
-            self._write_report(output, datastore_id, job_id, uris, batch, summaries)
+            with tempfile.TemporaryDirectory(prefix="reconciler-import-") as scratch:
+                names: dict[str, str] = {}
+                if isinstance(source, str):  # s3://: fetched into a private scratch folder
+                    folder = Path(scratch) / "in"
+                    folder.mkdir()
+                    names = s3.download(endpoint, source, folder)
+                    batch = read_folder(folder, within=folder)
+                else:
+                    batch = read_folder(source, within=self.root)
+                summaries = self.import_batch(datastore_id, batch)
+                uris = (str(source), job_output)
+                job_folder = job_output.rstrip("/").rsplit("/", 1)[-1]
+                if isinstance(output, str):
+                    report = Path(scratch) / "out"
+                    self._write_report(report, datastore_id, job_id, uris, batch, summaries, names)
+                    s3.upload(endpoint, report, job_output)
+                else:
+                    report = confine(output, self.root, "outputS3Uri") / job_folder
+                    self._write_report(report, datastore_id, job_id, uris, batch, summaries, names)
             status, message = "COMPLETED", None
-        except (OSError, ValueError, sqlite3.Error) as error:
+        except (
+            OSError,
+            ValueError,
+            sqlite3.Error,
+            BotoCoreError,
+            ClientError,
+            Boto3Error,
+        ) as error:
             status, message = "FAILED", f"{type(error).__name__}: {error}"
         with self.store.write() as conn:
             conn.execute(
@@ -241,6 +276,7 @@ class ImportJobs:
         uris: tuple[str, str],
         batch: ImportBatch,
         summaries: list[dict[str, Any]],
+        names: dict[str, str],
     ) -> None:
         folder = output
         (folder / "SUCCESS").mkdir(parents=True, exist_ok=True)
@@ -250,13 +286,14 @@ class ImportJobs:
             for item in batch.imported:
                 summary = by_study[item.study_uid]
                 out.write(json.dumps({
-                    "inputFile": item.path, "importResponse": {
+                    "inputFile": names.get(item.path, item.path), "importResponse": {
                         "imageSetId": summary["imageSetId"], "isPrimary": summary["isPrimary"],
                         "studyInstanceUID": item.study_uid, "seriesInstanceUID": item.series_uid,
                         "sopInstanceUID": item.sop_uid}}) + "\n")  # fmt: skip
         with (folder / "FAILURE" / "failure.ndjson").open("w", encoding="utf-8") as out:
             for failed in batch.failed:
-                out.write(json.dumps({"inputFile": failed.path, "exception": failed.reason}) + "\n")
+                out.write(json.dumps({"inputFile": names.get(failed.path, failed.path),
+                                      "exception": failed.reason}) + "\n")  # fmt: skip
         (folder / "SUCCESS" / "imageSetsSummary.json").write_text(
             json.dumps({"imageSetsSummary": summaries}, indent=2), encoding="utf-8"
         )

@@ -83,7 +83,10 @@ class _Group(click.Group):
 @click.option("--local", "use_local", is_flag=True, help="Shorthand for --endpoint local.")
 @click.option("--profile", metavar="NAME", help="AWS profile (standard credential chain).")
 @click.option(
-    "--region", metavar="REGION", help="AWS region (default: reconciler.yaml, then AWS's)."
+    "--region",
+    metavar="REGION",
+    help="AWS region (default: reconciler.yaml, then AWS_REGION, then AWS_DEFAULT_REGION, "
+    "then the profile's).",
 )
 @click.pass_context
 def cli(

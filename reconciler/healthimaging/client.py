@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 import boto3
@@ -62,6 +62,18 @@ LOCAL_ACCESS_KEY = "reconciler-local"
 LOCAL_SECRET_KEY = "reconciler-local-not-a-secret"
 
 
+def region_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """``AWS_REGION``, else ``AWS_DEFAULT_REGION``, as the AWS SDKs and CLI v2 read them
+    (boto3 alone reads only ``AWS_DEFAULT_REGION``; CI runners and the recipes set
+    ``AWS_REGION``)."""
+    env = os.environ if environ is None else environ
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
 def make_boto3_client(
     endpoint: Endpoint,
     region: str | None = None,
@@ -98,7 +110,12 @@ def make_boto3_client(
         else:
             session = boto3.session.Session(profile_name=profile)
             keys = _local_keys() if custom and session.get_credentials() is None else {}
-        region = region or session.region_name or (CUSTOM_ENDPOINT_REGION if custom else None)
+        region = (
+            region
+            or (None if endpoint.kind == "local" else region_from_environment())
+            or session.region_name
+            or (CUSTOM_ENDPOINT_REGION if custom else None)
+        )
         return session.client(
             SERVICE, endpoint_url=endpoint.url, region_name=region, config=config, **keys
         )

@@ -56,6 +56,7 @@ from reconciler.engine.show import ImageSetView, find_image_sets
 from reconciler.engine.show import show as show_image_set
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
+from reconciler.healthimaging.client import region_from_environment
 from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest
 from reconciler.manifest.render import lines
@@ -114,7 +115,11 @@ class Session:
         self.endpoint = resolve_endpoint(
             endpoint, os.environ if environ is None else environ, self.config
         )
+        # --region, then reconciler.yaml, then AWS_REGION / AWS_DEFAULT_REGION (as the
+        # SDKs read them); a profile's region is the client's last resort.
         self.region = region or self.config.region
+        if self.region is None and self.endpoint.kind != "local":
+            self.region = region_from_environment(environ)
         self.profile = profile
         self.label = describe(self.endpoint, self.region)
         self._notify = notify or LOG.info

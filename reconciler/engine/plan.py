@@ -126,6 +126,9 @@ class Plan:
     # Manifests left out by targeting (--manifest, -l): named in the renderings so a
     # partial plan is visible in review; not part of a saved plan's identity.
     left_out: tuple[str, ...] = field(default=(), compare=False)
+    # drift: for each drifted attribute ("<image set>|<pointer>"), the version that made
+    # the live value and when (reconciler.engine.origins).
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:

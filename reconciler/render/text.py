@@ -19,7 +19,7 @@ whether its output is a terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.plan import Action, ImageSetPlan, Plan
@@ -85,7 +85,9 @@ def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
         yield style(f"  # changed by the study-wide call of image set {item.study_leader}", _DIM)
 
 
-def _image_set(item: ImageSetPlan, style: _Style, show_phi: bool) -> Iterator[str]:
+def _image_set(
+    item: ImageSetPlan, style: _Style, show_phi: bool, origins: Mapping[str, str]
+) -> Iterator[str]:
     yield from _header(item, style)
     for found in item.diff.problems:
         where, message = values.problem(found, show_phi=show_phi)
@@ -96,6 +98,9 @@ def _image_set(item: ImageSetPlan, style: _Style, show_phi: bool) -> Iterator[st
         yield style("  # not sent until the problems above are solved:", _DIM)
     for change in item.diff.changes:
         yield _change(change, style, show_phi)
+        origin = origins.get(f"{item.image_set_id}|{change.pointer}")
+        if origin:
+            yield style(f"      ({origin})", _DIM)
     if item.diff.unchanged:
         attributes = values.plural(item.diff.unchanged, "unchanged attribute")
         yield style(f"  ({attributes} not shown)", _DIM)
@@ -113,7 +118,7 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
     # Updates first, blocked image sets after them: problems end up next to the
     # summary, where Terraform puts its errors too.
     for item in (*plan.to_update, *plan.blocked):
-        blocks.append(list(_image_set(item, style, show_phi)))
+        blocks.append(list(_image_set(item, style, show_phi, plan.origins)))
     if plan.unresolved:
         warning = style("Warning:", _YELLOW, _BOLD)
         blocks.append(

@@ -20,6 +20,7 @@ a manifest warning) go to ``notify``; by default they are logged.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -37,6 +38,7 @@ from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, pa
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.journal import LAST, Journal, Run, load_run
+from reconciler.engine.origins import change_origins
 from reconciler.engine.plan import Plan, make_plan
 from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
@@ -275,6 +277,8 @@ class Session:
         if shard is None and not plan.has_problems and not self.targeting.active:
             kept = previous if since_last_run else None
             save_state(state_path, state_after(started, loaded.manifests, targets[0], kept))
+        if plan.has_changes:  # where to look: the version that made each drifted value
+            plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
         return DriftResult(plan)
 
     # -- apply -------------------------------------------------------------------------

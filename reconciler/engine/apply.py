@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change
 from reconciler.engine.journal import Journal, Outcome
-from reconciler.engine.payloads import UpdatePayload, payload_digest
+from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.plan import (
     ImageSetPlan,
     InPlace,
@@ -233,7 +233,25 @@ class _Applier:
         if settled.workflow_status is WorkflowStatus.UPDATE_FAILED:
             message = mask_service_message(settled.message or FAILED_WITHOUT_MESSAGE)
             return self._done(member, settled.version_id, Outcome.UPDATE_FAILED, message, call)
-        return self._verified(member, settled.version_id, list(member.diff.changes), call)
+        # The call made N+1 (another writer may have written N+2 since: not ours).
+        following = str(int(member.version_id) + 1) if member.version_id.isdigit() else ""
+        if not self._follower_is_ours(member, following, settled.version_id):
+            return self._done(member, None, Outcome.CONFLICT,
+                              f"version {following or '?'} is not provably the study-wide "
+                              "call's: another writer changed this image set", call)  # fmt: skip
+        return self._verified(member, following, list(member.diff.changes), call)
+
+    def _follower_is_ours(self, member: ImageSetPlan, version: str, latest: str) -> bool:
+        """The study-wide call moved ``member`` from its planned N to ``version`` (N+1)
+        by exactly the changes the call carried (the member's own, equal to the
+        leader's)."""
+        if not version or not latest.isdigit() or int(latest) < int(version):
+            return False
+        ds, image_set = member.datastore_id, member.image_set_id
+        before = self.ahi.get_metadata(ds, image_set, member.version_id)
+        after = self.ahi.get_metadata(ds, image_set, version)
+        built = build_payloads(member.diff)
+        return len(built) == 1 and payload_digest(built[0]) in candidate_digests(before, after)
 
     def _verified(
         self, item: ImageSetPlan, version: str, changes: list[Change], call: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.incremental import incremental_targets, state_after
-from reconciler.engine.journal import Journal
+from reconciler.engine.journal import Journal, load_run
 from reconciler.engine.plan import in_shard, make_plan
 from reconciler.engine.projection import ProjectionCache, prune
 from reconciler.engine.resolve import resolve
+from reconciler.engine.revert import plan_revert_run
 from reconciler.healthimaging import HealthImaging, RateLimiter
 from reconciler.manifest import load_tree
 
@@ -148,3 +150,50 @@ def test_one_study_wide_call_when_every_primary_set_of_a_study_changes_alike(
     for image_set in ids:
         doc = ahi.get_metadata(datastore, image_set, "2")
         assert doc["Study"]["DICOM"]["StudyDescription"] == "DOPPLER STUDY"
+
+
+def test_a_follower_moved_by_another_writer_during_the_study_wide_call_is_a_conflict(
+    local: Any, client: Any, datastore: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The study-wide call changes every primary image set of the study; someone else
+    changes a follower right after. Its version 2 is the call's (recorded UPDATED);
+    version 3 is theirs: never adopted, so a revert of the run refuses it as moved
+    (issue 12.1)."""
+    import copy
+
+    from conftest import put_document
+
+    from reconciler.manifest.model import Selector, SelectorKind
+
+    study = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
+    second = copy.deepcopy(USDOPPLER)
+    second["Study"]["Series"] = {"1.2.3.4": {"DICOM": {"SeriesInstanceUID": "1.2.3.4"},
+                                             "Instances": {"1.2.3.4.5": {"DICOM": {}}}}}  # fmt: skip
+    put_document(local, datastore, USDOPPLER, "a" * 32, primary=True)
+    put_document(local, datastore, second, "b" * 32, primary=True)
+    wanted = manifest(put(Level.STUDY, "StudyDescription", "DOPPLER STUDY"))
+    wanted = type(wanted)(**{**wanted.__dict__, "datastore_id": datastore,
+                             "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study)})  # fmt: skip
+    ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
+    plan = make_plan(ahi, [wanted], manifest_digest="d", endpoint="test")
+    real = ahi.update_metadata
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)  # the study-wide call: both sets → version 2
+        from conftest import settle
+
+        settle(client, datastore, "b" * 32)
+        client.update_image_set_metadata(  # then someone else: the follower → version 3
+            datastoreId=datastore, imageSetId="b" * 32, latestVersionId="2",
+            updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": json.dumps(
+                {"SchemaVersion": 1.1, "Study": {"DICOM": {"AccessionNumber": "theirs"}}}).encode()}},
+        )  # fmt: skip
+        return result
+
+    monkeypatch.setattr(ahi, "update_metadata", racing)
+    with Journal.start(tmp_path / "runs", command="apply", endpoint="test") as journal:
+        report = apply_plan(ahi, plan, journal, lock_timeout=20)
+    assert [(o.outcome.value, o.to_version) for o in report.outcomes] == [
+        ("UPDATED", "2"), ("UPDATED", "2")]  # fmt: skip
+    items = plan_revert_run(ahi, load_run(tmp_path / "runs", "last"))
+    assert [(i.image_set_id, i.moved) for i in items] == [("a" * 32, False), ("b" * 32, True)]

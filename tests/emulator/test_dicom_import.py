@@ -238,6 +238,16 @@ def test_native_checksums_do_not_depend_on_encoding() -> None:
     assert frames[0][0]["MinPixelValue"] < frames[0][0]["MaxPixelValue"]
 
 
+def test_planar_colour_is_checksummed_as_decoded() -> None:
+    ds = pydicom.dcmread(TEST_FILES / "ExplVR_BigEnd.dcm")
+    assert ds.PlanarConfiguration == 1 and ds.SamplesPerPixel == 3
+    (frame,) = _only_instance(dataset_to_document(ds))["ImageFrames"]
+    decoded = ds.pixel_array  # rows x columns x RGB, as any decoder returns it
+    assert frame["PixelDataChecksumFromBaseToFullResolution"][0]["Checksum"] == zlib.crc32(
+        decoded.astype(decoded.dtype.newbyteorder("<")).tobytes()
+    )
+
+
 def test_multi_frame_native() -> None:
     ds = pydicom.dcmread(TEST_FILES / "rtdose.dcm")
     frames = _only_instance(dataset_to_document(ds))["ImageFrames"]

@@ -8,7 +8,8 @@ ImageFrames
       ``{Width: Columns, Height: Rows, Checksum: zlib.crc32(frame)}``. For native
       (uncompressed) pixel data the frame is its slice of PixelData, in little-endian
       byte order (a big-endian file gives the same checksum as its little-endian twin;
-      1-bit frames that do not start on a byte boundary are re-aligned to bit 0). For
+      1-bit frames that do not start on a byte boundary are re-aligned to bit 0; planar
+      colour, PlanarConfiguration 1, is checksummed pixel by pixel, as decoded). For
       encapsulated (compressed) data it is the frame's encapsulated bytestream (its
       fragments joined, as ``pydicom.encaps.generate_frames`` yields them): the
       emulator does not decode JPEG/JPEG 2000/RLE. The real service checksums decoded
@@ -189,6 +190,19 @@ def _native_frame(pixels: bytes, index: int, frame_bits: int) -> bytes:
     return (value & ((1 << frame_bits) - 1)).to_bytes(size, "little")
 
 
+def _interleaved(frame: bytes, bits: int) -> bytes:
+    """A planar (PlanarConfiguration 1) three-sample frame as decoders give it: pixel by
+    pixel, R G B. The service checksums decoded pixels, so the checksum is over these."""
+    width = max(bits // 8, 1)
+    plane = len(frame) // 3
+    out = bytearray(plane * 3)
+    for sample in range(3):
+        for byte in range(width):
+            start = sample * plane + byte
+            out[sample * width + byte :: 3 * width] = frame[start : start + plane : width]
+    return bytes(out)
+
+
 def _native_extremes(
     frame: bytes, frame_bits: int, bits: int, stored: int, signed: bool
 ) -> tuple[int, int] | None:
@@ -262,6 +276,7 @@ def _image_frames(
     for i in range(nframes):
         frame = _native_frame(pixels, i, frame_bits)
         extremes = _native_extremes(frame, frame_bits, bits, stored, signed)
-        entry = _frame_entry(sop_uid, i, (cols, rows), frame, len(frame), extremes)
+        decoded = _interleaved(frame, bits) if samples == 3 and planar == 1 else frame
+        entry = _frame_entry(sop_uid, i, (cols, rows), decoded, len(frame), extremes)
         entries.append(keep(entry, frame, None))
     return entries

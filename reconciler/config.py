@@ -46,6 +46,11 @@ RATE_LIMITED_OPERATIONS = (
     "DeleteImageSet",
 )
 
+# One bound for parallelism everywhere (--parallelism, reconciler.yaml, Session): image
+# sets handled at once. Beyond it threads only wait on the account's quotas (0.25
+# updates/s, 25 reads/s by default) and on the HTTP connection pool.
+MAX_PARALLELISM = 64
+
 EndpointKind = Literal["aws", "local", "url"]
 
 

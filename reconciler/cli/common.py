@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler.config import ProjectConfig
+from reconciler.config import MAX_PARALLELISM, ProjectConfig
 from reconciler.errors import ReconcilerError
 from reconciler.manifest.targeting import Targeting, parse_labels
 from reconciler.session import Session
@@ -94,7 +94,7 @@ def phi_option(func: F) -> F:
 def parallelism_option(func: F) -> F:
     return click.option(
         "--parallelism",
-        type=click.IntRange(1, 64),
+        type=click.IntRange(1, MAX_PARALLELISM),
         default=None,
         help="Image sets handled at once (default: parallelism in reconciler.yaml, else 8).",
     )(func)

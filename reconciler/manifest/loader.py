@@ -160,6 +160,10 @@ def _load_tree(paths: Sequence[Path], skip_non_manifests: bool) -> LoadResult:
                     if manifest is not None:
                         manifests.append(manifest)
         problems.extend(capped(found))
+    for given in paths:  # the project file is checked even where no manifest is yet
+        folder = given if given.is_dir() else given.parent
+        if folder.is_dir():
+            projects.for_folder(folder)
     problems.extend(projects.problems)
     problems.extend(find_duplicate_names(names))
     problems.extend(

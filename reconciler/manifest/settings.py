@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config import (
+    MAX_PARALLELISM,
     PROJECT_FILE,
     RATE_LIMITED_OPERATIONS,
     ProjectConfig,
@@ -74,9 +75,9 @@ def _endpoint(value: Any) -> str:
 
 
 def _parallelism(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PARALLELISM:
         return value
-    raise _Invalid("a whole number from 1 to 256")
+    raise _Invalid(f"a whole number from 1 to {MAX_PARALLELISM}")
 
 
 def _seconds(value: Any) -> float:

@@ -31,7 +31,7 @@ from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.config import Endpoint, ProjectConfig, resolve_endpoint
+from reconciler.config import MAX_PARALLELISM, Endpoint, ProjectConfig, resolve_endpoint
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
@@ -172,6 +172,13 @@ class Session:
             )
         return self._ahi
 
+    def _threads(self, parallelism: int | None) -> int:
+        """``parallelism`` (else the config's), within the one bound of every front end."""
+        chosen = parallelism or self.config.parallelism
+        if not 1 <= chosen <= MAX_PARALLELISM:
+            raise ConfigError(f"parallelism must be from 1 to {MAX_PARALLELISM}, not {chosen}")
+        return chosen
+
     def _here(self, path: str | os.PathLike[str]) -> Path:
         """``path`` relative to the project folder (kept as given when that is the
         working directory, so messages name files as the user wrote them)."""
@@ -219,7 +226,7 @@ class Session:
             loaded.manifests,
             manifest_digest=loaded.digest,
             endpoint=self.label,
-            parallelism=parallelism or self.config.parallelism,
+            parallelism=self._threads(parallelism),
             shard=shard,
             targets=targets,
             cache=ProjectionCache(self.config.cache_dir / "projections", scope=self.scope),
@@ -377,7 +384,7 @@ class Session:
                 self.ahi,
                 plan,
                 journal,
-                parallelism=parallelism or self.config.parallelism,
+                parallelism=self._threads(parallelism),
                 lock_timeout=self.config.lock_timeout_seconds,
                 progress=progress,
             )
@@ -543,7 +550,7 @@ class Session:
                 items,
                 journal,
                 force=force,
-                parallelism=parallelism or self.config.parallelism,
+                parallelism=self._threads(parallelism),
                 lock_timeout=self.config.lock_timeout_seconds,
                 progress=progress,
             )

@@ -141,7 +141,7 @@ def test_an_empty_file_or_empty_values_mean_the_defaults(project: Path) -> None:
         ("region: us-east-1\nparalelism: 4\n", "reconciler.yaml:2:1", "did you mean parallelism?"),
         ("datastore_id: x\n", "reconciler.yaml:1:1", "did you mean datastoreId?"),
         ("colour: blue\n", "reconciler.yaml:1:1", "known: endpoint, region"),
-        ("parallelism: eight\n", "reconciler.yaml:1:14", "parallelism must be a whole number from 1 to 256; got 'eight'"),
+        ("parallelism: eight\n", "reconciler.yaml:1:14", "parallelism must be a whole number from 1 to 64; got 'eight'"),
         ("parallelism: true\n", "reconciler.yaml:1:14", "parallelism must be a whole number"),
         ("showPhi: 'yes'\n", "reconciler.yaml:1:10", "showPhi must be true or false; got 'yes'"),
         ("lockTimeoutSeconds: -1\n", "reconciler.yaml:1:21", "lockTimeoutSeconds must be a number of seconds"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.plan import Action, ImageSetPlan, Plan
@@ -79,7 +80,7 @@ def _about(item: ImageSetPlan) -> str:
     return " · ".join(about)
 
 
-def _image_set(item: ImageSetPlan, show_phi: bool) -> str:
+def _image_set(item: ImageSetPlan, show_phi: bool, origins: Mapping[str, str]) -> str:
     image_set = html.escape(values.printable(item.image_set_id))
     problems = item.diff.problems
     if item.action is Action.BLOCKED:
@@ -103,6 +104,13 @@ def _image_set(item: ImageSetPlan, show_phi: bool) -> str:
     if item.diff.changes:
         rows = [_row(change, show_phi) for change in item.diff.changes]
         parts.append("\n".join([_TABLE_HEAD, *rows]))
+    found_origins = [
+        f"- {code(values.path(change))}: {text(origin)}"
+        for change in item.diff.changes
+        if (origin := origins.get(f"{item.image_set_id}|{change.pointer}"))
+    ]
+    if found_origins:
+        parts.append("Where the drift came from:\n" + "\n".join(found_origins))
     if item.diff.unchanged:
         parts.append(f"_{values.plural(item.diff.unchanged, 'unchanged attribute')} not shown._")
     parts.append("</details>")
@@ -154,8 +162,12 @@ def render_plan_markdown(
         head.append(f"**Warning:** {selectors} {matches} no image set:")
         items = [f"- {text(values.unresolved(u, show_phi=show_phi))}" for u in plan.unresolved]
         sections += [("selector", "\n" if i else "\n\n", item) for i, item in enumerate(items)]
-    sections += [("image set", "\n\n", _image_set(item, show_phi)) for item in plan.blocked]
-    sections += [("image set", "\n\n", _image_set(item, show_phi)) for item in plan.to_update]
+    sections += [
+        ("image set", "\n\n", _image_set(item, show_phi, plan.origins)) for item in plan.blocked
+    ]
+    sections += [
+        ("image set", "\n\n", _image_set(item, show_phi, plan.origins)) for item in plan.to_update
+    ]
 
     parts = ["\n\n".join(head)]
     size = len(parts[0])

@@ -56,3 +56,6 @@ def test_drift_says_which_version_changed_the_attribute(project: Path, local: An
         lines[at + 1].strip().startswith(f"(changed in version {edit['versionId']} (UPDATED) at ")
     )
     assert edit["updatedAt"].isoformat(timespec="seconds") in lines[at + 1]
+    markdown = runner.invoke(cli, ["drift", "-o", "markdown"]).output
+    assert "Where the drift came from:" in markdown
+    assert f"changed in version {edit['versionId']} (UPDATED)" in markdown

@@ -34,8 +34,9 @@ def update(client: Any, datastore: str, latest: str, *, force: bool = False,
 
 
 def test_update_locks_then_settles_with_a_new_version(
-    client: Any, datastore: str, image_set: str
+    local: Any, client: Any, datastore: str, image_set: str
 ) -> None:
+    local.configure(lock_hold_seconds=3.0)  # long enough to look while LOCKED on a busy CI
     response = update(
         client, datastore, "1", updatable={"Patient": {"DICOM": {"PatientName": "DOE^JANE"}}}
     )
@@ -51,7 +52,10 @@ def test_update_locks_then_settles_with_a_new_version(
     assert metadata(client, datastore, ISID, "1")["Patient"]["DICOM"]["PatientName"] == "US Echo"
 
 
-def test_write_while_locked_is_a_conflict(client: Any, datastore: str, image_set: str) -> None:
+def test_write_while_locked_is_a_conflict(
+    local: Any, client: Any, datastore: str, image_set: str
+) -> None:
+    local.configure(lock_hold_seconds=30.0)  # still LOCKED however busy the machine is
     update(client, datastore, "1", updatable={"Study": {"DICOM": {"StudyDescription": "A"}}})
     with pytest.raises(client.exceptions.ConflictException, match="locked"):
         update(client, datastore, "2", updatable={"Study": {"DICOM": {"StudyDescription": "B"}}})

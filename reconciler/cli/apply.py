@@ -18,7 +18,7 @@ from reconciler.cli.common import (
     shard_option,
     targeting_options,
 )
-from reconciler.cli.output import outcome_line, render, report_summary
+from reconciler.cli.output import outcome_line, pacing_line, render, report_summary
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.plan import Plan
 
@@ -148,4 +148,7 @@ def apply(
         )
     if result.report is not None:
         click.echo(report_summary(result.report))
+        rates = pacing_line(result.pacing)
+        if rates:
+            click.echo(rates)
     return result.exit_code

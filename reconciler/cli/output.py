@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -11,6 +12,7 @@ from reconciler.engine import planfile
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome
 from reconciler.engine.journal import Outcome
 from reconciler.engine.plan import Plan
+from reconciler.healthimaging.pacing import WRITE_OPERATIONS
 from reconciler.render.markdown import render_plan_markdown
 from reconciler.render.text import render_plan_text
 
@@ -73,6 +75,19 @@ def outcome_line(outcome: ImageSetOutcome, done: int, total: int) -> str:
     versions = f"{outcome.from_version} → {outcome.to_version or '?'}"
     line = f"[{done}/{total}] {symbol} {outcome.image_set_id}  {versions}  {outcome.outcome.value}"
     return f"{line}: {outcome.message}" if outcome.message else line
+
+
+def pacing_line(pacing: Mapping[str, Mapping[str, float | int | None]]) -> str | None:
+    """The write rates a run reached (discovered, or capped by rateLimits), or None."""
+    parts = []
+    for op, lane in pacing.items():
+        if op not in WRITE_OPERATIONS or not lane.get("accepted"):
+            continue
+        started, reached = lane.get("start"), lane.get("rate")
+        part = f"{op} {reached:.3g}/s (from {started:.3g}/s"
+        part += f", {lane['throttled']} throttled)" if lane.get("throttled") else ")"
+        parts.append(part)
+    return ("Rate reached: " + "; ".join(parts) + ".") if parts else None
 
 
 def report_summary(report: ApplyReport, verb: str = "Apply") -> str:

@@ -5,17 +5,22 @@
 :meth:`HealthImaging._call`, which waits for the client-side rate limiter and turns
 botocore's exceptions into :mod:`reconciler.healthimaging.errors`.
 
-Retries are botocore's, in *adaptive* mode: standard retries (5xx, throttling,
-connection errors, exponential backoff with jitter) plus a client-side rate that backs
-off when the service throttles. Retrying a write is safe here: every update is pinned
-to ``latestVersion``, so a retry of an update that did land fails with a
-:class:`VersionConflict` instead of applying twice (the caller re-reads the image set).
+Retries are ours, not botocore's (its retry loop is off): every attempt, first or
+retried, waits for a slot from the pacer (:mod:`.pacing`), so a retry never takes the
+slot meant for the next request, and a 429 slows the whole client down instead of one
+thread. A 429 is retried until the pacer's back-off gets the call through (up to
+:data:`MAX_THROTTLED_ATTEMPTS`); 5xx answers, read timeouts and failed connections
+are retried up to ``max_attempts`` with exponential back-off and jitter. Retrying a
+write is safe here: every update is pinned to ``latestVersion``, so a retry of an
+update that did land fails with a :class:`VersionConflict` instead of applying twice
+(the caller re-reads the image set).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 import zlib
@@ -31,7 +36,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.config import Endpoint
 from reconciler.healthimaging import backoff, metadata, wire
-from reconciler.healthimaging.errors import ImageSetNotFound, LockTimeout, ServiceError, map_error
+from reconciler.healthimaging.errors import (
+    EndpointUnreachable,
+    ImageSetNotFound,
+    LockTimeout,
+    ServiceError,
+    ServiceUnavailable,
+    Throttled,
+    map_error,
+)
 from reconciler.healthimaging.models import (
     CopyResult,
     DeleteResult,
@@ -49,7 +62,10 @@ from reconciler.version import __version__
 log = logging.getLogger("reconciler.healthimaging")
 
 SERVICE = "medical-imaging"
-DEFAULT_MAX_ATTEMPTS = 5  # the first try and four retries
+DEFAULT_MAX_ATTEMPTS = 5  # the first try and four retries (errors other than 429)
+MAX_THROTTLED_ATTEMPTS = 25  # 429s in a row for one call before it gives up
+RETRY_BASE = 0.5  # seconds: the first retry's back-off (then doubling, full jitter)
+RETRY_CAP = 20.0
 CONNECT_TIMEOUT = 5.0  # seconds: an endpoint that does not accept a connection by then is down
 READ_TIMEOUT = 60.0  # seconds between bytes; a 50 MB metadata body streams well within it
 PAGE_SIZE = 50  # the service's maximum for ListImageSetVersions and SearchImageSets
@@ -96,7 +112,8 @@ def make_boto3_client(
     if custom and not endpoint.url:
         raise ValueError(f"the {endpoint.kind} endpoint has no URL yet")
     config = Config(
-        retries={"mode": "adaptive", "total_max_attempts": max_attempts},
+        # One attempt per botocore call: HealthImaging._call retries through the pacer.
+        retries={"mode": "standard", "total_max_attempts": 1},
         max_pool_connections=max_pool,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -116,11 +133,14 @@ def make_boto3_client(
             or session.region_name
             or (CUSTOM_ENDPOINT_REGION if custom else None)
         )
-        return session.client(
+        client = session.client(
             SERVICE, endpoint_url=endpoint.url, region_name=region, config=config, **keys
         )
     except BotoCoreError as exc:  # ProfileNotFound, NoRegionError, a broken config file
         raise map_error(exc, "connect") from exc
+    # Read by HealthImaging: how many attempts our own retry loop makes.
+    client._reconciler_max_attempts = max(1, max_attempts)
+    return client
 
 
 def _isolated_session() -> Any:
@@ -155,12 +175,22 @@ class HealthImaging:
         *,
         limiter: RateLimiter | None = None,
         max_metadata_bytes: int = metadata.MAX_METADATA_BYTES,
+        max_attempts: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._boto = boto_client
         self._limiter = limiter if limiter is not None else RateLimiter.for_service()
         self._max_metadata_bytes = max_metadata_bytes
+        # A client from make_boto3_client says how many attempts it wants; another
+        # client keeps its own botocore retries, so ours make one attempt.
+        self._max_attempts: int = max_attempts or int(
+            getattr(boto_client, "_reconciler_max_attempts", 1)
+        )
+        self._sleep = sleep
         self._calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
+        self._settle = _SettleEstimate()
+        self._written: dict[str, None] = {}  # image sets our last write left LOCKED
 
     @property
     def limiter(self) -> RateLimiter:
@@ -168,23 +198,59 @@ class HealthImaging:
 
     @property
     def calls(self) -> dict[str, int]:
-        """Requests sent so far, per operation (retries inside botocore count once):
-        the cost that matters at HealthImaging's quotas, shown by benchmarks and tests."""
+        """Requests sent so far, per operation, every attempt counted: the cost that
+        matters at HealthImaging's quotas, shown by benchmarks and tests."""
         with self._calls_lock:
             return dict(self._calls)
 
     def _call(self, operation: str, image_set_id: str | None, **kwargs: Any) -> Any:
-        """Send one request (after the rate limiter allows it); errors become ours."""
+        """Send one request, every attempt paced; retried as the module docstring says;
+        errors become ours."""
         method = getattr(self._boto, xform_name(operation))
-        waited = self._limiter.acquire(operation)
-        with self._calls_lock:
-            self._calls[operation] += 1
-        if waited:
-            log.debug("paced %s for %.2fs", operation, waited)
-        try:
-            return method(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise map_error(exc, operation, image_set_id) from exc
+        failures = throttles = 0
+        started = time.monotonic()
+        while True:
+            ticket = self._limiter.acquire(operation)
+            with self._calls_lock:
+                self._calls[operation] += 1
+            try:
+                response = method(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                error = map_error(exc, operation, image_set_id)
+                if isinstance(error, Throttled):
+                    throttles += 1
+                    wait = self._limiter.throttled(ticket)
+                    if throttles >= MAX_THROTTLED_ATTEMPTS:
+                        raise self._still_throttled(error, throttles, started) from exc
+                    log.debug("%s throttled; retrying in about %.2fs", operation, wait)
+                    if not ticket.rate:  # not paced: the pacer did not back off for us
+                        self._sleep(_jittered(throttles))
+                    continue
+                if isinstance(error, (ServiceUnavailable, EndpointUnreachable)):
+                    failures += 1
+                    if failures < self._max_attempts:
+                        self._sleep(_jittered(failures))
+                        continue
+                    raise _with_attempts(error, failures) from exc
+                raise error from exc
+            self._limiter.accepted(ticket)
+            return response
+
+    def _still_throttled(self, error: ServiceError, attempts: int, started: float) -> Throttled:
+        rate = self._limiter.rate(error.operation or "")
+        paced = f", though this client paced it at {rate:.3g}/s" if rate else ""
+        subject = error.operation or "a request"
+        if error.image_set_id:
+            subject += f" of image set {error.image_set_id}"
+        return Throttled(
+            f"{subject}: still throttled after {attempts} attempts over "
+            f"{time.monotonic() - started:.0f} s"
+            f"{paced}; something else is using this account's quota in the region (another "
+            "run or tool): run again later, or set rateLimits in reconciler.yaml lower",
+            code=error.code,
+            operation=error.operation,
+            image_set_id=error.image_set_id,
+        )
 
     def _pages(self, operation: str, image_set_id: str | None, **kwargs: Any) -> Iterator[Any]:
         """Every page of a ``nextToken`` listing, each page fetched only when needed."""
@@ -355,7 +421,7 @@ class HealthImaging:
             flags["force"] = True
         if include_study:
             flags["includeStudyImageSets"] = True
-        response = self._call(
+        response = cast(wire.UpdateImageSetMetadataResponse, self._call(
             "UpdateImageSetMetadata",
             image_set_id,
             datastoreId=datastore_id,
@@ -363,8 +429,9 @@ class HealthImaging:
             latestVersionId=latest_version,
             updateImageSetMetadataUpdates=updates,
             **flags,
-        )
-        return UpdateResult.from_wire(cast(wire.UpdateImageSetMetadataResponse, response))
+        ))  # fmt: skip
+        self._remember_write(image_set_id, response.get("imageSetState"))
+        return UpdateResult.from_wire(response)
 
     def copy_image_set(
         self,
@@ -434,26 +501,87 @@ class HealthImaging:
     ) -> ImageSetInfo:
         """Poll GetImageSet until the image set is no longer LOCKED.
 
-        Waits ``initial`` seconds, doubling up to ``maximum`` (with jitter), and never
-        past the deadline: the last poll happens at ``timeout``, then
-        :class:`LockTimeout`. Returns the settled state, which may be UPDATE_FAILED —
-        deciding what that means is the caller's business. After a DeleteImageSet the
-        image set is gone once settled: that poll raises :class:`ImageSetNotFound`.
+        The read quota is shared with everything else, so polling is frugal: the first
+        poll waits about as long as writes have recently taken to settle (learned by
+        this client, starting at ``initial``), so most waits cost one GetImageSet; then
+        the delay doubles up to ``maximum`` (with jitter), and never runs past the
+        deadline: the last poll happens at ``timeout``, then :class:`LockTimeout`.
+        Returns the settled state, which may be UPDATE_FAILED — deciding what that
+        means is the caller's business. After a DeleteImageSet the image set is gone
+        once settled: that poll raises :class:`ImageSetNotFound`.
         """
-        deadline = clock() + timeout
-        for delay in backoff.delays(initial, maximum):
+        started = clock()
+        deadline = started + timeout
+        info: ImageSetInfo | None = None
+        if not self._forget_write(image_set_id):  # our own write just said LOCKED
             info = self.get_image_set(datastore_id, image_set_id)
             if not info.locked:
                 return info
+        first = self._settle.first_delay(initial)
+        for polls, delay in enumerate(backoff.delays(initial, maximum)):
             remaining = deadline - clock()
             if remaining <= 0:
+                status = info.workflow_status.value if info else "a write in progress"
                 raise LockTimeout(
-                    f"image set {image_set_id} is still LOCKED ({info.workflow_status.value}) "
+                    f"image set {image_set_id} is still LOCKED ({status}) "
                     f"after {timeout:g} s; wait and run again, or raise lockTimeoutSeconds "
                     "in reconciler.yaml",
                     code="LockTimeout",
                     operation="GetImageSet",
                     image_set_id=image_set_id,
                 )
-            sleep(min(delay, remaining))
+            sleep(min(first if polls == 0 else max(delay, first), remaining))
+            info = self.get_image_set(datastore_id, image_set_id)
+            if not info.locked:
+                self._settle.observe(clock() - started, polls + 1)
+                return info
         raise AssertionError("unreachable: backoff.delays never ends")  # pragma: no cover
+
+    def _remember_write(self, image_set_id: str, state: str | None) -> None:
+        if state == "LOCKED":
+            with self._calls_lock:
+                self._written[image_set_id] = None
+
+    def _forget_write(self, image_set_id: str) -> bool:
+        """Whether this client's last write to ``image_set_id`` answered LOCKED and no
+        wait has polled it since (then polling at once would only spend a read)."""
+        with self._calls_lock:
+            if image_set_id in self._written:
+                del self._written[image_set_id]
+                return True
+            return False
+
+
+class _SettleEstimate:
+    """How long writes take to settle, learned from this client's own polls: the first
+    poll's delay. A wait settled at the first poll nudges it down (maybe it could have
+    polled sooner); one that needed more polls moves it toward what it took."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._estimate: float | None = None
+
+    def first_delay(self, initial: float) -> float:
+        with self._lock:
+            return initial if self._estimate is None else self._estimate
+
+    def observe(self, waited: float, polls: int) -> None:
+        with self._lock:
+            if self._estimate is None:
+                self._estimate = waited
+            elif polls == 1:
+                self._estimate = max(0.01, min(self._estimate, waited) * 0.95)
+            else:
+                self._estimate = 0.5 * self._estimate + 0.5 * waited
+
+
+def _jittered(attempt: int) -> float:
+    """Full-jitter exponential back-off for the ``attempt``-th retry."""
+    return random.random() * min(RETRY_CAP, RETRY_BASE * 2.0 ** (attempt - 1))
+
+
+def _with_attempts(error: ServiceError, attempts: int) -> ServiceError:
+    """``error`` with the number of attempts in its message (botocore's count was 1)."""
+    message = error.message.replace("after 1 attempt ", f"after {attempts} attempts ", 1)
+    return type(error)(message, code=error.code, operation=error.operation,
+                       image_set_id=error.image_set_id)  # fmt: skip

@@ -1,19 +1,57 @@
-"""Client-side pacing: run at the service's quota instead of earning 429s.
+"""Client-side pacing: one pacer owns every attempt, so the tool runs at the account's
+real quota instead of earning 429s.
 
-HealthImaging throttles per account and region (AHI.md): a client that sends faster
-than the quota only collects ThrottlingExceptions and retry delays. A token bucket per
-operation makes :meth:`RateLimiter.acquire` wait for its turn instead.
+HealthImaging throttles per account and region (AHI.md), and the quota is not a
+constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s burst
+40, and any account can have it raised. So the pacer *discovers* the write rate:
 
-Each caller *reserves* a token under the lock and sleeps outside it, so concurrent
-callers queue in order, each waiting exactly as long as the rate demands.
+- **Every attempt goes through it.** botocore's own retries are off (client.py); a
+  retry waits for a slot like any request, so it never takes the slot meant for the
+  next one.
+- **Start** from what is known, best first: ``rateLimits`` (which is also the
+  ceiling), the rate remembered from the last run against the same account and region
+  (:mod:`.memory`), else the documented default.
+- **Climb while the service accepts** (write operations only, and only while requests
+  queue for a slot): ×4 per accepted request until the first 429 ("slow start"), then
+  +5 % per accepted request, never past 95 % of a rate that drew a 429.
+- **A 429 re-anchors the schedule** at the moment it arrived (the server's bucket is
+  empty then), cuts the rate — back to the last rate the service accepted when a climb
+  overshot, else by half (multiplicative decrease), once per round of requests sent
+  at the same rate — and backs off further while 429s keep coming.
+- **Pace a hair under the rate** (:data:`HEADROOM`), plus a little slack when the
+  burst is 1, so network jitter cannot push two requests into one server token.
+- **Write lanes start as empty as the server's bucket likely is**: with the time of the
+  last write remembered, what refilled since; else one token (the first request goes
+  at once, as the server's full bucket allows); a shard starts empty, in its own phase.
+- **Shards share one budget**: ``--shard K/N`` paces every operation at rate ÷ N, and
+  shard K takes the K-th of every N slots of a wall-clock grid, so N processes that
+  start together do not collide; the adaptive back-off absorbs the rest.
+
+Each waiting caller looks at the schedule again after every wake-up, so a rate change
+or a 429 takes effect for everyone at once.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+# The pacer sends at this fraction of the rate it believes in: a hair under.
+HEADROOM = 0.97
+# Added to the interval when the assumed burst is 1: no spare token absorbs jitter then.
+BURST_ONE_SLACK = 0.02
+SLOW_START_FACTOR = 4.0
+ADDITIVE_STEP = 0.05  # of the current rate, per accepted request after the first 429
+DECREASE = 0.5
+BELOW_THROTTLED = 0.95  # never climb past this fraction of a rate that drew a 429
+MIN_FRACTION = 1 / 32  # of the starting rate: the lowest the rate is ever cut to
+GRID_LATENESS = 0.05  # seconds a shard may send after its turn on the grid
+MAX_BACKOFF = 30.0  # seconds: the longest re-anchored wait after repeated 429s
+
+WRITE_OPERATIONS = frozenset({"UpdateImageSetMetadata", "CopyImageSet", "DeleteImageSet"})
 
 
 @dataclass(frozen=True)
@@ -22,7 +60,9 @@ class Quota:
     burst: float  # requests allowed at once after a quiet spell
 
 
-# The service's default quotas (AHI.md), per account and region.
+# The service's documented default quotas (AHI.md), per account and region: the older,
+# lower page's values for writes, the starting point that never throttles a default
+# account. Discovery finds out whether the account allows more.
 SERVICE_QUOTAS: dict[str, Quota] = {
     "UpdateImageSetMetadata": Quota(0.25, 1),
     "CopyImageSet": Quota(0.25, 1),
@@ -34,52 +74,230 @@ SERVICE_QUOTAS: dict[str, Quota] = {
 }
 
 
+def paced(quota: float, burst: float) -> float:
+    """The rate to send at for a quota of ``quota`` per second: a hair under it, and
+    with burst 1 also a little absolute slack per interval (no spare token absorbs
+    network jitter then)."""
+    slack = BURST_ONE_SLACK if burst < 2 else 0.0
+    return 1.0 / (1.0 / (quota * HEADROOM) + slack)
+
+
 def default_burst(rate: float) -> float:
-    """Two seconds' worth, at least one: the ratio of every default quota above."""
+    """Two seconds' worth, at least one: the ratio of the documented read quotas."""
     return max(1.0, 2.0 * rate)
 
 
-class _Bucket:
-    __slots__ = ("burst", "rate", "stamp", "tokens")
+@dataclass(frozen=True)
+class Ticket:
+    """A slot granted to one attempt; hand it back with :meth:`RateLimiter.accepted`
+    or :meth:`RateLimiter.throttled`."""
 
-    def __init__(self, rate: float, burst: float, now: float) -> None:
+    operation: str
+    epoch: int
+    rate: float
+
+
+@dataclass(frozen=True)
+class LaneReport:
+    """What the pacer learned about one operation in this process."""
+
+    operation: str
+    start: float  # the rate it started from (requests per second, before the share)
+    rate: float  # the rate it ended at
+    peak: float  # the highest rate reached
+    ceiling: float | None  # rateLimits, when given
+    throttled_at: float | None  # the lowest rate that drew a 429 (None: no 429 seen)
+    accepted: int  # requests the service accepted
+    throttled: int  # 429s received
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "start": round(self.start, 4),
+            "rate": round(self.rate, 4),
+            "peak": round(self.peak, 4),
+            "ceiling": self.ceiling,
+            "throttled_at": None if self.throttled_at is None else round(self.throttled_at, 4),
+            "accepted": self.accepted,
+            "throttled": self.throttled,
+        }
+
+
+@dataclass(frozen=True)
+class LaneStart:
+    """Where a lane starts: its rate, the lowest rate known to draw a 429, and how
+    many tokens the server's bucket likely holds now (None: assume one). ``sent``: the
+    rates are rates to send at (remembered), not quotas to stay a hair under."""
+
+    rate: float
+    throttled_at: float | None = None
+    tokens: float | None = None
+    sent: bool = False
+
+
+class _Lane:
+    def __init__(
+        self,
+        operation: str,
+        start: LaneStart,
+        burst: float,
+        ceiling: float | None,
+        discover: bool,
+        now: float,
+    ) -> None:
+        self.operation = operation
+        self.burst = max(1.0, burst)
+        # Every rate below is a rate requests are *sent* at, for the whole account.
+        self.rate = start.rate if start.sent else paced(start.rate, self.burst)
+        self.start = self.rate
+        self.peak = self.rate
+        self.ceiling = None if ceiling is None else paced(ceiling, self.burst)
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)
+        self.discover = discover
+        self.bad = start.throttled_at  # lowest (sent) rate that drew a 429
+        self.min_rate = self.rate * MIN_FRACTION
+        self.share = 1
+        self.epoch = 0
+        self.waiting = 0
+        self.accepted = 0
+        self.throttled = 0
+        self.streak = 0  # 429s in a row
+        self.last_ok: float | None = None  # the rate of the last accepted request
+        self.grid: tuple[int, float] | None = None  # (shard index, wall - monotonic)
+        tokens = 1.0 if start.tokens is None else min(self.burst, max(0.0, start.tokens))
+        self.tat = now + (self.burst - tokens) * self.interval()
+
+    def interval(self) -> float:
+        """Seconds between two requests of this process: the rate is the account's."""
+        return self.share / self.rate
+
+    def below(self, throttled: float) -> float:
+        """The highest rate to climb to under one that drew a 429: 95 % of it, and
+        with burst 1 the slack of :func:`paced` as well."""
+        slack = BURST_ONE_SLACK if self.burst < 2 else 0.0
+        return 1.0 / (1.0 / (throttled * BELOW_THROTTLED) + slack)
+
+    def tolerance(self) -> float:
+        return (self.burst - 1.0) * self.interval()
+
+    def next_slot(self, now: float) -> float:
+        slot = max(now, self.tat - self.tolerance())
+        if self.grid is None:
+            return slot
+        # A shard sends only in its own phase of the wall-clock grid of the account's
+        # slots (offset: wall minus monotonic clock, taken when the share was set).
+        index, offset = self.grid
+        period = self.interval()
+        phase = (index - 1) * period / self.share
+        # A turn just missed still counts (a waiter wakes a little after its turn):
+        # up to GRID_LATENESS, and never a quarter of the way into the next shard's.
+        late = min(GRID_LATENESS, 0.25 * period / self.share)
+        turns = math.ceil((slot + offset - phase - late) / period)
+        return max(slot, phase + turns * period - offset)
+
+    def take(self, now: float) -> None:
+        self.tat = max(self.tat, now) + self.interval()
+
+    def set_rate(self, rate: float, now: float, last: float) -> None:
+        """Change the rate; the schedule continues from the last slot at the new pace."""
+        if self.ceiling is not None:
+            rate = min(rate, self.ceiling)
+        rate = max(rate, self.min_rate)
+        if rate == self.rate:
+            return
         self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.stamp = now
+        self.peak = max(self.peak, rate)
+        self.tat = max(last, now - self.tolerance()) + self.interval()
+        self.epoch += 1
 
-    def reserve(self, now: float) -> float:
-        """Take a token (possibly one not yet earned) and return how long to wait for it."""
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        self.tokens -= 1.0
-        # Negative tokens are a queue of reservations: the k-th waits k / rate.
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+    def on_accepted(self, ticket: Ticket, now: float) -> bool:
+        """Count an accepted request; climb if discovering and callers queue. True when
+        the rate changed."""
+        self.accepted += 1
+        self.streak = 0
+        self.last_ok = ticket.rate
+        if self.waiting == 0 or ticket.epoch != self.epoch:
+            return False
+        if self.discover and self.bad is None:
+            target = self.rate * SLOW_START_FACTOR
+        else:
+            target = self.rate * (1 + ADDITIVE_STEP)
+            if self.bad is not None:
+                target = min(target, self.below(self.bad))
+            if not self.discover:  # only back up to where it started
+                target = min(target, self.start)
+        if self.ceiling is not None:
+            target = min(target, self.ceiling)
+        if target <= self.rate:
+            return False
+        before = self.rate
+        self.set_rate(target, now, self.tat - self.interval())
+        return self.rate != before
+
+    def on_throttled(self, ticket: Ticket, now: float) -> None:
+        """A 429: re-anchor at ``now`` (the server's bucket is empty), back off, and cut
+        the rate once per round of requests sent at the same rate."""
+        self.throttled += 1
+        self.streak += 1
+        if ticket.epoch == self.epoch:
+            self.bad = ticket.rate if self.bad is None else min(self.bad, ticket.rate)
+            # Back to the last rate the service accepted when the climb overshot it;
+            # else halve. Never at or above a rate that drew a 429.
+            if self.last_ok is not None and self.last_ok < ticket.rate:
+                cut = self.last_ok
+            else:
+                cut = ticket.rate * DECREASE
+            cut = min(cut, self.below(self.bad))
+            if self.ceiling is not None:
+                cut = min(cut, self.ceiling)
+            self.rate = max(self.min_rate, cut)
+            self.epoch += 1
+        backoff = min(MAX_BACKOFF, self.interval() * 2 ** (self.streak - 1))
+        # Empty at ``now``: the next token after one (backed-off) interval.
+        self.tat = max(self.tat, now + self.tolerance() + backoff)
+
+    def report(self) -> LaneReport:
+        return LaneReport(self.operation, self.start, self.rate, self.peak, self.ceiling,
+                          self.bad, self.accepted, self.throttled)  # fmt: skip
 
 
 class RateLimiter:
-    """Thread-safe token buckets, one per operation; operations without a rate run free."""
+    """The pacer: thread-safe lanes, one per operation; operations without a rate run free.
+
+    ``acquire`` blocks until a slot is free and returns a :class:`Ticket`; the caller
+    reports the response with :meth:`accepted` or :meth:`throttled`.
+    """
 
     def __init__(
         self,
         rates: Mapping[str, float],
         bursts: Mapping[str, float] | None = None,
         *,
+        ceilings: Mapping[str, float] | None = None,
+        discover: frozenset[str] | None = None,
+        starts: Mapping[str, LaneStart] | None = None,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         bursts = bursts or {}
+        ceilings = ceilings or {}
+        starts = starts or {}
         for operation, rate in rates.items():
             if not rate > 0:
                 raise ValueError(f"the rate of {operation} must be above 0, not {rate}")
         self._clock = clock
+        self._wall = wall
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         now = clock()
-        self._buckets = {
-            op: _Bucket(rate, max(1.0, bursts.get(op, default_burst(rate))), now)
-            for op, rate in rates.items()
-        }
+        lanes = {}
+        for op, rate in rates.items():
+            start = starts.get(op, LaneStart(rate, None, None if op in WRITE_OPERATIONS else 1e9))
+            lanes[op] = _Lane(op, start, bursts.get(op, default_burst(rate)), ceilings.get(op),
+                              op in (discover or frozenset()), now)  # fmt: skip
+        self._lanes = lanes
 
     @classmethod
     def for_service(
@@ -87,17 +305,37 @@ class RateLimiter:
         overrides: Mapping[str, float] | None = None,
         *,
         scale: float = 1.0,
+        remembered: Mapping[str, LaneStart] | None = None,
+        discover: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> RateLimiter:
-        """The service's default quotas times ``scale``, with ``overrides`` (from
-        ``rateLimits`` in reconciler.yaml) replacing single operations' rates."""
-        rates = {op: q.rate * scale for op, q in SERVICE_QUOTAS.items()}
-        bursts = {op: q.burst * scale for op, q in SERVICE_QUOTAS.items()}
-        for operation, rate in (overrides or {}).items():
-            rates[operation] = rate
-            bursts[operation] = default_burst(rate)
-        return cls(rates, bursts, clock=clock, sleep=sleep)
+        """The documented quotas times ``scale``; ``overrides`` (``rateLimits`` in
+        reconciler.yaml) set an operation's starting rate *and* its ceiling;
+        ``remembered`` (the last run's rates) start any (a cap still applies). With
+        ``discover``, write operations climb from there while the service accepts."""
+        overrides = overrides or {}
+        remembered = remembered or {}
+        rates, bursts, starts = {}, {}, {}
+        for op, quota in SERVICE_QUOTAS.items():
+            rates[op] = quota.rate * scale
+            bursts[op] = quota.burst * (scale if op not in WRITE_OPERATIONS else 1.0)
+            fresh_tokens = None if op in WRITE_OPERATIONS else bursts[op]
+            start = remembered.get(op)
+            if op in overrides:
+                rate = overrides[op]
+                rates[op] = rate
+                if op not in WRITE_OPERATIONS:
+                    bursts[op] = default_burst(rate)
+            if start is not None:
+                rates[op] = start.rate
+                starts[op] = start
+            else:
+                starts[op] = LaneStart(rates[op], None, fresh_tokens)
+        writes = frozenset(WRITE_OPERATIONS) if discover else frozenset()
+        return cls(rates, bursts, ceilings=dict(overrides), discover=writes, starts=starts,
+                   clock=clock, sleep=sleep, wall=wall)  # fmt: skip
 
     @classmethod
     def unlimited(cls) -> RateLimiter:
@@ -105,16 +343,97 @@ class RateLimiter:
         return cls({})
 
     def rate(self, operation: str) -> float | None:
-        bucket = self._buckets.get(operation)
-        return bucket.rate if bucket else None
-
-    def acquire(self, operation: str) -> float:
-        """Block until ``operation`` may be sent; return the seconds waited."""
-        bucket = self._buckets.get(operation)
-        if bucket is None:
-            return 0.0
+        """The rate ``operation`` is paced at now (for the whole account, before the
+        share of a shard), or None when it is not paced."""
         with self._lock:
-            wait = bucket.reserve(self._clock())
-        if wait > 0:
-            self._sleep(wait)
-        return wait
+            lane = self._lanes.get(operation)
+            return lane.rate if lane else None
+
+    def share(self, index: int, count: int) -> None:
+        """Pace as shard ``index`` of ``count`` processes sharing one account: every
+        operation at rate ÷ count, writes starting empty in this shard's phase of a
+        wall-clock grid (so shards that start together take turns)."""
+        if not 1 <= index <= count:
+            raise ValueError(f"shard {index} of {count}")
+        with self._wake:
+            now, wall = self._clock(), self._wall()
+            for lane in self._lanes.values():
+                lane.share = count
+                lane.epoch += 1
+                if count == 1 or lane.operation not in WRITE_OPERATIONS:
+                    lane.grid = None
+                    continue
+                lane.grid = (index, wall - now)
+                # Start empty: the first slot is at least one account-wide slot away.
+                lane.tat = now + lane.interval() / count + lane.tolerance()
+            self._wake.notify_all()
+
+    def acquire(self, operation: str) -> Ticket:
+        """Block until ``operation`` may be sent; the ticket records the schedule it was
+        sent under (for :meth:`accepted`/:meth:`throttled`)."""
+        with self._wake:
+            lane = self._lanes.get(operation)
+            if lane is None:
+                return Ticket(operation, 0, 0.0)
+            lane.waiting += 1
+            try:
+                while True:
+                    now = self._clock()
+                    slot = lane.next_slot(now)
+                    if slot <= now:
+                        lane.take(now)
+                        return Ticket(operation, lane.epoch, lane.rate)
+                    self._pause(slot - now)
+            finally:
+                lane.waiting -= 1
+
+    def _pause(self, seconds: float) -> None:
+        """Wait (holding nothing) until ``seconds`` pass or the schedule changes."""
+        if self._sleep is None:
+            self._wake.wait(seconds)
+            return
+        self._lock.release()
+        try:
+            self._sleep(seconds)
+        finally:
+            self._lock.acquire()
+
+    def accepted(self, ticket: Ticket) -> None:
+        with self._wake:
+            lane = self._lanes.get(ticket.operation)
+            if lane is not None and lane.on_accepted(ticket, self._clock()):
+                self._wake.notify_all()
+
+    def throttled(self, ticket: Ticket) -> float:
+        """A 429 for ``ticket``; returns how long its retry should expect to wait (the
+        retry's own :meth:`acquire` does the waiting). Unpaced operations get a
+        back-off of their own."""
+        with self._wake:
+            lane = self._lanes.get(ticket.operation)
+            if lane is None:
+                return 1.0
+            now = self._clock()
+            lane.on_throttled(ticket, now)
+            self._wake.notify_all()
+            return max(0.0, lane.next_slot(now) - now)
+
+    def report(self) -> dict[str, LaneReport]:
+        """Per operation that was used: where it started, where it got, how many 429s."""
+        with self._lock:
+            return {op: lane.report() for op, lane in self._lanes.items()
+                    if lane.accepted or lane.throttled}  # fmt: skip
+
+    def remembered(self) -> dict[str, dict[str, float | None]]:
+        """What the next run against the same account should start from, per write
+        operation used: ``rate``, ``throttled_at`` (the lowest rate that drew a 429)
+        and ``free_at`` (wall-clock seconds when this run's schedule has handed out its
+        last token: the server's bucket refills from then)."""
+        with self._lock:
+            now, wall = self._clock(), self._wall()
+            found: dict[str, dict[str, float | None]] = {}
+            for op, lane in self._lanes.items():
+                if op not in WRITE_OPERATIONS or not (lane.accepted or lane.throttled):
+                    continue
+                free_at = wall + (lane.tat - lane.burst * lane.interval() - now)
+                found[op] = {"rate": lane.rate, "throttled_at": lane.bad, "free_at": free_at}
+            return found

@@ -1,5 +1,6 @@
-"""One call from settings to a ready client: the endpoint, pacing and, for ``local``,
-the embedded emulator's lifetime."""
+"""One call from settings to a ready client: the endpoint, pacing (started from the
+rates the last run against the same account reached, and remembering this run's at
+the end) and, for ``local``, the embedded emulator's lifetime."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from reconciler.config import Endpoint, ProjectConfig
+from reconciler.healthimaging import memory
 from reconciler.healthimaging.client import DEFAULT_MAX_ATTEMPTS, HealthImaging, make_boto3_client
 from reconciler.healthimaging.pacing import RateLimiter
+
+RATES_FOLDER = "rates"  # under the cache folder: one file per account scope
 
 
 @contextmanager
@@ -29,6 +33,11 @@ def connect(
     pool = max(10, config.parallelism + 2)
     local = None
     scale = 1.0
+    # The account scope of the remembered rates: the endpoint (the local service by its
+    # database), the region and the profile (the account behind it).
+    where = str(config.local_db) if endpoint.kind == "local" else endpoint.url
+    scope = memory.scope_key(endpoint.kind, where, region, profile)
+    rates_file = config.cache_dir / RATES_FOLDER / f"{scope}.json"
     if endpoint.kind == "local":
         # Imported here: the emulator (and pydicom) load only when --local asks for them.
         from reconciler.session.local import LOCAL_QUOTA_SCALE, start_local
@@ -41,8 +50,13 @@ def connect(
             endpoint, region, profile, max_pool=pool, max_attempts=max_attempts
         )
         try:
-            limiter = RateLimiter.for_service(config.rate_limits, scale=scale)
-            yield HealthImaging(boto_client, limiter=limiter)
+            limiter = RateLimiter.for_service(
+                config.rate_limits, scale=scale, remembered=memory.load(rates_file)
+            )
+            try:
+                yield HealthImaging(boto_client, limiter=limiter)
+            finally:
+                memory.save(rates_file, limiter.remembered(), endpoint.kind)
         finally:
             boto_client.close()
     finally:

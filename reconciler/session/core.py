@@ -221,6 +221,8 @@ class Session:
         targets: Targets | None = None,
         combine_forced: bool = False,
     ) -> Plan:
+        if shard is not None:  # N shards share the account's quotas: each paces at 1/N
+            self.ahi.limiter.share(*shard)
         return make_plan(
             self.ahi,
             loaded.manifests,
@@ -388,7 +390,13 @@ class Session:
                 lock_timeout=self.config.lock_timeout_seconds,
                 progress=progress,
             )
-        return ApplyResult(plan, report)
+            journal.pacing(self.pacing())
+        return ApplyResult(plan, report, self.pacing())
+
+    def pacing(self) -> dict[str, dict[str, float | int | None]]:
+        """Per operation this session used: the rate its pacer started from and reached
+        (requests per second, for the whole account), and the 429s it got."""
+        return {op: lane.as_dict() for op, lane in self.ahi.limiter.report().items()}
 
     def history(self, image_set: str, *, datastore_id: str | None = None) -> list[VersionInfo]:
         """The versions of ``image_set``, newest first."""

@@ -11,7 +11,7 @@ apply goes ahead with everything that is not blocked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.engine.apply import ApplyReport
 from reconciler.engine.plan import Plan
@@ -60,6 +60,8 @@ class ApplyResult:
 
     plan: Plan
     report: ApplyReport | None
+    # Operation → rates the pacer started from and reached, 429s (Session.pacing).
+    pacing: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str | None:

@@ -31,6 +31,7 @@ from reconciler.healthimaging import (
     make_boto3_client,
     map_error,
 )
+from reconciler.healthimaging.client import MAX_THROTTLED_ATTEMPTS
 
 ISID = "a" * 32
 MISSING = "f" * 32
@@ -135,12 +136,26 @@ def test_server_errors_are_retried_then_service_unavailable(
     assert caught.value.code == "InternalServerException"
 
 
-def test_throttling_after_retries_is_throttled(local: LocalHealthImaging, datastore: str, hi: HealthImaging) -> None:  # fmt: skip
+def test_throttling_is_retried_until_a_bound_then_says_what_is_going_on(
+    local: LocalHealthImaging, datastore: str
+) -> None:
+    """A 429 is the pacer's business, retried far more often than a failure (a pacer
+    that backs off gets through); a service that never stops throttling still ends."""
+    waits: list[float] = []
+    hi = HealthImaging(make_boto3_client(Endpoint("local", local.url), max_attempts=1),
+                       limiter=RateLimiter.unlimited(), sleep=waits.append)  # fmt: skip
+    sent: list[str] = []
+    hi._boto.meta.events.register("before-send.medical-imaging", lambda **_: sent.append("x"))
     local.configure(
         faults={"operations": {"GetImageSet": {"error_rate": 1.0, "error_status": 429}}}
     )
-    with pytest.raises(Throttled, match="lower rateLimits"):
+    with pytest.raises(Throttled) as caught:
         hi.get_image_set(datastore, ISID)
+    assert len(sent) == MAX_THROTTLED_ATTEMPTS  # one botocore attempt each: ours retry
+    assert len(waits) == MAX_THROTTLED_ATTEMPTS - 1
+    message = str(caught.value)
+    assert f"still throttled after {MAX_THROTTLED_ATTEMPTS} attempts" in message
+    assert "another run or tool" in message and "rateLimits" in message
 
 
 def test_an_unreachable_endpoint_fails_fast() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import USDOPPLER, blob, put_document
@@ -16,8 +18,10 @@ from reconciler.healthimaging import (
     RateLimiter,
     WorkflowStatus,
     make_boto3_client,
+    memory,
 )
 from reconciler.healthimaging.backoff import delays
+from reconciler.healthimaging.pacing import BELOW_THROTTLED, BURST_ONE_SLACK, HEADROOM, paced
 
 ISID = "a" * 32
 
@@ -91,58 +95,171 @@ def test_backoff_doubles_up_to_the_maximum_with_equal_jitter() -> None:
     assert first(0.0) == [0.1, 0.2, 0.4, 0.8, 1.6, 2.5, 2.5]
 
 
-# -- rate limiter ------------------------------------------------------------------------
-def test_update_quota_one_per_four_seconds_burst_one() -> None:
+# -- the pacer --------------------------------------------------------------------------
+UPDATE = "UpdateImageSetMetadata"
+GAP = 1 / (0.25 * HEADROOM) + BURST_ONE_SLACK  # a hair over 4 s
+
+
+def waited(limiter: RateLimiter, fake: FakeTime, operation: str) -> float:
+    before = fake.now
+    limiter.acquire(operation)
+    return round(fake.now - before, 6)
+
+
+def test_updates_go_a_hair_under_the_default_quota_first_one_at_once() -> None:
     fake = FakeTime()
-    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
-    waits = [limiter.acquire("UpdateImageSetMetadata") for _ in range(3)]
-    assert waits == [0.0, 4.0, 4.0]  # each caller sleeps, so the clock moved 4 s between
-    fake.now += 60  # a quiet minute refills only the burst: one token
-    assert [limiter.acquire("UpdateImageSetMetadata") for _ in range(2)] == [0.0, 4.0]
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep, discover=False)
+    waits = [waited(limiter, fake, UPDATE) for _ in range(3)]
+    assert waits == [0.0, pytest.approx(GAP), pytest.approx(GAP)]
+    assert GAP > 4.0  # never exactly at the rate: jitter must not land two in one token
+    fake.now += 60  # a quiet minute refills only the burst of one
+    assert [waited(limiter, fake, UPDATE) for _ in range(2)] == [0.0, pytest.approx(GAP)]
 
 
 def test_reads_have_a_burst_then_their_rate() -> None:
     fake = FakeTime()
     limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
-    assert all(limiter.acquire("GetImageSet") == 0.0 for _ in range(50))
-    assert limiter.acquire("GetImageSet") == pytest.approx(1 / 25)
-    assert all(limiter.acquire("GetImageSetMetadata") == 0.0 for _ in range(100))
-    assert limiter.acquire("GetImageSetMetadata") == pytest.approx(1 / 50)
-    assert limiter.acquire("GetDatastore") == 0.0  # no quota known: not paced
-    assert fake.sleeps == [pytest.approx(1 / 25), pytest.approx(1 / 50)]
+    assert all(waited(limiter, fake, "GetImageSet") == 0.0 for _ in range(50))
+    assert waited(limiter, fake, "GetImageSet") == pytest.approx(1 / (25 * HEADROOM), abs=1e-6)
+    assert limiter.acquire("GetDatastore").rate == 0.0  # no quota known: not paced
 
 
 def test_concurrent_callers_queue_for_their_turn() -> None:
-    """Reservations under the lock: with a frozen clock, the k-th caller waits k / rate."""
-    sleeps: list[float] = []
+    """Eight threads, eighty requests: each granted slot is one interval after the last."""
+    clock = FakeTime()
     guard = threading.Lock()
+    granted: list[float] = []
 
-    def record(seconds: float) -> None:
+    def sleep(seconds: float) -> None:
         with guard:
-            sleeps.append(seconds)
+            clock.now = max(clock.now, clock.now + seconds)
 
-    limiter = RateLimiter(
-        {"GetImageSet": 10.0}, {"GetImageSet": 1}, clock=lambda: 0.0, sleep=record
-    )
-    workers = [threading.Thread(target=lambda: [limiter.acquire("GetImageSet") for _ in range(10)])
-               for _ in range(8)]  # fmt: skip
+    limiter = RateLimiter({"GetImageSet": 10.0}, {"GetImageSet": 1}, clock=clock.clock, sleep=sleep)
+
+    def work() -> None:
+        for _ in range(10):
+            limiter.acquire("GetImageSet")
+            with guard:
+                granted.append(clock.now)
+
+    workers = [threading.Thread(target=work) for _ in range(8)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    assert sorted(sleeps) == pytest.approx([k / 10 for k in range(1, 80)])
+    gaps = [b - a for a, b in itertools.pairwise(sorted(granted))]
+    assert len(granted) == 80
+    assert min(gaps) >= 1 / (10 * HEADROOM) + BURST_ONE_SLACK - 1e-9
 
 
-def test_overrides_and_scale() -> None:
-    limiter = RateLimiter.for_service({"UpdateImageSetMetadata": 1.0}, scale=20)
-    assert limiter.rate("UpdateImageSetMetadata") == 1.0  # overridden: not scaled
-    assert limiter.rate("CopyImageSet") == 5.0 and limiter.rate("GetImageSet") == 500.0
+def test_a_429_re_anchors_halves_the_rate_and_backs_off() -> None:
     fake = FakeTime()
-    overridden = RateLimiter.for_service({"UpdateImageSetMetadata": 1.0}, clock=fake.clock, sleep=fake.sleep)  # fmt: skip
-    # An overridden rate gets a burst of two seconds' worth, like the service's defaults.
-    assert [overridden.acquire("UpdateImageSetMetadata") for _ in range(3)] == [0.0, 0.0, 1.0]
+    limiter = RateLimiter({"GetImageSet": 10.0}, {"GetImageSet": 1}, clock=fake.clock, sleep=fake.sleep)  # fmt: skip
+    sent = paced(10.0, 1)
+    ticket = limiter.acquire("GetImageSet")
+    fake.now += 0.05  # the 429 arrives 50 ms later
+    limiter.throttled(ticket)
+    assert limiter.rate("GetImageSet") == sent / 2  # multiplicative decrease
+    anchored = fake.now
+    limiter.acquire("GetImageSet")  # the retry: one (new) interval after the 429, not before
+    assert fake.now - anchored == pytest.approx(2 / sent)
+    # A second 429 in a row backs off twice as long; one from a request sent before the
+    # first cut does not cut the rate again (one cut per round).
+    stale = ticket
+    limiter.throttled(limiter.acquire("GetImageSet"))
+    limiter.throttled(stale)
+    assert limiter.rate("GetImageSet") == sent / 4
+    report = limiter.report()["GetImageSet"]
+    assert (report.throttled, report.throttled_at, report.accepted) == (3, sent / 2, 0)
+
+
+def test_discovery_climbs_fast_while_accepted_then_stays_under_a_429() -> None:
+    """Writes start at the documented 0.25/s; ×4 per accepted request while callers
+    queue; a 429 falls back to the last accepted rate; then +5 % steps, never past
+    95 % of the rate that drew it."""
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    lane = limiter._lanes[UPDATE]
+    lane.waiting = 1  # as if other workers queued behind these calls
+    start = paced(0.25, 1)
+    for expected in (4, 16, 64):
+        limiter.accepted(limiter.acquire(UPDATE))
+        assert limiter.rate(UPDATE) == pytest.approx(start * expected)
+    limiter.throttled(limiter.acquire(UPDATE))  # 64× was too fast
+    assert limiter.rate(UPDATE) == pytest.approx(start * 16)  # the last accepted rate
+    for _ in range(40):
+        limiter.accepted(limiter.acquire(UPDATE))
+    ceiling = 1 / (1 / (start * 64 * BELOW_THROTTLED) + BURST_ONE_SLACK)
+    assert limiter.rate(UPDATE) == pytest.approx(ceiling)
+    report = limiter.report()[UPDATE]
+    assert (report.start, report.peak, report.throttled_at) == (start, start * 64, start * 64)
+
+
+def test_rate_limits_are_the_start_and_the_ceiling() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter.for_service({UPDATE: 10.0}, clock=fake.clock, sleep=fake.sleep)
+    limiter._lanes[UPDATE].waiting = 1
+    for _ in range(20):
+        limiter.accepted(limiter.acquire(UPDATE))
+    assert limiter.rate(UPDATE) == paced(10.0, 1)  # accepted all along, never above the cap
+    assert limiter.rate("GetImageSet") == paced(25.0, 50)
+    scaled = RateLimiter.for_service({UPDATE: 1.0}, scale=20)
+    assert scaled.rate(UPDATE) == paced(1.0, 1)  # overridden: not scaled
+    assert scaled.rate("CopyImageSet") == paced(5.0, 1)
+    assert scaled.rate("GetImageSet") == paced(500.0, 1000)
     with pytest.raises(ValueError, match="above 0"):
         RateLimiter({"GetImageSet": 0})
+
+
+def test_reads_do_not_climb_past_their_start() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    limiter._lanes["GetImageSet"].waiting = 1
+    for _ in range(100):
+        limiter.accepted(limiter.acquire("GetImageSet"))
+    assert limiter.rate("GetImageSet") == paced(25.0, 50)
+
+
+def test_remembered_rates_start_the_next_run_with_the_bucket_as_left(tmp_path: Path) -> None:
+    fake = FakeTime()
+    wall = [5000.0]
+    first = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep, wall=lambda: wall[0])
+    first._lanes[UPDATE].waiting = 1
+    for _ in range(3):
+        first.accepted(first.acquire(UPDATE))
+    saved = tmp_path / "rates.json"
+    memory.save(saved, first.remembered(), "local", wall=wall[0])
+    # At once: the server's bucket is as empty as the last run left it.
+    starts = memory.load(saved, wall=wall[0])
+    reached = paced(0.25, 1) * 64
+    assert starts[UPDATE].rate == pytest.approx(reached) and starts[UPDATE].throttled_at is None
+    second = RateLimiter.for_service(remembered=starts, clock=fake.clock, sleep=fake.sleep)
+    assert second.rate(UPDATE) == pytest.approx(reached)
+    assert waited(second, fake, UPDATE) > 0  # starts empty: the last run just wrote
+    # A minute later the bucket has refilled: the first request goes at once.
+    later = RateLimiter.for_service(remembered=memory.load(saved, wall=wall[0] + 60),
+                                    clock=fake.clock, sleep=fake.sleep)  # fmt: skip
+    assert waited(later, fake, UPDATE) == 0.0
+    # rateLimits still caps what was remembered; unreadable memory is ignored.
+    capped = RateLimiter.for_service({UPDATE: 2.0}, remembered=starts)
+    assert capped.rate(UPDATE) == paced(2.0, 1)
+    saved.write_text("{not json")
+    assert memory.load(saved) == {}
+
+
+def test_shards_split_the_rate_and_take_turns_on_a_wall_clock_grid() -> None:
+    fake_one, fake_two = FakeTime(), FakeTime()
+    wall = 7000.0
+    one = RateLimiter.for_service(clock=fake_one.clock, sleep=fake_one.sleep, wall=lambda: wall)
+    two = RateLimiter.for_service(clock=fake_two.clock, sleep=fake_two.sleep, wall=lambda: wall)
+    one.share(1, 2)
+    two.share(2, 2)
+    sent = sorted([wall + waited(one, fake_one, UPDATE), wall + waited(two, fake_two, UPDATE)])
+    period = 2 / paced(0.25, 1)
+    assert sent[1] - sent[0] == pytest.approx(period / 2)  # one account-wide slot apart
+    assert waited(one, fake_one, UPDATE) == pytest.approx(period)  # each at rate / 2
+    with pytest.raises(ValueError):
+        one.share(3, 2)
 
 
 def test_every_call_goes_through_the_limiter(local: LocalHealthImaging, datastore: str) -> None:
@@ -153,4 +270,5 @@ def test_every_call_goes_through_the_limiter(local: LocalHealthImaging, datastor
     for _ in range(3):
         hi.get_image_set(datastore, ISID)
     hi.get_metadata(datastore, ISID, "1")  # no rate for this operation here
-    assert fake.sleeps == [0.5, 0.5]
+    gap = 1 / (2 * HEADROOM) + BURST_ONE_SLACK
+    assert fake.sleeps == [pytest.approx(gap), pytest.approx(gap)]

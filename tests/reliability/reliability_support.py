@@ -402,17 +402,14 @@ def desired_documents(project: Project) -> dict[str, Any]:
 
 
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shorten botocore's waits between retries (not their number) and its adaptive
-    client-side throttle, so a storm of faults fits the test budget."""
-    from botocore.retries import adaptive, standard
+    """Shorten the client's waits between retries (not their number), so a storm of
+    faults fits the test budget. The retries are the client's own (botocore's are off):
+    its back-off for 5xx and connection errors, and the pacer's re-anchored wait after
+    a 429."""
+    from reconciler.healthimaging import client, pacing
 
-    monkeypatch.setitem(
-        standard.ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "throttling_base_scale", 0.01
-    )
-    monkeypatch.setitem(
-        standard.ExponentialBackoff._DEFAULT_BACKOFF_CONFIG, "non_throttling_base_scale", 0.005
-    )
-    monkeypatch.setattr(adaptive.ClientRateLimiter, "on_sending_request", lambda *a, **k: None)
+    monkeypatch.setattr(client, "RETRY_BASE", 0.005)
+    monkeypatch.setattr(pacing, "MAX_BACKOFF", 0.05)
 
 
 @pytest.fixture

@@ -65,11 +65,14 @@ def test_connect_local_runs_the_emulator_for_the_block(no_aws_config: None, tmp_
         )
 
 
-def test_aws_clients_keep_host_prefixes_and_use_adaptive_retries(no_aws_config: None) -> None:
+def test_aws_clients_keep_host_prefixes_and_retry_through_the_pacer(no_aws_config: None) -> None:
     boto = make_boto3_client(Endpoint("aws"), region="eu-west-1", max_attempts=7, max_pool=12)
     config = boto.meta.config
     assert config.inject_host_prefix is True
-    assert config.retries == {"mode": "adaptive", "total_max_attempts": 7}
+    # botocore sends each request once: the retries (7 attempts) are HealthImaging's,
+    # each one waiting for the pacer like any request.
+    assert config.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert HealthImaging(boto)._max_attempts == 7
     assert config.max_pool_connections == 12
     assert boto.meta.region_name == "eu-west-1"
     assert "amazonaws.com" in boto.meta.endpoint_url

@@ -108,6 +108,15 @@ class EndRecord(_Record):
     TYPE: ClassVar[str] = "end"
     finished_at: str
     summary: dict[str, int] = field(hash=False)  # outcome → image sets
+    # Operation → what the client's pacer did: rates (requests per second) it started
+    # from and reached, 429s. Absent in journals of runs that sent nothing.
+    pacing: dict[str, dict[str, float | int | None]] | None = field(default=None, hash=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = super().as_dict()
+        if self.pacing is None:
+            del data["pacing"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,18 @@ class _Fields:
             raise _Malformed(f"{key} must be a list of text")
         return tuple(value)
 
+    def pacing(self, key: str) -> dict[str, dict[str, float | int | None]] | None:
+        value = self._get(key, dict, "an object", True)
+        if value is None:
+            return None
+        for entry in value.values():
+            if not isinstance(entry, dict) or not all(
+                n is None or (isinstance(n, (int, float)) and not isinstance(n, bool))
+                for n in entry.values()
+            ):
+                raise _Malformed(f"{key} must map operations to objects of numbers")
+        return {str(op): dict(entry) for op, entry in value.items()}
+
     def counts(self, key: str) -> dict[str, int]:
         value = self._get(key, dict, "an object", False)
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in value.values()):
@@ -198,7 +219,7 @@ def _parse(data: Any) -> _Record:
                             Outcome(outcome), get.maybe("message"), get.number("call"),
                             get.text("at"))  # fmt: skip
     if kind == "end":
-        return EndRecord(get.text("finished_at"), get.counts("summary"))
+        return EndRecord(get.text("finished_at"), get.counts("summary"), get.pacing("pacing"))
     if kind == "step":
         return StepRecord(get.text("image_set_id"), get.text("datastore_id"), get.text("step"),
                           get.text("phase"), get.maybe("copy_id"), get.maybe("new_id"),

@@ -141,6 +141,7 @@ class Journal:
         self._closed = False
         self._failure: str | None = None  # why a write failed; nothing is written after
         self._outcomes: dict[tuple[str, str], Outcome] = {}  # last outcome per image set
+        self._pacing: dict[str, dict[str, float | int | None]] | None = None
 
     @classmethod
     def start(
@@ -262,15 +263,22 @@ class Journal:
             self._outcomes[(datastore_id, image_set_id)] = outcome
         return record
 
+    def pacing(self, report: dict[str, dict[str, float | int | None]]) -> None:
+        """What the client's pacer did in this run (rates reached, 429s), written with
+        the ``end`` record."""
+        with self._lock:
+            self._pacing = {op: dict(entry) for op, entry in report.items()} or None
+
     def end(self) -> EndRecord:
-        """Write the ``end`` record (image sets per last outcome) and close the file."""
+        """Write the ``end`` record (image sets per last outcome, and the pacing) and
+        close the file."""
         with self._lock:
             summary: dict[str, int] = {}
             for outcome in Outcome:
                 count = sum(1 for seen in self._outcomes.values() if seen is outcome)
                 if count:
                     summary[outcome.value] = count
-            record = EndRecord(_iso(self._clock()), summary)
+            record = EndRecord(_iso(self._clock()), summary, self._pacing)
             self._append(record)
             self._close()
         return record

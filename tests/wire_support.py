@@ -1,0 +1,153 @@
+"""Judging pacing from outside: a counting proxy on the wire, and per-operation quotas.
+
+:class:`CountingProxy` is a threaded loopback HTTP proxy that the tool under test
+knows nothing about: it forwards every request to the local HealthImaging and records
+the operation, the status and when — every attempt, including retries that a
+client's own counters would count once. The benchmark (benchmarks/bench_wire.py) uses
+it too.
+
+:func:`quotas` sets the emulator's per-operation quotas (rate, burst) for a block:
+e.g. the published 0.25/1 profile for updates, or a faster one (10/s burst 1) that
+keeps tests short while keeping the shape of a burst-one quota.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from reconciler.emulator import choices
+
+_OPERATION = re.compile(r"/([A-Za-z]+)(?:\?|$)")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+@contextmanager
+def quotas(table: Mapping[str, tuple[float, float]]) -> Iterator[None]:
+    """The emulator's quotas for ``table``'s operations, restored afterwards."""
+    saved = dict(choices.DEFAULT_QUOTAS)
+    choices.DEFAULT_QUOTAS.update({op: (rate, int(burst)) for op, (rate, burst) in table.items()})
+    try:
+        yield
+    finally:
+        choices.DEFAULT_QUOTAS.clear()
+        choices.DEFAULT_QUOTAS.update(saved)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    operation: str
+    status: int
+    sent: float  # time.monotonic() when the request reached the proxy
+    answered: float
+
+
+def operation_of(method: str, path: str) -> str:
+    """The HealthImaging operation a REST path names (its last segment, capitalised)."""
+    found = _OPERATION.search(path)
+    if found and found.group(1)[0].islower() and found.group(1) != "datastore":
+        name = found.group(1)
+        return name[0].upper() + name[1:]
+    return f"{method} {path.split('?')[0]}"
+
+
+class CountingProxy:
+    """A loopback HTTP proxy in front of ``upstream`` that records every exchange."""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.exchanges: list[Exchange] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                proxy._forward(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> CountingProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> CountingProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if connection is None:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=60)
+            self._local.conn = connection
+        return connection
+
+    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        sent = time.monotonic()
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+        for attempt in range(2):  # a kept-alive upstream connection may have closed
+            connection = self._connection()
+            try:
+                connection.request(handler.command, handler.path, body=body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                connection.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        with self._lock:
+            self.exchanges.append(Exchange(operation_of(handler.command, handler.path),
+                                           response.status, sent, time.monotonic()))  # fmt: skip
+        handler.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in _HOP_BY_HOP:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    # -- what was seen -------------------------------------------------------------------
+    def seen(self, operation: str | None = None) -> list[Exchange]:
+        with self._lock:
+            return [e for e in self.exchanges if operation is None or e.operation == operation]
+
+    def count(self, operation: str | None = None, status: int | None = None) -> int:
+        return sum(1 for e in self.seen(operation) if status is None or e.status == status)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.exchanges.clear()

@@ -6,7 +6,7 @@ the operation, the status and when — every attempt, including retries that a
 client's own counters would count once. The benchmark (benchmarks/bench_wire.py) uses
 it too.
 
-:func:`quotas` sets the emulator's per-operation quotas (rate, burst) for a block:
+:func:`set_quotas` sets the emulator's per-operation quotas (rate, burst):
 e.g. the published 0.25/1 profile for updates, or a faster one (10/s burst 1) that
 keeps tests short while keeping the shape of a burst-one quota.
 """
@@ -17,29 +17,27 @@ import http.client
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator import choices
-
 _OPERATION = re.compile(r"/([A-Za-z]+)(?:\?|$)")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
-@contextmanager
-def quotas(table: Mapping[str, tuple[float, float]]) -> Iterator[None]:
-    """The emulator's quotas for ``table``'s operations, restored afterwards."""
-    saved = dict(choices.DEFAULT_QUOTAS)
-    choices.DEFAULT_QUOTAS.update({op: (rate, int(burst)) for op, (rate, burst) in table.items()})
-    try:
-        yield
-    finally:
-        choices.DEFAULT_QUOTAS.clear()
-        choices.DEFAULT_QUOTAS.update(saved)
+def set_quotas(
+    local: Any, table: Mapping[str, tuple[float, float]], profile: str = "standard"
+) -> None:
+    """Turn the emulator's quotas on: published ``profile`` with ``table``'s operations
+    set apart (``quota_overrides``)."""
+    local.configure(
+        quotas_enabled=True,
+        quota_scale=1.0,
+        quota_profile=profile,
+        quota_overrides={op: [rate, int(burst)] for op, (rate, burst) in table.items()},
+    )
 
 
 @dataclass(frozen=True)

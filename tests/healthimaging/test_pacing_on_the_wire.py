@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from builders import put
 from conftest import USDOPPLER, put_document
-from wire_support import CountingProxy, quotas
+from wire_support import CountingProxy, set_quotas
 
 from reconciler.config import Endpoint
 from reconciler.dicom.levels import Level
@@ -40,8 +40,8 @@ QUOTAS = {
 
 @pytest.fixture
 def wire(local: LocalHealthImaging) -> Iterator[CountingProxy]:
-    local.configure(quotas_enabled=True)
-    with quotas(QUOTAS), CountingProxy(local.url) as proxy:
+    set_quotas(local, QUOTAS)
+    with CountingProxy(local.url) as proxy:
         yield proxy
 
 
@@ -134,11 +134,11 @@ def test_discovery_climbs_to_a_faster_account_quota(
 ) -> None:
     """Where the account allows more (here 40× the documented rate, burst 40), the
     pacer climbs: 40 updates do not take 40 documented intervals."""
-    local.configure(quotas_enabled=True)
     ids = fleet(local, datastore, 40, "c")
     fast = {UPDATE: (0.25 * SCALE * 40, 40), "GetImageSet": QUOTAS["GetImageSet"],
             "GetImageSetMetadata": QUOTAS["GetImageSetMetadata"]}  # fmt: skip
-    with quotas(fast), CountingProxy(local.url) as proxy:
+    set_quotas(local, fast)
+    with CountingProxy(local.url) as proxy:
         ahi = client(proxy.url, RateLimiter.for_service())  # tool defaults: 0.25/s
         report = apply(ahi, datastore, ids, "fast", tmp_path / "runs")
         assert outcomes(report) == {Outcome.UPDATED: 40}

@@ -13,7 +13,7 @@ from reconciler.emulator.backend import Backend
 from reconciler.emulator.seed import SEED_DATASTORE_ID, SeedResult
 from reconciler.healthimaging import EndpointUnreachable, make_boto3_client
 from reconciler.healthimaging.client import LOCAL_ACCESS_KEY, HealthImaging
-from reconciler.healthimaging.pacing import RateLimiter
+from reconciler.healthimaging.pacing import RateLimiter, paced
 from reconciler.session.connect import connect
 from reconciler.session.local import LOCAL_QUOTA_SCALE, start_local
 
@@ -56,8 +56,8 @@ def test_connect_local_runs_the_emulator_for_the_block(no_aws_config: None, tmp_
     config = ProjectConfig(local_db=tmp_path / "local.sqlite", profile="not-configured-here")
     with connect(Endpoint("local", source="--endpoint"), config) as hi:
         assert len(list(hi.search(SEED_DATASTORE_ID))) >= 10
-        # Paced at the local quotas, which are the service's times LOCAL_QUOTA_SCALE.
-        assert hi.limiter.rate("UpdateImageSetMetadata") == 0.25 * LOCAL_QUOTA_SCALE
+        # Paced (a hair under) the local quotas, the service's times LOCAL_QUOTA_SCALE.
+        assert hi.limiter.rate("UpdateImageSetMetadata") == paced(0.25 * LOCAL_QUOTA_SCALE, 1)
         url = hi._boto.meta.endpoint_url
     with pytest.raises(EndpointUnreachable):  # stopped on leaving the block
         HealthImaging(make_boto3_client(Endpoint("local", url), max_attempts=1)).get_image_set(

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.atomicfile import write_atomically
 from reconciler.engine.resolve import Target, Unresolved, image_sets_of
 from reconciler.healthimaging import HealthImaging, SearchFilter
 from reconciler.healthimaging.models import ImageSetSummary
@@ -71,11 +70,7 @@ def save_state(path: Path, state: DriftState) -> None:
         "digests": state.digests,
         "targets": {k: sorted(map(list, v)) for k, v in sorted(state.targets.items())},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".drift-state.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=1)
-    os.replace(temp, path)
+    write_atomically(path, json.dumps(data, indent=1))
 
 
 def state_after(

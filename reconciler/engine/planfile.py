@@ -9,11 +9,10 @@ written atomically with mode 0600, and is refused on load when its format is unk
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomicfile import write_atomically
 from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import MASK, mask_reason, mask_unresolved
 from reconciler.engine import planschema
@@ -148,19 +147,7 @@ def dumps(plan: Plan, *, show_phi: bool = False, with_blobs: bool = False) -> st
 
 def save(plan: Plan, path: Path) -> None:
     """Write a saved plan atomically (temp file + rename), readable by its owner only."""
-    text = dumps(plan, with_blobs=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, dumps(plan, with_blobs=True))
 
 
 def _from_image_set(data: dict[str, Any], combine_forced: bool) -> ImageSetPlan:

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from dataclasses import replace as replace_field
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomicfile import write_atomically
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
 from reconciler.engine.journal import Journal, Outcome, Run, StepRecord, list_runs, load_run
@@ -394,23 +393,7 @@ def write_undo(path: Path, old_id: str, entry: dict[str, Any]) -> None:
         entries = _read_undo(path)
         entries[old_id] = entry
         text = json.dumps(entries, ensure_ascii=False, sort_keys=True)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        write_atomically(path, text, durable=True)
 
 
 def undo_entry(

@@ -15,17 +15,15 @@ atomic (temp file + rename) so concurrent shards never read half a file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler.atomicfile import write_atomically
 from reconciler.healthimaging.pacing import SERVICE_QUOTAS, LaneStart
 
 log = logging.getLogger("reconciler.healthimaging")
@@ -102,15 +100,6 @@ def save(
     merged.update({op: dict(entry) for op, entry in remembered.items()})
     document = {"format": FORMAT, "endpoint": label, "saved_at": now, "operations": merged}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=".rates-", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(document, stream, sort_keys=True, indent=1)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_atomically(path, json.dumps(document, sort_keys=True, indent=1))
     except OSError as failure:
         log.warning("could not remember the rates reached (%s): %s", path, failure)

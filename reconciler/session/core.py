@@ -83,13 +83,17 @@ class Cancelled(ReconcilerError):
     """The caller's review said no: nothing was changed."""
 
 
-def describe(endpoint: Endpoint, region: str | None) -> str:
-    """The label that journals, saved plans and the cache are kept under."""
+def describe(endpoint: Endpoint, region: str | None, profile: str | None = None) -> str:
+    """The label that journals, saved plans and the cache are kept under: the endpoint,
+    its region and, where one is named, the AWS profile (which picks the account), so
+    runs against one account are never resumed, mapped or reverted against another."""
     if endpoint.kind == "local":
         return "local"
     if endpoint.kind == "url":
-        return endpoint.url or "url"
-    return f"aws ({region})" if region else "aws"
+        base = endpoint.url or "url"
+    else:
+        base = f"aws ({region})" if region else "aws"
+    return f"{base} [profile {profile}]" if profile else base
 
 
 class Session:
@@ -123,7 +127,7 @@ class Session:
         if self.region is None and self.endpoint.kind != "local":
             self.region = region_from_environment(environ)
         self.profile = profile
-        self.label = describe(self.endpoint, self.region)
+        self.label = describe(self.endpoint, self.region, profile or self.config.profile)
         self._notify = notify or LOG.info
         # Whether messages may quote PHI values (manifest problems): masked unless the
         # caller's policy says otherwise (the CLI: --show-phi, RECONCILER_SHOW_PHI).
@@ -138,9 +142,9 @@ class Session:
 
     @property
     def scope(self) -> str:
-        """What persisted state describes: the endpoint (with its region) and the AWS
-        profile (which picks the account). State of one scope never serves another."""
-        return f"{self.label}|profile={self.profile or self.config.profile or ''}"
+        """What persisted state describes: the endpoint, its region and the AWS profile
+        (which picks the account) — the label. State of one scope never serves another."""
+        return self.label
 
     def _scoped(self, filename: str) -> str:
         """``filename`` made specific to :attr:`scope` (``name-<hash>.ext``)."""

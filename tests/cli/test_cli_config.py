@@ -7,19 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import run
 
 from reconciler import Session
 from reconciler.config import MAX_PARALLELISM
 from reconciler.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*args: str) -> Result:
-    from reconciler.cli import cli
-
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from cli_support import manifest_repository, run
 from conftest import blob, make_client, settle
 
-from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"
@@ -19,22 +17,11 @@ CT = "b537144549630a4b5c6386f265599afc"
 
 @pytest.fixture
 def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seed(local.backend)
-    (tmp_path / "manifests").mkdir()
-    shutil.copy(ROOT / "manifests" / "study-descriptions.yaml", tmp_path / "manifests")
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
-        "rateLimits: {UpdateImageSetMetadata: 100}\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
-    return tmp_path
+    return manifest_repository(tmp_path, local, monkeypatch, manifests=["study-descriptions.yaml"])
 
 
 def test_drift_says_which_version_changed_the_attribute(project: Path, local: Any) -> None:
-    runner = CliRunner()
-    assert runner.invoke(cli, ["apply", "--auto-approve"]).exit_code == 0
+    assert run("apply", "--auto-approve").exit_code == 0
     client = make_client(local.url)
     # Someone else edits the description by hand (a new version), then another field.
     for tree in ({"Study": {"DICOM": {"StudyDescription": "EDITED BY HAND"}}},
@@ -48,7 +35,7 @@ def test_drift_says_which_version_changed_the_attribute(project: Path, local: An
     versions = client.list_image_set_versions(datastoreId=SEED_DATASTORE_ID, imageSetId=CT)
     by_number = {v["versionId"]: v for v in versions["imageSetPropertiesList"]}
     edit = by_number[str(len(by_number) - 1)]  # the hand edit, one before the latest
-    result = runner.invoke(cli, ["drift"])
+    result = run("drift")
     assert result.exit_code == 2, result.output
     lines = result.output.splitlines()
     at = next(i for i, line in enumerate(lines) if "Study.StudyDescription" in line)
@@ -56,6 +43,6 @@ def test_drift_says_which_version_changed_the_attribute(project: Path, local: An
         lines[at + 1].strip().startswith(f"(changed in version {edit['versionId']} (UPDATED) at ")
     )
     assert edit["updatedAt"].isoformat(timespec="seconds") in lines[at + 1]
-    markdown = runner.invoke(cli, ["drift", "-o", "markdown"]).output
+    markdown = run("drift", "-o", "markdown").output
     assert "Where the drift came from:" in markdown
     assert f"changed in version {edit['versionId']} (UPDATED)" in markdown

@@ -4,37 +4,21 @@ error > partial > stale > changes > ok is defined once (reconciler/errors.py).""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import FAST_WRITES, manifest_repository, run
 from test_cli_docs import commands
 
-from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.errors import ExitCode, worst
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
 @pytest.fixture
 def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seed(local.backend)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
-        "rateLimits: {UpdateImageSetMetadata: 100, CopyImageSet: 100, DeleteImageSet: 100}\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    return tmp_path
+    return manifest_repository(tmp_path, local, monkeypatch, settings=FAST_WRITES)
 
 
 @pytest.mark.parametrize("command", commands(), ids=lambda c: " ".join(c) or "(group)")

@@ -10,20 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import run
 
 from reconciler import suggest
-from reconciler.cli import cli
 from reconciler.manifest import loader
 
 HEAD = (
     "apiVersion: reconciler/v1\nkind: ImageSetMetadata\nmetadata: {name: x}\nspec:\n"
     f"  datastoreId: {'a' * 32}\n  selector: {{imageSetId: {'b' * 32}}}\n  set:\n"
 )
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import run
 from conftest import make_client, wait_for
 
-from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,10 +22,6 @@ def here(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
     return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -10,19 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import manifest_repository, run
 from conftest import metadata
 
-from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 NM = "07293c9559d92802df5cd515a22a5149"  # primary: Patient-level changes are refused
 NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
 HEAD = "apiVersion: reconciler/v1\nkind: ImageSetMetadata\n"
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def manifest(project: Path, name: str, selector: str, body: str) -> None:
@@ -33,16 +28,7 @@ def manifest(project: Path, name: str, selector: str, body: str) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seed(local.backend)
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
-        "rateLimits: {UpdateImageSetMetadata: 100}\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    for name in ("RECONCILER_ENDPOINT", "GITHUB_STEP_SUMMARY", "CI"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    return manifest_repository(tmp_path, local, monkeypatch, manifests=())
 
 
 def test_a_blocked_patient_change_does_not_hold_back_a_study_change(

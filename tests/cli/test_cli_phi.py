@@ -5,22 +5,14 @@ RECONCILER_SHOW_PHI). Through the CLI, as CI runs it (no terminal, CI=true)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-
-from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from cli_support import FAST_UPDATES, manifest_repository, run
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "apiVersion: reconciler/v1\nkind: ImageSetMetadata\n"
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture
@@ -62,15 +54,12 @@ def test_validate_masks_values_in_messages_and_annotations(
 
 @pytest.fixture
 def project(tmp_path: Path, local: Any, ci: None, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seed(local.backend)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    manifest_repository(
+        tmp_path, local, monkeypatch, settings="showPhi: true\n" + FAST_UPDATES, in_ci=True
+    )
     write(tmp_path / "manifests" / "ghost.yaml",
           f"{HEADER}metadata: {{name: ghost}}\nspec:\n  selector: {{patientId: MRN-GHOST-77}}\n"
           "  set:\n    Study: {StudyDescription: X}\n")  # fmt: skip
-    write(tmp_path / "reconciler.yaml",
-          f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
-          "showPhi: true\nrateLimits: {UpdateImageSetMetadata: 100}\n")  # fmt: skip
-    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 

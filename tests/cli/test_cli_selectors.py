@@ -10,18 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import manifest_repository, run
 from conftest import USDOPPLER, metadata, put_document
-
-from reconciler.cli import cli
 
 STUDY = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
 PRIMARY = "a" * 32
 ARCHIVED = "b" * 32
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 @pytest.fixture
@@ -30,15 +24,7 @@ def project(tmp_path: Path, local: Any, datastore: str, monkeypatch: pytest.Monk
     doc["Patient"]["DICOM"]["PatientID"] = "ARCHIVE-7"
     put_document(local, datastore, doc, PRIMARY, primary=True)
     put_document(local, datastore, doc, ARCHIVED, primary=False)
-    (tmp_path / "manifests").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {datastore}\njournalDir: runs\n"
-        "rateLimits: {UpdateImageSetMetadata: 100}\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    return tmp_path
+    return manifest_repository(tmp_path, local, monkeypatch, manifests=(), datastore=datastore)
 
 
 def manifest(project: Path, selector: str) -> None:

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import manifest_repository, run
 from conftest import make_client, metadata, settle
 
 from reconciler import Session
-from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"  # non-primary in the seed; shipped manifests own it
@@ -22,21 +21,7 @@ NM = "07293c9559d92802df5cd515a22a5149"  # primary, two instances with private t
 
 @pytest.fixture
 def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seed(local.backend)
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\n"
-        "rateLimits: {UpdateImageSetMetadata: 100}\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
-    for name in ("CI", "GITHUB_ACTIONS", "RECONCILER_SHOW_PHI"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
+    return manifest_repository(tmp_path, local, monkeypatch, manifests=False)
 
 
 def seeded(local: Any) -> list[str]:

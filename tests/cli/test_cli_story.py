@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import FAST_WRITES, manifest_repository, run
+from click.testing import CliRunner
 from conftest import blob, metadata, settle
 
 from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"
@@ -30,18 +30,9 @@ SEEDED_PHI = ("CompressedSamples^CT1", "CompressedSamples^MR1", "SAMPLE^CT ONE",
 @pytest.fixture
 def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A manifest repository: the shipped manifests, a reconciler.yaml, a seeded service."""
-    seed(local.backend)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
-        "rateLimits: {UpdateImageSetMetadata: 100, CopyImageSet: 100, DeleteImageSet: 100}\n"
-        "lockTimeoutSeconds: 20\n"
+    return manifest_repository(
+        tmp_path, local, monkeypatch, settings=FAST_WRITES + "lockTimeoutSeconds: 20\n"
     )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    return tmp_path
 
 
 def edit_by_hand(client: Any, image_set: str) -> None:
@@ -52,10 +43,6 @@ def edit_by_hand(client: Any, image_set: str) -> None:
         updateImageSetMetadataUpdates={"revertToVersionId": "1"},
     )  # fmt: skip
     settle(client, SEED_DATASTORE_ID, image_set)
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def documents(client: Any) -> dict[str, Any]:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import FAST_WRITES, manifest_repository, run
 from conftest import make_client, metadata
 
-from reconciler.cli import cli
-from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"
@@ -21,24 +19,12 @@ MR = "bad85aed10043cb5842729f8fd06c578"
 
 @pytest.fixture
 def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seed(local.backend)
-    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    manifest_repository(tmp_path, local, monkeypatch, settings=FAST_WRITES)
     labelled = tmp_path / "manifests" / "series-descriptions.yaml"
     labelled.write_text(labelled.read_text().replace(
         "  name: mr1-series-description\n", "  name: mr1-series-description\n"
         "  labels: {team: mr}\n"))  # fmt: skip
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
-        "rateLimits: {UpdateImageSetMetadata: 100, CopyImageSet: 100, DeleteImageSet: 100}\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
     return tmp_path
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
 
 
 def manifests_in(output: str) -> set[str]:

@@ -17,6 +17,7 @@ from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import MASK, mask_reason, mask_unresolved
 from reconciler.engine import planschema
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
+from reconciler.engine.origins import origin_key
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.plan import (
     FORMAT_VERSION,
@@ -107,7 +108,8 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "action": item.action.value,
             "manifests": list(item.manifests),
             "unchanged": item.diff.unchanged,
-            "changes": [_change(c, show) for c in changes],
+            "changes": [_with_origin(_change(c, show), plan, item.image_set_id, c)
+                        for c in changes],
             "problems": [
                 {"message": p.message if show else mask_reason(p.message),
                  "manifest": p.manifest, "location": _location(p.location)}
@@ -136,8 +138,20 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "quota_seconds": round(plan.quota_seconds, 1),
         },
         "unresolved": [u if show else mask_unresolved(u) for u in plan.unresolved],
+        "left_out": list(plan.left_out),  # manifests --manifest / -l did not target
         "image_sets": image_sets,
     }
+
+
+def _with_origin(
+    data: dict[str, Any], plan: Plan, image_set_id: str, change: Change
+) -> dict[str, Any]:
+    """A drifted change names the version that made its live value, when that is known
+    (reconciler.engine.origins): versions and times, never values."""
+    origin = plan.origins.get(origin_key(image_set_id, change))
+    if origin:
+        data["origin"] = origin
+    return data
 
 
 def dumps(plan: Plan, *, show_phi: bool = False, with_blobs: bool = False) -> str:
@@ -248,6 +262,7 @@ def load(path: Path) -> Plan:
             endpoint=data["endpoint"],
             image_sets=tuple(_from_image_set(i, combine_forced) for i in data["image_sets"]),
             unresolved=tuple(data["unresolved"]),
+            left_out=tuple(data.get("left_out", ())),
             update_rate=data["summary"]["update_rate_per_second"],
             combine_forced=combine_forced,
             saved_from=str(path),

@@ -65,6 +65,7 @@ _CHANGE = {
         "phi": {"type": "boolean"},
         "manifest": _TEXT,
         "location": _LOCATION,
+        "origin": _TEXT,  # drift only: the version that made the live value
     },
 }
 _PAYLOAD = {
@@ -166,6 +167,7 @@ SCHEMA: dict[str, Any] = {
             "maxItems": 100_000,
             "items": {"type": "string", "maxLength": 65536},
         },
+        "left_out": {"type": "array", "maxItems": 100_000, "items": _TEXT},
         "image_sets": {"type": "array", "maxItems": MAX_IMAGE_SETS, "items": _IMAGE_SET},
     },
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ def test_drift_says_which_version_changed_the_attribute(project: Path, local: An
         lines[at + 1].strip().startswith(f"(changed in version {edit['versionId']} (UPDATED) at ")
     )
     assert edit["updatedAt"].isoformat(timespec="seconds") in lines[at + 1]
+    data = json.loads(run("drift", "-o", "json").output)
+    (changed,) = [
+        c for i in data["image_sets"] for c in i["changes"] if c["key"] == "StudyDescription"
+    ]
+    assert changed["origin"].startswith(f"changed in version {edit['versionId']} (UPDATED) at ")
     markdown = run("drift", "-o", "markdown").output
     assert "Where the drift came from:" in markdown
     assert f"changed in version {edit['versionId']} (UPDATED)" in markdown

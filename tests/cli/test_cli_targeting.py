@@ -44,6 +44,9 @@ def test_plan_takes_only_the_targeted_manifests_and_names_the_rest(project: Path
     text = run("plan", "--manifest", "ct1-*").output
     assert ("Targeted (--manifest/-l): 3 manifests left out, not planned: "
             "mr1-patient-id, mr1-series-description, nm-bone-scan-description.") in text  # fmt: skip
+    assert json.loads(run("plan", "-o", "json", "--manifest", "ct1-*").output)["left_out"] == [
+        "mr1-patient-id", "mr1-series-description", "nm-bone-scan-description",
+    ]  # fmt: skip
     labelled = run("plan", "-o", "json", "-l", "team=mr")
     assert manifests_in(labelled.output) == {"mr1-series-description"}
 

@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import enum
 import json
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from itertools import product
@@ -52,13 +51,11 @@ from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.journal import (
-    RUN_ID_RE,
+    CallKey,
     IntentRecord,
     Journal,
     Outcome,
-    ResultRecord,
-    Run,
-    list_runs,
+    indexed_runs,
     read_run,
 )
 from reconciler.engine.payloads import PayloadError, UpdatePayload, payload_digest, payload_for
@@ -67,11 +64,8 @@ from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowSt
 from reconciler.manifest.model import Location
 
 REVERT_PREFIX = "revert-to:"  # the payload digest revert journals for its calls
-_MARK_RE = re.compile(r"run (?P<run>\S+) call (?P<call>\d+)/(?P<calls>\d+):")
 _WHERE = Location("(recovery)")
 _MAX_KEYS_NAMED = 8
-
-CallKey = tuple[str, str, str, int]  # run ID, data store, image set, call
 
 
 class Verdict(str, enum.Enum):
@@ -128,73 +122,25 @@ class OpenCall:
 
 
 # -- which calls are open ------------------------------------------------------------
-def _settled_marks(runs: Iterable[Run]) -> set[CallKey]:
-    """Calls an earlier recovery already settled (its RECOVERED results' messages)."""
-    marks: set[CallKey] = set()
-    for run in runs:
-        for result in run.results:
-            if result.outcome is not Outcome.RECOVERED or not result.message:
-                continue
-            found = _MARK_RE.match(result.message)
-            if found and RUN_ID_RE.match(found["run"]):
-                marks.add((found["run"], result.datastore_id, result.image_set_id,
-                           int(found["call"])))  # fmt: skip
-    return marks
-
-
-def _unrecorded(run: Run) -> list[IntentRecord]:
-    """The intents of ``run`` whose calls' outcomes the run does not record.
-
-    Pending intents (no result at all); and for an image set whose last result is not
-    UPDATED, its calls before the one that result names (they landed: apply only goes
-    on to the next call when one succeeded, but only the last call gets a result), plus
-    that call itself when it ended in ERROR without a version (sent, outcome unknown).
-    Calls to the intermediate copy of a primary image set's replace are left to the
-    replace workflow's own resume (``engine/replace.py``), which owns that copy.
-    """
-    copies = {step.copy_id for step in getattr(run, "steps", ()) if step.copy_id}
-    last: dict[tuple[str, str], ResultRecord] = {}
-    for record in run.results:
-        last[(record.datastore_id, record.image_set_id)] = record
-    pending = {(i.datastore_id, i.image_set_id, i.call) for i in run.pending()}
-    found = []
-    for intent in run.intents:
-        key = (intent.datastore_id, intent.image_set_id)
-        result = last.get(key)
-        if intent.image_set_id in copies:
-            continue
-        if (*key, intent.call) in pending:
-            found.append(intent)
-        elif result is None or result.outcome is Outcome.UPDATED or result.call == 0:
-            continue
-        elif intent.call < result.call or (
-            intent.call == result.call
-            and result.outcome is Outcome.ERROR
-            and result.to_version is None
-        ):
-            found.append(intent)
-    return found
-
-
 def open_calls(journal_dir: Path, endpoint: str, *, exclude: str | None = None) -> list[OpenCall]:
     """Calls of earlier runs against ``endpoint`` that no run settled yet, oldest first.
 
     ``exclude`` is the current run. Unreadable journals are skipped (``reconciler runs``
-    reports them).
+    reports them). The journal index says which runs settle which calls and which runs
+    have calls left open; only those are read.
     """
-    runs = []
-    for summary in reversed(list_runs(journal_dir)):
-        if summary.problem is None and summary.run_id != exclude:
-            try:
-                runs.append(read_run(summary.path))
-            except ReconcilerError:
-                continue
-    settled = _settled_marks(runs)
+    runs = [facts for facts in reversed(indexed_runs(journal_dir))
+            if facts.summary.problem is None and facts.run_id != exclude]  # fmt: skip
+    settled = {mark for facts in runs for mark in facts.settles}
     calls = []
-    for run in runs:
-        if run.header.endpoint != endpoint:
+    for facts in runs:
+        if facts.summary.endpoint != endpoint or not facts.open_calls(settled):
             continue
-        for intent in _unrecorded(run):
+        try:
+            run = read_run(facts.path)
+        except ReconcilerError:
+            continue
+        for intent in run.unrecorded():  # pending, or not recorded (see there)
             call = OpenCall(run.run_id, intent)
             if call.key not in settled:
                 calls.append(call)

@@ -31,7 +31,15 @@ from typing import Any
 from reconciler.atomicfile import write_atomically
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
-from reconciler.engine.journal import Journal, Outcome, Run, StepRecord, list_runs, load_run
+from reconciler.engine.journal import (
+    Journal,
+    Outcome,
+    Run,
+    RunFacts,
+    StepRecord,
+    indexed_runs,
+    load_run,
+)
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.verify import unmet
 from reconciler.errors import ReconcilerError
@@ -249,6 +257,10 @@ class Resumed:
     message: str
 
 
+# The last step of a replace that is over: nothing is left to finish or roll back.
+_FINISHED = frozenset({(DELETE_COPY, "done"), ("rollback", "done"), ("resumed", "done")})
+
+
 def _incomplete(runs: Sequence[Run]) -> dict[str, tuple[list[StepRecord], list[Path]]]:
     """Old image set ID → its step records and the journals that hold them (oldest
     first), for replaces no run has finished."""
@@ -262,9 +274,8 @@ def _incomplete(runs: Sequence[Run]) -> dict[str, tuple[list[StepRecord], list[P
     return {
         old_id: found
         for old_id, found in by_set.items()
-        if (found[0][-1].step, found[0][-1].phase) not in
-        {(DELETE_COPY, "done"), ("rollback", "done"), ("resumed", "done")}
-    }  # fmt: skip
+        if (found[0][-1].step, found[0][-1].phase) not in _FINISHED
+    }
 
 
 def _carry_undo(steps: Replacer, journals: list[Path], new_id: str) -> None:
@@ -327,9 +338,19 @@ def resume_interrupted(
     """Finish or roll back every replace an interrupted run left halfway: roll back
     while the old primary stands, else promote the corrected copy (never leave a study
     without its primary). Journaled as a run of its own."""
-    runs = [load_run(journal_dir, summary.run_id) for summary in list_runs(journal_dir)
-            if summary.status != "unreadable" and summary.endpoint == endpoint]  # fmt: skip
-    pending = _incomplete(runs)
+    runs = _replacing_runs(journal_dir, endpoint)
+    # Which replaces no run finished, from the journal index; only the runs that took
+    # part in one of those are read.
+    last: dict[str, tuple[str, str]] = {}
+    for facts in runs:
+        last.update(facts.last_steps)
+    open_ids = {old_id for old_id, step in last.items() if step not in _FINISHED}
+    if not open_ids:
+        return []
+    pending = {old_id: found for old_id, found in _incomplete([
+        load_run(journal_dir, facts.run_id) for facts in runs
+        if not open_ids.isdisjoint(facts.last_steps)
+    ]).items() if old_id in open_ids}  # fmt: skip
     if not pending:
         return []
     results: list[Resumed] = []
@@ -346,13 +367,23 @@ def resume_interrupted(
     return results
 
 
+def _replacing_runs(journal_dir: Path, endpoint: str) -> list[RunFacts]:
+    """The readable runs against ``endpoint``, oldest first (by ``started_at``; of the
+    same instant, in the order :func:`list_runs` gives), as the journal index knows them."""
+    return sorted(
+        (facts for facts in indexed_runs(journal_dir)
+         if facts.summary.status != "unreadable" and facts.summary.endpoint == endpoint),
+        key=lambda facts: facts.summary.started_at,
+    )  # fmt: skip
+
+
 def replacements(journal_dir: Path, endpoint: str) -> dict[str, str]:
     """Every old image set ID → the image set that replaced it, across the runs
-    against ``endpoint`` (another endpoint's IDs name other image sets)."""
+    against ``endpoint`` (another endpoint's IDs name other image sets). From the
+    journal index: no journal is read in full."""
     mapping: dict[str, str] = {}
-    for summary in sorted(list_runs(journal_dir), key=lambda s: s.started_at):
-        if summary.status != "unreadable" and summary.endpoint == endpoint:
-            mapping.update(load_run(journal_dir, summary.run_id).replacements())
+    for facts in _replacing_runs(journal_dir, endpoint):
+        mapping.update(facts.replacements)
     return mapping
 
 
@@ -431,7 +462,13 @@ def _read_undo(path: Path) -> dict[str, dict[str, Any]]:
 
 def load_undo(run: Run) -> dict[str, dict[str, Any]]:
     """Old image set ID → its undo entry, for the replaces of ``run``."""
-    return _read_undo(undo_path(run.path))
+    return load_undo_at(run.path)
+
+
+def load_undo_at(journal_path: Path) -> dict[str, dict[str, Any]]:
+    """Old image set ID → its undo entry, for the replaces of the run journaled at
+    ``journal_path``; {} when it has none."""
+    return _read_undo(undo_path(journal_path))
 
 
 def undo_payloads_of(entry: dict[str, Any]) -> list[UpdatePayload]:

@@ -16,10 +16,24 @@ from pathlib import Path
 
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome, record
-from reconciler.engine.journal import Journal, JournalError, Outcome, Run, list_runs, read_run
+from reconciler.engine.journal import (
+    Journal,
+    JournalError,
+    Outcome,
+    Run,
+    indexed_runs,
+    list_runs,
+    read_run,
+)
 from reconciler.engine.payloads import UpdatePayload
 from reconciler.engine.recovery import REVERT_PREFIX
-from reconciler.engine.replace import load_undo, replace_image_set, undo_path, undo_payloads_of
+from reconciler.engine.replace import (
+    load_undo,
+    load_undo_at,
+    replace_image_set,
+    undo_path,
+    undo_payloads_of,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
 
@@ -129,7 +143,8 @@ def plan_revert_run(ahi: HealthImaging, run: Run, children: Sequence[Run] = ()) 
 
 
 def revert_runs_of(journal_dir: Path, run: Run) -> list[Run]:
-    """The revert runs of ``run`` in ``journal_dir`` (the same endpoint), oldest first."""
+    """The revert runs of ``run`` in ``journal_dir`` (the same endpoint), oldest first.
+    The journal index says which they are; only those are read."""
     found = []
     for summary in reversed(list_runs(journal_dir)):
         if (summary.command == "revert" and summary.parent_run_id == run.run_id
@@ -142,13 +157,14 @@ def newest_changing_run(journal_dir: Path, endpoint: str) -> Run:
     """``revert --run last``: the newest run against ``endpoint`` that changed
     something (a version it moved, or a primary image set it replaced); a run that
     changed nothing (a stale re-apply, a cancelled one) is not what "undo the last
-    change" means."""
-    for summary in list_runs(journal_dir):
-        if summary.problem is not None or summary.endpoint != endpoint:
+    change" means. The journal index says which runs changed something; only the one
+    returned is read (and a run that the index says changed nothing but that has an
+    undo file, as a replace interrupted before its promotion leaves)."""
+    for facts in indexed_runs(journal_dir):
+        if facts.summary.problem is not None or facts.summary.endpoint != endpoint:
             continue
-        run = read_run(summary.path)
-        if run.changed() or run.replacements() or load_undo(run):
-            return run
+        if facts.changed or load_undo_at(facts.path):
+            return read_run(facts.path)
     raise JournalError(f"no run in {journal_dir} changed anything against {endpoint}")
 
 

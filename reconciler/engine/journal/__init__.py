@@ -22,13 +22,17 @@ Records hold IDs, versions, digests, outcomes, the service's messages and attrib
 0700. Pure standard library, so any tool can read a journal with this package alone.
 
 The package: :mod:`.records` (the record types, :class:`Outcome`, parsing a line),
-:mod:`.writer` (:class:`Journal`), :mod:`.run` (:class:`Run` and its views) and
-:mod:`.reader` (reading, listing and finding runs). Import from the package itself.
+:mod:`.writer` (:class:`Journal`), :mod:`.run` (:class:`Run` and its views),
+:mod:`.reader` (reading one journal), :mod:`.index` (the folder's index: what each run
+says, kept so commands read only the journals that matter) and :mod:`.folder`
+(listing and finding runs). Import from the package itself.
 """
 
 from __future__ import annotations
 
-from reconciler.engine.journal.reader import list_runs, load_run, read_run, resolve_run_id
+from reconciler.engine.journal.folder import list_runs, load_run, resolve_run_id
+from reconciler.engine.journal.index import RunFacts, index_path, indexed_runs
+from reconciler.engine.journal.reader import read_run
 from reconciler.engine.journal.records import (
     COMMANDS,
     FORMAT_VERSION,
@@ -44,7 +48,14 @@ from reconciler.engine.journal.records import (
     RunHeader,
     StepRecord,
 )
-from reconciler.engine.journal.run import Changed, ImageSetEntry, Run, RunSummary
+from reconciler.engine.journal.run import (
+    SETTLED_MARK_RE,
+    CallKey,
+    Changed,
+    ImageSetEntry,
+    Run,
+    RunSummary,
+)
 from reconciler.engine.journal.writer import MAX_MESSAGE_CHARS, Journal
 from reconciler.engine.journal.writer import _token as _token  # patched by tests
 
@@ -54,7 +65,9 @@ __all__ = [
     "LAST",
     "MAX_MESSAGE_CHARS",
     "RUN_ID_RE",
+    "SETTLED_MARK_RE",
     "SUFFIX",
+    "CallKey",
     "Changed",
     "Command",
     "EndRecord",
@@ -65,9 +78,12 @@ __all__ = [
     "Outcome",
     "ResultRecord",
     "Run",
+    "RunFacts",
     "RunHeader",
     "RunSummary",
     "StepRecord",
+    "index_path",
+    "indexed_runs",
     "list_runs",
     "load_run",
     "read_run",

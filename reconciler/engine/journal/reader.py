@@ -1,14 +1,14 @@
-"""Reading journals back: one file (:func:`read_run`), a folder of them
-(:func:`list_runs`), and run IDs as users give them (:func:`resolve_run_id`)."""
+"""Reading journals back: one file (:func:`read_run`), and the files of a folder
+named like runs (:func:`run_files`), each with what :mod:`.index` validates it by."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from reconciler.engine.journal.records import (
-    LAST,
     RUN_ID_RE,
     SUFFIX,
     EndRecord,
@@ -28,11 +28,20 @@ _FIRST_LINE_MAX = 64 * 1024
 def read_run(path: Path) -> Run:
     """Read one journal file. A cut-short last line is skipped (``Run.truncated``);
     anything else malformed is a :class:`JournalError` at ``file:line``."""
+    return parse_run(path, read_bytes(path))
+
+
+def read_bytes(path: Path) -> bytes:
+    """The journal file's bytes; a :class:`JournalError` when it cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as failure:
         raise JournalError(f"cannot read: {failure.strerror or failure}",
                            location=str(path)) from None  # fmt: skip
+
+
+def parse_run(path: Path, data: bytes) -> Run:
+    """The run ``data`` (the bytes of journal file ``path``) records; see :func:`read_run`."""
     lines = data.split(b"\n")
     if lines[-1] == b"":
         lines.pop()  # the newline that ends the last record
@@ -77,85 +86,74 @@ def read_run(path: Path) -> Run:
     return Run(path, header, tuple(intents), tuple(results), end, truncated, tuple(steps))
 
 
-def _run_files(directory: Path) -> dict[str, Path]:
+class RunFile(NamedTuple):
+    """A journal file as one listing of its folder saw it: what the index checks a
+    cached entry against (an append changes the size; a replacement the inode)."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def run_files(directory: Path) -> dict[str, RunFile]:
     """Run ID → journal file, for the files in ``directory`` named like runs."""
     if not directory.exists():
         return {}
     if not directory.is_dir():
         raise JournalError("the journal folder is not a folder", location=str(directory))
-    files: dict[str, Path] = {}
+    files: dict[str, RunFile] = {}
     try:
-        for entry in os.scandir(directory):
-            run_id = entry.name.removesuffix(SUFFIX)
-            if (
-                entry.name.endswith(SUFFIX)
-                and RUN_ID_RE.match(run_id)
-                and entry.is_file(follow_symlinks=False)
-            ):
-                files[run_id] = Path(entry.path)
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                run_id = entry.name.removesuffix(SUFFIX)
+                if not (entry.name.endswith(SUFFIX) and RUN_ID_RE.match(run_id)):
+                    continue
+                try:
+                    if not entry.is_file(follow_symlinks=False):
+                        continue
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while listed
+                files[run_id] = RunFile(Path(entry.path), stat.st_size, stat.st_mtime_ns,
+                                        stat.st_ino)  # fmt: skip
     except OSError as failure:
         raise JournalError(f"cannot list the journal folder: {failure.strerror or failure}",
                            location=str(directory)) from None  # fmt: skip
     return files
 
 
-def _started_at(path: Path) -> str:
+def started_at(path: Path) -> str:
     """The header's ``started_at`` (to order runs of the same second), or ""."""
     try:
         with path.open("rb") as stream:
-            first = json.loads(stream.readline(_FIRST_LINE_MAX))
-        started = first.get("started_at") if isinstance(first, dict) else None
-    except (OSError, ValueError):
+            return first_started_at(stream.readline(_FIRST_LINE_MAX))
+    except OSError:
         return ""
-    return started if isinstance(started, str) else ""
 
 
-def _newest_first_key(run_id: str, started_at: str) -> tuple[str, str, str]:
-    # The ID's second first (a header may be unreadable), then the header's milliseconds.
-    return (run_id[:16], started_at, run_id)
+def first_started_at(data: bytes) -> str:
+    """``started_at`` of the first line of ``data`` (at most 64 KiB of it), or ""."""
+    end = data.find(b"\n", 0, _FIRST_LINE_MAX)
+    line = data[: end + 1 if end >= 0 else _FIRST_LINE_MAX]
+    try:
+        first = json.loads(line)
+    except ValueError:
+        return ""
+    found = first.get("started_at") if isinstance(first, dict) else None
+    return found if isinstance(found, str) else ""
 
 
-def list_runs(directory: Path) -> list[RunSummary]:
-    """Every run in ``directory``, newest first; [] when there is none (or no folder)."""
-    summaries = []
-    for run_id, path in _run_files(directory).items():
-        try:
-            summaries.append(read_run(path).summary())
-        except JournalError as failure:
-            summaries.append(RunSummary(
-                run_id=run_id, path=path, command="?", started_at="", finished_at=None,
-                user="?", host="?", endpoint="?", parent_run_id=None, counts={},
-                image_sets=0, pending=0, incomplete=True, truncated=False,
-                problem=str(failure),
-            ))  # fmt: skip
-    summaries.sort(key=lambda s: _newest_first_key(s.run_id, s.started_at), reverse=True)
-    return summaries
+def newest_first_key(run_id: str, started: str) -> tuple[str, str, str]:
+    """Sort key of runs (reversed: newest first): the ID's second first (a header may be
+    unreadable), then the header's milliseconds."""
+    return (run_id[:16], started, run_id)
 
 
-def resolve_run_id(directory: Path, wanted: str) -> str:
-    """The run ID ``wanted`` names: ``last`` (the most recent), an ID, or a unique prefix."""
-    files = _run_files(directory)
-    wanted = wanted.strip()
-    if wanted.lower() == LAST:
-        if not files:
-            raise JournalError(f"no runs yet in {directory}")
-        return max(files, key=lambda run_id: _newest_first_key(run_id, _started_at(files[run_id])))
-    if not wanted:
-        raise JournalError("the run ID is empty; give one (`reconciler runs` lists them) or last")
-    if wanted in files:
-        return wanted
-    matches = sorted((run_id for run_id in files if run_id.startswith(wanted)), reverse=True)
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise JournalError(f"no run {wanted!r} in {directory}; `reconciler runs` lists the runs, "
-                           "and `last` names the most recent")  # fmt: skip
-    more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-    shown = ", ".join(matches[:10]) + more
-    raise JournalError(f"{wanted!r} matches {len(matches)} runs ({shown}); give more of the ID")
-
-
-def load_run(directory: Path, run_id: str) -> Run:
-    """The run ``run_id`` names in ``directory``: an ID, a unique prefix of one, or ``last``."""
-    resolved = resolve_run_id(directory, run_id)
-    return read_run(directory / f"{resolved}{SUFFIX}")
+def unreadable(run_id: str, path: Path, problem: str) -> RunSummary:
+    """The summary of a journal that cannot be read."""
+    return RunSummary(
+        run_id=run_id, path=path, command="?", started_at="", finished_at=None,
+        user="?", host="?", endpoint="?", parent_run_id=None, counts={},
+        image_sets=0, pending=0, incomplete=True, truncated=False, problem=problem,
+    )  # fmt: skip

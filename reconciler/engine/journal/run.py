@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler.engine.journal.records import (
     FORMAT_VERSION,
+    RUN_ID_RE,
     EndRecord,
     IntentRecord,
     Outcome,
@@ -16,6 +18,11 @@ from reconciler.engine.journal.records import (
     RunHeader,
     StepRecord,
 )
+
+# A RECOVERED result's message starts so: it settles that call of that earlier run.
+SETTLED_MARK_RE = re.compile(r"run (?P<run>\S+) call (?P<call>\d+)/(?P<calls>\d+):")
+
+CallKey = tuple[str, str, str, int]  # run ID, data store, image set, call
 
 
 class Changed(NamedTuple):
@@ -125,6 +132,57 @@ class Run:
         copies = self.copies()
         return [i for i in self.intents if i.image_set_id not in copies
                 and i.call > settled.get((i.datastore_id, i.image_set_id), 0)]  # fmt: skip
+
+    def unrecorded(self) -> list[IntentRecord]:
+        """The intents whose calls' outcomes this run does not record, in journal order.
+
+        Pending intents (no result at all); and for an image set whose last result is
+        not UPDATED, its calls before the one that result names (they landed: apply only
+        goes on to the next call when one succeeded, but only the last call gets a
+        result), plus that call itself when it ended in ERROR without a version (sent,
+        outcome unknown). Calls to the intermediate copy of a primary image set's
+        replace are left to the replace workflow's own resume (``engine/replace.py``),
+        which owns that copy.
+        """
+        copies = self.copies()
+        last: dict[tuple[str, str], ResultRecord] = {}
+        for record in self.results:
+            last[(record.datastore_id, record.image_set_id)] = record
+        pending = {(i.datastore_id, i.image_set_id, i.call) for i in self.pending()}
+        found = []
+        for intent in self.intents:
+            key = (intent.datastore_id, intent.image_set_id)
+            result = last.get(key)
+            if intent.image_set_id in copies:
+                continue
+            if (*key, intent.call) in pending:
+                found.append(intent)
+            elif result is None or result.outcome is Outcome.UPDATED or result.call == 0:
+                continue
+            elif intent.call < result.call or (
+                intent.call == result.call
+                and result.outcome is Outcome.ERROR
+                and result.to_version is None
+            ):
+                found.append(intent)
+        return found
+
+    def settled_calls(self) -> set[CallKey]:
+        """Calls of earlier runs this run settled: its RECOVERED results, whose messages
+        start ``run <id> call <c>/<n>:`` (``engine/recovery.py`` writes them)."""
+        marks: set[CallKey] = set()
+        for result in self.results:
+            if result.outcome is not Outcome.RECOVERED or not result.message:
+                continue
+            found = SETTLED_MARK_RE.match(result.message)
+            if found and RUN_ID_RE.match(found["run"]):
+                marks.add((found["run"], result.datastore_id, result.image_set_id,
+                           int(found["call"])))  # fmt: skip
+        return marks
+
+    def last_steps(self) -> dict[str, tuple[str, str]]:
+        """Old image set ID → the last (step, phase) this run recorded of its replace."""
+        return {s.image_set_id: (s.step, s.phase) for s in self.steps}
 
     def copies(self) -> frozenset[str]:
         """The intermediate copies of this run's replaces: the replace workflow's step

@@ -302,10 +302,7 @@ class Session:
         if self._recovered:
             return
         self._recovered = True
-        for resumed in resume_interrupted(
-            self.ahi, self.config.journal_dir, self.label, self.config.lock_timeout_seconds
-        ):
-            self._notify(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}")
+        self._resume_replaces()
         self._recovery_journal = self._stack.enter_context(
             recovering(
                 self.ahi,
@@ -316,6 +313,14 @@ class Session:
                 echo=self._notify,
             )
         )
+
+    def _resume_replaces(self) -> None:
+        """Finish or roll back every replace an interrupted run (apply or revert) left
+        halfway, so no study is left without its primary image set."""
+        for resumed in resume_interrupted(
+            self.ahi, self.config.journal_dir, self.label, self.config.lock_timeout_seconds
+        ):
+            self._notify(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}")
 
     def load_plan(self, path: str | os.PathLike[str]) -> Plan:
         """A saved plan (``plan --out``), refused when it was made for another endpoint."""
@@ -544,6 +549,9 @@ class Session:
         one). Image sets that moved since the run are refused (stale) unless ``force``.
         Journaled like apply, so a revert can itself be reverted."""
         parent = None
+        # A revert of a replace is a replace: one an interrupted revert left halfway is
+        # finished (or rolled back) first, then found done (or done again) below.
+        self._resume_replaces()
         if run_id is not None:
             parent = self.run_to_revert(run_id).run_id
             run_id = parent  # `last` is resolved once: the items and the journal agree

@@ -402,3 +402,39 @@ def test_a_crash_at_any_step_of_a_replace_then_revert_loses_nothing(
     assert lost == 0
     record_figures(f"crash mid-replace at {step} {phase}, then revert", project.traffic,
                    data_lost=lost)  # fmt: skip
+
+
+@pytest.mark.parametrize("step", ["update-copy", "delete-primary", "promote"])
+def test_a_revert_of_a_replace_that_dies_midway_is_finished_not_repeated(
+    project: Project, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """The revert of a replace is itself a replace (Patient-level values on a primary):
+    killed before it deleted the corrected primary, the next `revert` rolls it back and
+    reverts again; killed after, it finishes it. Either way the study ends with one
+    primary holding its original values, and a third revert finds nothing to do."""
+    for path in (project.root / "manifests").glob("*.yaml"):
+        path.unlink()
+    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT)
+    applied = project.run("apply", "--replace-primary", "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    replacing = list_runs(project.runs_dir())[0].run_id
+    survive = _crash_at(monkeypatch, step, "done")
+    with pytest.raises(Crash):
+        project.run("revert", "--run", replacing, "--auto-approve")
+    survive()
+    project.note_fault("crash mid-revert of a replace")
+    again = project.run("revert", "--run", replacing, "--auto-approve")
+    assert again.exit_code == 0, again.output
+    assert "Resumed the replace of image set" in again.output
+    [(restored, primary)] = _study_sets(project.client)
+    assert primary
+    doc = project.document(restored)
+    original = project.original[NM]
+    lost = int(doc["Patient"] != original["Patient"] or doc["Study"] != original["Study"])
+    assert lost == 0
+    third = project.run("revert", "--run", replacing, "--auto-approve")
+    assert third.exit_code == 0, third.output
+    assert "already put every image set back" in third.output
+    assert [r for r, _ in _study_sets(project.client)] == [restored]
+    record_figures(f"crash mid-revert of a replace at {step} done, then revert again",
+                   project.traffic, data_lost=lost)  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -127,9 +126,9 @@ def test_serve_takes_a_profile_and_overrides(tmp_path: Path) -> None:
         quotas = settings(found.group(1))["quotas"]
         assert quotas["UpdateImageSetMetadata"] == [10.0, 40]
         assert quotas["GetDatastore"] == [1.0, 2]
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+    finally:  # what Ctrl-C does is tested elsewhere; here it only has to stop
+        process.kill()
+        process.wait(timeout=60)
 
 
 def test_serve_refuses_a_bad_override_in_one_line(tmp_path: Path) -> None:

@@ -130,11 +130,11 @@ def open_calls(journal_dir: Path, endpoint: str, *, exclude: str | None = None) 
     have calls left open; only those are read.
     """
     runs = [facts for facts in reversed(indexed_runs(journal_dir))
-            if facts.summary.problem is None and facts.run_id != exclude]  # fmt: skip
+            if facts.problem is None and facts.run_id != exclude]  # fmt: skip
     settled = {mark for facts in runs for mark in facts.settles}
     calls = []
     for facts in runs:
-        if facts.summary.endpoint != endpoint or not facts.open_calls(settled):
+        if facts.endpoint != endpoint or not facts.open_calls(settled):
             continue
         try:
             run = read_run(facts.path)

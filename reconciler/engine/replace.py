@@ -372,8 +372,8 @@ def _replacing_runs(journal_dir: Path, endpoint: str) -> list[RunFacts]:
     same instant, in the order :func:`list_runs` gives), as the journal index knows them."""
     return sorted(
         (facts for facts in indexed_runs(journal_dir)
-         if facts.summary.status != "unreadable" and facts.summary.endpoint == endpoint),
-        key=lambda facts: facts.summary.started_at,
+         if facts.problem is None and facts.endpoint == endpoint),
+        key=lambda facts: facts.started_at,
     )  # fmt: skip
 
 

@@ -169,7 +169,7 @@ def newest_changing_run(journal_dir: Path, endpoint: str) -> Run:
     returned is read (and a run that the index says changed nothing but that has an
     undo file, as a replace interrupted before its promotion leaves)."""
     for facts in indexed_runs(journal_dir):
-        if facts.summary.problem is not None or facts.summary.endpoint != endpoint:
+        if facts.problem is not None or facts.endpoint != endpoint:
             continue
         if facts.changed or load_undo_at(facts.path):
             return read_run(facts.path)

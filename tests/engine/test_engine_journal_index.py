@@ -30,6 +30,7 @@ from reconciler.engine.journal import (
     resolve_run_id,
 )
 from reconciler.engine.journal import index as index_module
+from reconciler.engine.journal.index import forget
 from reconciler.engine.recovery import open_calls
 from reconciler.engine.replace import replacements, resume_interrupted
 from reconciler.engine.revert import newest_changing_run, revert_runs_of
@@ -43,12 +44,14 @@ class Reads:
     """Full reads of journal files (``Path.read_bytes`` of a ``.jsonl``), by file name."""
 
     names: list[str] = field(default_factory=list)
+    indexes: list[str] = field(default_factory=list)  # reads of index files
 
     def __len__(self) -> int:
         return len(self.names)
 
     def clear(self) -> None:
         self.names.clear()
+        self.indexes.clear()
 
 
 @pytest.fixture
@@ -59,10 +62,18 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reads]:
     def counting(path: Path) -> bytes:
         if path.name.endswith(SUFFIX):
             seen.names.append(path.name)
+        elif path.parent.name == "journal-index":
+            seen.indexes.append(path.name)
         return real(path)
 
     monkeypatch.setattr(Path, "read_bytes", counting)
     yield seen
+
+
+@pytest.fixture(autouse=True)
+def new_process() -> None:
+    """Each test starts as a new process would: nothing remembered in memory."""
+    forget()
 
 
 def run_id(n: int) -> str:
@@ -167,6 +178,7 @@ def test_the_index_lives_beside_the_journal_folder_private_and_deletable(
     document = json.loads(where.read_text())
     assert sorted(document["runs"]) == [run_id(n) for n in range(5)]
     where.unlink()  # deleting it is always safe: rebuilt from the journals
+    forget()
     reads.clear()
     assert listed(runs) == truth(runs)
     assert len(reads) == 5 + 5 and where.exists()
@@ -178,6 +190,22 @@ def test_no_folder_no_runs_no_index(tmp_path: Path) -> None:
 
 
 # -- stale entries: the journals win -------------------------------------------------
+def test_a_process_reads_the_index_once_and_checks_every_file_each_time(
+    tmp_path: Path, reads: Reads
+) -> None:
+    runs = tmp_path / "runs"
+    noop_runs(runs, 50)
+    list_runs(runs)
+    forget()  # a new process: the index is read once, then remembered
+    reads.clear()
+    for _ in range(4):
+        assert listed(runs)[0]["run_id"] == run_id(49)
+    assert (len(reads), reads.indexes) == (0, ["runs.json"])
+    rid = run_id(50)
+    path = write(runs, rid, [header(rid), end(rid)])
+    assert list_runs(runs)[0].run_id == rid and reads.names == [path.name]
+
+
 def test_an_appended_journal_is_read_again(tmp_path: Path, reads: Reads) -> None:
     runs = tmp_path / "runs"
     noop_runs(runs, 20)
@@ -247,9 +275,11 @@ def test_a_garbage_index_is_rebuilt(tmp_path: Path, reads: Reads, garbage: bytes
     noop_runs(runs, 10)
     list_runs(runs)
     index_path(runs).write_bytes(garbage)
+    forget()
     reads.clear()
     assert listed(runs) == truth(runs)
     assert len(reads) == 10 + 10
+    forget()
     reads.clear()
     list_runs(runs)
     assert len(reads) == 0  # rebuilt and written back
@@ -258,20 +288,24 @@ def test_a_garbage_index_is_rebuilt(tmp_path: Path, reads: Reads, garbage: bytes
 def entries_mangled(document: dict[str, Any], how: str) -> None:
     for name, entry in document["runs"].items():
         if how == "types":
-            entry["summary"]["image_sets"] = "many"
+            entry[11][6] = "many"  # the summary's image_sets
         elif how == "missing":
-            del entry["summary"]
-        elif how == "not an object":
-            document["runs"][name] = [1, 2]
+            del entry[11]
+        elif how == "not a list":
+            document["runs"][name] = {"size": 1}
         elif how == "counts":
-            entry["summary"]["counts"] = {"EXPLODED": 1}
+            entry[11][5] = {"EXPLODED": 1}
         elif how == "steps":
-            entry["last_steps"] = {"x": ["only one"]}
+            entry[8] = {"x": ["only one"]}
         elif how == "calls":
-            entry["unrecorded"] = [["a", "b", "c"]]
+            entry[9] = [["a", "b", "c"]]
+        elif how == "endpoint":
+            entry[5] = None
 
 
-@pytest.mark.parametrize("how", ["types", "missing", "not an object", "counts", "steps", "calls"])
+@pytest.mark.parametrize(
+    "how", ["types", "missing", "not a list", "counts", "steps", "calls", "endpoint"]
+)
 def test_malformed_entries_are_read_again_from_their_journals(
     tmp_path: Path, reads: Reads, how: str
 ) -> None:
@@ -282,6 +316,7 @@ def test_malformed_entries_are_read_again_from_their_journals(
     document = json.loads(where.read_text())
     entries_mangled(document, how)
     where.write_text(json.dumps(document))
+    forget()
     reads.clear()
     assert listed(runs) == truth(runs)
     assert len(reads) == 4 + 4
@@ -300,6 +335,7 @@ def test_an_index_of_another_format_version_or_folder_is_rebuilt(
     document = json.loads(index_path(runs).read_text())
     document[key] = value
     index_path(runs).write_text(json.dumps(document))
+    forget()
     reads.clear()
     list_runs(runs)
     assert len(reads) == 3
@@ -313,6 +349,7 @@ def test_an_index_that_cannot_be_written_costs_reads_not_answers(
     noop_runs(runs, 3)
     (tmp_path / "cache").write_text("a file where the cache folder would go")
     assert listed(runs) == truth(runs)
+    forget()
     reads.clear()
     assert listed(runs) == truth(runs)
     assert len(reads) == 3 + 3
@@ -336,9 +373,14 @@ def test_an_unreadable_journal_is_listed_as_unreadable_every_time(
     assert resolve_run_id(runs, "last") == bad  # ordered by its header all the same
 
 
-def test_two_writers_at_once_leave_a_whole_index(tmp_path: Path) -> None:
+def test_two_writers_at_once_leave_a_whole_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs = tmp_path / "runs"
     noop_runs(runs, 60)
+    # Nothing remembered in memory: every listing reads the index file, as two
+    # processes would, and each rebuilds and writes it after an unlink.
+    monkeypatch.setattr(index_module, "_remember", lambda key, facts: None)
 
     def lister(offset: int) -> int:
         for turn in range(15):

@@ -42,6 +42,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -60,41 +61,62 @@ from reconciler.engine.journal.records import FORMAT_VERSION, JournalError, Outc
 from reconciler.engine.journal.run import CallKey, RunSummary
 from reconciler.version import __version__
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 RACY_NS = 2_000_000_000  # files modified this recently are read again next time
+_MEMO_FOLDERS = 4  # folders whose facts a process keeps in memory (checked all the same)
 
 Call = tuple[str, str, int]  # data store, image set, call
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RunFacts:
-    """One run as the index knows it: its summary, and what callers decide on.
+    """One run as the index knows it: what callers decide on, and its summary.
 
-    ``first_started_at`` is the first line's ``started_at`` even when the journal is
-    unreadable further on (``last`` orders runs by it); ``last_steps``: old image set
-    ID → the last (step, phase) of its replace in this run; ``unrecorded``: (data store,
-    image set, call) of :meth:`Run.unrecorded`; ``settles``: :meth:`Run.settled_calls`.
+    ``started_at`` and ``endpoint`` are the header's ("" and "?" when the journal is
+    unreadable, ``problem`` then says why); ``first_started_at`` is the first line's
+    ``started_at`` even when the journal is unreadable further on (``last`` orders runs
+    by it); ``changed``: :meth:`Run.changed` or :meth:`Run.replacements`;
+    ``last_steps``: old image set ID → the last (step, phase) of its replace in this
+    run; ``unrecorded``: (data store, image set, call) of :meth:`Run.unrecorded`;
+    ``settles``: :meth:`Run.settled_calls`. :attr:`summary` is decoded when asked for.
     """
 
-    summary: RunSummary
+    run_id: str
+    file: RunFile
+    started_at: str
     first_started_at: str
-    changed: bool = False  # Run.changed() or Run.replacements()
-    replacements: Mapping[str, str] = field(default_factory=dict, hash=False)
-    last_steps: Mapping[str, tuple[str, str]] = field(default_factory=dict, hash=False)
+    endpoint: str
+    problem: str | None = None
+    changed: bool = False
+    replacements: Mapping[str, str] = field(default_factory=dict)
+    last_steps: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     unrecorded: frozenset[Call] = frozenset()
     settles: frozenset[CallKey] = frozenset()
-
-    @property
-    def run_id(self) -> str:
-        return self.summary.run_id
+    read: RunSummary | None = None  # the summary, when the journal was just read
+    entry: list[Any] | None = None  # else the index's entry of it
 
     @property
     def path(self) -> Path:
-        return self.summary.path
+        return self.file.path
+
+    @cached_property
+    def summary(self) -> RunSummary:
+        """The run's summary (``reconciler runs``); from its journal when the index's
+        entry of it turns out malformed."""
+        if self.read is not None:
+            return self.read
+        decoded = _decode_summary(self.entry, self)
+        return decoded if decoded is not None else _read(self.run_id, self.file).summary
 
     def open_calls(self, settled: set[CallKey]) -> bool:
         """Whether a call of this run is unrecorded and not in ``settled``."""
         return any((self.run_id, *call) not in settled for call in self.unrecorded)
+
+
+# Per folder (as the caller names it): run ID → facts, each checked against its file on
+# every listing like the index's entries are; so a process that lists a folder several
+# times (apply does) decodes the index once.
+_MEMO: dict[str, dict[str, RunFacts]] = {}
 
 
 def index_path(directory: Path) -> Path:
@@ -110,43 +132,81 @@ def indexed_runs(directory: Path) -> list[RunFacts]:
     files = run_files(directory)
     if not files:
         return []
+    memo = _MEMO.get(str(directory), {})
+    found: dict[str, RunFacts] = {}
+    todo: dict[str, RunFile] = {}
+    for run_id, file in files.items():
+        known = memo.get(run_id)
+        if known is not None and known.file == file:
+            found[run_id] = known
+        else:
+            todo[run_id] = file
+    horizon = time.time_ns() - RACY_NS
+    if todo or not memo.keys() <= files.keys():  # new or changed files, or files gone
+        found.update(_from_index(directory, files, todo, horizon))
+    _remember(str(directory), {r: f for r, f in found.items()
+                               if f.problem is None and f.file.mtime_ns < horizon})  # fmt: skip
+    return sorted(found.values(), key=lambda f: newest_first_key(f.run_id, f.started_at),
+                  reverse=True)  # fmt: skip
+
+
+def _from_index(
+    directory: Path, files: dict[str, RunFile], todo: dict[str, RunFile], horizon: int
+) -> dict[str, RunFacts]:
+    """The facts of the files in ``todo``: from the index file where its entry is
+    current, else read from the journal (and the index brought up to date)."""
     where = index_path(directory)
     folder = str(directory.resolve())
     cached = _load(where, folder)
-    horizon = time.time_ns() - RACY_NS
-    kept: dict[str, dict[str, Any]] = {}
-    found: list[RunFacts] = []
-    for run_id, file in files.items():
+    kept = {run_id: entry for run_id, entry in cached.items() if run_id in files}
+    found: dict[str, RunFacts] = {}
+    for run_id, file in todo.items():
         entry = cached.get(run_id)
-        facts = _decode(entry, run_id, file) if isinstance(entry, dict) else None
-        if facts is not None and entry is not None:
-            kept[run_id] = entry
-        else:
+        facts = _decode(entry, run_id, file) if isinstance(entry, list) else None
+        if facts is None:
+            kept.pop(run_id, None)
             facts = _read(run_id, file)
-            if facts.summary.problem is None and file.mtime_ns < horizon:
-                kept[run_id] = _encode(facts, file)
-        found.append(facts)
+            if facts.problem is None and file.mtime_ns < horizon:
+                kept[run_id] = _encode(facts)
+        found[run_id] = facts
     if kept != cached:
         _store(where, folder, kept)
-    found.sort(key=lambda f: newest_first_key(f.run_id, f.summary.started_at), reverse=True)
     return found
+
+
+def _remember(key: str, facts: dict[str, RunFacts]) -> None:
+    if key not in _MEMO and len(_MEMO) >= _MEMO_FOLDERS:
+        _MEMO.pop(next(iter(_MEMO), key), None)  # the folder remembered first
+    _MEMO[key] = facts
+
+
+def forget() -> None:
+    """Drop what this process remembers of every folder (as a new process starts)."""
+    _MEMO.clear()
 
 
 # -- reading a journal into its facts ----------------------------------------------------
 def _read(run_id: str, file: RunFile) -> RunFacts:
+    path = file.path
     try:
-        data = read_bytes(file.path)
-        run = parse_run(file.path, data)
+        data = read_bytes(path)
+        run = parse_run(path, data)
     except JournalError as failure:
-        return RunFacts(unreadable(run_id, file.path, str(failure)), started_at(file.path))
+        summary = unreadable(run_id, path, str(failure))
+        return RunFacts(run_id, file, "", started_at(path), summary.endpoint,
+                        summary.problem, read=summary)  # fmt: skip
     return RunFacts(
-        summary=run.summary(),
+        run_id=run_id,
+        file=file,
+        started_at=run.header.started_at,
         first_started_at=first_started_at(data),
+        endpoint=run.header.endpoint,
         changed=bool(run.changed() or run.replacements()),
         replacements=run.replacements(),
         last_steps=run.last_steps(),
         unrecorded=frozenset((i.datastore_id, i.image_set_id, i.call) for i in run.unrecorded()),
         settles=frozenset(run.settled_calls()),
+        read=run.summary(),
     )
 
 
@@ -167,7 +227,7 @@ def _load(where: Path, folder: str) -> dict[str, Any]:
     return runs
 
 
-def _store(where: Path, folder: str, entries: dict[str, dict[str, Any]]) -> None:
+def _store(where: Path, folder: str, entries: dict[str, Any]) -> None:
     document = {"index_format": INDEX_FORMAT, "journal_format": FORMAT_VERSION,
                 "reconciler": __version__, "folder": folder, "runs": entries}  # fmt: skip
     text = json.dumps(document, separators=(",", ":"), sort_keys=True)
@@ -176,25 +236,26 @@ def _store(where: Path, folder: str, entries: dict[str, dict[str, Any]]) -> None
         write_atomically(where, text)
 
 
-def _encode(facts: RunFacts, file: RunFile) -> dict[str, Any]:
-    s = facts.summary
-    return {
-        "size": file.size, "mtime_ns": file.mtime_ns, "inode": file.inode,
-        "first_started_at": facts.first_started_at,
-        "summary": {
-            "command": s.command, "started_at": s.started_at, "finished_at": s.finished_at,
-            "user": s.user, "host": s.host, "endpoint": s.endpoint,
-            "parent_run_id": s.parent_run_id,
-            "counts": {outcome.value: n for outcome, n in s.counts.items()},
-            "image_sets": s.image_sets, "pending": s.pending, "incomplete": s.incomplete,
-            "truncated": s.truncated,
-        },
-        "changed": facts.changed,
-        "replacements": dict(facts.replacements),
-        "last_steps": {old: list(step) for old, step in facts.last_steps.items()},
-        "unrecorded": sorted([list(call) for call in facts.unrecorded]),
-        "settles": sorted([list(call) for call in facts.settles]),
-    }  # fmt: skip
+# An entry is a list, by position (compact, and quick to check):
+# [size, mtime_ns, inode, first_started_at, started_at, endpoint, changed, replacements,
+#  last_steps, unrecorded, settles, summary], summary being
+# [command, finished_at, user, host, parent_run_id, counts, image_sets, pending,
+#  incomplete, truncated].
+_ENTRY_SIZE, _SUMMARY_SIZE = 12, 10
+
+
+def _encode(facts: RunFacts) -> list[Any]:
+    s, file = facts.summary, facts.file
+    return [
+        file.size, file.mtime_ns, file.inode, facts.first_started_at, facts.started_at,
+        facts.endpoint, facts.changed, dict(facts.replacements),
+        {old: list(step) for old, step in facts.last_steps.items()},
+        sorted([list(call) for call in facts.unrecorded]),
+        sorted([list(call) for call in facts.settles]),
+        [s.command, s.finished_at, s.user, s.host, s.parent_run_id,
+         {outcome.value: n for outcome, n in s.counts.items()}, s.image_sets, s.pending,
+         s.incomplete, s.truncated],
+    ]  # fmt: skip
 
 
 class _Malformed(Exception):
@@ -229,14 +290,8 @@ def _object(value: object) -> dict[str, Any]:
     return value
 
 
-def _list(value: object, size: int) -> list[Any]:
-    if not isinstance(value, list) or len(value) != size:
-        raise _Malformed
-    return value
-
-
-def _items(value: object) -> list[Any]:
-    if not isinstance(value, list):
+def _list(value: object, size: int | None = None) -> list[Any]:
+    if not isinstance(value, list) or (size is not None and len(value) != size):
         raise _Malformed
     return value
 
@@ -251,37 +306,60 @@ def _call_key(value: object) -> CallKey:
     return (_text(found[0]), _text(found[1]), _text(found[2]), _number(found[3]))
 
 
-def _decode(entry: dict[str, Any], run_id: str, file: RunFile) -> RunFacts | None:
+def _texts(value: object) -> dict[str, str]:
+    found = _object(value)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+        raise _Malformed
+    return found
+
+
+def _decode(entry: list[Any], run_id: str, file: RunFile) -> RunFacts | None:
     """The facts ``entry`` holds when it is of the right shape and ``file`` is the file
-    it was made from; None otherwise (the journal is read again)."""
-    try:
-        if (entry.get("size"), entry.get("mtime_ns"), entry.get("inode")) != (
-            file.size, file.mtime_ns, file.inode,
-        ):  # fmt: skip
-            return None
-        s = _object(entry["summary"])
-        counts = _object(s["counts"])
-        summary = RunSummary(
-            run_id=run_id, path=file.path, command=_text(s["command"]),
-            started_at=_text(s["started_at"]), finished_at=_maybe(s["finished_at"]),
-            user=_text(s["user"]), host=_text(s["host"]), endpoint=_text(s["endpoint"]),
-            parent_run_id=_maybe(s["parent_run_id"]),
-            counts={o: _number(counts[o.value]) for o in Outcome if o.value in counts},
-            image_sets=_number(s["image_sets"]), pending=_number(s["pending"]),
-            incomplete=_flag(s["incomplete"]), truncated=_flag(s["truncated"]),
-        )  # fmt: skip
-        if len(summary.counts) != len(counts):
-            return None  # an outcome this version does not know
-        steps = _object(entry["last_steps"])
-        return RunFacts(
-            summary=summary,
-            first_started_at=_text(entry["first_started_at"]),
-            changed=_flag(entry["changed"]),
-            replacements={_text(k): _text(v) for k, v in _object(entry["replacements"]).items()},
-            last_steps={_text(old): (_text(_list(step, 2)[0]), _text(step[1]))
-                        for old, step in steps.items()},
-            unrecorded=frozenset(_call(c) for c in _items(entry["unrecorded"])),
-            settles=frozenset(_call_key(c) for c in _items(entry["settles"])),
-        )  # fmt: skip
-    except (_Malformed, KeyError, TypeError, AttributeError):
+    it was made from; None otherwise (the journal is read again). The summary part is
+    checked when it is first asked for (:attr:`RunFacts.summary`)."""
+    if len(entry) != _ENTRY_SIZE or entry[:3] != [file.size, file.mtime_ns, file.inode]:
         return None
+    try:
+        (_, _, _, first, started, endpoint, changed, replaced, steps, unrecorded, settles,
+         summary) = entry  # fmt: skip
+        if unrecorded != [] or settles != []:  # else (most runs) nothing to check
+            _list(unrecorded), _list(settles)
+        return RunFacts(
+            run_id=run_id,
+            file=file,
+            started_at=_text(started),
+            first_started_at=_text(first),
+            endpoint=_text(endpoint),
+            changed=_flag(changed),
+            replacements=_texts(replaced),
+            last_steps={_text(old): (_text(_list(step, 2)[0]), _text(step[1]))
+                        for old, step in _object(steps).items()},
+            unrecorded=frozenset(_call(c) for c in _list(unrecorded)) if unrecorded else _NONE,
+            settles=frozenset(_call_key(c) for c in _list(settles)) if settles else _NONE,
+            entry=_list(summary, _SUMMARY_SIZE),
+        )  # fmt: skip
+    except _Malformed:
+        return None
+
+
+_NONE: frozenset[Any] = frozenset()
+
+
+def _decode_summary(entry: list[Any] | None, facts: RunFacts) -> RunSummary | None:
+    if entry is None:
+        return None
+    try:
+        command, finished, user, host, parent, counts, image_sets, pending, incomplete, \
+            truncated = entry  # fmt: skip
+        counted = _object(counts)
+        summary = RunSummary(
+            run_id=facts.run_id, path=facts.path, command=_text(command),
+            started_at=facts.started_at, finished_at=_maybe(finished), user=_text(user),
+            host=_text(host), endpoint=facts.endpoint, parent_run_id=_maybe(parent),
+            counts={o: _number(counted[o.value]) for o in Outcome if o.value in counted},
+            image_sets=_number(image_sets), pending=_number(pending),
+            incomplete=_flag(incomplete), truncated=_flag(truncated),
+        )  # fmt: skip
+    except (_Malformed, ValueError):
+        return None
+    return summary if len(summary.counts) == len(counted) else None

@@ -90,10 +90,14 @@ class RunFile(NamedTuple):
     """A journal file as one listing of its folder saw it: what the index checks a
     cached entry against (an append changes the size; a replacement the inode)."""
 
-    path: Path
+    location: str  # its path as listed (a Path is made only when one is needed)
     size: int
     mtime_ns: int
     inode: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.location)
 
 
 def run_files(directory: Path) -> dict[str, RunFile]:
@@ -115,7 +119,7 @@ def run_files(directory: Path) -> dict[str, RunFile]:
                     stat = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # removed while listed
-                files[run_id] = RunFile(Path(entry.path), stat.st_size, stat.st_mtime_ns,
+                files[run_id] = RunFile(entry.path, stat.st_size, stat.st_mtime_ns,
                                         stat.st_ino)  # fmt: skip
     except OSError as failure:
         raise JournalError(f"cannot list the journal folder: {failure.strerror or failure}",

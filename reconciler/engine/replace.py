@@ -38,7 +38,7 @@ from reconciler.engine.journal import (
     RunFacts,
     StepRecord,
     indexed_runs,
-    load_run,
+    read_run,
 )
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.verify import unmet
@@ -348,7 +348,7 @@ def resume_interrupted(
     if not open_ids:
         return []
     pending = {old_id: found for old_id, found in _incomplete([
-        load_run(journal_dir, facts.run_id) for facts in runs
+        read_run(facts.path) for facts in runs
         if not open_ids.isdisjoint(facts.last_steps)
     ]).items() if old_id in open_ids}  # fmt: skip
     if not pending:

@@ -22,7 +22,6 @@ from reconciler.engine.journal import (
     Outcome,
     Run,
     indexed_runs,
-    list_runs,
     read_run,
 )
 from reconciler.engine.payloads import UpdatePayload
@@ -154,10 +153,10 @@ def revert_runs_of(journal_dir: Path, run: Run) -> list[Run]:
     """The revert runs of ``run`` in ``journal_dir`` (the same endpoint), oldest first.
     The journal index says which they are; only those are read."""
     found = []
-    for summary in reversed(list_runs(journal_dir)):
-        if (summary.command == "revert" and summary.parent_run_id == run.run_id
-                and summary.endpoint == run.header.endpoint):  # fmt: skip
-            found.append(read_run(summary.path))
+    for facts in reversed(indexed_runs(journal_dir)):
+        if (facts.command == "revert" and facts.parent_run_id == run.run_id
+                and facts.endpoint == run.header.endpoint):  # fmt: skip
+            found.append(read_run(facts.path))
     return found
 
 

@@ -301,10 +301,25 @@ def entries_mangled(document: dict[str, Any], how: str) -> None:
             entry[9] = [["a", "b", "c"]]
         elif how == "endpoint":
             entry[5] = None
+        elif how == "command":
+            entry[11][0] = 5
+        elif how == "settles":
+            entry[10] = 0
 
 
 @pytest.mark.parametrize(
-    "how", ["types", "missing", "not a list", "counts", "steps", "calls", "endpoint"]
+    "how",
+    [
+        "types",
+        "missing",
+        "not a list",
+        "counts",
+        "steps",
+        "calls",
+        "endpoint",
+        "command",
+        "settles",
+    ],
 )
 def test_malformed_entries_are_read_again_from_their_journals(
     tmp_path: Path, reads: Reads, how: str

@@ -78,7 +78,8 @@ class RunFacts:
     by it); ``changed``: :meth:`Run.changed` or :meth:`Run.replacements`;
     ``last_steps``: old image set ID → the last (step, phase) of its replace in this
     run; ``unrecorded``: (data store, image set, call) of :meth:`Run.unrecorded`;
-    ``settles``: :meth:`Run.settled_calls`. :attr:`summary` is decoded when asked for.
+    ``settles``: :meth:`Run.settled_calls`; ``command`` and ``parent_run_id`` are the
+    header's ("?" and None when unreadable). :attr:`summary` is decoded when asked for.
     """
 
     run_id: str
@@ -87,6 +88,8 @@ class RunFacts:
     first_started_at: str
     endpoint: str
     problem: str | None = None
+    command: str = "?"
+    parent_run_id: str | None = None
     changed: bool = False
     replacements: Mapping[str, str] = field(default_factory=dict)
     last_steps: Mapping[str, tuple[str, str]] = field(default_factory=dict)
@@ -201,6 +204,8 @@ def _read(run_id: str, file: RunFile) -> RunFacts:
         started_at=run.header.started_at,
         first_started_at=first_started_at(data),
         endpoint=run.header.endpoint,
+        command=run.header.command,
+        parent_run_id=run.header.parent_run_id,
         changed=bool(run.changed() or run.replacements()),
         replacements=run.replacements(),
         last_steps=run.last_steps(),
@@ -322,21 +327,24 @@ def _decode(entry: list[Any], run_id: str, file: RunFile) -> RunFacts | None:
     try:
         (_, _, _, first, started, endpoint, changed, replaced, steps, unrecorded, settles,
          summary) = entry  # fmt: skip
-        if unrecorded != [] or settles != []:  # else (most runs) nothing to check
+        if unrecorded != [] or settles != []:  # an empty value other than [] is malformed
             _list(unrecorded), _list(settles)
+        summary = _list(summary, _SUMMARY_SIZE)
         return RunFacts(
             run_id=run_id,
             file=file,
             started_at=_text(started),
             first_started_at=_text(first),
             endpoint=_text(endpoint),
+            command=_text(summary[0]),
+            parent_run_id=_maybe(summary[4]),
             changed=_flag(changed),
             replacements=_texts(replaced),
             last_steps={_text(old): (_text(_list(step, 2)[0]), _text(step[1]))
                         for old, step in _object(steps).items()},
             unrecorded=frozenset(_call(c) for c in _list(unrecorded)) if unrecorded else _NONE,
             settles=frozenset(_call_key(c) for c in _list(settles)) if settles else _NONE,
-            entry=_list(summary, _SUMMARY_SIZE),
+            entry=summary,
         )  # fmt: skip
     except _Malformed:
         return None

@@ -576,3 +576,17 @@ def test_plan_apply_revert_and_runs_read_a_few_journals_among_hundreds(
     # The runs this test made (less than 2 s old: read each time) and the run reverted,
     # never the 300 that cannot matter.
     assert max(cost.values()) <= 10, cost
+
+
+def test_a_relative_folder_name_means_the_folder_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for project, endpoint in (("one", "aws (eu-west-1)"), ("two", "aws (us-east-1)")):
+        rid = run_id(0)  # the same name, size and mtime in both folders
+        write(tmp_path / project / "runs", rid, [header(rid, endpoint=endpoint), end(rid)])
+    seen = []
+    for project in ("one", "two", "one"):
+        monkeypatch.chdir(tmp_path / project)
+        (summary,) = list_runs(Path("runs"))
+        seen.append(summary.endpoint)
+    assert seen == ["aws (eu-west-1)", "aws (us-east-1)", "aws (eu-west-1)"]

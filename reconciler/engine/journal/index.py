@@ -135,7 +135,10 @@ def indexed_runs(directory: Path) -> list[RunFacts]:
     files = run_files(directory)
     if not files:
         return []
-    memo = _MEMO.get(str(directory), {})
+    # Keyed by the folder and by how the caller names it (summaries carry that path): a
+    # relative name means another folder once the working directory changes.
+    key = f"{directory.resolve()}\0{directory}"
+    memo = _MEMO.get(key, {})
     found: dict[str, RunFacts] = {}
     todo: dict[str, RunFile] = {}
     for run_id, file in files.items():
@@ -147,7 +150,7 @@ def indexed_runs(directory: Path) -> list[RunFacts]:
     horizon = time.time_ns() - RACY_NS
     if todo or not memo.keys() <= files.keys():  # new or changed files, or files gone
         found.update(_from_index(directory, files, todo, horizon))
-    _remember(str(directory), {r: f for r, f in found.items()
+    _remember(key, {r: f for r, f in found.items()
                                if f.problem is None and f.file.mtime_ns < horizon})  # fmt: skip
     return sorted(found.values(), key=lambda f: newest_first_key(f.run_id, f.started_at),
                   reverse=True)  # fmt: skip

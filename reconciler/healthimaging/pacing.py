@@ -12,14 +12,18 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
   ceiling), the rate remembered from the last run against the same account and region
   (:mod:`.memory`), else the documented default.
 - **Climb while the service accepts** (write operations only, and only while requests
-  queue for a slot): ×4 per accepted request until the first 429 ("slow start"), then
+  queue for a slot, or the next one has to wait for it): ×4 per accepted request until
+  the first 429 ("slow start"), then
   +5 % per accepted request, never past 95 % of a rate that drew a 429.
 - **A 429 re-anchors the schedule** at the moment it arrived (the server's bucket is
   empty then), cuts the rate — back to the last rate the service accepted when a climb
   overshot, else by half (multiplicative decrease), once per round of requests sent
   at the same rate — and backs off further while 429s keep coming.
 - **Pace a hair under the rate** (:data:`HEADROOM`), plus a little slack when the
-  burst is 1, so network jitter cannot push two requests into one server token.
+  burst is 1, so network jitter cannot push two requests into one server token. A cap
+  (``rateLimits``) is the start and, a hair under it, the ceiling: the lane starts with
+  the slack and climbs to the ceiling while the service accepts (at 10/s the slack
+  alone would cost 17 %).
 - **Write lanes start as empty as the server's bucket likely is**: with the time of the
   last write remembered, what refilled since; else one token (the first request goes
   at once, as the server's full bucket allows); a shard starts empty, in its own phase.
@@ -150,7 +154,9 @@ class _Lane:
         self.rate = start.rate if start.sent else paced(start.rate, self.burst)
         self.start = self.rate
         self.peak = self.rate
-        self.ceiling = None if ceiling is None else paced(ceiling, self.burst)
+        # A cap is a rate the user allows, not a quota measured with jitter: the lane
+        # starts with the slack of paced() and sheds it while the service accepts.
+        self.ceiling = None if ceiling is None else ceiling * HEADROOM
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
         self.discover = discover
@@ -159,6 +165,9 @@ class _Lane:
         self.share = 1
         self.epoch = 0
         self.waiting = 0
+        # An accepted request of this epoch that nobody queued behind yet: the first
+        # caller that then has to wait for a slot climbs on it (:meth:`climb_later`).
+        self.unclimbed = False
         self.accepted = 0
         self.throttled = 0
         self.streak = 0  # 429s in a row
@@ -209,6 +218,7 @@ class _Lane:
         self.peak = max(self.peak, rate)
         self.tat = max(last, now - self.tolerance()) + self.interval()
         self.epoch += 1
+        self.unclimbed = False
 
     def on_accepted(self, ticket: Ticket, now: float) -> bool:
         """Count an accepted request; climb if discovering and callers queue. True when
@@ -216,8 +226,25 @@ class _Lane:
         self.accepted += 1
         self.streak = 0
         self.last_ok = ticket.rate
-        if self.waiting == 0 or ticket.epoch != self.epoch:
+        if ticket.epoch != self.epoch:
             return False
+        if self.waiting == 0:  # nobody queues now; maybe in a moment (climb_later)
+            self.unclimbed = True
+            return False
+        return self.climb(now)
+
+    def climb_later(self, now: float) -> bool:
+        """A caller must wait for a slot: climb on an accepted request nobody was
+        queued behind when it came back (workers that were busy reading a moment ago
+        would otherwise wait a whole interval at the start rate). True when the rate
+        changed."""
+        if not self.unclimbed:
+            return False
+        self.unclimbed = False
+        return self.climb(now)
+
+    def climb(self, now: float) -> bool:
+        """Climb one step from an accepted request (slow start ×4, else +5 %)."""
         if self.discover and self.bad is None:
             target = self.rate * SLOW_START_FACTOR
         else:
@@ -252,6 +279,7 @@ class _Lane:
                 cut = min(cut, self.ceiling)
             self.rate = max(self.min_rate, cut)
             self.epoch += 1
+            self.unclimbed = False
         backoff = min(MAX_BACKOFF, self.interval() * 2 ** (self.streak - 1))
         # Empty at ``now``: the next token after one (backed-off) interval.
         self.tat = max(self.tat, now + self.tolerance() + backoff)
@@ -321,7 +349,10 @@ class RateLimiter:
         for op, quota in SERVICE_QUOTAS.items():
             rates[op] = quota.rate * scale
             bursts[op] = quota.burst * (scale if op not in WRITE_OPERATIONS else 1.0)
-            fresh_tokens = None if op in WRITE_OPERATIONS else bursts[op]
+            # Reads start with the bucket full, a hair under (HEADROOM: about 60 ms of
+            # the rate at the documented quotas), so the first burst cannot outrun a
+            # server bucket that began filling a moment after this process's clock.
+            fresh_tokens = None if op in WRITE_OPERATIONS else bursts[op] * HEADROOM
             start = remembered.get(op)
             if op in overrides:
                 rate = overrides[op]
@@ -383,6 +414,9 @@ class RateLimiter:
                     if slot <= now:
                         lane.take(now)
                         return Ticket(operation, lane.epoch, lane.rate)
+                    if lane.climb_later(now):
+                        self._wake.notify_all()
+                        continue
                     self._pause(slot - now)
             finally:
                 lane.waiting -= 1

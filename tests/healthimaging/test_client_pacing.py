@@ -119,8 +119,12 @@ def test_updates_go_a_hair_under_the_default_quota_first_one_at_once() -> None:
 def test_reads_have_a_burst_then_their_rate() -> None:
     fake = FakeTime()
     limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
-    assert all(waited(limiter, fake, "GetImageSet") == 0.0 for _ in range(50))
-    assert waited(limiter, fake, "GetImageSet") == pytest.approx(1 / (25 * HEADROOM), abs=1e-6)
+    # A full bucket a hair under (50 × HEADROOM = 48.5 tokens): a server bucket that
+    # began filling a moment later is never outrun by the first burst.
+    assert all(waited(limiter, fake, "GetImageSet") == 0.0 for _ in range(48))
+    interval = 1 / (25 * HEADROOM)
+    assert waited(limiter, fake, "GetImageSet") == pytest.approx(interval / 2, abs=1e-6)
+    assert waited(limiter, fake, "GetImageSet") == pytest.approx(interval, abs=1e-6)
     assert limiter.acquire("GetDatastore").rate == 0.0  # no quota known: not paced
 
 
@@ -195,13 +199,36 @@ def test_discovery_climbs_fast_while_accepted_then_stays_under_a_429() -> None:
     assert (report.start, report.peak, report.throttled_at) == (start, start * 64, start * 64)
 
 
+def test_an_acceptance_nobody_queued_behind_climbs_when_the_next_caller_must_wait() -> None:
+    """Workers busy reading when the first update came back queue a moment later: the
+    next one that must wait climbs on that acceptance instead of waiting a whole
+    interval at the start rate; with nothing accepted, waiting alone never climbs."""
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    start = paced(0.25, 1)
+    assert waited(limiter, fake, UPDATE) == 0.0  # nobody else waiting: no climb yet
+    assert waited(limiter, fake, UPDATE) == pytest.approx(1 / start)  # nothing accepted
+    assert limiter.rate(UPDATE) == pytest.approx(start)
+    limiter.accepted(limiter.acquire(UPDATE))  # accepted while no one queued
+    assert limiter.rate(UPDATE) == pytest.approx(start)
+    assert waited(limiter, fake, UPDATE) == pytest.approx(1 / (start * 4))  # climbed now
+    assert limiter.rate(UPDATE) == pytest.approx(start * 4)
+
+
 def test_rate_limits_are_the_start_and_the_ceiling() -> None:
+    """A cap starts the lane at the paced rate (with the burst-one slack) and is, a hair
+    under it, the ceiling: accepted requests shed the slack, never pass the cap."""
     fake = FakeTime()
     limiter = RateLimiter.for_service({UPDATE: 10.0}, clock=fake.clock, sleep=fake.sleep)
+    assert limiter.rate(UPDATE) == paced(10.0, 1)
     limiter._lanes[UPDATE].waiting = 1
     for _ in range(20):
         limiter.accepted(limiter.acquire(UPDATE))
-    assert limiter.rate(UPDATE) == paced(10.0, 1)  # accepted all along, never above the cap
+    assert limiter.rate(UPDATE) == pytest.approx(10.0 * HEADROOM)  # accepted all along
+    limiter.throttled(limiter.acquire(UPDATE))  # the cap was the quota, burst 1: a 429
+    for _ in range(40):
+        limiter.accepted(limiter.acquire(UPDATE))
+    assert limiter.rate(UPDATE) < 10.0 * HEADROOM  # back under the rate that drew it
     assert limiter.rate("GetImageSet") == paced(25.0, 50)
     scaled = RateLimiter.for_service({UPDATE: 1.0}, scale=20)
     assert scaled.rate(UPDATE) == paced(1.0, 1)  # overridden: not scaled
@@ -242,7 +269,7 @@ def test_remembered_rates_start_the_next_run_with_the_bucket_as_left(tmp_path: P
     assert waited(later, fake, UPDATE) == 0.0
     # rateLimits still caps what was remembered; unreadable memory is ignored.
     capped = RateLimiter.for_service({UPDATE: 2.0}, remembered=starts)
-    assert capped.rate(UPDATE) == paced(2.0, 1)
+    assert capped.rate(UPDATE) == pytest.approx(2.0 * HEADROOM)  # the cap's ceiling
     saved.write_text("{not json")
     assert memory.load(saved) == {}
 

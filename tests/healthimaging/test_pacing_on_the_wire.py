@@ -27,6 +27,7 @@ from reconciler.engine.journal import Journal, Outcome, read_run
 from reconciler.engine.plan import make_plan
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
 from reconciler.healthimaging import memory as rate_memory
+from reconciler.healthimaging.pacing import HEADROOM
 from reconciler.manifest.model import Location, Manifest, Selector, SelectorKind
 
 UPDATE = "UpdateImageSetMetadata"
@@ -127,6 +128,23 @@ def test_discovery_at_the_default_shape_fails_nothing_and_remembers(
     report = apply(second, datastore, ids, "second", tmp_path / "runs")  # back to back
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert (wire.count(UPDATE), wire.count(status=429)) == (20, 0)
+
+
+def test_a_cap_at_a_burst_one_quota_sheds_its_slack_and_fails_nothing(
+    wire: CountingProxy, local: LocalHealthImaging, datastore: str, tmp_path: Path
+) -> None:
+    """rateLimits set to exactly the account's burst-one rate: the lane sheds its
+    jitter slack while the service accepts and settles under a rate that drew a 429,
+    if one comes; no image set fails and at most a round of requests is refused."""
+    ids = fleet(local, datastore, 30, "f")
+    ahi = client(wire.url, RateLimiter.for_service({UPDATE: QUOTAS[UPDATE][0]}))
+    report = apply(ahi, datastore, ids, "capped", tmp_path / "runs")
+    assert outcomes(report) == {Outcome.UPDATED: 30}
+    assert wire.count(UPDATE) == 30 + wire.count(UPDATE, 429)
+    assert wire.count(UPDATE, 429) <= 3
+    lane = ahi.limiter.report()[UPDATE]
+    assert lane.peak == pytest.approx(QUOTAS[UPDATE][0] * HEADROOM)  # the slack was shed
+    assert lane.peak > lane.start
 
 
 def test_discovery_climbs_to_a_faster_account_quota(

@@ -72,6 +72,7 @@ DOCUMENT: dict[str, Any] = json.loads(
 # The documented read quotas both profiles share (bucket refill: burst ÷ rate).
 READ_QUOTAS = {GET: (25.0, 50), "GetImageSetMetadata": (50.0, 100)}
 FAILED_LINE = re.compile(r"^\[\d+/\d+\] ✗", re.MULTILINE)
+UPDATED_COUNT = re.compile(r"^Apply complete \(run [^)]*\): (\d+) updated", re.MULTILINE)
 RATE_LINE = re.compile(rf"^Rate reached: {UPDATE} ([0-9.e+-]+)/s", re.MULTILINE)
 
 
@@ -116,23 +117,28 @@ class Scenario:
     warm: bool = False  # an earlier apply (not measured) taught the tool the rate
     slow: bool = False  # at 0.25/s: --quick runs it at QUICK_FACTOR × the rate
     max_429: int | None = 0  # None: several processes share the quota
+    # 429s the first run may spend probing above the documented rate, cold (README:
+    # "The cost"); a run that starts from a remembered rate or a cap spends none.
+    cold_429: int = 0
     max_ratio: float | None = None
 
     def quick(self) -> Scenario:
         if not self.slow:
             return self
         rate = self.quota.rate * QUICK_FACTOR
-        return replace(self, quota=Quota(rate, self.quota.burst), rate_limit=rate)
+        return replace(self, quota=Quota(rate, self.quota.burst), rate_limit=rate, cold_429=0)
 
     def tool(self) -> str:
+        if self.kind == "journal":
+            return "defaults"
         if self.rate_limit is not None:
             return f"rateLimits {self.rate_limit:g}"
         return "defaults, warm" if self.warm else "defaults, cold"
 
 
 SCENARIOS = (
-    Scenario("single", "one apply", "apply", 20, slow=True),
-    Scenario("twice", "two applies back to back", "twice", 20, slow=True),
+    Scenario("single", "one apply", "apply", 20, slow=True, cold_429=2),
+    Scenario("twice", "two applies back to back", "twice", 20, slow=True, cold_429=2),
     Scenario(
         "shards", "`--shard 1/2` and `--shard 2/2` at once", "shards", 20, slow=True, max_429=None
     ),
@@ -175,7 +181,13 @@ SCENARIOS = (
         max_ratio=1.1,
     ),
     Scenario(
-        "journal", f"plan / no-op apply, {JOURNAL_RUNS:,} runs vs 0", "journal", 20, max_ratio=1.3
+        "journal",
+        f"plan / no-op apply, {JOURNAL_RUNS:,} runs vs 0",
+        "journal",
+        20,
+        Quota(10.0, 40),  # the first apply, which makes the run copied, is not the subject
+        "fast-updates",
+        max_ratio=1.3,
     ),
 )
 
@@ -212,6 +224,11 @@ class Ran:
     @property
     def failed(self) -> int:
         return len(FAILED_LINE.findall(self.err))
+
+    @property
+    def updated(self) -> int:
+        found = UPDATED_COUNT.search(self.out)
+        return int(found.group(1)) if found else 0
 
     @property
     def rate(self) -> float | None:
@@ -358,13 +375,13 @@ class Bench:
         floor = sum(floor_seconds(scenario.n, scenario.quota.rate) for _ in range(rounds))
         rates = [r.rate for r in runs if r.rate is not None]
         row = Row(
-            scenario, scenario.title, f"{rounds}×{scenario.n}" if rounds > 1 else str(scenario.n),
+            scenario, scenario.title, size(scenario, rounds, runs),
             str(sum(updates)), "+".join(map(str, throttled)), failed, f"{held}/{scenario.n}",
             f"{gets / max(1, sum(updates)):.1f}",
             " / ".join(f"{r:.3g}/s" for r in rates) or "—",
             sum(windows), floor, "",
         )  # fmt: skip
-        return [replace(row, verdict=verdict(row, sum(throttled)))]
+        return [replace(row, verdict=verdict(row, throttled))]
 
     def journal(self, scenario: Scenario) -> list[Row]:
         """plan and a no-op apply with 0 runs, then with JOURNAL_RUNS runs, in the journal
@@ -397,7 +414,7 @@ class Bench:
                 path.chmod(0o600)
             for name, args in commands.items():
                 best = []
-                for attempt in range(4):  # the first warms the page cache (and any index)
+                for attempt in range(6):  # the first warms the page cache (and any index)
                     ran = self.run(folder, *args)
                     if ran.code != 0:
                         raise SystemExit(f"{name} exited {ran.code}:\n{ran.err[-2000:]}")
@@ -409,8 +426,17 @@ class Bench:
             row = Row(scenario, f"{name}, {JOURNAL_RUNS:,} runs vs 0 in the journal folder",
                       str(scenario.n), "0", "0", first.failed, f"{held}/{scenario.n}", "—", "—",
                       many, none, "")  # fmt: skip
-            rows.append(replace(row, verdict=verdict(row, 0)))
+            rows.append(replace(row, verdict=verdict(row, [0])))
         return rows
+
+
+def size(scenario: Scenario, rounds: int, runs: Sequence[Ran]) -> str:
+    """N as the row shows it: ``2×20`` for two applies, ``20 (12+8)`` for shards."""
+    if rounds > 1:
+        return f"{rounds}×{scenario.n}"
+    if scenario.kind == "shards":
+        return f"{scenario.n} ({'+'.join(str(r.updated) for r in runs)})"
+    return str(scenario.n)
 
 
 def run_ids(count: int) -> Iterator[str]:
@@ -421,14 +447,17 @@ def run_ids(count: int) -> Iterator[str]:
         yield f"{stamp}-{n:06x}"
 
 
-def verdict(row: Row, throttled: int) -> str:
+def verdict(row: Row, throttled: Sequence[int]) -> str:
+    """ "ok", or what misses the issue's "Done when"; ``throttled``: 429s per run."""
     scenario = row.scenario
     misses = []
     held, total = row.holding.split("/")
     if row.failed or held != total:
         misses.append("image sets failed")
-    if scenario.max_429 is not None and throttled > scenario.max_429:
-        misses.append(f"{throttled} × 429")
+    if scenario.max_429 is not None:
+        allowed = [scenario.max_429 + scenario.cold_429] + [scenario.max_429] * len(throttled)
+        if any(seen > most for seen, most in zip(throttled, allowed, strict=False)):
+            misses.append(f"{'+'.join(map(str, throttled))} × 429")
     if scenario.max_ratio is not None and row.ratio > scenario.max_ratio:
         misses.append(f"> {scenario.max_ratio:g}× floor")
     return "MISS: " + ", ".join(misses) if misses else "ok"
@@ -437,7 +466,12 @@ def verdict(row: Row, throttled: int) -> str:
 def target(scenario: Scenario) -> str:
     parts = ["0 failed"]
     if scenario.kind != "journal":
-        parts.append("0 × 429" if scenario.max_429 == 0 else "shared quota")
+        if scenario.max_429 is None:
+            parts.append("shared quota")
+        elif scenario.cold_429:
+            parts.append(f"0 × 429 (cold: ≤ {scenario.cold_429}, the rate probe)")
+        else:
+            parts.append(f"{scenario.max_429} × 429")
     if scenario.max_ratio is not None:
         parts.append(f"≤ {scenario.max_ratio:g}×")
     return ", ".join(parts)
@@ -495,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(rows))
     print()
     print("elapsed: first update sent to last update answered, on the wire (two applies: the "
-          "sum of both); floor: (N−1)/r at the server's rate; journal rows: best of 3 "
+          "sum of both); floor: (N−1)/r at the server's rate; journal rows: best of 5 "
           "process runs at 2,000 runs against the same at 0.")  # fmt: skip
     return 0 if all(r.verdict == "ok" for r in rows) else 1
 

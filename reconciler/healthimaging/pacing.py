@@ -11,8 +11,9 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
 - **Start** from what is known, best first: ``rateLimits`` (which is also the
   ceiling), the rate remembered from the last run against the same account and region
   (:mod:`.memory`), else the documented default.
-- **Climb while the service accepts** (write operations only, and only while requests
-  queue for a slot, or the next one has to wait for it): ×4 per accepted request until
+- **Climb while the service accepts** (write operations only, only while requests
+  queue for a slot, or the next one has to wait for it, and not while slots go by
+  unused: then the callers set the pace, not the rate): ×4 per accepted request until
   the first 429 ("slow start"), then
   +5 % per accepted request, never past 95 % of a rate that drew a 429.
 - **A 429 re-anchors the schedule** at the moment it arrived (the server's bucket is
@@ -29,7 +30,10 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
   at once, as the server's full bucket allows); a shard starts empty, in its own phase.
 - **Shards share one budget**: ``--shard K/N`` paces every operation at rate ÷ N, and
   shard K takes the K-th of every N slots of a wall-clock grid, so N processes that
-  start together do not collide; the adaptive back-off absorbs the rest.
+  start together do not collide; the adaptive back-off absorbs the rest. Shards do not
+  probe for a faster rate (each would take the others' requests for the quota, and
+  shards at different rates leave the shared grid): they climb back only to where they
+  started.
 
 Each waiting caller looks at the schedule again after every wake-up, so a rate change
 or a 429 takes effect for everyone at once.
@@ -165,6 +169,8 @@ class _Lane:
         self.share = 1
         self.epoch = 0
         self.waiting = 0
+        self.taken = False  # whether any slot was handed out yet
+        self.idle_at: float | None = None  # when a slot last went by unused
         # An accepted request of this epoch that nobody queued behind yet: the first
         # caller that then has to wait for a slot climbs on it (:meth:`climb_later`).
         self.unclimbed = False
@@ -205,7 +211,19 @@ class _Lane:
         return max(slot, phase + turns * period - offset)
 
     def take(self, now: float) -> None:
+        # Half a slot or more gone by unused: the callers, not this rate, set the pace.
+        if self.taken and now > self.tat + 0.5 * self.interval():
+            self.idle_at = now
+        self.taken = True
         self.tat = max(self.tat, now) + self.interval()
+
+    def busy(self, now: float) -> bool:
+        """Whether every slot has been taken lately (no unused slot within a second, or
+        two intervals): only then does climbing test the service rather than the
+        callers (otherwise the rate "reached" would only grow, run after run)."""
+        if self.idle_at is None:
+            return True
+        return now - self.idle_at > max(1.0, 2 * self.interval())
 
     def set_rate(self, rate: float, now: float, last: float) -> None:
         """Change the rate; the schedule continues from the last slot at the new pace."""
@@ -244,7 +262,10 @@ class _Lane:
         return self.climb(now)
 
     def climb(self, now: float) -> bool:
-        """Climb one step from an accepted request (slow start ×4, else +5 %)."""
+        """Climb one step from an accepted request (slow start ×4, else +5 %), unless
+        the callers, not the rate, have been the limit lately."""
+        if not self.busy(now):
+            return False
         if self.discover and self.bad is None:
             target = self.rate * SLOW_START_FACTOR
         else:
@@ -391,6 +412,8 @@ class RateLimiter:
             for lane in self._lanes.values():
                 lane.share = count
                 lane.epoch += 1
+                if count > 1:  # N shards probing at once would take each other for the quota
+                    lane.discover = False
                 if count == 1 or lane.operation not in WRITE_OPERATIONS:
                     lane.grid = None
                     continue

@@ -48,7 +48,16 @@ def test_a_row_misses_on_failures_429s_or_ratio(bench: ModuleType) -> None:
         return bench.Row(scenario, "x", "100", "100", "0", failed, holding, "1", "—",
                          elapsed, 9.9, "")  # fmt: skip
 
-    assert bench.verdict(row(0, "100/100", 10.3), 0) == "ok"
-    assert "1 × 429" in bench.verdict(row(0, "100/100", 10.3), 1)
-    assert "failed" in bench.verdict(row(0, "99/100", 10.3), 0)
-    assert "> 1.1× floor" in bench.verdict(row(0, "100/100", 11.0), 0)
+    assert bench.verdict(row(0, "100/100", 10.3), [0]) == "ok"
+    assert "1 × 429" in bench.verdict(row(0, "100/100", 10.3), [1])
+    assert "failed" in bench.verdict(row(0, "99/100", 10.3), [0])
+    assert "> 1.1× floor" in bench.verdict(row(0, "100/100", 11.0), [0])
+
+
+def test_only_a_cold_first_run_may_spend_the_rate_probe(bench: ModuleType) -> None:
+    scenario = next(s for s in bench.SCENARIOS if s.name == "twice")
+    row = bench.Row(scenario, "x", "2×20", "42", "2+0", 0, "20/20", "1", "—", 160.0, 152.0, "")
+    assert bench.verdict(row, [2, 0]) == "ok"  # the cold probe, documented
+    assert "0+1 × 429" in bench.verdict(row, [0, 1])  # a warm run spends none
+    assert "3+0 × 429" in bench.verdict(row, [3, 0])
+    assert scenario.quick().cold_429 == 0  # a cap: nothing to probe

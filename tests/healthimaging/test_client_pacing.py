@@ -215,6 +215,33 @@ def test_an_acceptance_nobody_queued_behind_climbs_when_the_next_caller_must_wai
     assert limiter.rate(UPDATE) == pytest.approx(start * 4)
 
 
+def test_no_climb_while_slots_go_by_unused() -> None:
+    """When the workers, not the rate, set the pace (slots go by unused), accepted
+    requests do not raise the rate: a rate "reached" must be one the service was
+    asked for, or it would grow run after run."""
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    limiter._lanes[UPDATE].waiting = 1
+    start = paced(0.25, 1)
+    limiter.accepted(limiter.acquire(UPDATE))
+    assert limiter.rate(UPDATE) == pytest.approx(start * 4)  # the lane was the limit
+    for _ in range(5):
+        fake.now += 30  # the workers come back long after their slot
+        limiter.accepted(limiter.acquire(UPDATE))
+    assert limiter.rate(UPDATE) == pytest.approx(start * 4)
+    assert limiter.report()[UPDATE].accepted == 6
+
+
+def test_shards_do_not_probe() -> None:
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep, wall=lambda: 0.0)
+    limiter.share(1, 2)
+    limiter._lanes[UPDATE].waiting = 1
+    for _ in range(5):
+        limiter.accepted(limiter.acquire(UPDATE))
+    assert limiter.rate(UPDATE) == pytest.approx(paced(0.25, 1))  # the account's, ÷ 2 per shard
+
+
 def test_rate_limits_are_the_start_and_the_ceiling() -> None:
     """A cap starts the lane at the paced rate (with the burst-one slack) and is, a hair
     under it, the ceiling: accepted requests shed the slack, never pass the cap."""

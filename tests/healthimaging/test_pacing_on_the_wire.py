@@ -168,15 +168,16 @@ def test_discovery_climbs_to_a_faster_account_quota(
 def test_shards_share_one_budget_and_fail_nothing(
     wire: CountingProxy, local: LocalHealthImaging, datastore: str, tmp_path: Path
 ) -> None:
-    """Two shards at once (two clients, as two processes), each told it is 1 of 2:
-    together they stay at the account's quota and no image set fails."""
+    """Two shards at once (two clients, as two processes), each told it is 1 of 2, with
+    the tool's defaults: together they stay at the account's quota and no image set
+    fails (a shard does not probe: two probing shards cut each other down)."""
     ids = fleet(local, datastore, 20, "d")
     reports: list[Any] = []
     errors: list[Exception] = []
 
     def shard(index: int) -> None:
         try:
-            limiter = RateLimiter.for_service(scale=SCALE, discover=False)
+            limiter = RateLimiter.for_service(scale=SCALE)
             limiter.share(index, 2)
             mine = [i for n, i in enumerate(ids) if n % 2 == index - 1]
             ahi = client(wire.url, limiter)

@@ -21,7 +21,7 @@ floors — 76 s for 20 at 0.25/s, 9.9 s for 100 at 10/s — are these.) The jour
 compare plan and a no-op apply with 2,000 runs in the journal folder to the same with 0.
 
     python benchmarks/bench_wire.py                       # everything: about 8 minutes
-    python benchmarks/bench_wire.py --quick               # the 0.25/s rows at 2.5/s: ~2 min
+    python benchmarks/bench_wire.py --quick               # the 0.25/s rows at 2.5/s: ~2½ min
     python benchmarks/bench_wire.py --scenario fast-100 --scenario locked
     python benchmarks/bench_wire.py --list
 
@@ -480,7 +480,7 @@ def target(scenario: Scenario) -> str:
 def table(rows: Sequence[Row]) -> str:
     head = ("| scenario | server quota (updates) | tool | N | update requests | 429s (any request) "
             "| image sets failed | server holds | GetImageSet / update | rate reached "
-            "| elapsed | floor | elapsed ÷ floor | target | |")  # fmt: skip
+            "| elapsed | floor | elapsed ÷ floor | target | verdict |")  # fmt: skip
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for row in rows:
         s = row.scenario

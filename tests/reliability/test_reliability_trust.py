@@ -338,6 +338,15 @@ def test_runs_replacements_and_the_cache_are_scoped_to_their_endpoint(
 
 
 # -- 2. a crash at any step of a replace, then revert ----------------------------------
+def _one_primary_as_before(project: Project) -> tuple[str, int]:
+    """The study's one image set, which must be primary, and 1 if its Patient or Study
+    values are not what the seed held (data lost), else 0."""
+    [(restored, primary)] = _study_sets(project.client)
+    assert primary
+    doc, original = project.document(restored), project.original[NM]
+    return restored, int(doc["Patient"] != original["Patient"] or doc["Study"] != original["Study"])
+
+
 REPLACE_CRASH_POINTS = [
     *((step, phase) for step in ("copy", "update-copy", "delete-primary", "promote",
                                  "delete-copy") for phase in ("start", "done")),
@@ -394,11 +403,7 @@ def test_a_crash_at_any_step_of_a_replace_then_revert_loses_nothing(
     reverted = project.run("revert", "--run", target, "--auto-approve")
     assert reverted.exit_code == 0, reverted.output
     assert "Nothing to revert" not in reverted.output
-    [(restored, primary)] = _study_sets(project.client)
-    assert primary
-    doc = project.document(restored)
-    original = project.original[NM]
-    lost = int(doc["Patient"] != original["Patient"] or doc["Study"] != original["Study"])
+    _, lost = _one_primary_as_before(project)
     assert lost == 0
     record_figures(f"crash mid-replace at {step} {phase}, then revert", project.traffic,
                    data_lost=lost)  # fmt: skip
@@ -426,11 +431,7 @@ def test_a_revert_of_a_replace_that_dies_midway_is_finished_not_repeated(
     again = project.run("revert", "--run", replacing, "--auto-approve")
     assert again.exit_code == 0, again.output
     assert "Resumed the replace of image set" in again.output
-    [(restored, primary)] = _study_sets(project.client)
-    assert primary
-    doc = project.document(restored)
-    original = project.original[NM]
-    lost = int(doc["Patient"] != original["Patient"] or doc["Study"] != original["Study"])
+    restored, lost = _one_primary_as_before(project)
     assert lost == 0
     third = project.run("revert", "--run", replacing, "--auto-approve")
     assert third.exit_code == 0, third.output

@@ -66,11 +66,13 @@ def datastore(client: Any) -> str:
     return datastore_id
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+def wait_for(predicate: Any, timeout: float = 10.0, what: str = "the condition") -> None:
+    """Wait until ``predicate()`` holds (a generous deadline against a hang, never a
+    measure of speed)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
 
 

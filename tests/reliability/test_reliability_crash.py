@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from builders import SOP, S, drop, manifest, put
-from conftest import USDOPPLER, make_client, put_document
+from conftest import USDOPPLER, make_client, put_document, wait_for
 from reliability_support import (
     MANAGED,
     Project,
@@ -51,14 +51,6 @@ from reconciler.engine.recovery import (
 from reconciler.healthimaging import HealthImaging, RateLimiter
 
 ENDPOINT = "local"
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _intents(runs_dir: Path) -> list[dict[str, Any]]:
@@ -90,12 +82,12 @@ def test_sigkill_mid_apply_then_the_next_apply_recovers_and_converges(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait(lambda: _intents(project.runs_dir()), 30, "the first intent")
+        wait_for(lambda: _intents(project.runs_dir()), 30, "the first intent")
         if landed:
-            _wait(lambda: project.traffic.landed["UpdateImageSetMetadata"] >= 1, 10,
+            wait_for(lambda: project.traffic.landed["UpdateImageSetMetadata"] >= 1, 10,
                   "the first update to land")  # fmt: skip
         else:
-            _wait(lambda: project.traffic.injected["blackhole"] >= 1, 10, "the held request")
+            wait_for(lambda: project.traffic.injected["blackhole"] >= 1, 10, "the held request")
         child.send_signal(signal.SIGKILL)
     finally:
         child.kill()

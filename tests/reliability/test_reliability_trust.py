@@ -13,13 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_client, metadata, settle
+from conftest import make_client, metadata, settle, wait_for
 from reliability_support import CT, MANAGED, MR, NM, Project, after_one_apply, record_figures
 from reliability_support import project as project
 
@@ -106,14 +105,6 @@ def test_a_racing_writer_with_our_values_and_more_is_a_conflict_never_reverted(
 
 
 # -- 4. an interrupted revert is recognised ------------------------------------------
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_an_interrupted_revert_is_finished_without_duplicate_versions(project: Project) -> None:
     """Revert SIGKILLed after its first call landed, then run again: the image set it
     had already reverted is recognised from the journal (no STALE, no --force advice),
@@ -133,7 +124,7 @@ def test_an_interrupted_revert_is_finished_without_duplicate_versions(project: P
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait(lambda: project.traffic.landed["UpdateImageSetMetadata"] > landed_before, 30,
+        wait_for(lambda: project.traffic.landed["UpdateImageSetMetadata"] > landed_before, 30,
               "the first revert call to land")  # fmt: skip
         child.send_signal(signal.SIGKILL)
     finally:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +151,41 @@ def raw_request(
     data = response.read()
     conn.close()
     return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+
+@dataclass
+class Served:
+    """``reconciler emulator serve`` running in a process of its own."""
+
+    process: subprocess.Popen[str]
+    found: re.Match[str]  # the startup line the caller waited for
+    lines: list[str]  # stderr up to it
+
+
+@contextlib.contextmanager
+def serve(db: Path, *args: str, until: str = r"on (http://127\.0\.0\.1:\d+)",
+          interrupt: bool = True) -> Iterator[Served]:  # fmt: skip
+    """Run ``emulator serve --port 0 --db DB ARGS…`` until stderr has a line matching
+    ``until``; on leaving, Ctrl-C it (``interrupt``) or kill it, and wait for it."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from reconciler.cli import main; main()", "emulator", "serve",
+         "--port", "0", "--db", str(db), *args],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    try:
+        lines = []
+        found = None
+        for line in process.stderr:
+            lines.append(line)
+            found = re.search(until, line.strip())
+            if found:
+                break
+        assert found, "".join(lines)
+        yield Served(process, found, lines)
+    finally:
+        if interrupt:
+            process.send_signal(signal.SIGINT)
+        else:
+            process.kill()
+        process.wait(timeout=60)  # generous: CI machines may be busy

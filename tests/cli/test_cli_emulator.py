@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_client, raw_request
+from conftest import make_client, raw_request, serve
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID
@@ -22,31 +22,14 @@ from reconciler.session.local import start_local
 
 
 def test_serve_seeds_and_answers_boto3(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "emulator", "serve",
-         "--port", "0", "--seed", "--db", str(tmp_path / "db.sqlite"), "--lock-hold", "0"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    found = None
-    try:
-        lines = []
-        for line in process.stderr:
-            lines.append(line)
-            found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                break
-        assert found, "".join(lines)
-        assert "Seeded data store" in "".join(lines)
-        client = make_client(found.group(1))
+    with serve(tmp_path / "db.sqlite", "--seed", "--lock-hold", "0") as served:
+        assert "Seeded data store" in "".join(served.lines)
+        client = make_client(served.found.group(1))
         summaries = client.search_image_sets(datastoreId=SEED_DATASTORE_ID)[
             "imageSetsMetadataSummaries"
         ]
         assert len(summaries) > 10
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)  # generous: CI machines may be busy
-    assert process.returncode == 0
+    assert served.process.returncode == 0  # Ctrl-C stops it cleanly
 
 
 def test_seed_lists_image_sets_without_patient_data(tmp_path: Path) -> None:

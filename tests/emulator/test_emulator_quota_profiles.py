@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_client
+from conftest import make_client, serve
 
 from reconciler.cli import cli
 from reconciler.emulator import protocol, quota_profiles
@@ -107,28 +105,12 @@ def test_parse_override() -> None:
 
 
 def test_serve_takes_a_profile_and_overrides(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "emulator", "serve",
-         "--port", "0", "--db", str(tmp_path / "db.sqlite"), "--quota-profile", "fast-updates",
-         "--quota", "GetDatastore=1/2"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    try:
-        lines = []
-        found = None
-        for line in process.stderr:
-            lines.append(line)
-            found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                break
-        assert found, "".join(lines)
-        quotas = settings(found.group(1))["quotas"]
+    # What Ctrl-C does is tested elsewhere; here the server only has to stop.
+    with serve(tmp_path / "db.sqlite", "--quota-profile", "fast-updates",
+               "--quota", "GetDatastore=1/2", interrupt=False) as served:  # fmt: skip
+        quotas = settings(served.found.group(1))["quotas"]
         assert quotas["UpdateImageSetMetadata"] == [10.0, 40]
         assert quotas["GetDatastore"] == [1.0, 2]
-    finally:  # what Ctrl-C does is tested elsewhere; here it only has to stop
-        process.kill()
-        process.wait(timeout=60)
 
 
 def test_serve_refuses_a_bad_override_in_one_line(tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import make_client, wait_for
+from conftest import make_client, serve, wait_for
 from test_emulator_datastores_imports import ROLE, sample_dir
 
 from reconciler.emulator.config import EmulatorConfig
@@ -99,25 +97,10 @@ def test_import_from_s3_and_read_the_manifest_back(s3_url: str, tmp_path: Path) 
 
 
 def test_serve_with_s3_prints_the_second_port(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "emulator", "serve",
-         "--port", "0", "--db", str(tmp_path / "db.sqlite"), "--s3"],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    try:
-        lines = []
-        found = None
-        for line in process.stderr:
-            lines.append(line)
-            found = re.search(r"^S3 on (http://127\.0\.0\.1:\d+)$", line.strip())
-            if found:
-                break
-        assert found, "".join(lines)
-        s3 = s3_client(found.group(1))
+    with serve(
+        tmp_path / "db.sqlite", "--s3", until=r"^S3 on (http://127\.0\.0\.1:\d+)$"
+    ) as served:
+        s3 = s3_client(served.found.group(1))
         s3.create_bucket(Bucket="from-the-cli")
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["from-the-cli"]
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode == 0
+    assert served.process.returncode == 0

@@ -26,8 +26,9 @@ from reconciler.dicom.dictionary import is_tag_key, lookup
 from reconciler.dicom.levels import Level, level_of
 from reconciler.dicom.phi import is_phi
 from reconciler.dicom.rules import NEVER_UPDATABLE, force_reason
+from reconciler.engine.resolve import primaries_of_study
 from reconciler.errors import ConfigError
-from reconciler.healthimaging import HealthImaging, SearchFilter
+from reconciler.healthimaging import HealthImaging
 from reconciler.manifest.values import value_problem
 
 _LEVELS = {level.value: level for level in Level}
@@ -84,15 +85,10 @@ def _exportable(key: str, value: Any) -> bool:
 def _selector(ahi: HealthImaging, datastore_id: str, image_set_id: str, doc: dict[str, Any],
               is_primary: bool) -> dict[str, str]:  # fmt: skip
     study_uid = ((doc.get("Study") or {}).get("DICOM") or {}).get("StudyInstanceUID")
-    if is_primary and isinstance(study_uid, str):
-        primaries = {
-            s.image_set_id
-            for s in ahi.search(datastore_id, [
-                SearchFilter.equal("DICOMStudyInstanceUID", study_uid),
-                SearchFilter.equal("isPrimary", True)])
-        }  # fmt: skip
-        if primaries == {image_set_id}:
-            return {"studyInstanceUID": study_uid}
+    # A study selector reaches only the study's primary: used when that is this one.
+    if (is_primary and isinstance(study_uid, str)
+            and primaries_of_study(ahi, datastore_id, study_uid) == {image_set_id}):  # fmt: skip
+        return {"studyInstanceUID": study_uid}
     return {"imageSetId": image_set_id}
 
 

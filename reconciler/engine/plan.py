@@ -21,9 +21,9 @@ from reconciler.engine.changes import ImageSetDiff, PlanProblem
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
-from reconciler.engine.resolve import Target, Unresolved, resolve
+from reconciler.engine.resolve import Target, Unresolved, primaries_of_study, resolve
 from reconciler.errors import ReconcilerError
-from reconciler.healthimaging import HealthImaging, ImageSetNotFound, SearchFilter
+from reconciler.healthimaging import HealthImaging, ImageSetNotFound
 from reconciler.manifest.model import Manifest
 
 FORMAT_VERSION = 1
@@ -310,13 +310,7 @@ def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> li
     for (datastore_id, study_uid, _, _), members in groups.items():
         if len(members) < 2:
             continue
-        primaries = {
-            s.image_set_id
-            for s in ahi.search(datastore_id, [
-                SearchFilter.equal("DICOMStudyInstanceUID", study_uid),
-                SearchFilter.equal("isPrimary", True)])
-        }  # fmt: skip
-        if primaries != {m.image_set_id for m in members}:
+        if primaries_of_study(ahi, datastore_id, study_uid) != {m.image_set_id for m in members}:
             continue  # the call would also change a primary image set no manifest owns
         leader, *followers = sorted(members, key=lambda m: m.image_set_id)
         replaced[leader.image_set_id] = replace(leader, mode=StudyLead())

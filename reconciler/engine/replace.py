@@ -41,6 +41,7 @@ from reconciler.engine.journal import (
     read_run,
 )
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
+from reconciler.engine.resolve import primaries_of_study
 from reconciler.engine.verify import unmet
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import (
@@ -221,12 +222,8 @@ def _promoted_already(steps: Replacer, copy_id: str, copy_version: str) -> str |
     study = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
     if not isinstance(study, str):
         return None
-    for found in steps.ahi.search(steps.ds, [
-        SearchFilter.equal("DICOMStudyInstanceUID", study), SearchFilter.equal("isPrimary", True)
-    ]):  # fmt: skip
-        if found.image_set_id != steps.old_id:
-            return found.image_set_id
-    return None
+    others = sorted(primaries_of_study(steps.ahi, steps.ds, study) - {steps.old_id})
+    return others[0] if others else None
 
 
 def finish(steps: Replacer, copy_id: str, changes: Sequence[Change]) -> Replaced:

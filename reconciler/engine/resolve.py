@@ -47,6 +47,13 @@ class Unresolved:
         )
 
 
+def primaries_of_study(ahi: HealthImaging, datastore_id: str, study_uid: str) -> set[str]:
+    """The primary image sets of a study (the service allows one; a set says so)."""
+    filters = [SearchFilter.equal("DICOMStudyInstanceUID", study_uid),
+               SearchFilter.equal("isPrimary", True)]  # fmt: skip
+    return {s.image_set_id for s in ahi.search(datastore_id, filters)}
+
+
 def image_sets_of(ahi: HealthImaging, manifest: Manifest) -> list[str]:
     """The image set IDs ``manifest`` selects, sorted."""
     selector = manifest.selector

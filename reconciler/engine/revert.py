@@ -84,8 +84,7 @@ def _replaced_items(
         # the recovery that runs first) restored it; one rolled back left it standing.
         by = next((c.run_id for c in children if any(s.image_set_id == new_id for s in c.steps)),
                   None)  # fmt: skip
-        if by is not None and (new_id in _child_replaced(children)
-                               or not _exists(ahi, entry["datastore_id"], new_id)):  # fmt: skip
+        if by is not None and not _exists(ahi, entry["datastore_id"], new_id):
             items.append(RevertItem(entry["datastore_id"], new_id, "", None, "",
                                     already=f"already restored by revert run {by}"))  # fmt: skip
             continue
@@ -95,10 +94,6 @@ def _replaced_items(
         items.append(RevertItem(entry["datastore_id"], new_id, info.version_id, expected, "",
                                 payloads))  # fmt: skip
     return items, set(undo) | set(replaced)
-
-
-def _child_replaced(children: Sequence[Run]) -> set[str]:
-    return {old for child in children for old in child.replacements()}
 
 
 def _exists(ahi: HealthImaging, datastore_id: str, image_set_id: str) -> bool:

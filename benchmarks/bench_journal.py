@@ -98,7 +98,8 @@ def best(project: Path, repeat: int, cold: bool, *args: str) -> float:
     timings = []
     for _ in range(repeat):
         if cold:
-            index_path(project / ".reconciler" / "runs").unlink(missing_ok=True)
+            state = project / ".reconciler"
+            index_path(state / "runs", state / "cache").unlink(missing_ok=True)
         timings.append(command(project, *args))
     return min(timings)
 

@@ -16,6 +16,12 @@ camelCase like the manifests' (``datastoreId`` is also read by the manifest vali
     showPhi: false
     lockTimeoutSeconds: 300
 
+Undo values of replaced primary image sets (PHI) are not a setting: they always live in
+the project's private state folder, ``.reconciler/undo/`` (:attr:`ProjectConfig.undo_dir`),
+whatever ``journalDir`` and ``cacheDir`` say, so no setting can move them into a folder
+that is committed (the shipped CI recipes commit the journal folder); that folder is
+the one ``reconciler init``'s ``.gitignore`` keeps out of git.
+
 This module is the format: the settings, their defaults and how an endpoint is chosen.
 Reading and checking the file is :mod:`reconciler.manifest.settings`'s, through the
 manifests' bounded YAML loader (the file may come from an untrusted pull request: CI
@@ -33,6 +39,7 @@ from urllib.parse import urlsplit
 from reconciler.errors import ConfigError
 
 PROJECT_FILE = "reconciler.yaml"
+STATE_DIR = Path(".reconciler")  # the project's own state, under its root
 ENDPOINT_ENV = "RECONCILER_ENDPOINT"
 
 # Operations whose client-side rate ``rateLimits`` may set (reconciler.healthimaging.pacing).
@@ -87,6 +94,18 @@ class ProjectConfig:
     lock_timeout_seconds: float = 300.0
     path: Path | None = None  # the file read; None when there is none
     root: Path = Path(".")  # the project folder: the file's folder, else where the search began
+
+    @property
+    def state_dir(self) -> Path:
+        """``.reconciler/`` of the project, whose cache, undo values and local database
+        ``reconciler init``'s ``.gitignore`` keeps out of git."""
+        return self.root / STATE_DIR
+
+    @property
+    def undo_dir(self) -> Path:
+        """Where replaces keep the undo values of the image sets they replaced (PHI):
+        ``.reconciler/undo/``, not a setting (see the module docstring)."""
+        return self.state_dir / "undo"
 
 
 # -- endpoints ---------------------------------------------------------------------

@@ -169,7 +169,7 @@ def runs(ctx: click.Context, directory: Path | None, output: str | None) -> None
     if ctx.invoked_subcommand is not None:
         return
     folder = _folder(ctx, directory)
-    summaries = list_runs(folder)
+    summaries = list_runs(folder, load_project_config().cache_dir)
     if _output(ctx, output) == "json":
         _echo_json({"format_version": 1, "directory": str(folder),
                     "runs": [summary.as_dict() for summary in summaries]})  # fmt: skip
@@ -193,7 +193,7 @@ def show(ctx: click.Context, run_id: str, directory: Path | None, output: str | 
     outcome, the attribute keys changed and the service's message. PENDING means the
     update was sent but the run stopped before recording what happened.
     """
-    run = load_run(_folder(ctx, directory), run_id)
+    run = load_run(_folder(ctx, directory), run_id, load_project_config().cache_dir)
     if _output(ctx, output) == "json":
         _echo_json(run.as_dict())
     else:

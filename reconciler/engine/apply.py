@@ -12,6 +12,7 @@ import enum
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change
@@ -94,11 +95,17 @@ class _Applier:
     """Applies one image set — or, for a study-scoped update, its whole study — per run."""
 
     def __init__(
-        self, ahi: HealthImaging, journal: Journal, lock_timeout: float, plan: Plan
+        self,
+        ahi: HealthImaging,
+        journal: Journal,
+        lock_timeout: float,
+        plan: Plan,
+        undo_dir: Path | None = None,
     ) -> None:
         self.ahi = ahi
         self.journal = journal
         self.lock_timeout = lock_timeout
+        self.undo_dir = undo_dir
         self.followers: dict[str, list[ImageSetPlan]] = {}
         for item in plan.to_update:
             if isinstance(item.mode, StudyFollower):
@@ -214,10 +221,11 @@ class _Applier:
         return outcomes
 
     def _replace(self, item: ImageSetPlan) -> ImageSetOutcome:
+        assert self.undo_dir is not None  # apply_plan refused the plan before sending any
         try:
             replaced = replace_image_set(
                 self.ahi, self.journal, item.datastore_id, item.image_set_id, item.version_id,
-                item.payloads, self.lock_timeout,
+                item.payloads, self.lock_timeout, undo_dir=self.undo_dir,
             )  # fmt: skip
         except ReconcilerError as error:
             return self._done(item, None, Outcome.ERROR, error.message)
@@ -293,9 +301,16 @@ def apply_plan(
     parallelism: int = 8,
     lock_timeout: float = 300.0,
     progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
+    undo_dir: Path | None = None,
 ) -> ApplyReport:
-    """Apply every image set of ``plan`` that has changes; see the module docstring."""
-    applier = _Applier(ahi, journal, lock_timeout, plan)
+    """Apply every image set of ``plan`` that has changes; see the module docstring.
+    Replaces of primary image sets keep their undo values in ``undo_dir``
+    (:mod:`reconciler.engine.undo`): a plan with replaces and no ``undo_dir`` is
+    refused (ValueError) before anything is sent."""
+    replacing = [item.image_set_id for item in plan.to_update if item.replace]
+    if undo_dir is None and replacing:
+        raise ValueError(f"the replace of {replacing[0]} needs undo_dir")
+    applier = _Applier(ahi, journal, lock_timeout, plan, undo_dir)
     items = [item for item in plan.to_update if not isinstance(item.mode, StudyFollower)]
     total = len(plan.to_update)
     outcomes: list[ImageSetOutcome] = []

@@ -41,7 +41,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from itertools import product
-from pathlib import Path
 from typing import Any
 
 from reconciler.dicom import document
@@ -59,6 +58,7 @@ from reconciler.engine.journal import (
     read_run,
 )
 from reconciler.engine.payloads import PayloadError, UpdatePayload, payload_digest, payload_for
+from reconciler.engine.places import Places
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
 from reconciler.manifest.model import Location
@@ -122,14 +122,14 @@ class OpenCall:
 
 
 # -- which calls are open ------------------------------------------------------------
-def open_calls(journal_dir: Path, endpoint: str, *, exclude: str | None = None) -> list[OpenCall]:
+def open_calls(places: Places, endpoint: str, *, exclude: str | None = None) -> list[OpenCall]:
     """Calls of earlier runs against ``endpoint`` that no run settled yet, oldest first.
 
     ``exclude`` is the current run. Unreadable journals are skipped (``reconciler runs``
     reports them). The journal index says which runs settle which calls and which runs
     have calls left open; only those are read.
     """
-    runs = [facts for facts in reversed(indexed_runs(journal_dir))
+    runs = [facts for facts in reversed(indexed_runs(places.journal, places.cache))
             if facts.problem is None and facts.run_id != exclude]  # fmt: skip
     settled = {mark for facts in runs for mark in facts.settles}
     calls = []
@@ -299,7 +299,7 @@ def _settle(ahi: HealthImaging, call: OpenCall, lock_timeout: float) -> Recovery
 
 def recover_pending(
     ahi: HealthImaging,
-    journal_dir: Path,
+    places: Places,
     journal: Journal,
     *,
     lock_timeout: float = 300.0,
@@ -308,7 +308,7 @@ def recover_pending(
     settled one in ``journal`` (see the module docstring) and return them all, including
     the ones left undetermined (not journaled)."""
     recoveries = []
-    for call in open_calls(journal_dir, journal.header.endpoint, exclude=journal.run_id):
+    for call in open_calls(places, journal.header.endpoint, exclude=journal.run_id):
         recovery = _settle(ahi, call, lock_timeout)
         if recovery.journaled:
             journal.result(
@@ -327,7 +327,7 @@ def recover_pending(
 @contextmanager
 def recovering(
     ahi: HealthImaging,
-    journal_dir: Path,
+    places: Places,
     *,
     endpoint: str,
     manifest_digest: str | None,
@@ -339,14 +339,14 @@ def recovering(
     it, for the apply to write into; else yield None (the apply starts its journal
     itself, as usual). The run is ended on the way out unless the apply already ended
     (or, interrupted, closed) it: a run that only recovered reads as completed."""
-    if not open_calls(journal_dir, endpoint):
+    if not open_calls(places, endpoint):
         yield None
         return
     journal = Journal.start(
-        journal_dir, command="apply", endpoint=endpoint, manifest_digest=manifest_digest
+        places.journal, command="apply", endpoint=endpoint, manifest_digest=manifest_digest
     )
     try:
-        for recovery in recover_pending(ahi, journal_dir, journal, lock_timeout=lock_timeout):
+        for recovery in recover_pending(ahi, places, journal, lock_timeout=lock_timeout):
             echo(recovery.line())
         yield journal
     finally:

@@ -20,15 +20,12 @@ plus the LOCKED time of each (README: "Corrections on primary image sets").
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
 from pathlib import Path
 from typing import Any
 
-from reconciler.atomicfile import write_atomically
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
 from reconciler.engine.journal import (
@@ -41,7 +38,9 @@ from reconciler.engine.journal import (
     read_run,
 )
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
+from reconciler.engine.places import Places
 from reconciler.engine.resolve import primaries_of_study
+from reconciler.engine.undo import read_undo, write_undo
 from reconciler.engine.verify import unmet
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import (
@@ -71,13 +70,18 @@ class Replaced:
 class Replacer:
     def __init__(
         self, ahi: HealthImaging, journal: Journal, datastore_id: str, old_id: str,
-        lock_timeout: float,
+        lock_timeout: float, undo_dir: Path,
     ) -> None:  # fmt: skip
         self.ahi = ahi
         self.journal = journal
         self.ds = datastore_id
         self.old_id = old_id
         self.lock_timeout = lock_timeout
+        self.undo_dir = undo_dir  # where the run's undo values go (reconciler.engine.undo)
+
+    def keep_undo(self, entry: dict[str, Any]) -> None:
+        """Write the old image set's undo entry into this run's undo file (durably)."""
+        write_undo(self.undo_dir, self.journal.run_id, self.old_id, entry)
 
     def _step(self, step: str, phase: str, copy_id: str | None = None,
               new_id: str | None = None) -> None:  # fmt: skip
@@ -169,9 +173,12 @@ def replace_image_set(
     version: str,
     payloads: Sequence[UpdatePayload],
     lock_timeout: float,
+    *,
+    undo_dir: Path,
 ) -> Replaced:
-    """Run the whole workflow; on failure roll back while the old primary stands."""
-    steps = Replacer(ahi, journal, datastore_id, image_set_id, lock_timeout)
+    """Run the whole workflow; on failure roll back while the old primary stands. The
+    undo values go to the run's undo file in ``undo_dir`` (:mod:`reconciler.engine.undo`)."""
+    steps = Replacer(ahi, journal, datastore_id, image_set_id, lock_timeout, undo_dir)
     changes = [c for p in payloads for c in p.changes]
     # What a revert needs once the old primary is gone: refused now, before anything
     # is copied, when it cannot be written (a removed series or instance).
@@ -181,7 +188,7 @@ def replace_image_set(
         copy_version = steps.update_copy(copy_id, payloads)
         steps.check(copy_id, copy_version, changes)
         if undo is not None:  # durable before the step that destroys the original
-            write_undo(undo_path(journal.path), image_set_id, {**undo, "copy_id": copy_id})
+            steps.keep_undo({**undo, "copy_id": copy_id})
         steps.delete_old(copy_id)
     except ReconcilerError as error:
         if not _exists(ahi, datastore_id, image_set_id, lock_timeout):  # deleted: finish
@@ -198,10 +205,8 @@ def _finished(
 ) -> Replaced:
     replaced = finish(steps, copy_id, changes)
     if undo is not None:
-        write_undo(undo_path(steps.journal.path), steps.old_id, {
-            **undo, "copy_id": copy_id, "new_id": replaced.new_id,
-            "new_version": replaced.new_version,
-        })  # fmt: skip
+        steps.keep_undo({**undo, "copy_id": copy_id, "new_id": replaced.new_id,
+                         "new_version": replaced.new_version})  # fmt: skip
     return replaced
 
 
@@ -280,13 +285,13 @@ def _carry_undo(steps: Replacer, journals: list[Path], new_id: str) -> None:
     old primary was deleted) learns the new image set, in the interrupted run's undo
     file and in the resuming run's, so either run can be reverted."""
     for journal_path in reversed(journals):
-        entry = _read_undo(undo_path(journal_path)).get(steps.old_id)
+        entry = read_undo(steps.undo_dir, journal_path).get(steps.old_id)
         if entry is None:
             continue
         version = steps.ahi.get_image_set(steps.ds, new_id).version_id
         entry = {**entry, "new_id": new_id, "new_version": version}
-        write_undo(undo_path(journal_path), steps.old_id, entry)
-        write_undo(undo_path(steps.journal.path), steps.old_id, entry)
+        write_undo(steps.undo_dir, journal_path.stem, steps.old_id, entry)
+        steps.keep_undo(entry)
         return
 
 
@@ -330,12 +335,12 @@ def _resume_one(steps: Replacer, records: list[StepRecord], journals: list[Path]
 
 
 def resume_interrupted(
-    ahi: HealthImaging, journal_dir: Path, endpoint: str, lock_timeout: float
+    ahi: HealthImaging, places: Places, endpoint: str, lock_timeout: float
 ) -> list[Resumed]:
     """Finish or roll back every replace an interrupted run left halfway: roll back
     while the old primary stands, else promote the corrected copy (never leave a study
     without its primary). Journaled as a run of its own."""
-    runs = _replacing_runs(journal_dir, endpoint)
+    runs = _replacing_runs(places, endpoint)
     # Which replaces no run finished, from the journal index; only the runs that took
     # part in one of those are read.
     last: dict[str, tuple[str, str]] = {}
@@ -351,9 +356,10 @@ def resume_interrupted(
     if not pending:
         return []
     results: list[Resumed] = []
-    with Journal.start(journal_dir, command="apply", endpoint=endpoint) as journal:
+    with Journal.start(places.journal, command="apply", endpoint=endpoint) as journal:
         for old_id, (records, journals) in pending.items():
-            steps = Replacer(ahi, journal, records[0].datastore_id, old_id, lock_timeout)
+            steps = Replacer(ahi, journal, records[0].datastore_id, old_id, lock_timeout,
+                             places.undo)  # fmt: skip
             try:
                 resumed = _resume_one(steps, records, journals)
             except ReconcilerError as error:
@@ -364,27 +370,27 @@ def resume_interrupted(
     return results
 
 
-def _replacing_runs(journal_dir: Path, endpoint: str) -> list[RunFacts]:
+def _replacing_runs(places: Places, endpoint: str) -> list[RunFacts]:
     """The readable runs against ``endpoint``, oldest first (by ``started_at``; of the
     same instant, in the order :func:`list_runs` gives), as the journal index knows them."""
     return sorted(
-        (facts for facts in indexed_runs(journal_dir)
+        (facts for facts in indexed_runs(places.journal, places.cache)
          if facts.problem is None and facts.endpoint == endpoint),
         key=lambda facts: facts.started_at,
     )  # fmt: skip
 
 
-def replacements(journal_dir: Path, endpoint: str) -> dict[str, str]:
+def replacements(places: Places, endpoint: str) -> dict[str, str]:
     """Every old image set ID → the image set that replaced it, across the runs
     against ``endpoint`` (another endpoint's IDs name other image sets). From the
     journal index: no journal is read in full."""
     mapping: dict[str, str] = {}
-    for facts in _replacing_runs(journal_dir, endpoint):
+    for facts in _replacing_runs(places, endpoint):
         mapping.update(facts.replacements)
     return mapping
 
 
-# -- undo: what revert needs after the old image set is gone -----------------------
+# -- undo: what revert needs after the old image set is gone (kept by engine.undo) --
 def _inverse(change: Change) -> Change:
     if change.key is None:
         raise ReplaceFailed(f"{change.pointer}: a removed series or instance cannot be restored")
@@ -399,29 +405,6 @@ def undo_payloads(image_set_id: str, changes: Sequence[Change]) -> list[UpdatePa
     """The payloads that put ``changes`` back (removals carry the values they removed)."""
     inverted = tuple(_inverse(c) for c in changes)
     return build_payloads(ImageSetDiff(image_set_id, inverted, 0))
-
-
-def undo_path(journal_path: Path) -> Path:
-    """Where a run's undo values live: ``undo/`` beside the journal folder
-    (``.reconciler/undo/<run>.undo.json``), never inside it — the shipped CI recipes
-    commit and upload the journal folder, and undo values can be PHI."""
-    return journal_path.parent.parent / "undo" / f"{journal_path.stem}.undo.json"
-
-
-_UNDO_LOCK = threading.Lock()  # image sets are replaced in parallel threads
-
-
-def write_undo(path: Path, old_id: str, entry: dict[str, Any]) -> None:
-    """Add or update ``old_id``'s entry in the undo file next to a run's journal:
-    written to a temporary file, fsynced, renamed over the old one and the folder
-    fsynced, so a crash leaves the old file or the new one, never half of one. Mode
-    0600: the values a revert of a replace restores can be PHI, which the journal
-    itself never holds."""
-    with _UNDO_LOCK:
-        entries = _read_undo(path)
-        entries[old_id] = entry
-        text = json.dumps(entries, ensure_ascii=False, sort_keys=True)
-        write_atomically(path, text, durable=True)
 
 
 def undo_entry(
@@ -443,29 +426,6 @@ def undo_entry(
             for p in payloads
         ],
     }  # fmt: skip
-
-
-def _read_undo(path: Path) -> dict[str, dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as error:
-        raise ReconcilerError(f"{path}: the undo file cannot be read ({error})") from None
-    if not isinstance(data, dict):
-        raise ReconcilerError(f"{path}: the undo file is damaged (not an object)")
-    return data
-
-
-def load_undo(run: Run) -> dict[str, dict[str, Any]]:
-    """Old image set ID → its undo entry, for the replaces of ``run``."""
-    return load_undo_at(run.path)
-
-
-def load_undo_at(journal_path: Path) -> dict[str, dict[str, Any]]:
-    """Old image set ID → its undo entry, for the replaces of the run journaled at
-    ``journal_path``; {} when it has none."""
-    return _read_undo(undo_path(journal_path))
 
 
 def undo_payloads_of(entry: dict[str, Any]) -> list[UpdatePayload]:

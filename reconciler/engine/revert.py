@@ -25,14 +25,10 @@ from reconciler.engine.journal import (
     read_run,
 )
 from reconciler.engine.payloads import UpdatePayload
+from reconciler.engine.places import Places
 from reconciler.engine.recovery import REVERT_PREFIX
-from reconciler.engine.replace import (
-    load_undo,
-    load_undo_at,
-    replace_image_set,
-    undo_path,
-    undo_payloads_of,
-)
+from reconciler.engine.replace import replace_image_set, undo_payloads_of
+from reconciler.engine.undo import read_undo, undo_file
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
 
@@ -57,12 +53,12 @@ class RevertItem:
 
 
 def _replaced_items(
-    ahi: HealthImaging, run: Run, children: Sequence[Run]
+    ahi: HealthImaging, run: Run, children: Sequence[Run], undo_dir: Path
 ) -> tuple[list[RevertItem], set[str]]:
-    """The replaces of ``run`` to undo, from its undo file (written before each old
-    primary was deleted, and told the new image set when a later apply finished an
-    interrupted replace) and its step records; and the old IDs they cover."""
-    undo = load_undo(run)
+    """The replaces of ``run`` to undo, from its undo file in ``undo_dir`` (written
+    before each old primary was deleted, and told the new image set when a later apply
+    finished an interrupted replace) and its step records; and the old IDs they cover."""
+    undo = read_undo(undo_dir, run.path)
     replaced = run.replacements()
     items = []
     for old_id in sorted(set(undo) | set(replaced)):
@@ -70,7 +66,8 @@ def _replaced_items(
         if entry is None:
             raise ReconcilerError(
                 f"run {run.run_id} replaced image set {old_id} by {replaced[old_id]}, but its "
-                f"undo file {undo_path(run.path)} is missing: the old values cannot be restored"
+                f"undo file {undo_file(undo_dir, run.run_id)} is missing: the old values cannot "
+                "be restored"
             )
         new_id = entry.get("new_id") or replaced.get(old_id)
         if new_id is None:
@@ -127,12 +124,15 @@ def _reverted_already(ahi: HealthImaging, item: RevertItem, children: Sequence[R
     return None
 
 
-def plan_revert_run(ahi: HealthImaging, run: Run, children: Sequence[Run] = ()) -> list[RevertItem]:
-    """What ``reconciler revert --run`` would do, read from the journal and the service.
+def plan_revert_run(
+    ahi: HealthImaging, run: Run, children: Sequence[Run] = (), *, undo_dir: Path
+) -> list[RevertItem]:
+    """What ``reconciler revert --run`` would do, read from the journal, the run's undo
+    values (in ``undo_dir``, :mod:`reconciler.engine.undo`) and the service.
 
     ``children`` are the earlier reverts of ``run`` (their ``parent_run_id``): what they
     already put back is marked ``already`` and not sent again."""
-    items, replaced = _replaced_items(ahi, run, children)
+    items, replaced = _replaced_items(ahi, run, children, undo_dir)
     for image_set_id, datastore_id, from_version, to_version in run.changed():
         if image_set_id in replaced:
             continue
@@ -144,30 +144,30 @@ def plan_revert_run(ahi: HealthImaging, run: Run, children: Sequence[Run] = ()) 
     return items
 
 
-def revert_runs_of(journal_dir: Path, run: Run) -> list[Run]:
-    """The revert runs of ``run`` in ``journal_dir`` (the same endpoint), oldest first.
-    The journal index says which they are; only those are read."""
+def revert_runs_of(places: Places, run: Run) -> list[Run]:
+    """The revert runs of ``run`` in the journal folder (the same endpoint), oldest
+    first. The journal index says which they are; only those are read."""
     found = []
-    for facts in reversed(indexed_runs(journal_dir)):
+    for facts in reversed(indexed_runs(places.journal, places.cache)):
         if (facts.command == "revert" and facts.parent_run_id == run.run_id
                 and facts.endpoint == run.header.endpoint):  # fmt: skip
             found.append(read_run(facts.path))
     return found
 
 
-def newest_changing_run(journal_dir: Path, endpoint: str) -> Run:
+def newest_changing_run(places: Places, endpoint: str) -> Run:
     """``revert --run last``: the newest run against ``endpoint`` that changed
     something (a version it moved, or a primary image set it replaced); a run that
     changed nothing (a stale re-apply, a cancelled one) is not what "undo the last
     change" means. The journal index says which runs changed something; only the one
     returned is read (and a run that the index says changed nothing but that has an
     undo file, as a replace interrupted before its promotion leaves)."""
-    for facts in indexed_runs(journal_dir):
+    for facts in indexed_runs(places.journal, places.cache):
         if facts.problem is not None or facts.endpoint != endpoint:
             continue
-        if facts.changed or load_undo_at(facts.path):
+        if facts.changed or read_undo(places.undo, facts.path):
             return read_run(facts.path)
-    raise JournalError(f"no run in {journal_dir} changed anything against {endpoint}")
+    raise JournalError(f"no run in {places.journal} changed anything against {endpoint}")
 
 
 def plan_revert_image_set(
@@ -183,7 +183,12 @@ def plan_revert_image_set(
 
 
 def _revert_one(
-    ahi: HealthImaging, journal: Journal, item: RevertItem, force: bool, lock_timeout: float
+    ahi: HealthImaging,
+    journal: Journal,
+    item: RevertItem,
+    force: bool,
+    lock_timeout: float,
+    undo_dir: Path | None,
 ) -> ImageSetOutcome:
     def done(to: str | None, outcome: Outcome, message: str | None) -> ImageSetOutcome:
         return record(journal, item.datastore_id, item.image_set_id, item.live_version, to,
@@ -199,9 +204,11 @@ def _revert_one(
             f"{item.expected_version}); revert with --force to discard that change",
         )
     if item.undo:
+        assert undo_dir is not None  # apply_revert refused the items before sending any
         try:
             replaced = replace_image_set(ahi, journal, item.datastore_id, item.image_set_id,
-                                         item.live_version, item.undo, lock_timeout)  # fmt: skip
+                                         item.live_version, item.undo, lock_timeout,
+                                         undo_dir=undo_dir)  # fmt: skip
         except ReconcilerError as error:
             return done(None, Outcome.ERROR, error.message)
         return done(replaced.new_version, Outcome.UPDATED,
@@ -248,10 +255,19 @@ def apply_revert(
     parallelism: int = 8,
     lock_timeout: float = 300.0,
     progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
+    undo_dir: Path | None = None,
 ) -> ApplyReport:
+    """Revert ``items`` into ``journal``. A revert of a replace is a replace, whose undo
+    values go to ``undo_dir``: without one, items that need it are refused (ValueError)
+    before anything is sent."""
+    needs_undo = [i.image_set_id for i in items if i.undo and i.already is None]
+    if undo_dir is None and needs_undo:
+        raise ValueError(f"reverting the replace of {needs_undo[0]} needs undo_dir")
     outcomes: list[ImageSetOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        results = pool.map(lambda i: _revert_one(ahi, journal, i, force, lock_timeout), items)
+        results = pool.map(
+            lambda i: _revert_one(ahi, journal, i, force, lock_timeout, undo_dir), items
+        )
         for done, outcome in enumerate(results, start=1):
             outcomes.append(outcome)
             if progress is not None:

@@ -39,6 +39,7 @@ from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
 from reconciler.engine.journal import LAST, Journal, Run, load_run
 from reconciler.engine.origins import change_origins
+from reconciler.engine.places import Places
 from reconciler.engine.plan import Plan, make_plan
 from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
@@ -141,6 +142,12 @@ class Session:
         self._recovery_journal: Journal | None = None
 
     @property
+    def places(self) -> Places:
+        """Where this project keeps its runs: ``journalDir``, ``cacheDir`` (the journal's
+        index) and ``.reconciler/undo/`` (undo values), each from the settings."""
+        return Places(self.config.journal_dir, self.config.cache_dir, self.config.undo_dir)
+
+    @property
     def scope(self) -> str:
         """What persisted state describes: the endpoint, its region and the AWS profile
         (which picks the account) — the label. State of one scope never serves another."""
@@ -237,7 +244,7 @@ class Session:
             targets=targets,
             cache=ProjectionCache(self.config.cache_dir / "projections", scope=self.scope),
             replace_primary=replace_primary,
-            replaced=replacements(self.config.journal_dir, self.label),
+            replaced=replacements(self.places, self.label),
             combine_forced=combine_forced,
             left_out=self._left_out,
         )
@@ -306,7 +313,7 @@ class Session:
         self._recovery_journal = self._stack.enter_context(
             recovering(
                 self.ahi,
-                self.config.journal_dir,
+                self.places,
                 endpoint=self.label,
                 manifest_digest=manifest_digest,
                 lock_timeout=self.config.lock_timeout_seconds,
@@ -318,7 +325,7 @@ class Session:
         """Finish or roll back every replace an interrupted run (apply or revert) left
         halfway, so no study is left without its primary image set."""
         for resumed in resume_interrupted(
-            self.ahi, self.config.journal_dir, self.label, self.config.lock_timeout_seconds
+            self.ahi, self.places, self.label, self.config.lock_timeout_seconds
         ):
             self._notify(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}")
 
@@ -384,7 +391,7 @@ class Session:
         if review is not None and not review(plan):
             raise Cancelled("cancelled: nothing was changed")
         journal = self._recovery_journal or Journal.start(
-            self.config.journal_dir,
+            self.places.journal,
             command="apply",
             endpoint=self.label,
             manifest_digest=plan.manifest_digest,
@@ -398,6 +405,7 @@ class Session:
                 parallelism=self._threads(parallelism),
                 lock_timeout=self.config.lock_timeout_seconds,
                 progress=progress,
+                undo_dir=self.places.undo,
             )
             journal.pacing(self.pacing())
         return ApplyResult(plan, report, self.pacing())
@@ -512,8 +520,8 @@ class Session:
             raise ConfigError("give either a run ID or an image set and a version")
         if run_id is not None:
             run = self.run_to_revert(run_id)
-            children = revert_runs_of(self.config.journal_dir, run)
-            return tuple(plan_revert_run(self.ahi, run, children))
+            children = revert_runs_of(self.places, run)
+            return tuple(plan_revert_run(self.ahi, run, children, undo_dir=self.places.undo))
         if to_version is None:
             raise ConfigError("an image set needs the version to go back to (--to-version N)")
         assert image_set is not None
@@ -524,8 +532,8 @@ class Session:
         """The run ``revert --run`` means: an ID (or unique prefix), or ``last``, the
         newest run against this endpoint that changed something."""
         if run_id.strip().lower() == LAST:
-            return newest_changing_run(self.config.journal_dir, self.label)
-        run = load_run(self.config.journal_dir, run_id)
+            return newest_changing_run(self.places, self.label)
+        run = load_run(self.places.journal, run_id, self.places.cache)
         if run.header.endpoint != self.label:  # its IDs name image sets of another service
             raise ConfigError(
                 f"run {run.run_id} was against {run.header.endpoint}, not {self.label}: "
@@ -563,7 +571,7 @@ class Session:
         if review is not None and not review(items):
             raise Cancelled("cancelled: nothing was changed")
         with Journal.start(
-            self.config.journal_dir, command="revert", endpoint=self.label, parent_run_id=parent
+            self.places.journal, command="revert", endpoint=self.label, parent_run_id=parent
         ) as journal:
             report = apply_revert(
                 self.ahi,
@@ -573,5 +581,6 @@ class Session:
                 parallelism=self._threads(parallelism),
                 lock_timeout=self.config.lock_timeout_seconds,
                 progress=progress,
+                undo_dir=self.places.undo,
             )
         return RevertResult(items, report, parent)

@@ -23,6 +23,29 @@ OUTSIDE_VARIABLES = ("RECONCILER_ENDPOINT", "GITHUB_STEP_SUMMARY")
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "RECONCILER_SHOW_PHI")
 
 
+NM = "07293c9559d92802df5cd515a22a5149"  # the seeded NM image set, a primary one
+NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
+NM_SERIES = "1.3.6.1.4.1.5962.1.3.8.1.20040826185059.5457"
+
+
+def write_nm_patient_fix(project: Path) -> None:
+    """``manifests/nm-patient.yaml``: Patient and Series fixes of the NM study, which
+    only ``--replace-primary`` applies (its image set is primary); the seeded PatientID
+    is 8NM1."""
+    (project / "manifests").mkdir(exist_ok=True)
+    (project / "manifests" / "nm-patient.yaml").write_text(f"""\
+apiVersion: reconciler/v1
+kind: ImageSetMetadata
+metadata: {{name: nm-patient}}
+spec:
+  selector: {{studyInstanceUID: "{NM_STUDY}"}}
+  set:
+    Patient: {{PatientName: "NUCLEAR^SAMPLE", PatientID: "MRN00008"}}
+    Series:
+      "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
+""")
+
+
 def run(*args: str, env: Mapping[str, str] | None = None) -> Result:
     """``reconciler ARGS…`` in-process; an exception the CLI did not turn into an exit
     code fails the test (a traceback is a bug)."""

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import FAST_WRITES, manifest_repository, run
+from cli_support import (
+    FAST_WRITES,
+    NM,
+    NM_SERIES,
+    NM_STUDY,
+    manifest_repository,
+    run,
+    write_nm_patient_fix,
+)
 from click.testing import CliRunner
 from conftest import blob, metadata, settle
 
@@ -23,7 +31,6 @@ from reconciler.emulator.seed import SEED_DATASTORE_ID
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"
 MR = "bad85aed10043cb5842729f8fd06c578"
-NM = "07293c9559d92802df5cd515a22a5149"
 SEEDED_PHI = ("CompressedSamples^CT1", "CompressedSamples^MR1", "SAMPLE^CT ONE", "MRN00041", "4MR1")
 
 
@@ -201,22 +208,8 @@ def test_incremental_drift_and_shards(project: Path, client: Any) -> None:
     assert run("plan", "--shard", "3/2").exit_code == 1  # a usage error (never 2)
 
 
-NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
-NM_SERIES = "1.3.6.1.4.1.5962.1.3.8.1.20040826185059.5457"
-
-
 def test_patient_and_series_fixes_on_a_primary_image_set(project: Path, client: Any) -> None:
-    (project / "manifests" / "nm-patient.yaml").write_text(f"""\
-apiVersion: reconciler/v1
-kind: ImageSetMetadata
-metadata: {{name: nm-patient}}
-spec:
-  selector: {{studyInstanceUID: "{NM_STUDY}"}}
-  set:
-    Patient: {{PatientName: "NUCLEAR^SAMPLE", PatientID: "MRN00008"}}
-    Series:
-      "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
-""")
+    write_nm_patient_fix(project)
     blocked = run("plan")
     assert blocked.exit_code == 1 and "--replace-primary" in blocked.output
     planned = run("plan", "--replace-primary")
@@ -224,14 +217,16 @@ spec:
     applied = run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert "replaced by image set" in applied.output
-    # The undo values (the old PatientID, PHI) are kept in undo/ beside the journal
-    # folder (journalDir: runs), 0600 in a 0700 folder, never in the journal folder the
-    # CI recipes commit and upload.
+    # The undo values (the old PatientID, PHI) are kept in .reconciler/undo/ whatever
+    # journalDir is (here the top-level runs/), 0600 in a 0700 folder: never in the
+    # journal folder the CI recipes commit and upload, nor beside it.
     journals = "".join(p.read_text() for p in (project / "runs").rglob("*") if p.is_file())
     assert "8NM1" not in journals and "undo" not in " ".join(os.listdir(project / "runs"))
-    (undo_file,) = (project / "undo").iterdir()
+    undo_dir = project / ".reconciler" / "undo"
+    (undo_file,) = undo_dir.iterdir()
     assert "8NM1" in undo_file.read_text() and undo_file.stat().st_mode & 0o777 == 0o600
-    assert (project / "undo").stat().st_mode & 0o777 == 0o700
+    assert undo_dir.stat().st_mode & 0o777 == 0o700
+    assert not (project / "undo").exists() and not (project / "cache").exists()
     found = client.search_image_sets(datastoreId=SEED_DATASTORE_ID, searchCriteria={"filters": [
         {"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]})  # fmt: skip
     (summary,) = found["imageSetsMetadataSummaries"]  # one image set: the new primary

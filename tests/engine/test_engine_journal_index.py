@@ -31,6 +31,7 @@ from reconciler.engine.journal import (
 )
 from reconciler.engine.journal import index as index_module
 from reconciler.engine.journal.index import forget
+from reconciler.engine.places import Places
 from reconciler.engine.recovery import open_calls
 from reconciler.engine.replace import replacements, resume_interrupted
 from reconciler.engine.revert import newest_changing_run, revert_runs_of
@@ -74,6 +75,16 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reads]:
 def new_process() -> None:
     """Each test starts as a new process would: nothing remembered in memory."""
     forget()
+
+
+def cache(folder: Path) -> Path:
+    """The cache folder (``cacheDir``) of journal folder ``folder`` in these tests:
+    ``cache/`` beside it, as ``.reconciler/cache`` is beside ``.reconciler/runs``."""
+    return folder.parent / "cache"
+
+
+def at(folder: Path) -> Places:
+    return Places(folder, cache(folder), folder.parent / "undo")
 
 
 def run_id(n: int) -> str:
@@ -143,7 +154,11 @@ def truth(folder: Path) -> list[dict[str, Any]]:
 
 
 def listed(folder: Path) -> list[dict[str, Any]]:
-    return [summary.as_dict() for summary in list_runs(folder)]
+    return listed_in(folder, cache(folder))
+
+
+def listed_in(folder: Path, cache_dir: Path | None) -> list[dict[str, Any]]:
+    return [summary.as_dict() for summary in list_runs(folder, cache_dir)]
 
 
 # -- the index: where, what, when it is read ------------------------------------------
@@ -159,19 +174,20 @@ def test_a_warm_index_reads_no_journal_and_answers_as_the_journals(
     assert len(reads) == 200  # truth() alone: the listing read nothing
     reads.clear()
     for _ in range(3):
-        list_runs(runs)
-        assert resolve_run_id(runs, "last") == run_id(199)
+        list_runs(runs, cache(runs))
+        assert resolve_run_id(runs, "last", cache(runs)) == run_id(199)
     assert len(reads) == 0
 
 
-def test_the_index_lives_beside_the_journal_folder_private_and_deletable(
+def test_the_index_lives_in_the_cache_folder_private_and_deletable(
     tmp_path: Path, reads: Reads
 ) -> None:
-    runs = tmp_path / ".reconciler" / "runs"
+    runs, state = tmp_path / "journal", tmp_path / ".reconciler"  # as `journalDir: journal`
     noop_runs(runs, 5)
-    list_runs(runs)
-    where = index_path(runs)
-    assert where == (tmp_path / ".reconciler" / "cache" / "journal-index" / "runs.json").resolve()
+    list_runs(runs, state / "cache")
+    (where,) = (state / "cache" / "journal-index").iterdir()
+    assert where == index_path(runs, state / "cache") and where.name.startswith("journal-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".reconciler", "journal"]
     assert sorted(p.name for p in runs.iterdir()) == sorted(f"{r}{SUFFIX}" for r in
                                                             [run_id(n) for n in range(5)])  # fmt: skip
     assert stat.S_IMODE(where.stat().st_mode) == 0o600
@@ -180,13 +196,24 @@ def test_the_index_lives_beside_the_journal_folder_private_and_deletable(
     where.unlink()  # deleting it is always safe: rebuilt from the journals
     forget()
     reads.clear()
-    assert listed(runs) == truth(runs)
+    assert listed_in(runs, state / "cache") == truth(runs)
     assert len(reads) == 5 + 5 and where.exists()
 
 
 def test_no_folder_no_runs_no_index(tmp_path: Path) -> None:
-    assert list_runs(tmp_path / "runs") == []
+    assert list_runs(tmp_path / "runs", cache(tmp_path / "runs")) == []
     assert not (tmp_path / "cache").exists()
+
+
+def test_without_a_cache_folder_no_index_is_kept(tmp_path: Path, reads: Reads) -> None:
+    runs = tmp_path / "runs"
+    noop_runs(runs, 4)
+    assert listed_in(runs, None) == truth(runs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not reads.indexes
+    forget()
+    reads.clear()
+    assert listed_in(runs, None) == truth(runs)
+    assert len(reads) == 4 + 4  # a new process reads every journal again
 
 
 # -- stale entries: the journals win -------------------------------------------------
@@ -195,15 +222,15 @@ def test_a_process_reads_the_index_once_and_checks_every_file_each_time(
 ) -> None:
     runs = tmp_path / "runs"
     noop_runs(runs, 50)
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     forget()  # a new process: the index is read once, then remembered
     reads.clear()
     for _ in range(4):
         assert listed(runs)[0]["run_id"] == run_id(49)
-    assert (len(reads), reads.indexes) == (0, ["runs.json"])
+    assert (len(reads), reads.indexes) == (0, [index_path(runs, cache(runs)).name])
     rid = run_id(50)
     path = write(runs, rid, [header(rid), end(rid)])
-    assert list_runs(runs)[0].run_id == rid and reads.names == [path.name]
+    assert list_runs(runs, cache(runs))[0].run_id == rid and reads.names == [path.name]
 
 
 def test_an_appended_journal_is_read_again(tmp_path: Path, reads: Reads) -> None:
@@ -211,12 +238,15 @@ def test_an_appended_journal_is_read_again(tmp_path: Path, reads: Reads) -> None
     noop_runs(runs, 20)
     rid = run_id(20)
     path = write(runs, rid, [header(rid), intent(rid, "a" * 32)])
-    assert list_runs(runs)[0].status == "interrupted" and list_runs(runs)[0].pending == 1
+    assert (
+        list_runs(runs, cache(runs))[0].status == "interrupted"
+        and list_runs(runs, cache(runs))[0].pending == 1
+    )
     with path.open("a") as stream:  # the run goes on: a result and its end
         stream.write(json.dumps(result(rid, "a" * 32)) + "\n" + json.dumps(end(rid)) + "\n")
     os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))  # even with the mtime it had
     reads.clear()
-    newest = list_runs(runs)[0]
+    newest = list_runs(runs, cache(runs))[0]
     assert (newest.run_id, newest.status, newest.pending) == (rid, "completed", 0)
     assert reads.names == [path.name]
     assert listed(runs) == truth(runs)
@@ -225,12 +255,14 @@ def test_an_appended_journal_is_read_again(tmp_path: Path, reads: Reads) -> None
 def test_a_deleted_journal_is_dropped(tmp_path: Path, reads: Reads) -> None:
     runs = tmp_path / "runs"
     ids = noop_runs(runs, 10)
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     (runs / f"{ids[3]}{SUFFIX}").unlink()
     reads.clear()
-    assert [s.run_id for s in list_runs(runs)] == [r for r in reversed(ids) if r != ids[3]]
+    assert [s.run_id for s in list_runs(runs, cache(runs))] == [
+        r for r in reversed(ids) if r != ids[3]
+    ]
     assert len(reads) == 0
-    assert ids[3] not in json.loads(index_path(runs).read_text())["runs"]
+    assert ids[3] not in json.loads(index_path(runs, cache(runs)).read_text())["runs"]
 
 
 def test_a_journal_replaced_by_one_of_the_same_size_and_mtime_is_read_again(
@@ -240,14 +272,14 @@ def test_a_journal_replaced_by_one_of_the_same_size_and_mtime_is_read_again(
     noop_runs(runs, 5)
     rid = run_id(5)
     path = write(runs, rid, [header(rid), result(rid, "a" * 32, "STALE"), end(rid)])
-    assert [o.value for o in list_runs(runs)[0].counts] == ["STALE"]
+    assert [o.value for o in list_runs(runs, cache(runs))[0].counts] == ["STALE"]
     # Another file, byte for byte the same length, renamed over it with the same mtime.
     other = write(tmp_path, "other", [header(rid), result(rid, "a" * 32, "ERROR"), end(rid)])
     assert other.stat().st_size == path.stat().st_size
     os.replace(other, path)
     os.utime(path, ns=(HOUR_AGO_NS, HOUR_AGO_NS))
     reads.clear()
-    assert [o.value for o in list_runs(runs)[0].counts] == ["ERROR"]
+    assert [o.value for o in list_runs(runs, cache(runs))[0].counts] == ["ERROR"]
     assert reads.names == [path.name]
 
 
@@ -257,12 +289,12 @@ def test_a_recent_journal_is_not_cached_so_a_same_size_rewrite_is_seen(
     runs = tmp_path / "runs"
     rid = run_id(0)
     path = write(runs, rid, [header(rid), result(rid, "a" * 32, "STALE"), end(rid)], old=False)
-    assert [o.value for o in list_runs(runs)[0].counts] == ["STALE"]
+    assert [o.value for o in list_runs(runs, cache(runs))[0].counts] == ["STALE"]
     mtime = path.stat().st_mtime_ns
     # Rewritten in place within the same clock tick: same size, same inode, same mtime.
     path.write_text(path.read_text().replace('"STALE"', '"ERROR"'))
     os.utime(path, ns=(mtime, mtime))
-    assert [o.value for o in list_runs(runs)[0].counts] == ["ERROR"]
+    assert [o.value for o in list_runs(runs, cache(runs))[0].counts] == ["ERROR"]
 
 
 # -- a broken index is rebuilt, never an error nor a wrong answer --------------------------
@@ -273,15 +305,15 @@ def test_a_recent_journal_is_not_cached_so_a_same_size_rewrite_is_seen(
 def test_a_garbage_index_is_rebuilt(tmp_path: Path, reads: Reads, garbage: bytes) -> None:
     runs = tmp_path / "runs"
     noop_runs(runs, 10)
-    list_runs(runs)
-    index_path(runs).write_bytes(garbage)
+    list_runs(runs, cache(runs))
+    index_path(runs, cache(runs)).write_bytes(garbage)
     forget()
     reads.clear()
     assert listed(runs) == truth(runs)
     assert len(reads) == 10 + 10
     forget()
     reads.clear()
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     assert len(reads) == 0  # rebuilt and written back
 
 
@@ -326,8 +358,8 @@ def test_malformed_entries_are_read_again_from_their_journals(
 ) -> None:
     runs = tmp_path / "runs"
     noop_runs(runs, 4)
-    list_runs(runs)
-    where = index_path(runs)
+    list_runs(runs, cache(runs))
+    where = index_path(runs, cache(runs))
     document = json.loads(where.read_text())
     entries_mangled(document, how)
     where.write_text(json.dumps(document))
@@ -346,15 +378,15 @@ def test_an_index_of_another_format_version_or_folder_is_rebuilt(
 ) -> None:
     runs = tmp_path / "runs"
     noop_runs(runs, 3)
-    list_runs(runs)
-    document = json.loads(index_path(runs).read_text())
+    list_runs(runs, cache(runs))
+    document = json.loads(index_path(runs, cache(runs)).read_text())
     document[key] = value
-    index_path(runs).write_text(json.dumps(document))
+    index_path(runs, cache(runs)).write_text(json.dumps(document))
     forget()
     reads.clear()
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     assert len(reads) == 3
-    assert json.loads(index_path(runs).read_text())[key] != value
+    assert json.loads(index_path(runs, cache(runs)).read_text())[key] != value
 
 
 def test_an_index_that_cannot_be_written_costs_reads_not_answers(
@@ -377,15 +409,15 @@ def test_an_unreadable_journal_is_listed_as_unreadable_every_time(
     noop_runs(runs, 3)
     bad = run_id(3)
     path = write(runs, bad, [header(bad), {"type": "result", "outcome": 7}, end(bad)])
-    list_runs(runs)  # the readable ones are indexed now
+    list_runs(runs, cache(runs))  # the readable ones are indexed now
     for _ in range(2):
         reads.clear()
-        newest = list_runs(runs)[0]
+        newest = list_runs(runs, cache(runs))[0]
         assert (newest.run_id, newest.status) == (bad, "unreadable")
         assert newest.problem is not None and f"{path}:2" in newest.problem
         assert reads.names == [path.name]  # never cached: read (and reported) each time
-    assert bad not in json.loads(index_path(runs).read_text())["runs"]
-    assert resolve_run_id(runs, "last") == bad  # ordered by its header all the same
+    assert bad not in json.loads(index_path(runs, cache(runs)).read_text())["runs"]
+    assert resolve_run_id(runs, "last", cache(runs)) == bad  # ordered by its header all the same
 
 
 def test_two_writers_at_once_leave_a_whole_index(
@@ -400,14 +432,15 @@ def test_two_writers_at_once_leave_a_whole_index(
     def lister(offset: int) -> int:
         for turn in range(15):
             if turn % 5 == offset:  # a fresh index now and then: both rewrite it
-                index_path(runs).unlink(missing_ok=True)
-            assert len(list_runs(runs)) == 60
+                index_path(runs, cache(runs)).unlink(missing_ok=True)
+            assert len(list_runs(runs, cache(runs))) == 60
         return offset
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         assert list(pool.map(lister, range(2))) == [0, 1]  # re-raises what failed
-    assert len(json.loads(index_path(runs).read_text())["runs"]) == 60
-    assert [p.name for p in index_path(runs).parent.iterdir()] == ["runs.json"]  # no temp
+    assert len(json.loads(index_path(runs, cache(runs)).read_text())["runs"]) == 60
+    where = index_path(runs, cache(runs))
+    assert [p.name for p in where.parent.iterdir()] == [where.name]  # no temp file left
 
 
 # -- the callers read only the runs that matter --------------------------------------------
@@ -420,15 +453,15 @@ def test_revert_last_reads_only_the_run_it_reverts(tmp_path: Path, reads: Reads)
     other = run_id(301)  # newer, changed something, but against another endpoint
     write(runs, other, [header(other, endpoint="aws (eu-west-1)"), intent(other, "b" * 32),
                         result(other, "b" * 32), end(other)])  # fmt: skip
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     reads.clear()
-    run = newest_changing_run(runs, "local")
+    run = newest_changing_run(at(runs), "local")
     assert run.run_id == changing and reads.names == [f"{changing}{SUFFIX}"]
     child = run_id(302)
     write(runs, child, [header(child, command="revert", parent=changing), end(child)])
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     reads.clear()
-    assert [c.run_id for c in revert_runs_of(runs, run)] == [child]
+    assert [c.run_id for c in revert_runs_of(at(runs), run)] == [child]
     assert reads.names == [f"{child}{SUFFIX}"]
 
 
@@ -444,7 +477,7 @@ def test_a_run_that_left_only_an_undo_file_is_still_what_revert_last_finds(
     undo = tmp_path / ".reconciler" / "undo" / f"{interrupted}.undo.json"
     undo.parent.mkdir()
     undo.write_text(json.dumps({"a" * 32: {"datastore_id": DS, "payloads": []}}))
-    assert newest_changing_run(runs, "local").run_id == interrupted
+    assert newest_changing_run(at(runs), "local").run_id == interrupted
 
 
 def test_replacements_read_no_journal_once_indexed(tmp_path: Path, reads: Reads) -> None:
@@ -456,11 +489,11 @@ def test_replacements_read_no_journal_once_indexed(tmp_path: Path, reads: Reads)
          "phase": "done", "copy_id": "c" * 32, "new_id": new, "at": stamp(replaced, 1)}
         for step, new in [("copy", None), ("promote", "n" * 32), ("delete-copy", "n" * 32)]
     ], end(replaced)])  # fmt: skip
-    assert replacements(runs, "local") == {"a" * 32: "n" * 32}
+    assert replacements(at(runs), "local") == {"a" * 32: "n" * 32}
     reads.clear()
-    assert replacements(runs, "local") == {"a" * 32: "n" * 32}
-    assert replacements(runs, "elsewhere") == {}
-    assert resume_interrupted(object(), runs, "local", 1) == []  # type: ignore[arg-type]
+    assert replacements(at(runs), "local") == {"a" * 32: "n" * 32}
+    assert replacements(at(runs), "elsewhere") == {}
+    assert resume_interrupted(object(), at(runs), "local", 1) == []  # type: ignore[arg-type]
     assert len(reads) == 0
 
 
@@ -478,7 +511,7 @@ def test_resume_reads_only_the_runs_of_an_unfinished_replace(
     write(runs, started, [header(started), step(started, "a" * 32, "copy")])
     write(runs, finished, [header(finished), step(finished, "a" * 32, "resumed"), end(finished)])
     write(runs, open_one, [header(open_one), step(open_one, "b" * 32, "copy")])
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     reads.clear()
     seen: list[list[str]] = []
     from reconciler.engine import replace as replace_module
@@ -488,7 +521,7 @@ def test_resume_reads_only_the_runs_of_an_unfinished_replace(
         return {}  # nothing to resume, as far as this test goes
 
     monkeypatch.setattr(replace_module, "_incomplete", incomplete)
-    assert resume_interrupted(object(), runs, "local", 1) == []  # type: ignore[arg-type]
+    assert resume_interrupted(object(), at(runs), "local", 1) == []  # type: ignore[arg-type]
     assert seen == [[open_one]] and reads.names == [f"{open_one}{SUFFIX}"]
 
 
@@ -500,36 +533,43 @@ def test_open_calls_read_only_the_runs_with_calls_still_open(tmp_path: Path, rea
     write(runs, settler, [header(settler), result(settler, "a" * 32, "RECOVERED",
           message=f"run {killed} call 1/1: the call did happen"), end(settler)])  # fmt: skip
     write(runs, killed_too, [header(killed_too), intent(killed_too, "b" * 32)])
-    list_runs(runs)
+    list_runs(runs, cache(runs))
     reads.clear()
-    calls = open_calls(runs, "local")
+    calls = open_calls(at(runs), "local")
     assert [(c.run_id, c.intent.image_set_id) for c in calls] == [(killed_too, "b" * 32)]
     assert reads.names == [f"{killed_too}{SUFFIX}"]
     reads.clear()
-    assert open_calls(runs, "local", exclude=settler) != calls  # its marks no longer count
+    assert open_calls(at(runs), "local", exclude=settler) != calls  # its marks no longer count
     assert sorted(reads.names) == sorted([f"{killed}{SUFFIX}", f"{killed_too}{SUFFIX}"])
-    assert open_calls(runs, "elsewhere") == []
+    assert open_calls(at(runs), "elsewhere") == []
 
 
 def test_load_run_by_prefix_reads_one_journal(tmp_path: Path, reads: Reads) -> None:
     runs = tmp_path / "runs"
     ids = noop_runs(runs, 300)
     reads.clear()
-    assert load_run(runs, ids[150]).run_id == ids[150]
-    assert load_run(runs, ids[7][:-1]).run_id == ids[7]
+    assert load_run(runs, ids[150], cache(runs)).run_id == ids[150]
+    assert load_run(runs, ids[7][:-1], cache(runs)).run_id == ids[7]
     assert len(reads) == 2
 
 
 def test_many_folders_each_their_own_index(tmp_path: Path) -> None:
-    first, second = tmp_path / "a" / "runs", tmp_path / "b" / "runs"
+    """Two journal folders of the same name, one cache folder: two index files."""
+    first, second, shared = tmp_path / "journal", tmp_path / "audit" / "journal", tmp_path / "c"
     noop_runs(first, 2)
     noop_runs(second, 3, start=10)
-    assert (len(list_runs(first)), len(list_runs(second))) == (2, 3)
-    assert index_path(first) != index_path(second)
-    shutil.copy(index_path(first), index_path(second))  # the wrong folder's index
-    assert [s.run_id for s in list_runs(second)] == [run_id(n) for n in (12, 11, 10)]
-    assert len(indexed_runs(second)) == 3
-    assert json.loads(index_path(second).read_text())["index_format"] == index_module.INDEX_FORMAT
+    assert (len(list_runs(first, shared)), len(list_runs(second, shared))) == (2, 3)
+    assert index_path(first, shared) != index_path(second, shared)
+    assert len(list((shared / "journal-index").iterdir())) == 2
+    forget()
+    assert [s.run_id for s in list_runs(second, shared)] == [run_id(n) for n in (12, 11, 10)]
+    shutil.copy(index_path(first, shared), index_path(second, shared))  # the wrong folder's
+    forget()
+    assert [s.run_id for s in list_runs(second, shared)] == [run_id(n) for n in (12, 11, 10)]
+    assert len(indexed_runs(second, shared)) == 3
+    document = json.loads(index_path(second, shared).read_text())
+    assert document["index_format"] == index_module.INDEX_FORMAT
+    assert document["folder"] == str(second.resolve())
 
 
 # -- end to end: plan, apply, revert --run last and `runs` against the local service ----
@@ -560,7 +600,7 @@ def test_plan_apply_revert_and_runs_read_a_few_journals_among_hundreds(
         return outcome
 
     with Session(endpoint="local", project_dir=project) as session:
-        counted("cold listing", lambda: list_runs(journal))
+        counted("cold listing", lambda: list_runs(journal, cache(journal)))
         planned = counted("plan", session.plan)
         assert planned.plan.has_changes
         applied = counted("apply", lambda: session.apply(planned.plan))
@@ -587,6 +627,6 @@ def test_a_relative_folder_name_means_the_folder_under_the_working_directory(
     seen = []
     for project in ("one", "two", "one"):
         monkeypatch.chdir(tmp_path / project)
-        (summary,) = list_runs(Path("runs"))
+        (summary,) = list_runs(Path("runs"), tmp_path / "cache")  # one cache folder for both
         seen.append(summary.endpoint)
     assert seen == ["aws (eu-west-1)", "aws (us-east-1)", "aws (eu-west-1)"]

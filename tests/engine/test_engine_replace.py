@@ -18,9 +18,11 @@ from conftest import USDOPPLER, put_document
 from reconciler.dicom.levels import Level
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.places import Places
 from reconciler.engine.plan import Action, make_plan
 from reconciler.engine.replace import Replacer, replacements, resume_interrupted
-from reconciler.engine.revert import apply_revert, plan_revert_run
+from reconciler.engine.revert import apply_revert, newest_changing_run, plan_revert_run
+from reconciler.engine.undo import legacy_undo_file, undo_file
 from reconciler.healthimaging import HealthImaging, RateLimiter, SearchFilter
 
 OLD = USDOPPLER["ImageSetID"]
@@ -52,11 +54,24 @@ def the_primary(ahi: HealthImaging, datastore: str) -> tuple[str, dict[str, Any]
     return image_set, ahi.get_metadata(datastore, image_set, info.version_id)
 
 
-def apply(ahi: HealthImaging, datastore: str, runs: Path, replace: bool = True) -> Any:
+def places(tmp_path: Path) -> Places:
+    """The journal folder apart from the state folder, as with ``journalDir: runs``: the
+    undo values' place is not derived from the journal folder's."""
+    return Places(tmp_path / "runs", tmp_path / "state" / "cache", tmp_path / "state" / "undo")
+
+
+def apply(ahi: HealthImaging, datastore: str, where: Places, replace: bool = True) -> Any:
     plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
                      replace_primary=replace)  # fmt: skip
-    with Journal.start(runs, command="apply", endpoint="t") as journal:
-        return plan, apply_plan(ahi, plan, journal, lock_timeout=20)
+    with Journal.start(where.journal, command="apply", endpoint="t") as journal:
+        return plan, apply_plan(ahi, plan, journal, lock_timeout=20, undo_dir=where.undo)
+
+
+def revert_last(ahi: HealthImaging, where: Places) -> Any:
+    run = newest_changing_run(where, "t")
+    items = plan_revert_run(ahi, run, undo_dir=where.undo)
+    with Journal.start(where.journal, command="revert", endpoint="t") as journal:
+        return items, apply_revert(ahi, items, journal, lock_timeout=20, undo_dir=where.undo)
 
 
 def test_without_the_opt_in_the_plan_explains_and_blocks(ahi: Any, datastore: str) -> None:
@@ -67,7 +82,7 @@ def test_without_the_opt_in_the_plan_explains_and_blocks(ahi: Any, datastore: st
 
 
 def test_replace_corrects_a_primary_image_set(ahi: Any, datastore: str, tmp_path: Path) -> None:
-    plan, report = apply(ahi, datastore, tmp_path / "runs")
+    plan, report = apply(ahi, datastore, places(tmp_path))
     (item,) = plan.image_sets
     assert item.action is Action.REPLACE and plan.update_calls == 5
     assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
@@ -76,26 +91,62 @@ def test_replace_corrects_a_primary_image_set(ahi: Any, datastore: str, tmp_path
     assert doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
     assert doc["Study"]["Series"][S]["DICOM"]["SeriesDescription"] == "DOPPLER"
     assert doc["Study"]["Series"][S]["Instances"] == USDOPPLER["Study"]["Series"][S]["Instances"]
-    assert replacements(tmp_path / "runs", "t") == {OLD: new_id}
+    assert replacements(places(tmp_path), "t") == {OLD: new_id}
     # The manifest still names the old ID: the plan points at the new one.
     again = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
-                      replaced=replacements(tmp_path / "runs", "t"))  # fmt: skip
+                      replaced=replacements(places(tmp_path), "t"))  # fmt: skip
     assert new_id in again.image_sets[0].diff.problems[0].message
 
 
 def test_revert_restores_the_old_values_by_the_same_workflow(
     ahi: Any, datastore: str, tmp_path: Path
 ) -> None:
-    apply(ahi, datastore, tmp_path / "runs")
-    run = load_run(tmp_path / "runs", "last")
-    items = plan_revert_run(ahi, run)
+    where = places(tmp_path)
+    apply(ahi, datastore, where)
+    run = load_run(where.journal, "last")
+    (undo,) = where.undo.iterdir()  # the run's undo file, in the undo folder only
+    assert undo == undo_file(where.undo, run.run_id) and undo.stat().st_mode & 0o777 == 0o600
+    assert where.undo.stat().st_mode & 0o777 == 0o700
+    assert not legacy_undo_file(run.path).parent.exists()  # nothing at <runs>/../undo
+    items, report = revert_last(ahi, where)
     assert len(items) == 1 and items[0].undo
-    with Journal.start(tmp_path / "runs", command="revert", endpoint="t") as journal:
-        report = apply_revert(ahi, items, journal, lock_timeout=20)
     assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
     _, doc = the_primary(ahi, datastore)
     assert doc["Patient"] == USDOPPLER["Patient"]
     assert doc["Study"]["Series"][S]["DICOM"] == USDOPPLER["Study"]["Series"][S]["DICOM"]
+
+
+def test_a_run_whose_undo_file_an_earlier_version_left_beside_the_journal_is_revertible(
+    ahi: Any, datastore: str, tmp_path: Path
+) -> None:
+    """Earlier versions kept undo values in ``undo/`` beside the journal folder; a run
+    recorded so is still found by ``revert --run last`` and restored."""
+    where = places(tmp_path)
+    apply(ahi, datastore, where)
+    run = load_run(where.journal, "last")
+    old_place = legacy_undo_file(run.path)
+    assert old_place == tmp_path / "undo" / f"{run.run_id}.undo.json"
+    old_place.parent.mkdir(mode=0o700)
+    undo_file(where.undo, run.run_id).rename(old_place)  # as the earlier version left it
+    items, report = revert_last(ahi, where)
+    assert len(items) == 1 and items[0].undo and items[0].image_set_id != OLD
+    assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
+    _, doc = the_primary(ahi, datastore)
+    assert doc["Patient"] == USDOPPLER["Patient"]
+    assert doc["Study"]["Series"][S]["DICOM"] == USDOPPLER["Study"]["Series"][S]["DICOM"]
+
+
+def test_a_plan_that_replaces_is_refused_without_an_undo_folder(
+    ahi: Any, datastore: str, tmp_path: Path
+) -> None:
+    plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
+                     replace_primary=True)  # fmt: skip
+    with (
+        Journal.start(tmp_path, command="apply", endpoint="t") as journal,
+        pytest.raises(ValueError, match="needs undo_dir"),
+    ):
+        apply_plan(ahi, plan, journal, lock_timeout=20)
+    assert study_sets(ahi, datastore) == [(OLD, True)]  # nothing was sent
 
 
 @pytest.mark.parametrize("failing", ["CopyImageSet", "UpdateImageSetMetadata", "DeleteImageSet"])
@@ -106,12 +157,12 @@ def test_a_failing_step_rolls_back_or_is_finished_by_the_next_apply(
         local.configure(faults={"fail_updates": 1, "fail_message": "Update failed: injected"})
     else:
         local.configure(faults={"operations": {failing: {"error_rate": 1.0}}})
-    _, report = apply(ahi, datastore, tmp_path / "runs")
+    _, report = apply(ahi, datastore, places(tmp_path))
     assert report.outcomes[0].outcome.value == "ERROR"
     local.configure(faults={"operations": {failing: {"error_rate": 0.0}}, "fail_updates": 0})
-    resume_interrupted(ahi, tmp_path / "runs", "t", 20)
+    resume_interrupted(ahi, places(tmp_path), "t", 20)
     assert the_primary(ahi, datastore)[0] == OLD  # rolled back: the old primary stands
-    _, report = apply(ahi, datastore, tmp_path / "runs")
+    _, report = apply(ahi, datastore, places(tmp_path))
     assert report.outcomes[0].outcome.value == "UPDATED"
     assert the_primary(ahi, datastore)[1]["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
 
@@ -129,11 +180,11 @@ def test_a_failing_promotion_is_finished_by_the_next_apply(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ahi, "copy_image_set", no_promotion)
-    _, report = apply(ahi, datastore, tmp_path / "runs")
+    _, report = apply(ahi, datastore, places(tmp_path))
     assert "run apply again to promote it" in (report.outcomes[0].message or "")
     assert [p for _, p in study_sets(ahi, datastore)] == [False]  # only the corrected copy
     monkeypatch.setattr(ahi, "copy_image_set", real)
-    resumed = resume_interrupted(ahi, tmp_path / "runs", "t", 20)
+    resumed = resume_interrupted(ahi, places(tmp_path), "t", 20)
     assert [r.outcome.value for r in resumed] == ["RECOVERED"]
     new_id, doc = the_primary(ahi, datastore)
     assert new_id != OLD and doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
@@ -164,12 +215,12 @@ def test_killed_between_steps_converges(
 
     monkeypatch.setattr(Replacer, "_step", dying)
     with pytest.raises(Crash):
-        apply(ahi, datastore, tmp_path / "runs")
+        apply(ahi, datastore, places(tmp_path))
     monkeypatch.setattr(Replacer, "_step", real)
-    resume_interrupted(ahi, tmp_path / "runs", "t", 20)
+    resume_interrupted(ahi, places(tmp_path), "t", 20)
     image_set, doc = the_primary(ahi, datastore)  # one primary, no leftover copy
     if image_set == OLD:  # rolled back: a new apply finishes the correction
-        apply(ahi, datastore, tmp_path / "runs")
+        apply(ahi, datastore, places(tmp_path))
         image_set, doc = the_primary(ahi, datastore)
     assert image_set != OLD and doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
-    assert resume_interrupted(ahi, tmp_path / "runs", "t", 20) == []
+    assert resume_interrupted(ahi, places(tmp_path), "t", 20) == []

@@ -195,5 +195,5 @@ def test_a_follower_moved_by_another_writer_during_the_study_wide_call_is_a_conf
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     assert [(o.outcome.value, o.to_version) for o in report.outcomes] == [
         ("UPDATED", "2"), ("UPDATED", "2")]  # fmt: skip
-    items = plan_revert_run(ahi, load_run(tmp_path / "runs", "last"))
+    items = plan_revert_run(ahi, load_run(tmp_path / "runs", "last"), undo_dir=tmp_path / "undo")
     assert [(i.image_set_id, i.moved) for i in items] == [("a" * 32, False), ("b" * 32, True)]

@@ -193,7 +193,7 @@ def test_through_the_service_apply_converges_and_revert_restores_the_bytes(
     assume(plan.has_changes and not plan.has_problems)
     original = ahi.get_metadata_raw(datastore, image_set, "1")
     with tempfile.TemporaryDirectory() as temp:
-        runs = Path(temp)
+        runs = Path(temp) / "runs"
         with Journal.start(runs, command="apply", endpoint="local") as journal:
             report = apply_plan(ahi, plan, journal, lock_timeout=10)
         assert report.exit_code == 0, report.outcomes
@@ -202,6 +202,7 @@ def test_through_the_service_apply_converges_and_revert_restores_the_bytes(
         run = load_run(runs, "last")
         with Journal.start(runs, command="revert", endpoint="local",
                            parent_run_id=run.run_id) as journal:  # fmt: skip
-            reverted = apply_revert(ahi, plan_revert_run(ahi, run), journal, lock_timeout=10)
+            items = plan_revert_run(ahi, run, undo_dir=Path(temp) / "undo")
+            reverted = apply_revert(ahi, items, journal, lock_timeout=10)
         assert reverted.exit_code == 0, reverted.outcomes
     assert ahi.get_metadata_raw(datastore, image_set, None) == original

@@ -41,6 +41,7 @@ from reconciler.emulator.updates import Flags, apply_updates, decode_blob
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.journal import Journal, Outcome, list_runs, read_run
 from reconciler.engine.payloads import build_payloads, payload_digest
+from reconciler.engine.places import Places
 from reconciler.engine.recovery import (
     Verdict,
     candidate_digests,
@@ -164,9 +165,14 @@ def _send(ahi: HealthImaging, datastore: str, image_set: str, latest: str, paylo
     ahi.wait_until_settled(datastore, image_set, 10, initial=0.01)
 
 
+def _at(runs: Path) -> Places:
+    """Where the runs of journal folder ``runs`` are kept: the default layout."""
+    return Places(runs, runs.parent / "cache", runs.parent / "undo")
+
+
 def _recover(ahi: HealthImaging, runs: Path, **kwargs: Any) -> list[Any]:
     with Journal.start(runs, command="apply", endpoint=ENDPOINT) as journal:
-        return recover_pending(ahi, runs, journal, **kwargs)
+        return recover_pending(ahi, _at(runs), journal, **kwargs)
 
 
 def test_recovery_verdicts(
@@ -203,7 +209,7 @@ def test_recovery_verdicts(
     }  # fmt: skip
     assert "written by someone else (it changed Study.StudyDescription)" in found[other].detail
     assert "Update failed: boom" in found[failed].detail
-    assert open_calls(runs, ENDPOINT) == []  # settled once, for good
+    assert open_calls(_at(runs), ENDPOINT) == []  # settled once, for good
     last = read_run(list_runs(runs)[0].path)
     assert {c.image_set_id: c.to_version for c in last.changed()} == {landed: "2", revert: "3"}
 
@@ -229,7 +235,7 @@ def test_recovery_of_a_multi_call_image_set_records_the_calls_that_landed(
     run.end()
     [recovery] = _recover(ahi, runs)
     assert (recovery.call, recovery.verdict, recovery.to_version) == (1, Verdict.LANDED, "2")
-    assert open_calls(runs, ENDPOINT) == []
+    assert open_calls(_at(runs), ENDPOINT) == []
 
 
 def test_recovery_leaves_a_still_locked_call_for_later_and_ignores_other_endpoints(
@@ -248,7 +254,7 @@ def test_recovery_leaves_a_still_locked_call_for_later_and_ignores_other_endpoin
     killed.close()
     [early] = _recover(ahi, runs, lock_timeout=0.3)
     assert early.verdict is Verdict.UNDETERMINED and "still LOCKED" in early.detail
-    assert not early.journaled and len(open_calls(runs, ENDPOINT)) == 1
+    assert not early.journaled and len(open_calls(_at(runs), ENDPOINT)) == 1
     with local.backend.store.write() as conn:  # the lock ends
         conn.execute("UPDATE image_sets SET settle_at=? WHERE id=?", (time.time(), image_set))
     [late] = _recover(ahi, runs)
@@ -301,4 +307,4 @@ def test_calls_to_a_replace_copy_are_left_to_the_replace_workflow(tmp_path: Path
     run.intent("c" * 32, "d" * 32, "1", "0" * 64)
     run.intent("e" * 32, "d" * 32, "1", "0" * 64)
     run.close()
-    assert [c.intent.image_set_id for c in open_calls(runs, ENDPOINT)] == ["e" * 32]
+    assert [c.intent.image_set_id for c in open_calls(_at(runs), ENDPOINT)] == ["e" * 32]

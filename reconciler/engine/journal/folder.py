@@ -1,5 +1,8 @@
 """A folder of journals: listing its runs (:func:`list_runs`, from the index) and run
-IDs as users give them (:func:`resolve_run_id`, :func:`load_run`)."""
+IDs as users give them (:func:`resolve_run_id`, :func:`load_run`).
+
+``cache`` is the project's cache folder (``cacheDir``), where the folder's index is
+kept (:mod:`.index`); None keeps none, every listing then reads the journals again."""
 
 from __future__ import annotations
 
@@ -11,17 +14,17 @@ from reconciler.engine.journal.records import LAST, SUFFIX, JournalError
 from reconciler.engine.journal.run import Run, RunSummary
 
 
-def list_runs(directory: Path) -> list[RunSummary]:
+def list_runs(directory: Path, cache: Path | None = None) -> list[RunSummary]:
     """Every run in ``directory``, newest first; [] when there is none (or no folder).
     A journal that cannot be read is listed with its ``problem``."""
-    return [facts.summary for facts in indexed_runs(directory)]
+    return [facts.summary for facts in indexed_runs(directory, cache)]
 
 
-def resolve_run_id(directory: Path, wanted: str) -> str:
+def resolve_run_id(directory: Path, wanted: str, cache: Path | None = None) -> str:
     """The run ID ``wanted`` names: ``last`` (the most recent), an ID, or a unique prefix."""
     wanted = wanted.strip()
     if wanted.lower() == LAST:
-        runs = indexed_runs(directory)
+        runs = indexed_runs(directory, cache)
         if not runs:
             raise JournalError(f"no runs yet in {directory}")
         newest = max(runs, key=lambda f: newest_first_key(f.run_id, f.first_started_at))
@@ -42,7 +45,7 @@ def resolve_run_id(directory: Path, wanted: str) -> str:
     raise JournalError(f"{wanted!r} matches {len(matches)} runs ({shown}); give more of the ID")
 
 
-def load_run(directory: Path, run_id: str) -> Run:
+def load_run(directory: Path, run_id: str, cache: Path | None = None) -> Run:
     """The run ``run_id`` names in ``directory``: an ID, a unique prefix of one, or ``last``."""
-    resolved = resolve_run_id(directory, run_id)
+    resolved = resolve_run_id(directory, run_id, cache)
     return read_run(directory / f"{resolved}{SUFFIX}")

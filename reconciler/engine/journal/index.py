@@ -22,22 +22,25 @@ The index is a cache, never trusted over the JSONL files:
   entry of the wrong shape is read again from its journal. Nothing in it can make an
   answer wrong or raise an error: at worst it costs the reads it was meant to save.
 
-Where it lives: ``<journal folder's parent>/cache/journal-index/<folder name>.json``
-(of the resolved folder), so ``.reconciler/runs`` is indexed in
-``.reconciler/cache/journal-index/runs.json``. Never inside the journal folder: the
-shipped CI recipes commit and upload that folder, where a cache would be noise and bait
-for merge conflicts. Beside it, as the undo values are (``.reconciler/undo/``,
-``engine/replace.py``), and in the default cache folder, which ``reconciler init``'s
-``.gitignore`` keeps out of git. It holds what the journal holds (IDs, versions,
-outcomes, user and host names), never attribute values; it is written atomically
-(:func:`reconciler.atomicfile.write_atomically`, mode 0600), so two processes that
-write it at once leave one whole index or the other: the last writer wins, and the next
-reader checks it against the files anyway. Deleting it is always safe.
+Where it lives: in the project's cache folder (``cacheDir``, default
+``.reconciler/cache``), which the caller names (``cache``; None keeps no index file,
+only this process's memory of it), as ``<cache>/journal-index/<folder name>-<digest>.json``,
+the digest being of the resolved folder's path, so two journal folders never share an
+index file. Never inside or beside the journal folder: the shipped CI recipes commit
+and upload that folder, where a cache would be noise and bait for merge conflicts; and
+a folder derived from it (its parent's ``cache/``) would land at the repository's top
+for a top-level ``journalDir``, out of ``reconciler init``'s ``.gitignore``. It holds
+what the journal holds (IDs, versions, outcomes, user and host names), never attribute
+values; it is written atomically (:func:`reconciler.atomicfile.write_atomically`, mode
+0600), so two processes that write it at once leave one whole index or the other: the
+last writer wins, and the next reader checks it against the files anyway. Deleting it
+is always safe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -122,22 +125,26 @@ class RunFacts:
 _MEMO: dict[str, dict[str, RunFacts]] = {}
 
 
-def index_path(directory: Path) -> Path:
-    """Where the index of journal folder ``directory`` lives (see the module docstring)."""
+def index_path(directory: Path, cache: Path) -> Path:
+    """Where the index of journal folder ``directory`` lives in the cache folder
+    ``cache`` (see the module docstring)."""
     folder = directory.resolve()
-    return folder.parent / "cache" / "journal-index" / f"{folder.name or 'root'}.json"
+    digest = hashlib.sha256(str(folder).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return cache / "journal-index" / f"{folder.name or 'root'}-{digest}.json"
 
 
-def indexed_runs(directory: Path) -> list[RunFacts]:
+def indexed_runs(directory: Path, cache: Path | None = None) -> list[RunFacts]:
     """Every run in ``directory``, newest first (as :func:`list_runs` orders them), from
     the index where it is current and from the journal files where it is not; the
-    index is brought up to date on the way."""
+    index (kept in the cache folder ``cache``; none when None) is brought up to date
+    on the way."""
     files = run_files(directory)
     if not files:
         return []
     # Keyed by the folder and by how the caller names it (summaries carry that path): a
-    # relative name means another folder once the working directory changes.
-    key = f"{directory.resolve()}\0{directory}"
+    # relative name means another folder once the working directory changes; and by
+    # the cache folder, so an index is written wherever a caller asks for one.
+    key = f"{directory.resolve()}\0{directory}\0{cache}"
     memo = _MEMO.get(key, {})
     found: dict[str, RunFacts] = {}
     todo: dict[str, RunFile] = {}
@@ -149,7 +156,7 @@ def indexed_runs(directory: Path) -> list[RunFacts]:
             todo[run_id] = file
     horizon = time.time_ns() - RACY_NS
     if todo or not memo.keys() <= files.keys():  # new or changed files, or files gone
-        found.update(_from_index(directory, files, todo, horizon))
+        found.update(_from_index(directory, cache, files, todo, horizon))
     _remember(key, {r: f for r, f in found.items()
                                if f.problem is None and f.file.mtime_ns < horizon})  # fmt: skip
     return sorted(found.values(), key=lambda f: newest_first_key(f.run_id, f.started_at),
@@ -157,13 +164,17 @@ def indexed_runs(directory: Path) -> list[RunFacts]:
 
 
 def _from_index(
-    directory: Path, files: dict[str, RunFile], todo: dict[str, RunFile], horizon: int
+    directory: Path,
+    cache: Path | None,
+    files: dict[str, RunFile],
+    todo: dict[str, RunFile],
+    horizon: int,
 ) -> dict[str, RunFacts]:
     """The facts of the files in ``todo``: from the index file where its entry is
     current, else read from the journal (and the index brought up to date)."""
-    where = index_path(directory)
+    where = index_path(directory, cache) if cache is not None else None
     folder = str(directory.resolve())
-    cached = _load(where, folder)
+    cached = _load(where, folder) if where is not None else {}
     kept = {run_id: entry for run_id, entry in cached.items() if run_id in files}
     found: dict[str, RunFacts] = {}
     for run_id, file in todo.items():
@@ -175,7 +186,7 @@ def _from_index(
             if facts.problem is None and file.mtime_ns < horizon:
                 kept[run_id] = _encode(facts)
         found[run_id] = facts
-    if kept != cached:
+    if where is not None and kept != cached:
         _store(where, folder, kept)
     return found
 

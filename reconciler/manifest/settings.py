@@ -30,7 +30,7 @@ from reconciler.config import (
 )
 from reconciler.errors import ConfigError
 from reconciler.manifest import codes
-from reconciler.manifest.model import Location, Problem, error
+from reconciler.manifest.model import Location, Problem, error, warning
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
 from reconciler.suggest import closest
@@ -183,6 +183,34 @@ class _Checker:
                 limits[operation] = checked
         return limits
 
+    def private_places(self, values: dict[str, Any]) -> None:
+        """Warn where what holds PHI would not be kept out of git: ``cacheDir``
+        (projections, drift state) outside ``.reconciler/cache/``, which ``reconciler
+        init``'s ``.gitignore`` covers, or in ``journalDir``, which the CI recipes commit
+        and upload; and a ``journalDir`` holding ``.reconciler/undo/`` (undo values)."""
+        defaults = ProjectConfig(root=self.root)
+        journal = values.get("journal_dir") or (self.root / defaults.journal_dir).resolve()
+        cache = values.get("cache_dir") or (self.root / defaults.cache_dir).resolve()
+        if cache.is_relative_to(journal):
+            self._warn("cacheDir" if "cache_dir" in values else "journalDir",
+                       "cacheDir lies in journalDir, which the CI recipes commit and upload; "
+                       "it holds PHI (metadata projections, drift state): give each a folder "
+                       f"of its own, such as the defaults {defaults.journal_dir} and "
+                       f"{defaults.cache_dir}")  # fmt: skip
+        elif not cache.is_relative_to((self.root / defaults.cache_dir).resolve()):
+            self._warn("cacheDir", "cacheDir lies outside .reconciler/cache/, which `reconciler "
+                       "init`'s .gitignore keeps out of git; it holds PHI (metadata "
+                       "projections, drift state): add it to .gitignore")  # fmt: skip
+        if "journal_dir" in values and defaults.undo_dir.resolve().is_relative_to(journal):
+            self._warn("journalDir", "journalDir holds .reconciler/undo/ (the undo values of "
+                       "replaced image sets, PHI), which the CI recipes would upload with the "
+                       f"journal: use a folder of its own, such as the default "
+                       f"{defaults.journal_dir}")  # fmt: skip
+
+    def _warn(self, key: str, message: str) -> None:
+        location = self.document.location((key,))
+        self.problems.append(warning(location, message, codes.PROJECT))
+
     def _inside(self, key: str, value: Any) -> Path | None:
         """``value`` resolved against the project folder; refused when it leads out."""
         resolved: Path = (self.root / value).resolve()  # follows symlinks: links out too
@@ -237,6 +265,7 @@ def check_project_file(path: Path) -> tuple[ProjectConfig, list[Problem]]:
         return with_defaults({}, root, path), problems
     checker = _Checker(document, root)
     values = checker.settings()
+    checker.private_places(values)
     return with_defaults(values, root, path), problems + checker.problems
 
 

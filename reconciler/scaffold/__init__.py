@@ -20,10 +20,11 @@ from reconciler.errors import ConfigError
 
 GITIGNORE = """\
 # reconciler: what must stay out of git.
-# Metadata projections and drift state (they hold PHI):
+# Metadata projections, drift state (they hold PHI) and the journal's index; a cacheDir
+# set elsewhere in reconciler.yaml goes here too (`reconciler validate` warns):
 .reconciler/cache/
 .reconciler/drift-state*.json
-# Undo values of replaced image sets (PHI):
+# Undo values of replaced image sets (PHI), wherever journalDir is:
 .reconciler/undo/
 # The local HealthImaging's database:
 .reconciler/*.sqlite

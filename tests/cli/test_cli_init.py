@@ -71,6 +71,8 @@ def test_git_ignores_what_holds_phi_and_keeps_the_manifests(here: Path, local: A
         ".reconciler/local-healthimaging.sqlite-wal": True, "plan.json": True,
         "saved-plan/plan.json": True, "manifests/example.yaml": False,
         ".reconciler/runs/2026.jsonl": False, "reconciler.yaml": False,
+        ".reconciler/cache/journal-index/journal-0123456789ab.json": True,
+        "journal/2026.jsonl": False,  # a top-level journalDir: committed, as .reconciler/runs
     }  # fmt: skip
     for path, ignored in paths.items():
         check = subprocess.run(["git", "check-ignore", "-q", path], cwd=here)

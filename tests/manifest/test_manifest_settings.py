@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.config import Endpoint, ProjectConfig, parse_endpoint, resolve_endpoint
 from reconciler.errors import ConfigError
-from reconciler.manifest.settings import load_project_config
+from reconciler.manifest.settings import check_project_file, load_project_config
 
 
 @pytest.fixture
@@ -117,6 +117,32 @@ def test_defaults_without_a_file_hang_off_the_start_folder(project: Path) -> Non
     assert config.journal_dir == project / ".reconciler" / "runs"
     assert config.cache_dir == project / ".reconciler" / "cache"
     assert config.local_db == project / ".reconciler" / "local-healthimaging.sqlite"
+
+
+def test_undo_values_live_in_the_project_state_whatever_journal_dir_says(project: Path) -> None:
+    write(project, "journalDir: journal\ncacheDir: build/cache\n")
+    config = load_project_config()
+    assert config.undo_dir == project / ".reconciler" / "undo"  # not ./undo beside journal/
+    assert config.journal_dir == project / "journal"
+
+
+@pytest.mark.parametrize(("text", "warned"), [
+    ("journalDir: journal\n", []),
+    ("journalDir: audit/runs\ncacheDir: .reconciler/cache/audit\n", []),
+    ("cacheDir: build/cache\n", ["1:11: warning: cacheDir lies outside .reconciler/cache/"]),
+    ("cacheDir: .reconciler/c\n", ["1:11: warning: cacheDir lies outside .reconciler/cache/"]),
+    ("cacheDir: .reconciler/runs/cache\n", ["1:11: warning: cacheDir lies in journalDir"]),
+    ("journalDir: .reconciler\n", ["1:13: warning: journalDir holds .reconciler/undo/",
+                                   "cacheDir lies in journalDir"]),
+])  # fmt: skip
+def test_settings_that_would_let_phi_into_git_are_warned_about(
+    project: Path, text: str, warned: list[str]
+) -> None:
+    config, problems = check_project_file(write(project, text))
+    assert [p.severity.value for p in problems] == ["warning"] * len(problems)
+    shown = [str(p) for p in problems]
+    assert len(shown) == len(warned) and all(w in " ".join(shown) for w in warned), shown
+    assert config.undo_dir == project / ".reconciler" / "undo"
 
 
 def test_the_search_stops_at_the_git_root(tmp_path: Path) -> None:

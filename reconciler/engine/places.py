@@ -20,9 +20,3 @@ class Places:
     journal: Path  # journalDir: one JSONL file per run (the shipped CI recipes commit it)
     cache: Path  # cacheDir: the journal's index is kept in <cache>/journal-index/
     undo: Path  # undo values of replaced primary image sets (PHI): 0700, files 0600
-
-    @classmethod
-    def under(cls, state: Path) -> Places:
-        """The default layout in one state folder (``.reconciler``): ``runs/``,
-        ``cache/`` and ``undo/``."""
-        return cls(state / "runs", state / "cache", state / "undo")

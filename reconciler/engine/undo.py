@@ -63,7 +63,9 @@ def read_undo(undo_dir: Path, journal_path: Path) -> Entries:
     version left at the old place (see the module docstring)."""
     current = undo_file(undo_dir, journal_path.stem)
     legacy = legacy_undo_file(journal_path)
-    older = _read(legacy) if legacy.resolve() != current.resolve() else {}
+    # The same file for the default layout (compared without a system call: a place
+    # named twice through a symbolic link is read twice, to the same entries).
+    older = _read(legacy) if legacy.absolute() != current.absolute() else {}
     return {**older, **_read(current)}
 
 

@@ -87,6 +87,12 @@ def emulator() -> None:
     help="Override one operation's quota, e.g. UpdateImageSetMetadata=10/40 (repeatable).",
 )
 @click.option("--no-quotas", is_flag=True, help="Do not throttle at all.")
+@click.option(
+    "--no-service-quotas",
+    is_flag=True,
+    help="List no quotas in AWS Service Quotas' ListServiceQuotas (served on this port "
+    "too), like an account whose quotas cannot be read: clients must find the rate.",
+)
 @click.option("--read-only", is_flag=True, help="Refuse every write operation (AccessDenied).")
 @click.option("--no-auth", is_flag=True, help="Accept requests without a SigV4 signature.")
 @click.option(
@@ -145,7 +151,8 @@ def emulator() -> None:
 )
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
           quota_profile: str, quota_overrides: tuple[str, ...], no_quotas: bool,
-          read_only: bool, no_auth: bool, import_root: Path, request_timeout: float,
+          no_service_quotas: bool, read_only: bool, no_auth: bool, import_root: Path,
+          request_timeout: float,
           max_connections: int, allowed_hosts: tuple[str, ...],
           admin_key: str, with_s3: bool, s3_port: int) -> None:  # fmt: skip
     """Serve the local HealthImaging over HTTP until Ctrl-C.
@@ -156,6 +163,9 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
                    config=botocore.config.Config(inject_host_prefix=False))
     or the AWS CLI:
       AWS_DISABLE_HOST_PREFIX_INJECTION=true aws medical-imaging list-datastores \\
+          --endpoint-url http://127.0.0.1:8080
+    It answers AWS Service Quotas for medical-imaging too (the quotas it enforces):
+      aws service-quotas list-service-quotas --service-code medical-imaging \\
           --endpoint-url http://127.0.0.1:8080
     Any credentials work for the service's operations (they must be signed; those
     signatures are not checked). Admin calls (/_emulator/) must be signed with
@@ -174,7 +184,8 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
         quotas_enabled=not no_quotas, quota_scale=quota_scale,
         quota_profile=quota_profile, quota_overrides=overrides,
-        require_auth=not no_auth, read_only=read_only, credentials={access_key: secret},
+        service_quotas=not no_service_quotas, require_auth=not no_auth, read_only=read_only,
+        credentials={access_key: secret},
         import_root=import_root, request_timeout_seconds=request_timeout,
         max_connections=max_connections, allowed_hosts=allowed_hosts,
         s3_endpoint=local_s3.url if local_s3 else None,

@@ -51,6 +51,8 @@ class EmulatorConfig:
     # it: {"UpdateImageSetMetadata": (10.0, 40)}.
     quota_profile: str = quota_profiles.DEFAULT_PROFILE
     quota_overrides: dict[str, tuple[float, int]] = field(default_factory=dict)
+    # Whether Service Quotas lists the quotas enforced (servicequotas.py).
+    service_quotas: bool = True
     require_auth: bool = True
     read_only: bool = False
     faults: Faults = field(default_factory=Faults)
@@ -79,6 +81,7 @@ RUNTIME_SETTINGS = (
     "quota_scale",
     "quota_profile",
     "quota_overrides",
+    "service_quotas",
     "require_auth",
     "read_only",
 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -25,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator import boundary, protocol, signatures
+from reconciler.emulator import boundary, protocol, servicequotas, signatures
 from reconciler.emulator.backend import Backend
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.exceptions import (
@@ -42,6 +43,8 @@ _FAULTS = {429: ThrottlingException, 500: InternalServerException}
 # The largest request the service's model allows is an UpdateImageSetMetadata with two
 # 30,000-byte blobs (base64 in JSON); anything far past that is refused unread.
 MAX_REQUEST_BYTES = 1024 * 1024
+# The region in a SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request.
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
 
 
 class _RequestTooLarge(ValidationException):
@@ -157,6 +160,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.startswith("/_emulator/"):
             self._admin(url.path, body)
             return
+        if servicequotas.is_service_quotas(self.command, url.path, headers):
+            self._service_quotas(headers, body)
+            return
         try:
             operation, uri_params = protocol.match(self.command, url.path)
             name = operation.name
@@ -177,6 +183,24 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # the boundary: a bug becomes a 500, never a dead socket
             log.exception("internal error handling %s %s", self.command, self.path)
             self._error(InternalServerException(f"internal error: {type(error).__name__}"))
+
+    def _service_quotas(self, headers: dict[str, str], body: bytes) -> None:
+        """A Service Quotas call (servicequotas.py): signed like any service call."""
+        settings = self.server.backend.settings
+        credential = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+        try:
+            if settings.config.require_auth and credential is None:
+                raise AccessDeniedException(
+                    "Missing Authentication Token: requests must be SigV4-signed"
+                )
+            region = credential.group(1) if credential else "us-east-1"
+            target = headers.get("x-amz-target", "")
+            answer = servicequotas.handle(settings, target, body, region)
+        except ServiceError as error:
+            self._error(error)
+            return
+        data = json.dumps(answer).encode()
+        self._send(200, {"Content-Type": servicequotas.CONTENT_TYPE}, data)
 
     def _inject_faults(self, operation: str) -> None:
         settings = self.server.backend.settings

@@ -115,6 +115,9 @@ class Scenario:
     profile: str = "standard"
     rate_limit: float | None = None  # rateLimits: {UpdateImageSetMetadata: ...}
     warm: bool = False  # an earlier apply (not measured) taught the tool the rate
+    # Whether the server lists its quotas in Service Quotas (the tool then starts at the
+    # quota); False: an account whose quotas cannot be read, the tool must probe.
+    published: bool = True
     slow: bool = False  # at 0.25/s: --quick runs it at QUICK_FACTOR × the rate
     max_429: int | None = 0  # None: several processes share the quota
     # 429s the first run may spend probing above the documented rate, cold (README:
@@ -133,12 +136,14 @@ class Scenario:
             return "defaults"
         if self.rate_limit is not None:
             return f"rateLimits {self.rate_limit:g}"
-        return "defaults, warm" if self.warm else "defaults, cold"
+        known = "quota published" if self.published else "quota not published"
+        return f"defaults, {'warm' if self.warm else 'cold'}, {known}"
 
 
 SCENARIOS = (
-    Scenario("single", "one apply", "apply", 20, slow=True, cold_429=2),
-    Scenario("twice", "two applies back to back", "twice", 20, slow=True, cold_429=2),
+    Scenario("single", "one apply", "apply", 20, slow=True),
+    Scenario("single-probe", "one apply", "apply", 20, slow=True, cold_429=2, published=False),
+    Scenario("twice", "two applies back to back", "twice", 20, slow=True),
     Scenario(
         "shards", "`--shard 1/2` and `--shard 2/2` at once", "shards", 20, slow=True, max_429=None
     ),
@@ -150,6 +155,7 @@ SCENARIOS = (
         Quota(10.0, 40),
         "fast-updates",
         max_ratio=1.5,
+        published=False,
     ),
     Scenario(
         "fast-100",
@@ -159,6 +165,7 @@ SCENARIOS = (
         Quota(10.0, 40),
         "fast-updates",
         max_ratio=1.5,
+        published=False,
     ),
     Scenario(
         "fast-100-warm",
@@ -168,6 +175,16 @@ SCENARIOS = (
         Quota(10.0, 40),
         "fast-updates",
         warm=True,
+        max_ratio=1.5,
+        published=False,
+    ),
+    Scenario(
+        "fast-100-published",
+        "the account's quota read from Service Quotas",
+        "apply",
+        100,
+        Quota(10.0, 40),
+        "fast-updates",
         max_ratio=1.5,
     ),
     Scenario(
@@ -269,7 +286,7 @@ class Bench:
         """The scenario's quotas, every bucket full (as after a quiet spell)."""
         set_quotas(self.local, {UPDATE: (scenario.quota.rate, scenario.quota.burst)},
                    scenario.profile)  # fmt: skip
-        self.local.configure(lock_hold_seconds=LOCK_HOLD_SECONDS)
+        self.local.configure(lock_hold_seconds=LOCK_HOLD_SECONDS, service_quotas=scenario.published)
         quotas = [(scenario.quota.rate, scenario.quota.burst), *READ_QUOTAS.values()]
         time.sleep(max(burst / rate for rate, burst in quotas) + 0.2)
         self.proxy.reset()

@@ -90,6 +90,7 @@ class ProjectConfig:
     cache_dir: Path = Path(".reconciler/cache")
     local_db: Path = Path(".reconciler/local-healthimaging.sqlite")
     rate_limits: Mapping[str, float] = field(default_factory=dict)
+    service_quotas: bool = True  # read the account's quotas from AWS Service Quotas
     show_phi: bool = False
     lock_timeout_seconds: float = 300.0
     path: Path | None = None  # the file read; None when there is none

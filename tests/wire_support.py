@@ -48,8 +48,11 @@ class Exchange:
     answered: float
 
 
-def operation_of(method: str, path: str) -> str:
-    """The HealthImaging operation a REST path names (its last segment, capitalised)."""
+def operation_of(method: str, path: str, target: str | None = None) -> str:
+    """The HealthImaging operation a REST path names (its last segment, capitalised),
+    or the operation an ``X-Amz-Target`` names (Service Quotas' JSON protocol)."""
+    if target:
+        return target.rsplit(".", 1)[-1]
     found = _OPERATION.search(path)
     if found and found.group(1)[0].islower() and found.group(1) != "datastore":
         name = found.group(1)
@@ -128,8 +131,9 @@ class CountingProxy:
                 if attempt:
                     raise
         with self._lock:
-            self.exchanges.append(Exchange(operation_of(handler.command, handler.path),
-                                           response.status, sent, time.monotonic()))  # fmt: skip
+            operation = operation_of(handler.command, handler.path,
+                                     handler.headers.get("X-Amz-Target"))  # fmt: skip
+            self.exchanges.append(Exchange(operation, response.status, sent, time.monotonic()))
         handler.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in _HOP_BY_HOP:

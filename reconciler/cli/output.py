@@ -77,15 +77,27 @@ def outcome_line(outcome: ImageSetOutcome, done: int, total: int) -> str:
     return f"{line}: {outcome.message}" if outcome.message else line
 
 
-def pacing_line(pacing: Mapping[str, Mapping[str, float | int | None]]) -> str | None:
-    """The write rates a run reached (discovered, or capped by rateLimits), or None."""
+# Where a write lane's starting rate came from (LaneStart.source), for the summary.
+_SOURCES = {
+    "Service Quotas": "the quota Service Quotas lists",
+    "rateLimits": "rateLimits",
+    "remembered": "where the last run got",
+    "documented": "the documented quota",
+}
+
+
+def pacing_line(pacing: Mapping[str, Mapping[str, float | int | str | None]]) -> str | None:
+    """The write rates a run reached (what its accepted requests showed, capped by a
+    published quota or rateLimits) and where each started from, or None."""
     parts = []
     for op, lane in pacing.items():
         if op not in WRITE_OPERATIONS or not lane.get("accepted"):
             continue
-        started, reached = lane.get("start"), lane.get("rate")
-        part = f"{op} {reached:.3g}/s (from {started:.3g}/s"
-        part += f", {lane['throttled']} throttled)" if lane.get("throttled") else ")"
+        started, reached = lane.get("start"), lane.get("reached", lane.get("rate"))
+        part = f"{op} {reached:.3g}/s (started at {started:.3g}/s"
+        source = _SOURCES.get(str(lane.get("source")))
+        part += f", {source}" if source else ""
+        part += f"; {lane['throttled']} throttled)" if lane.get("throttled") else ")"
         parts.append(part)
     return ("Rate reached: " + "; ".join(parts) + ".") if parts else None
 

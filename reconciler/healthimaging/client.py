@@ -99,8 +99,10 @@ def make_boto3_client(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
+    service: str = SERVICE,
 ) -> Any:
-    """A boto3 ``medical-imaging`` client for ``endpoint``.
+    """A boto3 ``medical-imaging`` client for ``endpoint`` (or another ``service`` the
+    same endpoint answers: the local HealthImaging also serves Service Quotas).
 
     ``aws``: the standard credential chain (``profile`` if given) and region chain.
     ``local``: always the fixed local keys (real credentials never go to the emulator).
@@ -134,7 +136,7 @@ def make_boto3_client(
             or (CUSTOM_ENDPOINT_REGION if custom else None)
         )
         client = session.client(
-            SERVICE, endpoint_url=endpoint.url, region_name=region, config=config, **keys
+            service, endpoint_url=endpoint.url, region_name=region, config=config, **keys
         )
     except BotoCoreError as exc:  # ProfileNotFound, NoRegionError, a broken config file
         raise map_error(exc, "connect") from exc

@@ -82,6 +82,20 @@ def load(path: Path, *, wall: float | None = None) -> dict[str, LaneStart]:
     return found
 
 
+def _merge(previous: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """This run's entry, except that a run the service never throttled does not lower
+    the rate learned before: a small or slow run (callers, not the quota, set its
+    pace) shows only that the service accepts *at least* its rate."""
+    if new.get("throttled") or not isinstance(previous, dict):
+        return new
+    before, after = _number(previous.get("rate")), _number(new.get("rate"))
+    if before is not None and after is not None and before > after:
+        new["rate"] = before
+        if new.get("throttled_at") is None:
+            new["throttled_at"] = previous.get("throttled_at")
+    return new
+
+
 def save(
     path: Path, remembered: Mapping[str, Mapping[str, float | None]], label: str,
     *, wall: float | None = None,
@@ -97,7 +111,8 @@ def save(
     except (OSError, ValueError):
         operations = None
     merged: dict[str, Any] = dict(operations) if isinstance(operations, dict) else {}
-    merged.update({op: dict(entry) for op, entry in remembered.items()})
+    for op, entry in remembered.items():
+        merged[op] = _merge(merged.get(op), dict(entry))
     document = {"format": FORMAT, "endpoint": label, "saved_at": now, "operations": merged}
     try:
         write_atomically(path, json.dumps(document, sort_keys=True, indent=1))

@@ -8,9 +8,15 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
 - **Every attempt goes through it.** botocore's own retries are off (client.py); a
   retry waits for a slot like any request, so it never takes the slot meant for the
   next one.
-- **Start** from what is known, best first: ``rateLimits`` (which is also the
-  ceiling), the rate remembered from the last run against the same account and region
-  (:mod:`.memory`), else the documented default.
+- **Start** from what is known, best first: the quota AWS Service Quotas publishes
+  for the account (:mod:`.published`; then it is also the ceiling, and discovery never
+  probes past it), ``rateLimits`` (also a ceiling), the rate remembered from the last
+  run against the same account and region (:mod:`.memory`), else the documented
+  default.
+- **Report what was shown**: the rate a run reached is the rate it ended at, but no
+  more than its accepted requests demonstrated (a run that fits in the server's burst
+  climbs far past the quota without a 429 and proves nothing about it); that is what
+  the summary, the journal and the next run's start use.
 - **Climb while the service accepts** (write operations only, only while requests
   queue for a slot, or the next one has to wait for it, and not while slots go by
   unused: then the callers set the pace, not the rate): ×4 per accepted request until
@@ -45,7 +51,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # The pacer sends at this fraction of the rate it believes in: a hair under.
 HEADROOM = 0.97
@@ -58,6 +64,7 @@ BELOW_THROTTLED = 0.95  # never climb past this fraction of a rate that drew a 4
 MIN_FRACTION = 1 / 32  # of the starting rate: the lowest the rate is ever cut to
 GRID_LATENESS = 0.05  # seconds a shard may send after its turn on the grid
 MAX_BACKOFF = 30.0  # seconds: the longest re-anchored wait after repeated 429s
+MIN_SPAN = 1.0  # seconds: the shortest span a rate is ever measured over (see reached)
 
 WRITE_OPERATIONS = frozenset({"UpdateImageSetMetadata", "CopyImageSet", "DeleteImageSet"})
 
@@ -113,15 +120,21 @@ class LaneReport:
     start: float  # the rate it started from (requests per second, before the share)
     rate: float  # the rate it ended at
     peak: float  # the highest rate reached
-    ceiling: float | None  # rateLimits, when given
+    ceiling: float | None  # rateLimits or the published quota (a hair under), when known
     throttled_at: float | None  # the lowest rate that drew a 429 (None: no 429 seen)
     accepted: int  # requests the service accepted
     throttled: int  # 429s received
+    # What the run showed the service accepts: the rate it ended at, but no more than
+    # its accepted requests demonstrated (see _Lane.reached).
+    reached: float
+    source: str  # where the start came from (see LaneStart.source)
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return {
             "start": round(self.start, 4),
+            "source": self.source,
             "rate": round(self.rate, 4),
+            "reached": round(self.reached, 4),
             "peak": round(self.peak, 4),
             "ceiling": self.ceiling,
             "throttled_at": None if self.throttled_at is None else round(self.throttled_at, 4),
@@ -134,12 +147,14 @@ class LaneReport:
 class LaneStart:
     """Where a lane starts: its rate, the lowest rate known to draw a 429, and how
     many tokens the server's bucket likely holds now (None: assume one). ``sent``: the
-    rates are rates to send at (remembered), not quotas to stay a hair under."""
+    rates are rates to send at (remembered), not quotas to stay a hair under.
+    ``source``: ``rateLimits``, ``Service Quotas``, ``remembered`` or ``documented``."""
 
     rate: float
     throttled_at: float | None = None
     tokens: float | None = None
     sent: bool = False
+    source: str = "documented"
 
 
 class _Lane:
@@ -157,10 +172,10 @@ class _Lane:
         # Every rate below is a rate requests are *sent* at, for the whole account.
         self.rate = start.rate if start.sent else paced(start.rate, self.burst)
         self.start = self.rate
+        self.source = start.source
         self.peak = self.rate
-        # A cap is a rate the user allows, not a quota measured with jitter: the lane
-        # starts with the slack of paced() and sheds it while the service accepts.
-        self.ceiling = None if ceiling is None else ceiling * HEADROOM
+        # The highest rate to send at (already a hair under a cap or a quota).
+        self.ceiling = ceiling
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
         self.discover = discover
@@ -178,6 +193,8 @@ class _Lane:
         self.throttled = 0
         self.streak = 0  # 429s in a row
         self.last_ok: float | None = None  # the rate of the last accepted request
+        self.first_ok_at: float | None = None  # when the first/last acceptance came back
+        self.last_ok_at: float | None = None
         self.grid: tuple[int, float] | None = None  # (shard index, wall - monotonic)
         tokens = 1.0 if start.tokens is None else min(self.burst, max(0.0, start.tokens))
         self.tat = now + (self.burst - tokens) * self.interval()
@@ -244,6 +261,9 @@ class _Lane:
         self.accepted += 1
         self.streak = 0
         self.last_ok = ticket.rate
+        if self.first_ok_at is None:
+            self.first_ok_at = now
+        self.last_ok_at = now
         if ticket.epoch != self.epoch:
             return False
         if self.waiting == 0:  # nobody queues now; maybe in a moment (climb_later)
@@ -305,9 +325,24 @@ class _Lane:
         # Empty at ``now``: the next token after one (backed-off) interval.
         self.tat = max(self.tat, now + self.tolerance() + backoff)
 
+    def reached(self) -> float:
+        """The rate this run showed the service accepts: the rate it ends at, but no
+        more than its accepted requests demonstrated — (accepted − 1) over the time they
+        took, at least :data:`MIN_SPAN` — and no less than where it started unless a 429
+        cut it. A run that fits in the server's burst sends its requests far faster than
+        the quota without a 429; its pacing rate proves nothing about the quota, so it is
+        not what the run reports or the next run starts from."""
+        if self.first_ok_at is None or self.last_ok_at is None or self.accepted < 2:
+            return min(self.rate, self.start)
+        span = max(MIN_SPAN, self.last_ok_at - self.first_ok_at)
+        shown = (self.accepted - 1) / span * self.share
+        floor = self.start if self.throttled == 0 else 0.0
+        return min(self.rate, max(shown, floor))
+
     def report(self) -> LaneReport:
         return LaneReport(self.operation, self.start, self.rate, self.peak, self.ceiling,
-                          self.bad, self.accepted, self.throttled)  # fmt: skip
+                          self.bad, self.accepted, self.throttled, self.reached(),
+                          self.source)  # fmt: skip
 
 
 class RateLimiter:
@@ -355,38 +390,55 @@ class RateLimiter:
         *,
         scale: float = 1.0,
         remembered: Mapping[str, LaneStart] | None = None,
+        published: Mapping[str, Quota] | None = None,
         discover: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         wall: Callable[[], float] = time.time,
     ) -> RateLimiter:
-        """The documented quotas times ``scale``; ``overrides`` (``rateLimits`` in
-        reconciler.yaml) set an operation's starting rate *and* its ceiling;
-        ``remembered`` (the last run's rates) start any (a cap still applies). With
-        ``discover``, write operations climb from there while the service accepts."""
+        """The documented quotas times ``scale``, unless Service Quotas ``published``
+        an operation's quota: that is its real rate and burst, so it is the start and
+        the ceiling (discovery never probes past a known quota). ``overrides``
+        (``rateLimits`` in reconciler.yaml) set an operation's starting rate *and*
+        its ceiling (under a published quota); ``remembered`` (the last run's rates)
+        start any (a ceiling still applies). With ``discover``, write operations
+        climb from there while the service accepts."""
         overrides = overrides or {}
         remembered = remembered or {}
-        rates, bursts, starts = {}, {}, {}
+        published = published or {}
+        rates, bursts, starts, ceilings = {}, {}, {}, {}
         for op, quota in SERVICE_QUOTAS.items():
             rates[op] = quota.rate * scale
             bursts[op] = quota.burst * (scale if op not in WRITE_OPERATIONS else 1.0)
+            source = "documented"
+            known = published.get(op)
+            if known is not None:
+                # The server's real bucket: a hair under it, with the burst-one slack
+                # (jitter must not land two requests in one token).
+                rates[op], bursts[op] = known.rate, known.burst
+                ceilings[op] = paced(known.rate, known.burst)
+                source = "Service Quotas"
+            if op in overrides:
+                # A cap is a rate the user allows, not a quota measured with jitter: the
+                # lane starts with the slack of paced() and sheds it while accepted.
+                cap = overrides[op] if known is None else min(overrides[op], known.rate)
+                rates[op] = cap
+                ceilings[op] = min(cap * HEADROOM, ceilings.get(op, cap * HEADROOM))
+                if op not in WRITE_OPERATIONS and known is None:
+                    bursts[op] = default_burst(cap)
+                source = "rateLimits"
             # Reads start with the bucket full, a hair under (HEADROOM: about 60 ms of
             # the rate at the documented quotas), so the first burst cannot outrun a
             # server bucket that began filling a moment after this process's clock.
             fresh_tokens = None if op in WRITE_OPERATIONS else bursts[op] * HEADROOM
             start = remembered.get(op)
-            if op in overrides:
-                rate = overrides[op]
-                rates[op] = rate
-                if op not in WRITE_OPERATIONS:
-                    bursts[op] = default_burst(rate)
             if start is not None:
                 rates[op] = start.rate
-                starts[op] = start
+                starts[op] = replace(start, source="remembered")
             else:
-                starts[op] = LaneStart(rates[op], None, fresh_tokens)
+                starts[op] = LaneStart(rates[op], None, fresh_tokens, source=source)
         writes = frozenset(WRITE_OPERATIONS) if discover else frozenset()
-        return cls(rates, bursts, ceilings=dict(overrides), discover=writes, starts=starts,
+        return cls(rates, bursts, ceilings=ceilings, discover=writes, starts=starts,
                    clock=clock, sleep=sleep, wall=wall)  # fmt: skip
 
     @classmethod
@@ -482,7 +534,8 @@ class RateLimiter:
 
     def remembered(self) -> dict[str, dict[str, float | None]]:
         """What the next run against the same account should start from, per write
-        operation used: ``rate``, ``throttled_at`` (the lowest rate that drew a 429)
+        operation used: ``rate`` (the rate reached, :meth:`_Lane.reached`),
+        ``throttled`` (this run's 429s), ``throttled_at`` (the lowest rate that drew a 429)
         and ``free_at`` (wall-clock seconds when this run's schedule has handed out its
         last token: the server's bucket refills from then)."""
         with self._lock:
@@ -492,5 +545,6 @@ class RateLimiter:
                 if op not in WRITE_OPERATIONS or not (lane.accepted or lane.throttled):
                     continue
                 free_at = wall + (lane.tat - lane.burst * lane.interval() - now)
-                found[op] = {"rate": lane.rate, "throttled_at": lane.bad, "free_at": free_at}
+                found[op] = {"rate": lane.reached(), "throttled_at": lane.bad,
+                             "free_at": free_at, "throttled": lane.throttled}  # fmt: skip
             return found

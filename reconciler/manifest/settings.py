@@ -118,6 +118,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "cacheDir": ("cache_dir", _folder),
     "localDb": ("local_db", _folder),
     "rateLimits": ("rate_limits", lambda value: value),  # checked key by key below
+    "serviceQuotas": ("service_quotas", _boolean),
     "showPhi": ("show_phi", _boolean),
     "lockTimeoutSeconds": ("lock_timeout_seconds", _seconds),
 }

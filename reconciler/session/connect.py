@@ -1,6 +1,7 @@
-"""One call from settings to a ready client: the endpoint, pacing (started from the
-rates the last run against the same account reached, and remembering this run's at
-the end) and, for ``local``, the embedded emulator's lifetime."""
+"""One call from settings to a ready client: the endpoint, pacing (at the quotas AWS
+Service Quotas publishes for the account, if it does; started from the rates the last
+run against the same account reached, and remembering this run's at the end) and, for
+``local``, the embedded emulator's lifetime."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from reconciler.config import Endpoint, ProjectConfig
-from reconciler.healthimaging import memory
+from reconciler.healthimaging import memory, published
 from reconciler.healthimaging.client import DEFAULT_MAX_ATTEMPTS, HealthImaging, make_boto3_client
 from reconciler.healthimaging.pacing import RateLimiter
 
@@ -50,8 +51,12 @@ def connect(
             endpoint, region, profile, max_pool=pool, max_attempts=max_attempts
         )
         try:
+            quotas = published.read(endpoint, region, profile) if config.service_quotas else {}
             limiter = RateLimiter.for_service(
-                config.rate_limits, scale=scale, remembered=memory.load(rates_file)
+                config.rate_limits,
+                scale=scale,
+                remembered=memory.load(rates_file),
+                published=quotas,
             )
             try:
                 yield HealthImaging(boto_client, limiter=limiter)

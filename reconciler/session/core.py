@@ -410,7 +410,7 @@ class Session:
             journal.pacing(self.pacing())
         return ApplyResult(plan, report, self.pacing())
 
-    def pacing(self) -> dict[str, dict[str, float | int | None]]:
+    def pacing(self) -> dict[str, dict[str, float | int | str | None]]:
         """Per operation this session used: the rate its pacer started from and reached
         (requests per second, for the whole account), and the 429s it got."""
         return {op: lane.as_dict() for op, lane in self.ahi.limiter.report().items()}

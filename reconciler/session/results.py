@@ -61,7 +61,7 @@ class ApplyResult:
     plan: Plan
     report: ApplyReport | None
     # Operation → rates the pacer started from and reached, 429s (Session.pacing).
-    pacing: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    pacing: dict[str, dict[str, float | int | str | None]] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str | None:

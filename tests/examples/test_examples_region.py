@@ -22,7 +22,8 @@ from test_examples_workflows import BIN, base_env, cron_calls, cronjob_calls, gi
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 
 ROOT = Path(__file__).resolve().parents[2]
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/medical-imaging/")
+# Any service: HealthImaging's calls and the one to Service Quotas (the pacer's quotas).
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/(?:medical-imaging|servicequotas)/")
 
 
 class RegionProxy:

@@ -55,9 +55,21 @@ def test_a_row_misses_on_failures_429s_or_ratio(bench: ModuleType) -> None:
 
 
 def test_only_a_cold_first_run_may_spend_the_rate_probe(bench: ModuleType) -> None:
-    scenario = next(s for s in bench.SCENARIOS if s.name == "twice")
+    scenario = bench.replace(next(s for s in bench.SCENARIOS if s.name == "twice"),
+                             cold_429=2, published=False)  # fmt: skip
     row = bench.Row(scenario, "x", "2×20", "42", "2+0", 0, "20/20", "1", "—", 160.0, 152.0, "")
     assert bench.verdict(row, [2, 0]) == "ok"  # the cold probe, documented
     assert "0+1 × 429" in bench.verdict(row, [0, 1])  # a warm run spends none
     assert "3+0 × 429" in bench.verdict(row, [3, 0])
     assert scenario.quick().cold_429 == 0  # a cap: nothing to probe
+
+
+def test_a_published_quota_leaves_no_room_for_a_probe(bench: ModuleType) -> None:
+    """Where the server lists its quota in Service Quotas (the default), every row must
+    show 0 × 429; only the rows that turn it off may spend the cold probe."""
+    for scenario in bench.SCENARIOS:
+        if scenario.published:
+            assert scenario.cold_429 == 0, scenario.name
+    assert (
+        "quota not published" in next(s for s in bench.SCENARIOS if s.name == "single-probe").tool()
+    )

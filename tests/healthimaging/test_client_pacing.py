@@ -19,9 +19,18 @@ from reconciler.healthimaging import (
     WorkflowStatus,
     make_boto3_client,
     memory,
+    published,
 )
 from reconciler.healthimaging.backoff import delays
-from reconciler.healthimaging.pacing import BELOW_THROTTLED, BURST_ONE_SLACK, HEADROOM, paced
+from reconciler.healthimaging.pacing import (
+    BELOW_THROTTLED,
+    BURST_ONE_SLACK,
+    HEADROOM,
+    MIN_SPAN,
+    LaneStart,
+    Quota,
+    paced,
+)
 
 ISID = "a" * 32
 
@@ -279,13 +288,18 @@ def test_remembered_rates_start_the_next_run_with_the_bucket_as_left(tmp_path: P
     wall = [5000.0]
     first = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep, wall=lambda: wall[0])
     first._lanes[UPDATE].waiting = 1
+    began = fake.now
     for _ in range(3):
         first.accepted(first.acquire(UPDATE))
+    # Slow start climbed to 64× the start, but three accepted requests over their span
+    # show only 2 / span per second: that is the rate reached and remembered.
+    assert first.rate(UPDATE) == pytest.approx(paced(0.25, 1) * 64)
+    reached = 2 / (fake.now - began)
+    assert first.report()[UPDATE].reached == pytest.approx(reached)
     saved = tmp_path / "rates.json"
     memory.save(saved, first.remembered(), "local", wall=wall[0])
     # At once: the server's bucket is as empty as the last run left it.
     starts = memory.load(saved, wall=wall[0])
-    reached = paced(0.25, 1) * 64
     assert starts[UPDATE].rate == pytest.approx(reached) and starts[UPDATE].throttled_at is None
     second = RateLimiter.for_service(remembered=starts, clock=fake.clock, sleep=fake.sleep)
     assert second.rate(UPDATE) == pytest.approx(reached)
@@ -295,8 +309,8 @@ def test_remembered_rates_start_the_next_run_with_the_bucket_as_left(tmp_path: P
                                     clock=fake.clock, sleep=fake.sleep)  # fmt: skip
     assert waited(later, fake, UPDATE) == 0.0
     # rateLimits still caps what was remembered; unreadable memory is ignored.
-    capped = RateLimiter.for_service({UPDATE: 2.0}, remembered=starts)
-    assert capped.rate(UPDATE) == pytest.approx(2.0 * HEADROOM)  # the cap's ceiling
+    capped = RateLimiter.for_service({UPDATE: 1.0}, remembered=starts)
+    assert capped.rate(UPDATE) == pytest.approx(1.0 * HEADROOM)  # the cap's ceiling
     saved.write_text("{not json")
     assert memory.load(saved) == {}
 
@@ -326,3 +340,84 @@ def test_every_call_goes_through_the_limiter(local: LocalHealthImaging, datastor
     hi.get_metadata(datastore, ISID, "1")  # no rate for this operation here
     gap = 1 / (2 * HEADROOM) + BURST_ONE_SLACK
     assert fake.sleeps == [pytest.approx(gap), pytest.approx(gap)]
+
+
+def test_a_run_that_fits_in_the_burst_reports_what_it_showed_not_its_probe() -> None:
+    """Twenty updates accepted within a second and a half (an account with a burst of
+    40 absorbs them) climb the pacing rate a thousandfold without a 429; the rate
+    reached is what twenty requests show over their span, not the probe's."""
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    limiter._lanes[UPDATE].waiting = 1
+    began = fake.now
+    for _ in range(20):
+        limiter.accepted(limiter.acquire(UPDATE))
+    shown = 19 / max(MIN_SPAN, fake.now - began)
+    lane = limiter.report()[UPDATE]
+    assert lane.rate > 100 and lane.throttled == 0 and shown < 20
+    assert lane.reached == pytest.approx(shown)
+    assert limiter.remembered()[UPDATE]["rate"] == pytest.approx(shown)
+    assert lane.as_dict()["reached"] == pytest.approx(shown, abs=1e-4)
+    # One request shows nothing: the rate reached is where the lane started.
+    single = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    single.accepted(single.acquire(UPDATE))
+    assert single.report()[UPDATE].reached == pytest.approx(paced(0.25, 1))
+
+
+def test_a_quiet_run_does_not_lower_a_learned_rate_a_throttled_one_does(tmp_path: Path) -> None:
+    saved = tmp_path / "rates.json"
+    memory.save(saved, {UPDATE: {"rate": 9.0, "throttled_at": 9.6, "free_at": 1.0,
+                                 "throttled": 1}}, "t", wall=100.0)  # fmt: skip
+    # Two updates from a small run: no 429, so 9/s stands (and the 429 learned with it).
+    memory.save(saved, {UPDATE: {"rate": 0.5, "throttled_at": None, "free_at": 2.0,
+                                 "throttled": 0}}, "t", wall=101.0)  # fmt: skip
+    start = memory.load(saved, wall=101.0)[UPDATE]
+    assert (start.rate, start.throttled_at) == (9.0, 9.6)
+    # A run the service throttled at a lower rate: its rate is what the next one starts at.
+    memory.save(saved, {UPDATE: {"rate": 4.0, "throttled_at": 4.4, "free_at": 3.0,
+                                 "throttled": 2}}, "t", wall=102.0)  # fmt: skip
+    start = memory.load(saved, wall=102.0)[UPDATE]
+    assert (start.rate, start.throttled_at) == (4.0, 4.4)
+
+
+def test_a_published_quota_is_the_start_and_the_ceiling() -> None:
+    """Service Quotas says 10/s burst 40: the lane starts a hair under it and discovery
+    never probes past it; rateLimits still caps under it; the source is reported."""
+    fake = FakeTime()
+    known = {UPDATE: Quota(10.0, 40), "GetImageSet": Quota(100.0, 200)}
+    limiter = RateLimiter.for_service(published=known, clock=fake.clock, sleep=fake.sleep)
+    assert limiter.rate(UPDATE) == pytest.approx(10.0 * HEADROOM)
+    assert limiter.rate("GetImageSet") == pytest.approx(100.0 * HEADROOM)
+    limiter._lanes[UPDATE].waiting = 1
+    for _ in range(50):
+        limiter.accepted(limiter.acquire(UPDATE))
+    lane = limiter.report()[UPDATE]
+    assert lane.peak == pytest.approx(10.0 * HEADROOM) and lane.source == "Service Quotas"
+    capped = RateLimiter.for_service({UPDATE: 2.0}, published=known)
+    assert capped.rate(UPDATE) == pytest.approx(2.0 * HEADROOM)  # burst 40: no slack
+    loose = RateLimiter.for_service({UPDATE: 50.0}, published=known)
+    assert loose.rate(UPDATE) == pytest.approx(10.0 * HEADROOM)  # the quota is lower
+    # A remembered rate above the published quota is cut to it.
+    remembered = {UPDATE: LaneStart(30.0, None, None, sent=True)}
+    assert RateLimiter.for_service(published=known, remembered=remembered).rate(
+        UPDATE
+    ) == pytest.approx(10.0 * HEADROOM)
+
+
+def test_published_quotas_are_read_by_name() -> None:
+    items = [
+        {"QuotaName": "Rate of UpdateImageSetMetadata requests", "Value": 10.0},
+        {"QuotaName": "Burst rate of UpdateImageSetMetadata requests", "Value": 40.0},
+        {"QuotaName": "GetImageSetMetadata transactions per second", "Value": 80.0},
+        {"QuotaName": "Rate of GetImageSet requests", "Value": 30.0},
+        # Not rates: a concurrency limit, a size, an operation the pacer does not pace.
+        {"QuotaName": "Maximum number of concurrent UpdateImageSetMetadata", "Value": 9},
+        {"QuotaName": "Rate of CopyImageSet requests", "Value": True},
+        {"QuotaName": "Rate of GetImageFrame requests", "Value": 1000.0},
+        {"QuotaName": "Burst rate of DeleteImageSet requests", "Value": 5.0},
+    ]
+    assert published.parse(items) == {
+        UPDATE: Quota(10.0, 40.0),
+        "GetImageSetMetadata": Quota(80.0, 1.0),
+        "GetImageSet": Quota(30.0, 1.0),
+    }

@@ -25,9 +25,9 @@ from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.journal import Journal, Outcome, read_run
 from reconciler.engine.plan import make_plan
-from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
+from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client, published
 from reconciler.healthimaging import memory as rate_memory
-from reconciler.healthimaging.pacing import HEADROOM
+from reconciler.healthimaging.pacing import HEADROOM, Quota
 from reconciler.manifest.model import Location, Manifest, Selector, SelectorKind
 
 UPDATE = "UpdateImageSetMetadata"
@@ -128,6 +128,27 @@ def test_discovery_at_the_default_shape_fails_nothing_and_remembers(
     report = apply(second, datastore, ids, "second", tmp_path / "runs")  # back to back
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert (wire.count(UPDATE), wire.count(status=429)) == (20, 0)
+
+
+def test_a_quota_service_quotas_publishes_is_never_probed_past(
+    wire: CountingProxy, local: LocalHealthImaging, datastore: str, tmp_path: Path
+) -> None:
+    """Cold (nothing remembered, no rateLimits), but Service Quotas lists the account's
+    quota: one ListServiceQuotas, then every update a hair under it: no 429 at all,
+    where the same run without it probes (the test above)."""
+    ids = fleet(local, datastore, 20, "p")
+    quotas = published.read(Endpoint("url", wire.url), None, None)
+    assert quotas[UPDATE] == Quota(QUOTAS[UPDATE][0], 1)
+    ahi = client(wire.url, RateLimiter.for_service(published=quotas))
+    report = apply(ahi, datastore, ids, "published", tmp_path / "runs")
+    assert outcomes(report) == {Outcome.UPDATED: 20}
+    assert (wire.count(UPDATE), wire.count(status=429)) == (20, 0)
+    assert wire.count("ListServiceQuotas") == 1
+    lane = ahi.limiter.report()[UPDATE]
+    assert lane.source == "Service Quotas" and lane.peak <= QUOTAS[UPDATE][0] * HEADROOM
+    # Not published (an account whose quotas cannot be read): nothing, and no error.
+    local.configure(service_quotas=False)
+    assert published.read(Endpoint("url", wire.url), None, None) == {}
 
 
 def test_a_cap_at_a_burst_one_quota_sheds_its_slack_and_fails_nothing(

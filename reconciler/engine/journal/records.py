@@ -110,7 +110,7 @@ class EndRecord(_Record):
     summary: dict[str, int] = field(hash=False)  # outcome → image sets
     # Operation → what the client's pacer did: rates (requests per second) it started
     # from and reached, 429s. Absent in journals of runs that sent nothing.
-    pacing: dict[str, dict[str, float | int | None]] | None = field(default=None, hash=False)
+    pacing: dict[str, dict[str, float | int | str | None]] | None = field(default=None, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         data = super().as_dict()
@@ -169,16 +169,18 @@ class _Fields:
             raise _Malformed(f"{key} must be a list of text")
         return tuple(value)
 
-    def pacing(self, key: str) -> dict[str, dict[str, float | int | None]] | None:
+    def pacing(self, key: str) -> dict[str, dict[str, float | int | str | None]] | None:
         value = self._get(key, dict, "an object", True)
         if value is None:
             return None
         for entry in value.values():
             if not isinstance(entry, dict) or not all(
-                n is None or (isinstance(n, (int, float)) and not isinstance(n, bool))
+                n is None
+                or isinstance(n, str)
+                or (isinstance(n, (int, float)) and not isinstance(n, bool))
                 for n in entry.values()
             ):
-                raise _Malformed(f"{key} must map operations to objects of numbers")
+                raise _Malformed(f"{key} must map operations to objects of numbers and names")
         return {str(op): dict(entry) for op, entry in value.items()}
 
     def counts(self, key: str) -> dict[str, int]:

@@ -141,7 +141,7 @@ class Journal:
         self._closed = False
         self._failure: str | None = None  # why a write failed; nothing is written after
         self._outcomes: dict[tuple[str, str], Outcome] = {}  # last outcome per image set
-        self._pacing: dict[str, dict[str, float | int | None]] | None = None
+        self._pacing: dict[str, dict[str, float | int | str | None]] | None = None
 
     @classmethod
     def start(
@@ -263,7 +263,7 @@ class Journal:
             self._outcomes[(datastore_id, image_set_id)] = outcome
         return record
 
-    def pacing(self, report: dict[str, dict[str, float | int | None]]) -> None:
+    def pacing(self, report: dict[str, dict[str, float | int | str | None]]) -> None:
         """What the client's pacer did in this run (rates reached, 429s), written with
         the ``end`` record."""
         with self._lock:

@@ -13,6 +13,7 @@ camelCase like the manifests' (``datastoreId`` is also read by the manifest vali
     cacheDir: .reconciler/cache
     localDb: .reconciler/local-healthimaging.sqlite
     rateLimits: {UpdateImageSetMetadata: 0.5}   # requests per second, per operation
+    serviceQuotas: true             # read the quotas AWS Service Quotas publishes
     showPhi: false
     lockTimeoutSeconds: 300
 

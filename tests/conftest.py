@@ -38,6 +38,14 @@ def make_client(url: str, **config: Any) -> Any:
     )  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _service_quotas_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session against ``aws`` asks AWS Service Quotas for the account's quotas; no
+    test may reach the internet, so that call goes to a closed loopback port (refused:
+    "nothing published"). Endpoints given by URL are not affected."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", "http://127.0.0.1:9")
+
+
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[LocalHealthImaging]:
     config = EmulatorConfig(db_path=tmp_path / "ahi.sqlite", lock_hold_seconds=0.05,

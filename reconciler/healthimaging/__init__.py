@@ -4,7 +4,9 @@
   (gunzip, pagination, waiting for LOCKED to settle);
 - :mod:`.errors`: service failures as :class:`~reconciler.errors.ReconcilerError`\\ s;
 - :mod:`.models` / :mod:`.wire`: domain values and the raw payloads they come from;
-- :mod:`.pacing`: client-side rate limits at the service's quotas.
+- :mod:`.pacing`: client-side rate limits at the service's quotas; :mod:`.published`
+  reads them from AWS Service Quotas where it lists them, :mod:`.memory` remembers the
+  rate a run reached for the next.
 
 Choosing an endpoint and starting the embedded local HealthImaging is the session's
 (:mod:`reconciler.session.connect`): this package knows AWS, not the emulator.

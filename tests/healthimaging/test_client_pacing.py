@@ -19,7 +19,6 @@ from reconciler.healthimaging import (
     WorkflowStatus,
     make_boto3_client,
     memory,
-    published,
 )
 from reconciler.healthimaging.backoff import delays
 from reconciler.healthimaging.pacing import (
@@ -402,22 +401,3 @@ def test_a_published_quota_is_the_start_and_the_ceiling() -> None:
     assert RateLimiter.for_service(published=known, remembered=remembered).rate(
         UPDATE
     ) == pytest.approx(10.0 * HEADROOM)
-
-
-def test_published_quotas_are_read_by_name() -> None:
-    items = [
-        {"QuotaName": "Rate of UpdateImageSetMetadata requests", "Value": 10.0},
-        {"QuotaName": "Burst rate of UpdateImageSetMetadata requests", "Value": 40.0},
-        {"QuotaName": "GetImageSetMetadata transactions per second", "Value": 80.0},
-        {"QuotaName": "Rate of GetImageSet requests", "Value": 30.0},
-        # Not rates: a concurrency limit, a size, an operation the pacer does not pace.
-        {"QuotaName": "Maximum number of concurrent UpdateImageSetMetadata", "Value": 9},
-        {"QuotaName": "Rate of CopyImageSet requests", "Value": True},
-        {"QuotaName": "Rate of GetImageFrame requests", "Value": 1000.0},
-        {"QuotaName": "Burst rate of DeleteImageSet requests", "Value": 5.0},
-    ]
-    assert published.parse(items) == {
-        UPDATE: Quota(10.0, 40.0),
-        "GetImageSetMetadata": Quota(80.0, 1.0),
-        "GetImageSet": Quota(30.0, 1.0),
-    }

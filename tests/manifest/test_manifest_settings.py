@@ -86,6 +86,7 @@ localDb: state/local.sqlite
 rateLimits:
   UpdateImageSetMetadata: 0.5
   GetImageSet: 10
+serviceQuotas: false
 showPhi: true
 lockTimeoutSeconds: 60
 """)  # fmt: skip
@@ -102,6 +103,7 @@ lockTimeoutSeconds: 60
         cache_dir=project / "state" / "cache",
         local_db=project / "state" / "local.sqlite",
         rate_limits={"UpdateImageSetMetadata": 0.5, "GetImageSet": 10.0},
+        service_quotas=False,
         show_phi=True,
         lock_timeout_seconds=60.0,
         path=project / "reconciler.yaml",
@@ -170,6 +172,7 @@ def test_an_empty_file_or_empty_values_mean_the_defaults(project: Path) -> None:
         ("parallelism: eight\n", "reconciler.yaml:1:14", "parallelism must be a whole number from 1 to 64; got 'eight'"),
         ("parallelism: true\n", "reconciler.yaml:1:14", "parallelism must be a whole number"),
         ("showPhi: 'yes'\n", "reconciler.yaml:1:10", "showPhi must be true or false; got 'yes'"),
+        ("serviceQuotas: no\n", "reconciler.yaml:1:16", "serviceQuotas must be true or false"),
         ("lockTimeoutSeconds: -1\n", "reconciler.yaml:1:21", "lockTimeoutSeconds must be a number of seconds"),
         ("datastoreId: ABC\n", "reconciler.yaml:1:14", "datastoreId must be 32 lower-case letters and digits"),
         ("region: Mars\n", "reconciler.yaml:1:9", "region must be an AWS region"),

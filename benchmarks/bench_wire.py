@@ -20,7 +20,7 @@ through at once, (N−b)/r, but no client can know that a bucket is full; the is
 floors — 76 s for 20 at 0.25/s, 9.9 s for 100 at 10/s — are these.) The journal rows
 compare plan and a no-op apply with 2,000 runs in the journal folder to the same with 0.
 
-    python benchmarks/bench_wire.py                       # everything: about 8 minutes
+    python benchmarks/bench_wire.py                       # everything: about 10 minutes
     python benchmarks/bench_wire.py --quick               # the 0.25/s rows at 2.5/s: ~2½ min
     python benchmarks/bench_wire.py --scenario fast-100 --scenario locked
     python benchmarks/bench_wire.py --list

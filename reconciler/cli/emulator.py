@@ -180,35 +180,43 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
     except ServiceError as error:
         raise click.BadParameter(error.message, param_hint="--quota") from None
     local_s3 = _start_s3(host, s3_port) if with_s3 else None
-    config = EmulatorConfig(
-        db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
-        quotas_enabled=not no_quotas, quota_scale=quota_scale,
-        quota_profile=quota_profile, quota_overrides=overrides,
-        service_quotas=not no_service_quotas, require_auth=not no_auth, read_only=read_only,
-        credentials={access_key: secret},
-        import_root=import_root, request_timeout_seconds=request_timeout,
-        max_connections=max_connections, allowed_hosts=allowed_hosts,
-        s3_endpoint=local_s3.url if local_s3 else None,
-    )  # fmt: skip
-    local = _start(config, seed)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"Warning: listening on {host}, not loopback.", err=True)
-    click.echo(f"Local HealthImaging on {local.url} (db {db}); Ctrl-C stops.", err=True)
-    if local_s3 is not None:
-        click.echo(f"S3 on {local_s3.url}", err=True)
+    try:
+        config = EmulatorConfig(
+            db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
+            quotas_enabled=not no_quotas, quota_scale=quota_scale,
+            quota_profile=quota_profile, quota_overrides=overrides,
+            service_quotas=not no_service_quotas, require_auth=not no_auth,
+            read_only=read_only, credentials={access_key: secret},
+            import_root=import_root, request_timeout_seconds=request_timeout,
+            max_connections=max_connections, allowed_hosts=allowed_hosts,
+            s3_endpoint=local_s3.url if local_s3 else None,
+        )  # fmt: skip
+        _serve(_start(config, seed), host, db, local_s3)
+    finally:
+        if local_s3 is not None:
+            local_s3.stop()
+
+
+def _serve(local: LocalHealthImaging, host: str, db: Path, local_s3: LocalS3 | None) -> None:
+    """Say where it listens, then serve until Ctrl-C. Everything slow (the codec's
+    import) happens before the startup line: a Ctrl-C sent as soon as that line is
+    printed must find the server ready to stop cleanly."""
     from reconciler.emulator import htj2k
 
-    if not htj2k.available():
-        click.echo(f"GetImageFrame needs the HTJ2K codec: {htj2k.INSTALL_HINT}", err=True)
+    codec = htj2k.available()
     try:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            click.echo(f"Warning: listening on {host}, not loopback.", err=True)
+        if not codec:
+            click.echo(f"GetImageFrame needs the HTJ2K codec: {htj2k.INSTALL_HINT}", err=True)
+        click.echo(f"Local HealthImaging on {local.url} (db {db}); Ctrl-C stops.", err=True)
+        if local_s3 is not None:
+            click.echo(f"S3 on {local_s3.url}", err=True)
         local.serve_forever()
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
     except OSError as failure:
         raise ReconcilerError(f"the local HealthImaging stopped: {failure}") from None
-    finally:
-        if local_s3 is not None:
-            local_s3.stop()
 
 
 def _start_s3(host: str, port: int) -> LocalS3:

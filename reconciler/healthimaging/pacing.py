@@ -27,7 +27,8 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
   overshot, else by half (multiplicative decrease), once per round of requests sent
   at the same rate — and backs off further while 429s keep coming.
 - **Pace a hair under the rate** (:data:`HEADROOM`), plus a little slack when the
-  burst is 1, so network jitter cannot push two requests into one server token. A cap
+  burst is 1, so network jitter cannot push two requests into one server token; with a
+  larger burst, one token is never counted on and absorbs the jitter instead. A cap
   (``rateLimits``) is the start and, a hair under it, the ceiling: the lane starts with
   the slack and climbs to the ceiling while the service accepts (at 10/s the slack
   alone would cost 17 %).
@@ -169,6 +170,9 @@ class _Lane:
     ) -> None:
         self.operation = operation
         self.burst = max(1.0, burst)
+        # The tokens this lane counts on: all but one when there is a spare, which then
+        # absorbs a request the network delays into the next one's token.
+        self.capacity = self.burst - 1.0 if self.burst >= 2 else 1.0
         # Every rate below is a rate requests are *sent* at, for the whole account.
         self.rate = start.rate if start.sent else paced(start.rate, self.burst)
         self.start = self.rate
@@ -196,8 +200,8 @@ class _Lane:
         self.first_ok_at: float | None = None  # when the first/last acceptance came back
         self.last_ok_at: float | None = None
         self.grid: tuple[int, float] | None = None  # (shard index, wall - monotonic)
-        tokens = 1.0 if start.tokens is None else min(self.burst, max(0.0, start.tokens))
-        self.tat = now + (self.burst - tokens) * self.interval()
+        tokens = 1.0 if start.tokens is None else min(self.capacity, max(0.0, start.tokens))
+        self.tat = now + (self.capacity - tokens) * self.interval()
 
     def interval(self) -> float:
         """Seconds between two requests of this process: the rate is the account's."""
@@ -210,7 +214,7 @@ class _Lane:
         return 1.0 / (1.0 / (throttled * BELOW_THROTTLED) + slack)
 
     def tolerance(self) -> float:
-        return (self.burst - 1.0) * self.interval()
+        return (self.capacity - 1.0) * self.interval()
 
     def next_slot(self, now: float) -> float:
         slot = max(now, self.tat - self.tolerance())
@@ -544,7 +548,7 @@ class RateLimiter:
             for op, lane in self._lanes.items():
                 if op not in WRITE_OPERATIONS or not (lane.accepted or lane.throttled):
                     continue
-                free_at = wall + (lane.tat - lane.burst * lane.interval() - now)
+                free_at = wall + (lane.tat - lane.capacity * lane.interval() - now)
                 found[op] = {"rate": lane.reached(), "throttled_at": lane.bad,
                              "free_at": free_at, "throttled": lane.throttled}  # fmt: skip
             return found

@@ -2,13 +2,15 @@
 its quotas ON, through a counting proxy the client knows nothing about, which counts
 every attempt and every 429 (a client's own counters count botocore's retries once).
 
-The quota is the default's shape, burst 1, at a rate scaled up to keep tests short:
-10 updates/s instead of 0.25/s.
+The client is told the default's shape, burst 1, at a rate scaled up to keep tests
+short: 10 updates/s instead of 0.25/s. The server's write bucket holds one spare token
+(burst 2): a client paced for burst 1 never needs it, but at 10/s a request that a
+loaded test machine delays by 25 ms would otherwise arrive inside the next one's token
+and count as a 429 the pacer did not cause (at the real 0.25/s the margin is 145 ms).
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,9 +33,9 @@ from reconciler.healthimaging.pacing import HEADROOM, Quota
 from reconciler.manifest.model import Location, Manifest, Selector, SelectorKind
 
 UPDATE = "UpdateImageSetMetadata"
-SCALE = 40.0  # 0.25/s → 10/s; bursts of writes stay 1
+SCALE = 40.0  # 0.25/s → 10/s; the client assumes burst 1 for writes
 QUOTAS = {
-    UPDATE: (0.25 * SCALE, 1),
+    UPDATE: (0.25 * SCALE, 2),  # one spare token: see the module's docstring
     "GetImageSet": (25.0 * SCALE, 50),
     "GetImageSetMetadata": (50.0 * SCALE, 100),
 }
@@ -97,8 +99,9 @@ def test_at_a_known_rate_no_request_is_ever_throttled(
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert wire.count(UPDATE) == 20  # one request per image set: no retry was needed
     assert wire.count(status=429) == 0
+    # Never faster than the quota over the run (single gaps jitter on a loaded machine).
     sent = sorted(e.sent for e in wire.seen(UPDATE))
-    assert min(b - a for a, b in itertools.pairwise(sent)) > 0.09  # never bunched
+    assert (len(sent) - 1) / (sent[-1] - sent[0]) < QUOTAS[UPDATE][0]
 
 
 def test_discovery_at_the_default_shape_fails_nothing_and_remembers(
@@ -137,8 +140,9 @@ def test_a_quota_service_quotas_publishes_is_never_probed_past(
     quota: one ListServiceQuotas, then every update a hair under it: no 429 at all,
     where the same run without it probes (the test above)."""
     ids = fleet(local, datastore, 20, "p")
+    set_quotas(local, {**QUOTAS, UPDATE: (10.0, 4)})
     quotas = published.read(Endpoint("url", wire.url), None, None)
-    assert quotas[UPDATE] == Quota(QUOTAS[UPDATE][0], 1)
+    assert quotas[UPDATE] == Quota(10.0, 4)
     ahi = client(wire.url, RateLimiter.for_service(published=quotas))
     report = apply(ahi, datastore, ids, "published", tmp_path / "runs")
     assert outcomes(report) == {Outcome.UPDATED: 20}
@@ -158,6 +162,7 @@ def test_a_cap_at_a_burst_one_quota_sheds_its_slack_and_fails_nothing(
     jitter slack while the service accepts and settles under a rate that drew a 429,
     if one comes; no image set fails and at most a round of requests is refused."""
     ids = fleet(local, datastore, 30, "f")
+    set_quotas(local, {**QUOTAS, UPDATE: (QUOTAS[UPDATE][0], 1)})  # no spare token
     ahi = client(wire.url, RateLimiter.for_service({UPDATE: QUOTAS[UPDATE][0]}))
     report = apply(ahi, datastore, ids, "capped", tmp_path / "runs")
     assert outcomes(report) == {Outcome.UPDATED: 30}

@@ -23,6 +23,21 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import LocalHealthImaging
 
 DATA = Path(__file__).parent / "data"
+# The seeded NM study (pydicom's sample): its image set is primary and its PatientID 8NM1.
+NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
+NM_SERIES = "1.3.6.1.4.1.5962.1.3.8.1.20040826185059.5457"
+# Patient and Series fixes of the NM study, which only --replace-primary applies.
+NM_PATIENT_FIX = f"""\
+apiVersion: reconciler/v1
+kind: ImageSetMetadata
+metadata: {{name: nm-patient}}
+spec:
+  selector: {{studyInstanceUID: "{NM_STUDY}"}}
+  set:
+    Patient: {{PatientName: "NUCLEAR^SAMPLE", PatientID: "MRN00008"}}
+    Series:
+      "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
+"""
 USDOPPLER: dict[str, Any] = json.loads((DATA / "metadata-usdoppler.json").read_text())
 
 

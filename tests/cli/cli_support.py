@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import NM_PATIENT_FIX
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
@@ -24,8 +25,6 @@ CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "RECONCILER_SHOW_PHI")
 
 
 NM = "07293c9559d92802df5cd515a22a5149"  # the seeded NM image set, a primary one
-NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
-NM_SERIES = "1.3.6.1.4.1.5962.1.3.8.1.20040826185059.5457"
 
 
 def write_nm_patient_fix(project: Path) -> None:
@@ -33,17 +32,7 @@ def write_nm_patient_fix(project: Path) -> None:
     only ``--replace-primary`` applies (its image set is primary); the seeded PatientID
     is 8NM1."""
     (project / "manifests").mkdir(exist_ok=True)
-    (project / "manifests" / "nm-patient.yaml").write_text(f"""\
-apiVersion: reconciler/v1
-kind: ImageSetMetadata
-metadata: {{name: nm-patient}}
-spec:
-  selector: {{studyInstanceUID: "{NM_STUDY}"}}
-  set:
-    Patient: {{PatientName: "NUCLEAR^SAMPLE", PatientID: "MRN00008"}}
-    Series:
-      "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
-""")
+    (project / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
 
 
 def run(*args: str, env: Mapping[str, str] | None = None) -> Result:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import FAST_WRITES, NM_STUDY, manifest_repository, run, write_nm_patient_fix
-from conftest import metadata
+from cli_support import FAST_WRITES, manifest_repository, run, write_nm_patient_fix
+from conftest import NM_STUDY, metadata
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
 

@@ -16,14 +16,12 @@ import pytest
 from cli_support import (
     FAST_WRITES,
     NM,
-    NM_SERIES,
-    NM_STUDY,
     manifest_repository,
     run,
     write_nm_patient_fix,
 )
 from click.testing import CliRunner
-from conftest import blob, metadata, settle
+from conftest import NM_SERIES, NM_STUDY, blob, metadata, settle
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID

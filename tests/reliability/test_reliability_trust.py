@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_client, metadata, settle, wait_for
+from conftest import NM_PATIENT_FIX, NM_STUDY, make_client, metadata, settle, wait_for
 from reliability_support import CT, MANAGED, MR, NM, Project, after_one_apply, record_figures
 from reliability_support import project as project
 
@@ -26,20 +26,6 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.journal import list_runs, read_run
-
-NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
-NM_SERIES = "1.3.6.1.4.1.5962.1.3.8.1.20040826185059.5457"
-NM_PATIENT = f"""\
-apiVersion: reconciler/v1
-kind: ImageSetMetadata
-metadata: {{name: nm-patient}}
-spec:
-  selector: {{studyInstanceUID: "{NM_STUDY}"}}
-  set:
-    Patient: {{PatientName: "NUCLEAR^SAMPLE", PatientID: "MRN00008"}}
-    Series:
-      "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
-"""
 
 
 def reverted_once(image_sets: Any) -> dict[str, int]:
@@ -177,7 +163,7 @@ def test_revert_last_means_the_newest_run_that_changed_something(project: Projec
 def test_a_replace_reads_as_one_updated_image_set_in_runs(project: Project) -> None:
     for path in (project.root / "manifests").glob("*.yaml"):
         path.unlink()
-    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT)
+    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
     applied = project.run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     shown = project.run("runs", "show", "last", "--output", "json")
@@ -278,7 +264,7 @@ def test_runs_replacements_and_the_cache_are_scoped_to_their_endpoint(
     client_b = make_client(other.url)
     for path in (project.root / "manifests").glob("*.yaml"):
         path.unlink()
-    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT)
+    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
     survive = _crash_at(monkeypatch, "delete-primary", "done")
     with pytest.raises(Crash):
         project.run("apply", "--replace-primary", "--auto-approve")
@@ -356,7 +342,7 @@ def test_a_crash_at_any_step_of_a_replace_then_revert_loses_nothing(
 
     for path in (project.root / "manifests").glob("*.yaml"):
         path.unlink()
-    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT)
+    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
     if phase == "locked":
         real_gone = Replacer._gone
 
@@ -410,7 +396,7 @@ def test_a_revert_of_a_replace_that_dies_midway_is_finished_not_repeated(
     primary holding its original values, and a third revert finds nothing to do."""
     for path in (project.root / "manifests").glob("*.yaml"):
         path.unlink()
-    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT)
+    (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
     applied = project.run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     replacing = list_runs(project.runs_dir())[0].run_id

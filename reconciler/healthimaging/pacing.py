@@ -330,18 +330,20 @@ class _Lane:
         self.tat = max(self.tat, now + self.tolerance() + backoff)
 
     def reached(self) -> float:
-        """The rate this run showed the service accepts: the rate it ends at, but no
-        more than its accepted requests demonstrated — (accepted − 1) over the time they
-        took, at least :data:`MIN_SPAN` — and no less than where it started unless a 429
-        cut it. A run that fits in the server's burst sends its requests far faster than
-        the quota without a 429; its pacing rate proves nothing about the quota, so it is
-        not what the run reports or the next run starts from."""
+        """The rate this run showed the service accepts. After a 429, the rate it ends
+        at (cut under the rate that drew it: grounded by the service). Without one, that
+        rate, but no more than its accepted requests demonstrated — (accepted − 1) over
+        the time they took, at least :data:`MIN_SPAN` — and no less than where it
+        started: a run that fits in the server's burst climbs far past the quota without
+        a 429, and its pacing rate proves nothing about the quota, so it is not what the
+        run reports or the next run starts from."""
+        if self.throttled:
+            return self.rate
         if self.first_ok_at is None or self.last_ok_at is None or self.accepted < 2:
             return min(self.rate, self.start)
         span = max(MIN_SPAN, self.last_ok_at - self.first_ok_at)
         shown = (self.accepted - 1) / span * self.share
-        floor = self.start if self.throttled == 0 else 0.0
-        return min(self.rate, max(shown, floor))
+        return min(self.rate, max(shown, self.start))
 
     def report(self) -> LaneReport:
         return LaneReport(self.operation, self.start, self.rate, self.peak, self.ceiling,

@@ -401,3 +401,18 @@ def test_a_published_quota_is_the_start_and_the_ceiling() -> None:
     assert RateLimiter.for_service(published=known, remembered=remembered).rate(
         UPDATE
     ) == pytest.approx(10.0 * HEADROOM)
+
+
+def test_a_throttled_run_remembers_its_rate_not_its_sparse_throughput() -> None:
+    """Three updates a minute apart (a replace waits for copies between them), one 429:
+    the service cut the rate, which is grounded; the sparse throughput (2 per 120 s)
+    says nothing about the quota and must not start the next run 8× below it."""
+    fake = FakeTime()
+    limiter = RateLimiter.for_service(clock=fake.clock, sleep=fake.sleep)
+    for _ in range(3):
+        limiter.accepted(limiter.acquire(UPDATE))
+        fake.now += 60
+    limiter.throttled(limiter.acquire(UPDATE))
+    lane = limiter.report()[UPDATE]
+    assert lane.throttled == 1 and lane.reached == pytest.approx(lane.rate)
+    assert lane.reached > 2 / 120

@@ -59,6 +59,7 @@ def _service_quotas_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     test may reach the internet, so that call goes to a closed loopback port (refused:
     "nothing published"). Endpoints given by URL are not affected."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", "http://127.0.0.1:9")
+    monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
 
 
 @pytest.fixture

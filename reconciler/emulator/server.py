@@ -199,6 +199,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ServiceError as error:
             self._error(error)
             return
+        except Exception as error:  # the boundary: a bug becomes a 500, never a dead socket
+            log.exception("internal error handling Service Quotas %s", headers.get("x-amz-target"))
+            self._error(InternalServerException(f"internal error: {type(error).__name__}"))
+            return
         data = json.dumps(answer).encode()
         self._send(200, {"Content-Type": servicequotas.CONTENT_TYPE}, data)
 

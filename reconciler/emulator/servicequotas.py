@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from reconciler.emulator import quota_profiles
@@ -34,6 +35,7 @@ SERVICE_CODE = "medical-imaging"
 SERVICE_NAME = "AWS HealthImaging"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 PAGE_SIZE = 100
+_TOKEN = re.compile(r"[0-9]{1,9}")  # ASCII digits only (str.isdigit() takes "²")
 
 
 class NoSuchResourceException(ServiceError):
@@ -110,9 +112,11 @@ def _page(items: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]
         raise ValidationException(f"MaxResults must be an integer from 1 to {PAGE_SIZE}")
     offset = 0
     if token is not None:
-        if not isinstance(token, str) or not token.isdigit():
+        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
             raise IllegalArgumentException("Invalid NextToken")
         offset = int(token)
+        if offset >= len(items):
+            raise IllegalArgumentException("Invalid NextToken")
     result: dict[str, Any] = {"Quotas": items[offset : offset + size]}
     if offset + size < len(items):
         result["NextToken"] = str(offset + size)
@@ -124,7 +128,7 @@ def handle(settings: RuntimeSettings, target: str, body: bytes, region: str) -> 
     operation = target[len(TARGET_PREFIX) :]
     try:
         params = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationException("the request body is not JSON") from None
     if not isinstance(params, dict):
         raise ValidationException("the request body must be a JSON object")
@@ -136,6 +140,8 @@ def handle(settings: RuntimeSettings, target: str, body: bytes, region: str) -> 
         _service_code(params)
         applied = operation == "GetServiceQuota"
         code = params.get("QuotaCode")
+        if not isinstance(code, str) or not code:
+            raise ValidationException("QuotaCode is required")
         for quota in quotas(settings, region, applied=applied):
             if quota["QuotaCode"] == code:
                 return {"Quota": quota}

@@ -35,7 +35,8 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
 - **Write lanes start as empty as the server's bucket likely is**: with the time of the
   last write remembered, what refilled since; else one token (the first request goes
   at once, as the server's full bucket allows); a shard starts empty, in its own phase.
-- **Shards share one budget**: ``--shard K/N`` paces every operation at rate ÷ N, and
+- **Shards share one budget**: ``--shard K/N`` paces every operation at rate ÷ N, counts
+  on 1/N of the burst, and
   shard K takes the K-th of every N slots of a wall-clock grid, so N processes that
   start together do not collide; the adaptive back-off absorbs the rest. Shards do not
   probe for a faster rate (each would take the others' requests for the quota, and
@@ -66,6 +67,9 @@ MIN_FRACTION = 1 / 32  # of the starting rate: the lowest the rate is ever cut t
 GRID_LATENESS = 0.05  # seconds a shard may send after its turn on the grid
 MAX_BACKOFF = 30.0  # seconds: the longest re-anchored wait after repeated 429s
 MIN_SPAN = 1.0  # seconds: the shortest span a rate is ever measured over (see reached)
+# A run the service never throttled may raise the next run's start at most this much:
+# what it showed may have been the server's burst, not its rate (see remembered).
+QUIET_GROWTH = 2.0
 
 WRITE_OPERATIONS = frozenset({"UpdateImageSetMetadata", "CopyImageSet", "DeleteImageSet"})
 
@@ -438,7 +442,11 @@ class RateLimiter:
             # server bucket that began filling a moment after this process's clock.
             fresh_tokens = None if op in WRITE_OPERATIONS else bursts[op] * HEADROOM
             start = remembered.get(op)
-            if start is not None:
+            if start is not None and known is not None:
+                # A published quota is the truth, however the last run went (a 429 it
+                # remembers may predate a raise): only how full it left the bucket counts.
+                starts[op] = LaneStart(rates[op], None, start.tokens, source=source)
+            elif start is not None:
                 rates[op] = start.rate
                 starts[op] = replace(start, source="remembered")
             else:
@@ -470,9 +478,16 @@ class RateLimiter:
             for lane in self._lanes.values():
                 lane.share = count
                 lane.epoch += 1
+                # The account's bucket is shared too: N shards that each burst its
+                # whole would send N bursts into one.
+                lane.capacity = max(1.0, (lane.burst - 1.0) / count) if lane.burst >= 2 else 1.0
                 if count > 1:  # N shards probing at once would take each other for the quota
                     lane.discover = False
-                if count == 1 or lane.operation not in WRITE_OPERATIONS:
+                if lane.operation not in WRITE_OPERATIONS:
+                    lane.grid = None
+                    lane.tat = now  # this shard's part of a full bucket, at once
+                    continue
+                if count == 1:
                     lane.grid = None
                     continue
                 lane.grid = (index, wall - now)
@@ -551,6 +566,9 @@ class RateLimiter:
                 if op not in WRITE_OPERATIONS or not (lane.accepted or lane.throttled):
                     continue
                 free_at = wall + (lane.tat - lane.capacity * lane.interval() - now)
-                found[op] = {"rate": lane.reached(), "throttled_at": lane.bad,
+                rate = lane.reached()
+                if not lane.throttled:  # what it showed may have been the server's burst
+                    rate = min(rate, lane.start * QUIET_GROWTH)
+                found[op] = {"rate": rate, "throttled_at": lane.bad,
                              "free_at": free_at, "throttled": lane.throttled}  # fmt: skip
             return found

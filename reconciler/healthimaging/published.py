@@ -19,6 +19,7 @@ raised. ``serviceQuotas: false`` in reconciler.yaml skips the call.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -29,7 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reconciler.config import Endpoint
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging.client import make_boto3_client
-from reconciler.healthimaging.pacing import SERVICE_QUOTAS, Quota
+from reconciler.healthimaging.pacing import SERVICE_QUOTAS, WRITE_OPERATIONS, Quota, default_burst
 
 log = logging.getLogger("reconciler.healthimaging")
 
@@ -52,16 +53,43 @@ def _operation(name: str) -> str | None:
     return None
 
 
-def parse(quotas: Iterable[Mapping[str, Any]]) -> dict[str, Quota]:
+# Service Quotas' PeriodUnit values, in seconds: a rate is Value per PeriodValue units.
+_PERIOD_SECONDS = {
+    "MICROSECOND": 1e-6, "MILLISECOND": 1e-3, "SECOND": 1.0, "MINUTE": 60.0,
+    "HOUR": 3600.0, "DAY": 86400.0, "WEEK": 604800.0,
+}  # fmt: skip
+MIN_RATE = 1e-3  # requests per second: anything slower is not a throttle the pacer uses
+MAX_VALUE = 1e6
+
+
+def _per_second(item: Mapping[str, Any], value: float) -> float | None:
+    """``value`` per second, by the item's ``Period`` (none: per second, as the name
+    says); None when the period is not one Service Quotas defines."""
+    period = item.get("Period")
+    if period is None:
+        return value
+    if not isinstance(period, Mapping):
+        return None
+    seconds = _PERIOD_SECONDS.get(str(period.get("PeriodUnit")))
+    count = period.get("PeriodValue", 1)
+    if seconds is None or isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        return None
+    return value / (seconds * count)
+
+
+def parse(quotas: Iterable[Any]) -> dict[str, Quota]:
     """Rates (and bursts, when listed) per operation from Service Quotas' ``Quotas``
-    items; an operation whose rate is not listed is not in the result."""
+    items; an operation whose rate is not listed is not in the result. A burst not
+    listed is the documented shape's: 1 for writes, two seconds' worth for reads."""
     rates: dict[str, float] = {}
     bursts: dict[str, float] = {}
     for item in quotas:
+        if not isinstance(item, Mapping):
+            continue
         name, value = item.get("QuotaName"), item.get("Value")
         if not isinstance(name, str) or isinstance(value, bool):
             continue
-        if not isinstance(value, (int, float)) or not 0 < value < 1e9:
+        if not isinstance(value, (int, float)) or not 0 < value <= MAX_VALUE:
             continue
         operation = _operation(name)
         if operation is None or _NOT_A_RATE.search(name):
@@ -69,8 +97,14 @@ def parse(quotas: Iterable[Mapping[str, Any]]) -> dict[str, Quota]:
         if _BURST.search(name):
             bursts[operation] = float(value)
         elif _RATE.search(name):
-            rates[operation] = float(value)
-    return {op: Quota(rate, max(1.0, bursts.get(op, 1.0))) for op, rate in rates.items()}
+            rate = _per_second(item, float(value))
+            if rate is not None and rate >= MIN_RATE:
+                rates[operation] = rate
+    found = {}
+    for op, rate in rates.items():
+        shape = 1.0 if op in WRITE_OPERATIONS else default_burst(rate)
+        found[op] = Quota(rate, max(1.0, bursts.get(op, shape)))
+    return found
 
 
 def read(endpoint: Endpoint, region: str | None, profile: str | None) -> dict[str, Quota]:
@@ -93,14 +127,17 @@ def read(endpoint: Endpoint, region: str | None, profile: str | None) -> dict[st
     except (ReconcilerError, ValueError) as failure:  # no region, a broken profile...
         log.debug("Service Quotas not asked: %s", failure)
         return {}
-    items: list[Mapping[str, Any]] = []
+    items: list[Any] = []
     try:
-        pages = client.get_paginator("list_service_quotas").paginate(
-            ServiceCode=SERVICE_CODE, PaginationConfig={"MaxItems": 100 * MAX_PAGES}
-        )
-        for page in pages:
-            items.extend(page.get("Quotas") or [])
-    except (BotoCoreError, ClientError) as failure:
+        pages = client.get_paginator("list_service_quotas").paginate(ServiceCode=SERVICE_CODE)
+        for page in itertools.islice(pages, MAX_PAGES):
+            quotas = page.get("Quotas") if isinstance(page, Mapping) else None
+            items.extend(quotas if isinstance(quotas, list) else [])
+    # A hint, never a dependency: an answer botocore cannot parse (a body of the wrong
+    # shape raises AttributeError or TypeError there, a hostile one RecursionError) is
+    # "nothing published" like a refusal or a timeout.
+    except (BotoCoreError, ClientError, AttributeError, TypeError, ValueError,
+            RecursionError) as failure:  # fmt: skip
         log.debug("Service Quotas publishes nothing readable for %s: %s", SERVICE_CODE, failure)
         return {}
     finally:

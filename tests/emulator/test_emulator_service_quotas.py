@@ -105,3 +105,32 @@ def test_unsigned_service_quotas_calls_are_refused(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=10)
         assert refused.value.code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b'{"ServiceCode": "medical-imaging", "NextToken": "\xc2\xb2"}', "IllegalArgument"),
+        (b'{"ServiceCode": "medical-imaging", "NextToken": "' + b"9" * 5000 + b'"}',
+         "IllegalArgument"),
+        (b'{"ServiceCode": "medical-imaging", "NextToken": "999"}', "IllegalArgument"),
+        (b"[" * 200_000, "ValidationException"),
+        (b"[1, 2]", "ValidationException"),
+        (b'{"ServiceCode": "medical-imaging", "MaxResults": 10000}', "ValidationException"),
+    ],
+)  # fmt: skip
+def test_hostile_bodies_get_one_line_errors(tmp_path: Path, body: bytes, error: str) -> None:
+    """Signed, well-routed, hostile: always an awsJson error answer, never a dropped
+    connection or a server traceback."""
+    from reconciler.emulator.signatures import sign
+
+    with LocalHealthImaging(EmulatorConfig(db_path=tmp_path / "db.sqlite")) as local:
+        headers = {**sign("POST", local.url + "/", body),
+                   "X-Amz-Target": "ServiceQuotasV20190624.ListServiceQuotas",
+                   "Content-Type": "application/x-amz-json-1.1"}  # fmt: skip
+        request = urllib.request.Request(local.url + "/", data=body, method="POST",
+                                         headers=headers)  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+        assert error in json.loads(refused.value.read())["__type"]

@@ -36,9 +36,19 @@ def test_published_quotas_are_read_by_name() -> None:
     ]
     assert published.parse(items) == {
         UPDATE: Quota(10.0, 40.0),
-        "GetImageSetMetadata": Quota(80.0, 1.0),
-        "GetImageSet": Quota(30.0, 1.0),
+        "GetImageSetMetadata": Quota(80.0, 160.0),  # no burst listed: the documented shape
+        "GetImageSet": Quota(30.0, 60.0),
     }
+    # Rates per another period, and values that are no rate the pacer could use.
+    per = [
+        {"QuotaName": "Rate of UpdateImageSetMetadata requests", "Value": 600,
+         "Period": {"PeriodValue": 1, "PeriodUnit": "MINUTE"}},
+        {"QuotaName": "Rate of CopyImageSet requests", "Value": 5,
+         "Period": {"PeriodValue": 1, "PeriodUnit": "FORTNIGHT"}},
+        {"QuotaName": "Rate of DeleteImageSet requests", "Value": 1e-300},
+        "not an item", ["nor", "this"],
+    ]  # fmt: skip
+    assert published.parse(per) == {UPDATE: Quota(10.0, 1.0)}
 
 
 @pytest.fixture
@@ -97,3 +107,41 @@ def test_nothing_published_is_nothing_never_an_error(no_aws_config: None) -> Non
     assert published.read(Endpoint("url", f"http://127.0.0.1:{port}"), None, None) == {}
     # AWS with no credentials anywhere: botocore refuses to sign before any request.
     assert published.read(Endpoint("aws"), "us-east-1", None) == {}
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers every Service Quotas call with the class's ``body`` (200), counting them."""
+
+    body = b"{}"
+    calls = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).calls += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"Quotas": "abc"}', b'{"Quotas": {"a": 1}}', b'{"Quotas": ["x", 3]}', b"[1, 2]",
+     b'{"Quotas": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+     b'{"Quotas": [], "NextToken": "again"}'],  # an endless listing: at most MAX_PAGES
+)  # fmt: skip
+def test_an_answer_of_the_wrong_shape_is_nothing_published(body: bytes) -> None:
+    handler = type("Handler", (_Answers,), {"body": body, "calls": 0})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert published.read(Endpoint("url", url), None, None) == {}
+        assert handler.calls <= published.MAX_PAGES
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
-from reconciler.emulator import quota_profiles
+from reconciler.emulator import paging, quota_profiles
 from reconciler.emulator.config import RuntimeSettings
 from reconciler.emulator.exceptions import ServiceError, ValidationException
 
@@ -35,7 +34,6 @@ SERVICE_CODE = "medical-imaging"
 SERVICE_NAME = "AWS HealthImaging"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 PAGE_SIZE = 100
-_TOKEN = re.compile(r"[0-9]{1,9}")  # ASCII digits only (str.isdigit() takes "²")
 
 
 class NoSuchResourceException(ServiceError):
@@ -105,21 +103,24 @@ def _service_code(params: dict[str, Any]) -> None:
         )
 
 
-def _page(items: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+def _page(items: list[dict[str, Any]], params: dict[str, Any], listing: str) -> dict[str, Any]:
+    """One page of ``items`` in Service Quotas' members (``MaxResults``, ``NextToken``),
+    through the emulator's one pagination (:func:`paging.page`: opaque tokens bound to
+    their listing)."""
     size = params.get("MaxResults", PAGE_SIZE)
     token = params.get("NextToken")
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= PAGE_SIZE:
         raise ValidationException(f"MaxResults must be an integer from 1 to {PAGE_SIZE}")
-    offset = 0
-    if token is not None:
-        if not isinstance(token, str) or not _TOKEN.fullmatch(token):
-            raise IllegalArgumentException("Invalid NextToken")
-        offset = int(token)
-        if offset >= len(items):
-            raise IllegalArgumentException("Invalid NextToken")
-    result: dict[str, Any] = {"Quotas": items[offset : offset + size]}
-    if offset + size < len(items):
-        result["NextToken"] = str(offset + size)
+    if token is not None and not isinstance(token, str):
+        raise IllegalArgumentException("Invalid NextToken")
+    try:
+        chosen, next_token = paging.page(items, {"maxResults": size, "nextToken": token},
+                                         default_size=PAGE_SIZE, context=listing)  # fmt: skip
+    except ValidationException:
+        raise IllegalArgumentException("Invalid NextToken") from None
+    result: dict[str, Any] = {"Quotas": chosen}
+    if next_token is not None:
+        result["NextToken"] = next_token
     return result
 
 
@@ -135,7 +136,7 @@ def handle(settings: RuntimeSettings, target: str, body: bytes, region: str) -> 
     if operation in ("ListServiceQuotas", "ListAWSDefaultServiceQuotas"):
         _service_code(params)
         applied = operation == "ListServiceQuotas"
-        return _page(quotas(settings, region, applied=applied), params)
+        return _page(quotas(settings, region, applied=applied), params, operation)
     if operation in ("GetServiceQuota", "GetAWSDefaultServiceQuota"):
         _service_code(params)
         applied = operation == "GetServiceQuota"

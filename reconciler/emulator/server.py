@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -144,65 +145,67 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        backend = self.server.backend
-        try:
-            boundary.check(headers, self.server.bound_host, self.server.allowed_hosts)
-            if url.path.startswith("/_emulator/"):
-                credentials = backend.settings.config.credentials
-                signatures.verify(self.command, self.path, headers, body, credentials)
-        except ServiceError as error:
-            self._error(error)
-            return
-        except Exception as error:  # the boundary: a bug becomes a 500, never a dead socket
-            log.exception("internal error checking %s %s", self.command, self.path)
-            self._error(InternalServerException(f"internal error: {type(error).__name__}"))
+        if not self._guarded("checking", lambda: self._check_boundary(url.path, headers, body)):
             return
         if url.path.startswith("/_emulator/"):
             self._admin(url.path, body)
-            return
-        if servicequotas.is_service_quotas(self.command, url.path, headers):
-            self._service_quotas(headers, body)
-            return
+        elif servicequotas.is_service_quotas(self.command, url.path, headers):
+            self._guarded("handling", lambda: self._service_quotas(headers, body))
+        else:
+            self._guarded("handling", lambda: self._operation(url.path, url.query, headers, body))
+
+    def _guarded(self, doing: str, work: Callable[[], None]) -> bool:
+        """Run ``work``; a :class:`ServiceError` is answered as itself and anything else
+        as a 500 (the boundary: a bug never leaves a dead socket). True when it ran."""
         try:
-            operation, uri_params = protocol.match(self.command, url.path)
-            name = operation.name
-            self._inject_faults(name)
-            if backend.settings.config.require_auth and not (
-                self.headers.get("Authorization", "").startswith("AWS4-HMAC-SHA256")
-            ):
-                raise AccessDeniedException(
-                    "Missing Authentication Token: requests must be SigV4-signed"
-                )
-            if not backend.quotas.allow(name):
-                raise ThrottlingException(f"Rate exceeded for {name}")
-            params = protocol.parse_request(operation, uri_params, url.query, headers, body)
-            result = backend.handle(name, params)
-            self._send(*protocol.serialize_response(operation, result))
+            work()
+            return True
         except ServiceError as error:
             self._error(error)
-        except Exception as error:  # the boundary: a bug becomes a 500, never a dead socket
-            log.exception("internal error handling %s %s", self.command, self.path)
+        except Exception as error:
+            log.exception("internal error %s %s %s", doing, self.command, self.path)
             self._error(InternalServerException(f"internal error: {type(error).__name__}"))
+        return False
+
+    def _check_boundary(self, path: str, headers: dict[str, str], body: bytes) -> None:
+        """Host and Origin (boundary.py); admin calls signed with an admin key."""
+        boundary.check(headers, self.server.bound_host, self.server.allowed_hosts)
+        if path.startswith("/_emulator/"):
+            credentials = self.server.backend.settings.config.credentials
+            signatures.verify(self.command, self.path, headers, body, credentials)
+
+    def _signed_region(self, headers: dict[str, str]) -> str:
+        """The region a service call is signed for (us-east-1 when it does not say);
+        AccessDenied for an unsigned call when signatures are required. Signatures
+        are not verified (README: the local HealthImaging's trust boundary)."""
+        authorization = headers.get("authorization", "")
+        if self.server.backend.settings.config.require_auth and not authorization.startswith(
+            "AWS4-HMAC-SHA256"
+        ):
+            raise AccessDeniedException(
+                "Missing Authentication Token: requests must be SigV4-signed"
+            )
+        credential = _CREDENTIAL_SCOPE.search(authorization)
+        return credential.group(1) if credential else "us-east-1"
+
+    def _operation(self, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
+        """A HealthImaging call: routed, faults injected, signed, within quota, served."""
+        backend = self.server.backend
+        operation, uri_params = protocol.match(self.command, path)
+        name = operation.name
+        self._inject_faults(name)
+        self._signed_region(headers)
+        if not backend.quotas.allow(name):
+            raise ThrottlingException(f"Rate exceeded for {name}")
+        params = protocol.parse_request(operation, uri_params, query, headers, body)
+        result = backend.handle(name, params)
+        self._send(*protocol.serialize_response(operation, result))
 
     def _service_quotas(self, headers: dict[str, str], body: bytes) -> None:
         """A Service Quotas call (servicequotas.py): signed like any service call."""
-        settings = self.server.backend.settings
-        credential = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
-        try:
-            if settings.config.require_auth and credential is None:
-                raise AccessDeniedException(
-                    "Missing Authentication Token: requests must be SigV4-signed"
-                )
-            region = credential.group(1) if credential else "us-east-1"
-            target = headers.get("x-amz-target", "")
-            answer = servicequotas.handle(settings, target, body, region)
-        except ServiceError as error:
-            self._error(error)
-            return
-        except Exception as error:  # the boundary: a bug becomes a 500, never a dead socket
-            log.exception("internal error handling Service Quotas %s", headers.get("x-amz-target"))
-            self._error(InternalServerException(f"internal error: {type(error).__name__}"))
-            return
+        region = self._signed_region(headers)
+        target = headers.get("x-amz-target", "")
+        answer = servicequotas.handle(self.server.backend.settings, target, body, region)
         data = json.dumps(answer).encode()
         self._send(200, {"Content-Type": servicequotas.CONTENT_TYPE}, data)
 

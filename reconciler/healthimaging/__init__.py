@@ -32,6 +32,7 @@ from reconciler.healthimaging.errors import (
 )
 from reconciler.healthimaging.models import (
     CopyResult,
+    DatastoreInfo,
     DeleteResult,
     ImageSetInfo,
     ImageSetState,
@@ -50,6 +51,7 @@ __all__ = [
     "AccessDenied",
     "CopyResult",
     "CredentialsMissing",
+    "DatastoreInfo",
     "DatastoreNotFound",
     "DeleteResult",
     "EndpointUnreachable",

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.config import Endpoint
 from reconciler.healthimaging import backoff, metadata, wire
+from reconciler.healthimaging.clock import ServiceClock
 from reconciler.healthimaging.errors import (
     EndpointUnreachable,
     ImageSetNotFound,
@@ -47,6 +48,7 @@ from reconciler.healthimaging.errors import (
 )
 from reconciler.healthimaging.models import (
     CopyResult,
+    DatastoreInfo,
     DeleteResult,
     ImageSetInfo,
     ImageSetState,
@@ -88,6 +90,18 @@ def region_from_environment(environ: Mapping[str, str] | None = None) -> str | N
         if value:
             return value
     return None
+
+
+def resolved_region(region: str | None, profile: str | None) -> str | None:
+    """The region a client for AWS would use: ``region``, else the environment's, else
+    the profile's (None when none is set)."""
+    if region or region_from_environment():
+        return region or region_from_environment()
+    try:
+        found = boto3.session.Session(profile_name=profile).region_name
+    except BotoCoreError:
+        return None
+    return found if isinstance(found, str) else None
 
 
 def make_boto3_client(
@@ -193,6 +207,8 @@ class HealthImaging:
         self._calls_lock = threading.Lock()
         self._settle = _SettleEstimate()
         self._written: dict[str, None] = {}  # image sets our last write left LOCKED
+        self.service_clock = ServiceClock()  # the service's time, from its answers
+        self.endpoint: Endpoint | None = None  # where it talks to (set by its maker)
 
     @property
     def limiter(self) -> RateLimiter:
@@ -236,6 +252,8 @@ class HealthImaging:
                     raise _with_attempts(error, failures) from exc
                 raise error from exc
             self._limiter.accepted(ticket)
+            headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+            self.service_clock.observe(headers.get("date"))
             return response
 
     def _still_throttled(self, error: ServiceError, attempts: int, started: float) -> Throttled:
@@ -331,6 +349,12 @@ class HealthImaging:
                 operation="GetImageSetMetadata",
                 image_set_id=image_set_id,
             ) from exc
+
+    def get_datastore(self, datastore_id: str) -> DatastoreInfo:
+        """A data store's ARN and when it was created (a data store re-created under the
+        same ID is another one)."""
+        answer = self._call("GetDatastore", None, datastoreId=datastore_id)
+        return DatastoreInfo.from_wire(answer.get("datastoreProperties") or {})
 
     def list_datastores(self) -> Iterator[tuple[str, str, str]]:
         """Every data store of the account and region: (ID, name, status)."""

@@ -1,29 +1,24 @@
 """The rate a run reached, remembered as the next run's starting point.
 
-One small JSON file per account scope (endpoint, region, profile: see
-:func:`scope_key`), under ``.reconciler/cache/rates/``. It holds, per write operation,
+One small JSON document per state scope (an account and region, or an endpoint: the
+caller keeps it, in the project's state as ``rates.json``). It holds, per write operation,
 the rate the pacer ended at, the lowest rate that drew a 429 and when the server's
 bucket is free again, so the next run starts at the discovered rate (not 41× below
 it), does not probe past what throttled recently, and does not open with a full bucket
 that the previous run just emptied.
 
-The file is a hint, never a source of truth: a missing, unreadable or foreign one is
-ignored (the documented defaults apply), a learned 429 expires after
-:data:`THROTTLE_MEMORY_SECONDS` (an account's quota can be raised), and writes are
-atomic (temp file + rename) so concurrent shards never read half a file.
+The document is a hint, never a source of truth: a missing, unreadable or foreign one
+is ignored (the documented defaults apply), and a learned 429 expires after
+:data:`THROTTLE_MEMORY_SECONDS` (an account's quota can be raised).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from reconciler.atomicfile import write_atomically
 from reconciler.healthimaging.pacing import SERVICE_QUOTAS, LaneStart
 
 log = logging.getLogger("reconciler.healthimaging")
@@ -33,13 +28,6 @@ THROTTLE_MEMORY_SECONDS = 7 * 24 * 3600  # forget a 429 after a week: quotas get
 RATE_MEMORY_SECONDS = 30 * 24 * 3600  # and the rate itself after a month
 
 
-def scope_key(*parts: str | None) -> str:
-    """A file name for one account scope (endpoint, region, profile...): a digest, so
-    nothing about the account is spelled out in the folder listing."""
-    joined = "\0".join(part or "" for part in parts)
-    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:16]
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -47,16 +35,10 @@ def _number(value: Any) -> float | None:
     return number if number > 0 and number < 1e12 else None
 
 
-def load(path: Path, *, wall: float | None = None) -> dict[str, LaneStart]:
-    """The starting points saved at ``path``; {} when there is nothing usable."""
+def starts(data: Any, *, wall: float | None = None) -> dict[str, LaneStart]:
+    """The starting points a remembered document ``data`` holds; {} when there is
+    nothing usable."""
     now = time.time() if wall is None else wall
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as failure:
-        log.debug("ignoring the remembered rates in %s: %s", path, failure)
-        return {}
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         return {}
     operations = data.get("operations")
@@ -96,25 +78,21 @@ def _merge(previous: Any, new: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
-def save(
-    path: Path, remembered: Mapping[str, Mapping[str, float | None]], label: str,
-    *, wall: float | None = None,
-) -> None:  # fmt: skip
-    """Merge ``remembered`` (from :meth:`RateLimiter.remembered`) into ``path``.
-    Failing to save is logged, never raised: the next run only starts slower."""
+def merged(
+    previous: Any,
+    remembered: Mapping[str, Mapping[str, float | None]],
+    label: str,
+    *,
+    wall: float | None = None,
+) -> dict[str, Any] | None:
+    """The document to remember: ``remembered`` (from :meth:`RateLimiter.remembered`)
+    merged into ``previous`` (the document remembered before, or None); None when this
+    run learned nothing."""
     if not remembered:
-        return
+        return None
     now = time.time() if wall is None else wall
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        operations = previous.get("operations") if isinstance(previous, dict) else None
-    except (OSError, ValueError):
-        operations = None
-    merged: dict[str, Any] = dict(operations) if isinstance(operations, dict) else {}
+    operations = previous.get("operations") if isinstance(previous, dict) else None
+    merged_ops: dict[str, Any] = dict(operations) if isinstance(operations, dict) else {}
     for op, entry in remembered.items():
-        merged[op] = _merge(merged.get(op), dict(entry))
-    document = {"format": FORMAT, "endpoint": label, "saved_at": now, "operations": merged}
-    try:
-        write_atomically(path, json.dumps(document, sort_keys=True, indent=1))
-    except OSError as failure:
-        log.warning("could not remember the rates reached (%s): %s", path, failure)
+        merged_ops[op] = _merge(merged_ops.get(op), dict(entry))
+    return {"format": FORMAT, "endpoint": label, "saved_at": now, "operations": merged_ops}

@@ -109,6 +109,31 @@ class VersionInfo(ImageSetInfo):
 
 
 @dataclass(frozen=True)
+class DatastoreInfo:
+    """GetDatastore: a data store's identity. ``generation`` tells a data store from
+    another re-created under the same ID (its ``createdAt``)."""
+
+    datastore_id: str
+    arn: str
+    status: str
+    created_at: datetime | None
+
+    @property
+    def generation(self) -> str:
+        return self.created_at.isoformat() if self.created_at is not None else ""
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> DatastoreInfo:
+        created = data.get("createdAt")
+        return cls(
+            datastore_id=str(data.get("datastoreId", "")),
+            arn=str(data.get("datastoreArn", "")),
+            status=str(data.get("datastoreStatus", "")),
+            created_at=created if isinstance(created, datetime) else None,
+        )
+
+
+@dataclass(frozen=True)
 class ImageSetSummary:
     """One SearchImageSets result: the latest version and the indexed DICOM tags."""
 

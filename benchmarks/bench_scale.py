@@ -37,11 +37,13 @@ from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
-from reconciler.engine.journal import Journal
+from reconciler.engine.journal import Journal, RunStore
 from reconciler.engine.plan import make_plan
 from reconciler.engine.projection import ProjectionCache, prune
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Selector, SelectorKind
+from reconciler.state import Scope, State
+from reconciler.state.local import LocalBackend
 
 STUDY = "1.2.826.0.1.3680043.10.1"
 
@@ -172,7 +174,7 @@ def main() -> None:
                   f"updates {0.25 * args.scale:g}/s), {args.threads} threads\n")  # fmt: skip
             floor = bare_floor(ahi, datastore, ids, args.threads)
             time.sleep(2)  # let the emulator's buckets refill: both runs start equal
-            cache = ProjectionCache(workdir / "cache")
+            cache = ProjectionCache(LocalBackend(workdir / "cache", workdir))
             before = ahi.calls
             started = time.perf_counter()
             make_plan(ahi, manifests, manifest_digest="b", endpoint="bench",
@@ -209,7 +211,11 @@ def main() -> None:
             time.sleep(1 / (0.25 * args.scale) + 0.1)  # the update bucket starts full-ish
             before = ahi.calls
             started = time.perf_counter()
-            with Journal.start(workdir / "runs", command="apply", endpoint="bench") as journal:
+            with Journal.start(
+                RunStore(State(LocalBackend(workdir / "state", workdir), Scope("b", "b"))),
+                command="apply",
+                endpoint="bench",
+            ) as journal:
                 report = apply_plan(ahi, plan, journal, parallelism=args.threads, lock_timeout=60)
             applied = time.perf_counter() - started
             updates = ahi.calls["UpdateImageSetMetadata"] - before.get("UpdateImageSetMetadata", 0)

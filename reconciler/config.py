@@ -9,7 +9,8 @@ camelCase like the manifests' (``datastoreId`` is also read by the manifest vali
     profile: imaging-ops
     datastoreId: 2aa75d103f7f45ab977b0e93f00e6fe9
     parallelism: 8
-    journalDir: .reconciler/runs
+    state: s3://imaging-state/reconciler   # local (default: .reconciler/state) | s3://bucket/prefix
+    stateKmsKeyId: alias/reconciler-state  # S3 state: the KMS key of undo values (PHI)
     cacheDir: .reconciler/cache
     localDb: .reconciler/local-healthimaging.sqlite
     rateLimits: {UpdateImageSetMetadata: 0.5}   # requests per second, per operation
@@ -17,11 +18,11 @@ camelCase like the manifests' (``datastoreId`` is also read by the manifest vali
     showPhi: false
     lockTimeoutSeconds: 300
 
-Undo values of replaced primary image sets (PHI) are not a setting: they always live in
-the project's private state folder, ``.reconciler/undo/`` (:attr:`ProjectConfig.undo_dir`),
-whatever ``journalDir`` and ``cacheDir`` say, so no setting can move them into a folder
-that is committed (the shipped CI recipes commit the journal folder); that folder is
-the one ``reconciler init``'s ``.gitignore`` keeps out of git.
+Runs, undo values and everything else kept between runs live in the state backend
+(``state``, :mod:`reconciler.state`); in CI the backend comes from ``RECONCILER_STATE``
+(a variable of the CI system, which a pull request cannot change), which wins over the
+file. ``cacheDir`` (a cache of metadata projections: PHI) must lie in ``.reconciler/``,
+which ``reconciler init``'s ``.gitignore`` keeps out of git.
 
 This module is the format: the settings, their defaults and how an endpoint is chosen.
 Reading and checking the file is :mod:`reconciler.manifest.settings`'s, through the
@@ -31,6 +32,7 @@ runs ``plan`` on it), so every mistake is one line at ``reconciler.yaml:line:col
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ from reconciler.errors import ConfigError
 PROJECT_FILE = "reconciler.yaml"
 STATE_DIR = Path(".reconciler")  # the project's own state, under its root
 ENDPOINT_ENV = "RECONCILER_ENDPOINT"
+STATE_ENV = "RECONCILER_STATE"
 
 # Operations whose client-side rate ``rateLimits`` may set (reconciler.healthimaging.pacing).
 RATE_LIMITED_OPERATIONS = (
@@ -87,7 +90,8 @@ class ProjectConfig:
     profile: str | None = None
     datastore_id: str | None = None
     parallelism: int = 8
-    journal_dir: Path = Path(".reconciler/runs")
+    state: str = "local"  # local | s3://bucket/prefix
+    state_kms_key_id: str | None = None
     cache_dir: Path = Path(".reconciler/cache")
     local_db: Path = Path(".reconciler/local-healthimaging.sqlite")
     rate_limits: Mapping[str, float] = field(default_factory=dict)
@@ -103,11 +107,18 @@ class ProjectConfig:
         ``reconciler init``'s ``.gitignore`` keeps out of git."""
         return self.root / STATE_DIR
 
-    @property
-    def undo_dir(self) -> Path:
-        """Where replaces keep the undo values of the image sets they replaced (PHI):
-        ``.reconciler/undo/``, not a setting (see the module docstring)."""
-        return self.state_dir / "undo"
+
+@dataclass(frozen=True)
+class StateSpec:
+    """Where state is kept: ``local`` (``.reconciler/state`` of the project) or an
+    ``s3`` URL; ``source`` says which setting chose it, for messages."""
+
+    kind: Literal["local", "s3"]
+    url: str | None = None
+    source: str = "default"
+
+    def __str__(self) -> str:
+        return self.url or "local"
 
 
 # -- endpoints ---------------------------------------------------------------------
@@ -154,6 +165,49 @@ def resolve_endpoint(
     if from_env:
         return parse_endpoint(from_env, ENDPOINT_ENV)
     return parse_endpoint(config.endpoint, PROJECT_FILE if config.path else "default")
+
+
+# -- state -------------------------------------------------------------------------
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
+
+
+def state_problem(value: str) -> str | None:
+    """Why ``value`` is not a state backend, or None when it is one."""
+    if value.lower() == "local":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "s3":
+        return "must be local or s3://bucket/prefix"
+    if not _BUCKET_RE.match(parts.netloc or ""):
+        return "must name an S3 bucket (3-63 lower-case letters, digits, dots, hyphens)"
+    if parts.query or parts.fragment or "@" in value:
+        return "must be s3://bucket/prefix, with no query, fragment or credentials"
+    if any(part in (".", "..") for part in parts.path.split("/")):
+        return "must not have . or .. in its prefix"
+    return None
+
+
+def parse_state(text: str, source: str) -> StateSpec:
+    value = text.strip()
+    problem = state_problem(value)
+    if problem:
+        raise ConfigError(f"state {value!r} {problem}", location=source)
+    if value.lower() == "local":
+        return StateSpec("local", None, source)
+    return StateSpec("s3", value.rstrip("/"), source)
+
+
+def resolve_state(
+    cli_state: str | None, env: Mapping[str, str], config: ProjectConfig
+) -> StateSpec:
+    """The state backend: ``--state``, else ``RECONCILER_STATE`` (set by CI, where a
+    pull request cannot change it), else ``state`` in reconciler.yaml, else local."""
+    if cli_state is not None and cli_state.strip():
+        return parse_state(cli_state, "--state")
+    from_env = env.get(STATE_ENV, "").strip()
+    if from_env:
+        return parse_state(from_env, STATE_ENV)
+    return parse_state(config.state, PROJECT_FILE if config.path else "default")
 
 
 # -- finding the file --------------------------------------------------

@@ -83,6 +83,13 @@ class _Group(click.Group):
 @click.option("--local", "use_local", is_flag=True, help="Shorthand for --endpoint local.")
 @click.option("--profile", metavar="NAME", help="AWS profile (standard credential chain).")
 @click.option(
+    "--state",
+    metavar="local|s3://BUCKET/PREFIX",
+    help="Where runs, undo values and locks are kept: local (.reconciler/state) or an S3 "
+    "prefix shared by a team. Else $RECONCILER_STATE, else state in reconciler.yaml, "
+    "else local.",
+)
+@click.option(
     "--region",
     metavar="REGION",
     help="AWS region (default: reconciler.yaml, then AWS_REGION, then AWS_DEFAULT_REGION, "
@@ -94,6 +101,7 @@ def cli(
     endpoint: str | None,
     use_local: bool,
     profile: str | None,
+    state: str | None,
     region: str | None,
 ) -> None:
     """GitOps for DICOM metadata in AWS HealthImaging.
@@ -113,7 +121,9 @@ def cli(
 
     if use_local and endpoint not in (None, "local"):
         raise click.UsageError("--local and --endpoint disagree; give one")
-    ctx.obj = Globals(endpoint="local" if use_local else endpoint, profile=profile, region=region)
+    ctx.obj = Globals(
+        endpoint="local" if use_local else endpoint, profile=profile, region=region, state=state
+    )
 
 
 def _register() -> None:
@@ -127,8 +137,9 @@ def _register() -> None:
         revert,
         runs,
         show,
+        state,
         validate,
-    )  # fmt: skip
+    )
 
     cli.add_command(validate.validate)
     cli.add_command(plan.plan)
@@ -136,6 +147,7 @@ def _register() -> None:
     cli.add_command(plan.drift)
     cli.add_command(revert.revert)
     cli.add_command(runs.runs)
+    cli.add_command(state.state)
     cli.add_command(history.history)
     cli.add_command(emulator.emulator)
     cli.add_command(explain.explain)

@@ -10,6 +10,7 @@ from reconciler.cli.common import (
     color,
     combine_forced_option,
     confirm_or_abort,
+    lock_timeout_option,
     open_session,
     parallelism_option,
     phi_option,
@@ -85,6 +86,7 @@ class _Console:
     "(exit 4). For applying on merge what a pull request's plan showed.",
 )  # fmt: skip
 @targeting_options
+@lock_timeout_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -100,6 +102,7 @@ def apply(
     reviewed: Path | None,
     manifest_names: tuple[str, ...],
     labels: tuple[str, ...],
+    lock_timeout: float,
 ) -> int:
     """Make the live metadata match the manifests (or apply a saved plan).
 
@@ -122,6 +125,10 @@ def apply(
     Blocked image sets and manifests (the plan says why) never hold back the others:
     everything else is applied. A selector that matches nothing is only a warning.
 
+    The state lock is held from the first read to the last record (shard K/N locks
+    only its shard); another writer holding it makes apply wait --lock-timeout, then
+    exit 1 naming the holder.
+
     Exit codes: 0 applied (or nothing to do), 1 error, 3 some image sets failed or were
     blocked, 4 some image sets were stale.
     """
@@ -131,6 +138,7 @@ def apply(
     if saved is not None and reviewed is not None:
         raise click.UsageError("--reviewed plans from manifests: give manifest paths, not a plan")
     with open_session(ctx, show_phi) as session:
+        session.lock_timeout = lock_timeout
         set_targeting(session, manifest_names, labels)
         ask = saved is None and reviewed is None and not auto_approve
         console = _Console(session.show_phi, ask=ask)

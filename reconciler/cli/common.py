@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ class Globals:
     endpoint: str | None = None
     profile: str | None = None
     region: str | None = None
+    state: str | None = None
 
 
 @contextmanager
@@ -40,6 +42,7 @@ def open_session(ctx: click.Context, show_phi_flag: bool = False) -> Iterator[Se
         profile=options.profile,
         region=options.region,
         notify=lambda line: click.echo(line, err=True),
+        state=options.state,
     ) as session:
         session.show_phi = show_phi(show_phi_flag, session.config)
         yield session
@@ -115,6 +118,32 @@ def replace_primary_option(func: F) -> F:
         "HealthImaging's copy → update → delete → promote procedure. The image set ID "
         "changes; the plan shows these as 'replace'.",
     )(func)  # fmt: skip
+
+
+_DURATION_RE = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?\Z")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _parse_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float:
+    if value is None:
+        return 0.0
+    found = _DURATION_RE.match(value.strip())
+    if found is None:
+        raise click.BadParameter("write a duration such as 30s, 5m or 1h", ctx, param)
+    seconds = float(found["n"]) * _UNITS[found["unit"]]
+    if seconds > 24 * 3600:
+        raise click.BadParameter("at most 24h", ctx, param)
+    return seconds
+
+
+def lock_timeout_option(func: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        metavar="DURATION",
+        callback=_parse_duration,
+        help="How long to wait for another writer's state lock (e.g. 30s, 5m); default 0s: "
+        "fail at once, naming the holder.",
+    )(func)
 
 
 def confirm_or_abort(question: str, auto_approve: bool) -> None:

@@ -100,8 +100,9 @@ def plan(
 @click.option(
     "--since-last-run",
     is_flag=True,
-    help="Check only image sets changed since the last successful drift (SearchImageSets "
-    "by updatedAt) and the image sets of new or edited manifests.",
+    help="Check only image sets the service says changed since the last drift "
+    "(SearchImageSets by updatedAt, on the service's clock), those that were drifted, "
+    "blocked or unreadable then, and those of new or edited manifests.",
 )
 @targeting_options
 @click.pass_context
@@ -122,10 +123,11 @@ def drift(
     owns), 1 error. The report names the manifest, image set and attribute. Made for a
     scheduled CI job or cron: see the README's drift recipes.
 
-    Each successful drift records its start time and what each manifest resolved to
-    (in cacheDir, one state per endpoint, region and profile), so the next
-    `drift --since-last-run` against the same service costs O(changes), not
-    O(manifests).
+    Each drift records in the state when it began (the service's time), what each
+    manifest resolved to and which image sets were drifted, blocked or unreadable, so
+    the next `drift --since-last-run` costs O(changes), not O(manifests), and never
+    forgets drift nobody fixed. Drift needs only read access to the state: where it
+    cannot write, the next --since-last-run checks everything.
     """
     with open_session(ctx, show_phi) as session:
         set_targeting(session, manifest_names, labels)

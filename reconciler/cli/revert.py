@@ -6,7 +6,12 @@ from collections.abc import Sequence
 
 import click
 
-from reconciler.cli.common import confirm_or_abort, open_session, parallelism_option
+from reconciler.cli.common import (
+    confirm_or_abort,
+    lock_timeout_option,
+    open_session,
+    parallelism_option,
+)
 from reconciler.cli.output import outcome_line, report_summary
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.revert import RevertItem
@@ -44,6 +49,7 @@ def _show(items: Sequence[RevertItem]) -> None:
 @click.option("--force", is_flag=True, help="Revert image sets that changed since the run too.")
 @click.option("--auto-approve", is_flag=True, help="Revert without asking.")
 @parallelism_option
+@lock_timeout_option
 @click.pass_context
 def revert(
     ctx: click.Context,
@@ -54,6 +60,7 @@ def revert(
     force: bool,
     auto_approve: bool,
     parallelism: int | None,
+    lock_timeout: float,
 ) -> int:
     """Put image sets back to recorded versions (revertToVersionId).
 
@@ -80,6 +87,7 @@ def revert(
         click.echo(outcome_line(outcome, done, total), err=True)
 
     with open_session(ctx) as session:
+        session.lock_timeout = lock_timeout
         if run_id is not None:  # `last` resolved once, and named before anything is asked
             run_id = session.run_to_revert(run_id).run_id
             click.echo(f"Reverting run {run_id}.")

@@ -1,31 +1,23 @@
 """``reconciler runs``: list the recorded runs of apply and revert, or show one.
 
-Thin over :mod:`reconciler.engine.journal`: find the folder, call it, render.
+Thin over the session's runs (:mod:`reconciler.engine.journal`, kept in the state
+backend): read them, render. ``reconciler state list`` / ``state show`` render the same.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import click
 
-from reconciler.config import display_path
-from reconciler.engine.journal import ImageSetEntry, Outcome, Run, RunSummary, list_runs, load_run
-from reconciler.manifest.settings import load_project_config
+from reconciler.cli.common import open_session
+from reconciler.engine.journal import ImageSetEntry, Outcome, Run, RunSummary
 
 MAX_KEYS_SHOWN = 4
 MAX_MESSAGE_SHOWN = 200
 
-dir_option = click.option(
-    "--dir",
-    "directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Journal folder. Default: journalDir of reconciler.yaml (.reconciler/runs).",
-)
 output_option = click.option(
     "--output",
     "-o",
@@ -33,15 +25,6 @@ output_option = click.option(
     default=None,
     help="text (default): for people; json: one document for tools.",
 )
-
-
-def _folder(ctx: click.Context, directory: Path | None) -> Path:
-    """``--dir`` of the command, else of ``runs``, else the project's journal folder;
-    relative to the working directory when under it, so messages stay short."""
-    if directory is None and ctx.parent is not None:
-        directory = ctx.parent.params.get("directory")
-    folder = directory if directory is not None else load_project_config().journal_dir
-    return Path(display_path(folder.absolute()))
 
 
 def _output(ctx: click.Context, output: str | None) -> str:
@@ -67,13 +50,19 @@ def _seconds(stamp: str | None) -> str:
     return stamp.split(".")[0].removesuffix("Z") + "Z"
 
 
-def _list_rows(summaries: list[RunSummary]) -> list[str]:
+def list_rows(summaries: list[RunSummary]) -> list[str]:
     rows = [
-        [s.run_id, s.command, _seconds(s.started_at), s.status,
-         _plural(s.image_sets, "image set"), _counts(s.counts, s.pending),
-         s.problem if s.problem else f"{s.user}@{s.host}"]
+        [
+            s.run_id,
+            s.command,
+            _seconds(s.started_at),
+            s.status,
+            _plural(s.image_sets, "image set"),
+            _counts(s.counts, s.pending),
+            s.problem if s.problem else f"{s.user}@{s.host}",
+        ]
         for s in summaries
-    ]  # fmt: skip
+    ]
     return _table(rows)
 
 
@@ -106,7 +95,7 @@ def _entry(entry: ImageSetEntry) -> list[str]:
     return [entry.image_set_id, versions, outcome, "; ".join(detail)]
 
 
-def _show_lines(run: Run) -> list[str]:
+def show_lines(run: Run) -> list[str]:
     header = run.header
     lines = [f"Run {run.run_id}: {header.command}, {run.status}"]
     facts = [
@@ -117,7 +106,7 @@ def _show_lines(run: Run) -> list[str]:
         ("plan", header.plan_digest),
         ("reverts", header.parent_run_id),
         ("reconciler", header.reconciler_version),
-        ("journal", display_path(run.path)),
+        ("journal", run.location),
     ]
     lines += [f"  {name:<11}{value}" for name, value in facts if value]
     entries = run.image_sets()
@@ -141,21 +130,53 @@ def _show_lines(run: Run) -> list[str]:
     return lines
 
 
-def _echo_json(document: Any) -> None:
+def echo_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2, sort_keys=False))
 
 
+def echo_runs(ctx: click.Context, output: str | None) -> None:
+    """Every run of the configured state, newest first (``runs``, ``state list``)."""
+    with open_session(ctx) as session:
+        runs = session.runs
+        summaries = runs.summaries()
+        where = runs.location
+    if _output(ctx, output) == "json":
+        document = {
+            "format_version": 2,
+            "location": where,
+            "runs": [summary.as_dict() for summary in summaries],
+        }
+        echo_json(document)
+    elif not summaries:
+        click.echo(f"No runs yet in {where}.")
+    else:
+        for line in list_rows(summaries):
+            click.echo(line)
+
+
+def echo_run(ctx: click.Context, run_id: str, output: str | None) -> None:
+    """One run of the configured state (``runs show``, ``state show``)."""
+    with open_session(ctx) as session:
+        run = session.runs.load(run_id)
+    if _output(ctx, output) == "json":
+        echo_json(run.as_dict())
+    else:
+        for line in show_lines(run):
+            click.echo(line)
+
+
 @click.group(invoke_without_command=True)
-@dir_option
 @output_option
 @click.pass_context
-def runs(ctx: click.Context, directory: Path | None, output: str | None) -> None:
+def runs(ctx: click.Context, output: str | None) -> None:
     """List the runs of apply and revert, newest first, one per line (run ID first).
 
-    A run is one `apply` or `revert`. Its journal (one JSONL file in journalDir)
-    records who ran it, where, against which manifests, and for each image set the
-    version it moved from and to, the outcome, and the attribute keys changed (never
-    their values). A run without an end record was interrupted (or is still going).
+    A run is one `apply` or `revert`. Its journal (kept in the state: --state,
+    RECONCILER_STATE, or state in reconciler.yaml; local by default) records who ran
+    it, where, against which manifests, and for each image set the version it moved
+    from and to, the outcome, and the attribute keys changed (never their values). A
+    run without an end record was interrupted (or is still going). Runs are ordered by
+    the service's clock, not this machine's.
 
     \b
     Examples:
@@ -166,26 +187,15 @@ def runs(ctx: click.Context, directory: Path | None, output: str | None) -> None
 
     `last` names the most recent run wherever a run ID is accepted.
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    folder = _folder(ctx, directory)
-    summaries = list_runs(folder, load_project_config().cache_dir)
-    if _output(ctx, output) == "json":
-        _echo_json({"format_version": 1, "directory": str(folder),
-                    "runs": [summary.as_dict() for summary in summaries]})  # fmt: skip
-    elif not summaries:
-        click.echo(f"No runs yet in {folder}.")
-    else:
-        for line in _list_rows(summaries):
-            click.echo(line)
+    if ctx.invoked_subcommand is None:
+        echo_runs(ctx, output)
 
 
 @runs.command()
 @click.argument("run_id", metavar="ID|last")
-@dir_option
 @output_option
 @click.pass_context
-def show(ctx: click.Context, run_id: str, directory: Path | None, output: str | None) -> None:
+def show(ctx: click.Context, run_id: str, output: str | None) -> None:
     """Show one run: its header, then one line per image set.
 
     ID is a run ID as `reconciler runs` lists it, any unique prefix of one, or `last`
@@ -193,9 +203,4 @@ def show(ctx: click.Context, run_id: str, directory: Path | None, output: str | 
     outcome, the attribute keys changed and the service's message. PENDING means the
     update was sent but the run stopped before recording what happened.
     """
-    run = load_run(_folder(ctx, directory), run_id, load_project_config().cache_dir)
-    if _output(ctx, output) == "json":
-        _echo_json(run.as_dict())
-    else:
-        for line in _show_lines(run):
-            click.echo(line)
+    echo_run(ctx, run_id, output)

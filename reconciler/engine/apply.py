@@ -12,11 +12,10 @@ import enum
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change
-from reconciler.engine.journal import Journal, Outcome
+from reconciler.engine.journal import Journal, Outcome, RunStore
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.plan import (
     ImageSetPlan,
@@ -100,12 +99,12 @@ class _Applier:
         journal: Journal,
         lock_timeout: float,
         plan: Plan,
-        undo_dir: Path | None = None,
+        runs: RunStore | None = None,
     ) -> None:
         self.ahi = ahi
         self.journal = journal
         self.lock_timeout = lock_timeout
-        self.undo_dir = undo_dir
+        self.runs = runs
         self.followers: dict[str, list[ImageSetPlan]] = {}
         for item in plan.to_update:
             if isinstance(item.mode, StudyFollower):
@@ -221,12 +220,18 @@ class _Applier:
         return outcomes
 
     def _replace(self, item: ImageSetPlan) -> ImageSetOutcome:
-        assert self.undo_dir is not None  # apply_plan refused the plan before sending any
+        assert self.runs is not None  # apply_plan refused the plan before sending any
         try:
             replaced = replace_image_set(
-                self.ahi, self.journal, item.datastore_id, item.image_set_id, item.version_id,
-                item.payloads, self.lock_timeout, undo_dir=self.undo_dir,
-            )  # fmt: skip
+                self.ahi,
+                self.journal,
+                item.datastore_id,
+                item.image_set_id,
+                version=item.version_id,
+                payloads=item.payloads,
+                lock_timeout=self.lock_timeout,
+                runs=self.runs,
+            )
         except ReconcilerError as error:
             return self._done(item, None, Outcome.ERROR, error.message)
         message = f"replaced by image set {replaced.new_id} (the old ID no longer exists)"
@@ -301,16 +306,15 @@ def apply_plan(
     parallelism: int = 8,
     lock_timeout: float = 300.0,
     progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
-    undo_dir: Path | None = None,
+    runs: RunStore | None = None,
 ) -> ApplyReport:
     """Apply every image set of ``plan`` that has changes; see the module docstring.
-    Replaces of primary image sets keep their undo values in ``undo_dir``
-    (:mod:`reconciler.engine.undo`): a plan with replaces and no ``undo_dir`` is
-    refused (ValueError) before anything is sent."""
+    Replaces of primary image sets keep their undo values in ``runs`` (the state): a
+    plan with replaces and no ``runs`` is refused (ValueError) before anything is sent."""
     replacing = [item.image_set_id for item in plan.to_update if item.replace]
-    if undo_dir is None and replacing:
-        raise ValueError(f"the replace of {replacing[0]} needs undo_dir")
-    applier = _Applier(ahi, journal, lock_timeout, plan, undo_dir)
+    if runs is None and replacing:
+        raise ValueError(f"the replace of {replacing[0]} needs the run store")
+    applier = _Applier(ahi, journal, lock_timeout, plan, runs)
     items = [item for item in plan.to_update if not isinstance(item.mode, StudyFollower)]
     total = len(plan.to_update)
     outcomes: list[ImageSetOutcome] = []

@@ -129,6 +129,9 @@ class Plan:
     # drift: for each drifted attribute ("<image set>|<pointer>"), the version that made
     # the live value and when (reconciler.engine.origins).
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # drift --since-last-run: how many image sets the manifests select (the plan holds
+    # only those that changed, were open at the last drift, or are newly managed).
+    selected: int | None = field(default=None, compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:

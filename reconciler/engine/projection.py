@@ -8,19 +8,17 @@ matter to the diff) and the owned attributes of the named objects — nothing el
 and :func:`reconciler.engine.diff.diff_image_set` answers the same on it as on the
 whole document.
 
-The cache stores one projection per ``(data store, image set, version)`` with the set
-of addresses it covers; a lookup succeeds when the manifests ask for no more than that,
-so a repeated plan or drift with nothing changed fetches no metadata at all.
+The cache (:class:`ProjectionCache`, in the project's ``cacheDir``) stores one
+projection per ``(data store, image set, version)`` with the set of addresses it covers;
+a lookup succeeds when the manifests ask for no more than that, so a repeated plan or
+drift with nothing changed fetches no metadata at all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from reconciler.dicom import document
@@ -28,8 +26,10 @@ from reconciler.dicom.document import Document
 from reconciler.dicom.levels import Level
 from reconciler.engine.wildcards import WILDCARD
 from reconciler.manifest.model import DesiredValue, Manifest, Removal
+from reconciler.state import StateError, dumps
+from reconciler.state.local import LocalBackend
 
-CACHE_FORMAT = 2  # 2: coverage written as the addresses' JSON Pointers
+CACHE_FORMAT = 3  # 3: each entry names its key and carries a digest of itself
 _RENAMING_KEYS = {"SeriesInstanceUID", "SOPInstanceUID"}
 
 
@@ -106,37 +106,72 @@ def _with_study_uid(pruned: dict[str, Any], study: dict[str, Any]) -> dict[str, 
 
 
 class ProjectionCache:
-    """Projections on disk, one JSON file per (data store, image set, version).
+    """Projections in a local folder, one JSON object per (data store, image set,
+    version): a cache, never state, never trusted over the service.
 
-    Files are written atomically and readable by their owner only (they can hold PHI).
-    A damaged or foreign file is a miss, never an error: the service is the truth.
+    Kept through the local state backend's discipline (:class:`LocalBackend`: folders
+    0700 and files 0600 whatever the umask, no symbolic links, no files of another
+    user, atomic writes), since projections can hold PHI. Every entry carries its key
+    and a digest of its content: an edited, cut, planted or foreign entry is a miss.
+    A cache that cannot be read or written (a full disk, a read-only folder) is said
+    once through ``warn`` and then not used: the command goes on without it.
 
-    ``scope`` names the service the IDs belong to (the endpoint, with its account and
-    region): the same data store and image set IDs on another endpoint are other data,
-    so every key includes it.
+    ``scope`` names the service the IDs belong to (the state scope and the data
+    stores' generations): the same IDs elsewhere are other data, so every key has it.
     """
 
-    def __init__(self, directory: Path, scope: str = "") -> None:
-        self.directory = directory
+    def __init__(
+        self,
+        backend: LocalBackend,
+        scope: str = "",
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.backend = backend
         self.scope = scope
+        self._warn = warn
+        self._broken = False
 
-    def _path(self, datastore_id: str, image_set_id: str, version_id: str) -> Path:
+    def _key(self, datastore_id: str, image_set_id: str, version_id: str) -> tuple[str, str]:
         key = f"{self.scope}\0{datastore_id}/{image_set_id}/{version_id}"
         name = hashlib.sha256(key.encode()).hexdigest()
-        return self.directory / name[:2] / f"{name}.json"
+        return key, f"{name[:2]}/{name}.json"
+
+    def _failed(self, failure: StateError) -> None:
+        if not self._broken and self._warn is not None:
+            self._warn(
+                f"Warning: the projection cache cannot be used ({failure.message}); going on "
+                "without it (reads cost more)."
+            )
+        self._broken = True
 
     def get(
         self, datastore_id: str, image_set_id: str, version_id: str, needed: frozenset[str]
     ) -> Document | None:
+        if self._broken:
+            return None
+        key, name = self._key(datastore_id, image_set_id, version_id)
         try:
-            data = json.loads(self._path(datastore_id, image_set_id, version_id).read_bytes())
-        except (OSError, ValueError):
+            blob = self.backend.get(name)
+        except StateError as failure:
+            self._failed(failure)
+            return None
+        if blob is None:
+            return None
+        try:
+            data = json.loads(blob.data)
+        except (ValueError, RecursionError):
             return None
         if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
             return None
-        if not needed <= set(data.get("coverage") or ()):
+        body = {k: v for k, v in data.items() if k != "check"}
+        if data.get("check") != hashlib.sha256(dumps(body)).hexdigest() or body.get("key") != key:
             return None
-        projection: Document = data["projection"]
+        coverage = body.get("coverage")
+        projection = body.get("projection")
+        if not isinstance(coverage, list) or not isinstance(projection, dict):
+            return None
+        if not needed <= set(coverage):
+            return None
         return projection
 
     def put(
@@ -147,13 +182,17 @@ class ProjectionCache:
         covered: frozenset[str],
         projection: Document,
     ) -> None:
-        path = self._path(datastore_id, image_set_id, version_id)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = {"format": CACHE_FORMAT, "coverage": sorted(covered), "projection": projection}
-        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        if self._broken:
+            return
+        key, name = self._key(datastore_id, image_set_id, version_id)
+        body = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "coverage": sorted(covered),
+            "projection": projection,
+        }
+        data = {**body, "check": hashlib.sha256(dumps(body)).hexdigest()}
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, separators=(",", ":"), ensure_ascii=False)
-            os.replace(temp, path)
-        except OSError:
-            Path(temp).unlink(missing_ok=True)  # a cache that cannot be written is only slower
+            self.backend.put(name, dumps(data))
+        except StateError as failure:
+            self._failed(failure)

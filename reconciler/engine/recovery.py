@@ -29,8 +29,10 @@ Each conclusion is journaled in the *current* run as a ``RECOVERED`` result with
 when the call happened and ``N`` when it did not, which is what :meth:`Run.changed`
 (and so ``revert --run``) reads. Its message starts ``run <id> call <c>/<n>:``; that is
 how later runs know the call is settled. A call whose image set stays LOCKED past the
-lock timeout, or cannot be read, is reported and left for the next apply. Only runs of
-the same endpoint are looked at: a journal folder may hold runs against several.
+lock timeout, or cannot be read, is reported and left for the next apply. Only the runs
+of the state's scope are looked at (the same account and region, or endpoint), and of
+those not the runs still being written: an open run whose state lock is held belongs
+to a writer that is alive (another shard).
 """
 
 from __future__ import annotations
@@ -50,15 +52,16 @@ from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.journal import (
+    OPEN,
     CallKey,
     IntentRecord,
     Journal,
     Outcome,
-    indexed_runs,
-    read_run,
+    RunContext,
+    RunFacts,
+    RunStore,
 )
 from reconciler.engine.payloads import PayloadError, UpdatePayload, payload_digest, payload_for
-from reconciler.engine.places import Places
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
 from reconciler.manifest.model import Location
@@ -122,22 +125,34 @@ class OpenCall:
 
 
 # -- which calls are open ------------------------------------------------------------
-def open_calls(places: Places, endpoint: str, *, exclude: str | None = None) -> list[OpenCall]:
-    """Calls of earlier runs against ``endpoint`` that no run settled yet, oldest first.
+def settled_runs(runs: RunStore, *, exclude: str | None = None) -> list[RunFacts]:
+    """The readable runs of ``runs`` that no live writer is still writing, oldest
+    first; ``exclude`` is the current run."""
+    live = runs.live_locks()
+    return [
+        facts
+        for facts in reversed(runs.facts())
+        if facts.problem is None
+        and facts.run_id != exclude
+        and not (facts.status == OPEN and facts.lock_id in live)
+    ]
+
+
+def open_calls(runs: RunStore, *, exclude: str | None = None) -> list[OpenCall]:
+    """Calls of earlier runs that no run settled yet, oldest first.
 
     ``exclude`` is the current run. Unreadable journals are skipped (``reconciler runs``
-    reports them). The journal index says which runs settle which calls and which runs
+    reports them). The run index says which runs settle which calls and which runs
     have calls left open; only those are read.
     """
-    runs = [facts for facts in reversed(indexed_runs(places.journal, places.cache))
-            if facts.problem is None and facts.run_id != exclude]  # fmt: skip
-    settled = {mark for facts in runs for mark in facts.settles}
+    found = settled_runs(runs, exclude=exclude)
+    settled = {mark for facts in found for mark in facts.settles}
     calls = []
-    for facts in runs:
-        if facts.endpoint != endpoint or not facts.open_calls(settled):
+    for facts in found:
+        if not facts.open_calls(settled):
             continue
         try:
-            run = read_run(facts.path)
+            run = runs.read(facts.run_id, facts)
         except ReconcilerError:
             continue
         for intent in run.unrecorded():  # pending, or not recorded (see there)
@@ -299,7 +314,7 @@ def _settle(ahi: HealthImaging, call: OpenCall, lock_timeout: float) -> Recovery
 
 def recover_pending(
     ahi: HealthImaging,
-    places: Places,
+    runs: RunStore,
     journal: Journal,
     *,
     lock_timeout: float = 300.0,
@@ -308,7 +323,7 @@ def recover_pending(
     settled one in ``journal`` (see the module docstring) and return them all, including
     the ones left undetermined (not journaled)."""
     recoveries = []
-    for call in open_calls(places, journal.header.endpoint, exclude=journal.run_id):
+    for call in open_calls(runs, exclude=journal.run_id):
         recovery = _settle(ahi, call, lock_timeout)
         if recovery.journaled:
             journal.result(
@@ -327,26 +342,31 @@ def recover_pending(
 @contextmanager
 def recovering(
     ahi: HealthImaging,
-    places: Places,
+    runs: RunStore,
     *,
     endpoint: str,
     manifest_digest: str | None,
     lock_timeout: float,
     echo: Callable[[str], None],
+    context: RunContext | None = None,
 ) -> Iterator[Journal | None]:
     """For ``apply``, before it plans: when earlier runs left calls open, start this
     run's journal now, settle them into it (one line each through ``echo``) and yield
     it, for the apply to write into; else yield None (the apply starts its journal
     itself, as usual). The run is ended on the way out unless the apply already ended
     (or, interrupted, closed) it: a run that only recovered reads as completed."""
-    if not open_calls(places, endpoint):
+    if not open_calls(runs):
         yield None
         return
     journal = Journal.start(
-        places.journal, command="apply", endpoint=endpoint, manifest_digest=manifest_digest
+        runs,
+        command="apply",
+        endpoint=endpoint,
+        manifest_digest=manifest_digest,
+        context=context,
     )
     try:
-        for recovery in recover_pending(ahi, places, journal, lock_timeout=lock_timeout):
+        for recovery in recover_pending(ahi, runs, journal, lock_timeout=lock_timeout):
             echo(recovery.line())
         yield journal
     finally:

@@ -23,7 +23,6 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
-from pathlib import Path
 from typing import Any
 
 from reconciler.dicom.phi import mask_service_message
@@ -32,15 +31,15 @@ from reconciler.engine.journal import (
     Journal,
     Outcome,
     Run,
+    RunContext,
     RunFacts,
+    RunStore,
     StepRecord,
-    indexed_runs,
-    read_run,
 )
+from reconciler.engine.journal.records import UNDO_STEP
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
-from reconciler.engine.places import Places
+from reconciler.engine.recovery import settled_runs
 from reconciler.engine.resolve import primaries_of_study
-from reconciler.engine.undo import read_undo, write_undo
 from reconciler.engine.verify import unmet
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import (
@@ -51,8 +50,12 @@ from reconciler.healthimaging import (
 )
 
 COPY, UPDATE, DELETE_OLD, PROMOTE, DELETE_COPY = (
-    "copy", "update-copy", "delete-primary", "promote", "delete-copy",
-)  # fmt: skip
+    "copy",
+    "update-copy",
+    "delete-primary",
+    "promote",
+    "delete-copy",
+)
 
 
 class ReplaceFailed(ReconcilerError):
@@ -69,19 +72,27 @@ class Replaced:
 
 class Replacer:
     def __init__(
-        self, ahi: HealthImaging, journal: Journal, datastore_id: str, old_id: str,
-        lock_timeout: float, undo_dir: Path,
-    ) -> None:  # fmt: skip
+        self,
+        ahi: HealthImaging,
+        journal: Journal,
+        datastore_id: str,
+        old_id: str,
+        *,
+        lock_timeout: float,
+        runs: RunStore,
+    ) -> None:
         self.ahi = ahi
         self.journal = journal
         self.ds = datastore_id
         self.old_id = old_id
         self.lock_timeout = lock_timeout
-        self.undo_dir = undo_dir  # where the run's undo values go (reconciler.engine.undo)
+        self.runs = runs  # where the run's undo values go
 
-    def keep_undo(self, entry: dict[str, Any]) -> None:
-        """Write the old image set's undo entry into this run's undo file (durably)."""
-        write_undo(self.undo_dir, self.journal.run_id, self.old_id, entry)
+    def keep_undo(self, entry: dict[str, Any], run_id: str | None = None) -> None:
+        """Write the old image set's undo entry into run ``run_id``'s undo values
+        (default: this run's), then record their digest in this run's journal."""
+        digest = self.runs.write_undo(run_id or self.journal.run_id, self.old_id, entry)
+        self.journal.step(self.old_id, self.ds, UNDO_STEP, "done", undo_digest=digest)
 
     def _step(self, step: str, phase: str, copy_id: str | None = None,
               new_id: str | None = None) -> None:  # fmt: skip
@@ -170,15 +181,15 @@ def replace_image_set(
     journal: Journal,
     datastore_id: str,
     image_set_id: str,
+    *,
     version: str,
     payloads: Sequence[UpdatePayload],
     lock_timeout: float,
-    *,
-    undo_dir: Path,
+    runs: RunStore,
 ) -> Replaced:
     """Run the whole workflow; on failure roll back while the old primary stands. The
-    undo values go to the run's undo file in ``undo_dir`` (:mod:`reconciler.engine.undo`)."""
-    steps = Replacer(ahi, journal, datastore_id, image_set_id, lock_timeout, undo_dir)
+    undo values go to the run's undo values in ``runs``, their digest to its journal."""
+    steps = Replacer(ahi, journal, datastore_id, image_set_id, lock_timeout=lock_timeout, runs=runs)
     changes = [c for p in payloads for c in p.changes]
     # What a revert needs once the old primary is gone: refused now, before anything
     # is copied, when it cannot be written (a removed series or instance).
@@ -205,8 +216,14 @@ def _finished(
 ) -> Replaced:
     replaced = finish(steps, copy_id, changes)
     if undo is not None:
-        steps.keep_undo({**undo, "copy_id": copy_id, "new_id": replaced.new_id,
-                         "new_version": replaced.new_version})  # fmt: skip
+        steps.keep_undo(
+            {
+                **undo,
+                "copy_id": copy_id,
+                "new_id": replaced.new_id,
+                "new_version": replaced.new_version,
+            }
+        )
     return replaced
 
 
@@ -263,16 +280,18 @@ class Resumed:
 _FINISHED = frozenset({(DELETE_COPY, "done"), ("rollback", "done"), ("resumed", "done")})
 
 
-def _incomplete(runs: Sequence[Run]) -> dict[str, tuple[list[StepRecord], list[Path]]]:
-    """Old image set ID → its step records and the journals that hold them (oldest
-    first), for replaces no run has finished."""
-    by_set: dict[str, tuple[list[StepRecord], list[Path]]] = {}
+def _incomplete(runs: Sequence[Run]) -> dict[str, tuple[list[StepRecord], list[str]]]:
+    """Old image set ID → its step records and the runs that hold them (oldest first),
+    for replaces no run has finished."""
+    by_set: dict[str, tuple[list[StepRecord], list[str]]] = {}
     for run in sorted(runs, key=lambda r: r.header.started_at):
         for record in run.steps:
-            records, paths = by_set.setdefault(record.image_set_id, ([], []))
+            if record.step == UNDO_STEP:
+                continue
+            records, run_ids = by_set.setdefault(record.image_set_id, ([], []))
             records.append(record)
-            if run.path not in paths:
-                paths.append(run.path)
+            if run.run_id not in run_ids:
+                run_ids.append(run.run_id)
     return {
         old_id: found
         for old_id, found in by_set.items()
@@ -280,17 +299,17 @@ def _incomplete(runs: Sequence[Run]) -> dict[str, tuple[list[StepRecord], list[P
     }
 
 
-def _carry_undo(steps: Replacer, journals: list[Path], new_id: str) -> None:
+def _carry_undo(steps: Replacer, run_ids: list[str], new_id: str) -> None:
     """A resumed replace that ended in ``new_id``: its undo entry (written before the
     old primary was deleted) learns the new image set, in the interrupted run's undo
-    file and in the resuming run's, so either run can be reverted."""
-    for journal_path in reversed(journals):
-        entry = read_undo(steps.undo_dir, journal_path).get(steps.old_id)
+    values and in the resuming run's, so either run can be reverted."""
+    for run_id in reversed(run_ids):
+        entry = steps.runs.read_undo(run_id).get(steps.old_id)
         if entry is None:
             continue
         version = steps.ahi.get_image_set(steps.ds, new_id).version_id
         entry = {**entry, "new_id": new_id, "new_version": version}
-        write_undo(steps.undo_dir, journal_path.stem, steps.old_id, entry)
+        steps.runs.write_undo(run_id, steps.old_id, entry)  # the restored values are the same
         steps.keep_undo(entry)
         return
 
@@ -308,7 +327,7 @@ def _unnamed_copies(steps: Replacer, since: str) -> list[str]:
     return [s.image_set_id for s in found if s.created_at is not None and s.created_at >= started]
 
 
-def _resume_one(steps: Replacer, records: list[StepRecord], journals: list[Path]) -> Resumed:
+def _resume_one(steps: Replacer, records: list[StepRecord], journals: list[str]) -> Resumed:
     copy_id = next((r.copy_id for r in reversed(records) if r.copy_id), None)
     new_id = next((r.new_id for r in reversed(records) if r.new_id), None)
     if copy_id is None:  # interrupted before the copy was named: the primary stands
@@ -335,58 +354,58 @@ def _resume_one(steps: Replacer, records: list[StepRecord], journals: list[Path]
 
 
 def resume_interrupted(
-    ahi: HealthImaging, places: Places, endpoint: str, lock_timeout: float
+    ahi: HealthImaging,
+    runs: RunStore,
+    *,
+    endpoint: str,
+    lock_timeout: float,
+    context: RunContext | None = None,
 ) -> list[Resumed]:
     """Finish or roll back every replace an interrupted run left halfway: roll back
     while the old primary stands, else promote the corrected copy (never leave a study
-    without its primary). Journaled as a run of its own."""
-    runs = _replacing_runs(places, endpoint)
-    # Which replaces no run finished, from the journal index; only the runs that took
-    # part in one of those are read.
+    without its primary). Journaled as a run of its own. Runs still being written (an
+    open run whose lock is held: another shard) are not touched."""
+    settled = settled_runs(runs)
+    # Which replaces no run finished, from the run index; only the runs that took part
+    # in one of those are read.
     last: dict[str, tuple[str, str]] = {}
-    for facts in runs:
+    for facts in settled:
         last.update(facts.last_steps)
     open_ids = {old_id for old_id, step in last.items() if step not in _FINISHED}
     if not open_ids:
         return []
-    pending = {old_id: found for old_id, found in _incomplete([
-        read_run(facts.path) for facts in runs
+    involved = [
+        runs.read(facts.run_id, facts)
+        for facts in settled
         if not open_ids.isdisjoint(facts.last_steps)
-    ]).items() if old_id in open_ids}  # fmt: skip
+    ]
+    pending = {
+        old_id: found for old_id, found in _incomplete(involved).items() if old_id in open_ids
+    }
     if not pending:
         return []
     results: list[Resumed] = []
-    with Journal.start(places.journal, command="apply", endpoint=endpoint) as journal:
+    with Journal.start(runs, command="apply", endpoint=endpoint, context=context) as journal:
         for old_id, (records, journals) in pending.items():
-            steps = Replacer(ahi, journal, records[0].datastore_id, old_id, lock_timeout,
-                             places.undo)  # fmt: skip
+            ds = records[0].datastore_id
+            steps = Replacer(ahi, journal, ds, old_id, lock_timeout=lock_timeout, runs=runs)
             try:
                 resumed = _resume_one(steps, records, journals)
             except ReconcilerError as error:
                 resumed = Resumed(old_id, Outcome.ERROR, None, error.message)
-            journal.result(old_id, records[0].datastore_id, None, None, resumed.outcome,
-                           message=resumed.message, call=0)  # fmt: skip
+            journal.result(old_id, ds, None, None, resumed.outcome, message=resumed.message, call=0)
             results.append(resumed)
     return results
 
 
-def _replacing_runs(places: Places, endpoint: str) -> list[RunFacts]:
-    """The readable runs against ``endpoint``, oldest first (by ``started_at``; of the
-    same instant, in the order :func:`list_runs` gives), as the journal index knows them."""
-    return sorted(
-        (facts for facts in indexed_runs(places.journal, places.cache)
-         if facts.problem is None and facts.endpoint == endpoint),
-        key=lambda facts: facts.started_at,
-    )  # fmt: skip
-
-
-def replacements(places: Places, endpoint: str) -> dict[str, str]:
-    """Every old image set ID → the image set that replaced it, across the runs
-    against ``endpoint`` (another endpoint's IDs name other image sets). From the
-    journal index: no journal is read in full."""
+def replacements(runs: RunStore) -> dict[str, str]:
+    """Every old image set ID → the image set that replaced it, across the runs of the
+    scope (oldest first, so a later replace of the same ID wins). From the run index:
+    no journal is read in full."""
     mapping: dict[str, str] = {}
-    for facts in _replacing_runs(places, endpoint):
-        mapping.update(facts.replacements)
+    for facts in sorted(runs.facts(), key=RunFacts.sort_key):
+        if facts.problem is None:
+            mapping.update(facts.replacements)
     return mapping
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import replace as replace_field
-from pathlib import Path
 
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome, record
@@ -21,14 +20,13 @@ from reconciler.engine.journal import (
     JournalError,
     Outcome,
     Run,
-    indexed_runs,
-    read_run,
+    RunStore,
+    undo_digest,
 )
+from reconciler.engine.journal.records import UNDO_STEP
 from reconciler.engine.payloads import UpdatePayload
-from reconciler.engine.places import Places
-from reconciler.engine.recovery import REVERT_PREFIX
+from reconciler.engine.recovery import REVERT_PREFIX, settled_runs
 from reconciler.engine.replace import replace_image_set, undo_payloads_of
-from reconciler.engine.undo import read_undo, undo_file
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
 
@@ -52,13 +50,25 @@ class RevertItem:
         return self.expected_version is not None and self.live_version != self.expected_version
 
 
+def _recorded_undo(run: Run, old_id: str) -> set[str]:
+    """The digests of ``old_id``'s undo values that ``run``'s journal recorded."""
+    return {
+        s.undo_digest
+        for s in run.steps
+        if s.image_set_id == old_id and s.step == UNDO_STEP and s.undo_digest
+    }
+
+
 def _replaced_items(
-    ahi: HealthImaging, run: Run, children: Sequence[Run], undo_dir: Path
+    ahi: HealthImaging, run: Run, children: Sequence[Run], runs: RunStore
 ) -> tuple[list[RevertItem], set[str]]:
-    """The replaces of ``run`` to undo, from its undo file in ``undo_dir`` (written
+    """The replaces of ``run`` to undo, from its undo values in ``runs`` (written
     before each old primary was deleted, and told the new image set when a later apply
-    finished an interrupted replace) and its step records; and the old IDs they cover."""
-    undo = read_undo(undo_dir, run.path)
+    finished an interrupted replace) and its step records; and the old IDs they cover.
+
+    Undo values are restored only when their digest is one the run's journal recorded
+    when it wrote them: values that were edited, or written by anything else, are not."""
+    undo = runs.read_undo(run.run_id)
     replaced = run.replacements()
     items = []
     for old_id in sorted(set(undo) | set(replaced)):
@@ -66,8 +76,13 @@ def _replaced_items(
         if entry is None:
             raise ReconcilerError(
                 f"run {run.run_id} replaced image set {old_id} by {replaced[old_id]}, but its "
-                f"undo file {undo_file(undo_dir, run.run_id)} is missing: the old values cannot "
-                "be restored"
+                "undo values are missing from the state: the old values cannot be restored"
+            )
+        if undo_digest(entry) not in _recorded_undo(run, old_id):
+            raise ReconcilerError(
+                f"the undo values of image set {old_id} in run {run.run_id} are not the ones "
+                "the run recorded (changed, or not written by it): nothing is restored from "
+                "them"
             )
         new_id = entry.get("new_id") or replaced.get(old_id)
         if new_id is None:
@@ -125,14 +140,14 @@ def _reverted_already(ahi: HealthImaging, item: RevertItem, children: Sequence[R
 
 
 def plan_revert_run(
-    ahi: HealthImaging, run: Run, children: Sequence[Run] = (), *, undo_dir: Path
+    ahi: HealthImaging, run: Run, children: Sequence[Run] = (), *, runs: RunStore
 ) -> list[RevertItem]:
     """What ``reconciler revert --run`` would do, read from the journal, the run's undo
-    values (in ``undo_dir``, :mod:`reconciler.engine.undo`) and the service.
+    values (in ``runs``) and the service.
 
     ``children`` are the earlier reverts of ``run`` (their ``parent_run_id``): what they
     already put back is marked ``already`` and not sent again."""
-    items, replaced = _replaced_items(ahi, run, children, undo_dir)
+    items, replaced = _replaced_items(ahi, run, children, runs)
     for image_set_id, datastore_id, from_version, to_version in run.changed():
         if image_set_id in replaced:
             continue
@@ -144,30 +159,28 @@ def plan_revert_run(
     return items
 
 
-def revert_runs_of(places: Places, run: Run) -> list[Run]:
-    """The revert runs of ``run`` in the journal folder (the same endpoint), oldest
-    first. The journal index says which they are; only those are read."""
-    found = []
-    for facts in reversed(indexed_runs(places.journal, places.cache)):
-        if (facts.command == "revert" and facts.parent_run_id == run.run_id
-                and facts.endpoint == run.header.endpoint):  # fmt: skip
-            found.append(read_run(facts.path))
-    return found
+def revert_runs_of(runs: RunStore, run: Run) -> list[Run]:
+    """The revert runs of ``run`` in its scope, oldest first. The run index says which
+    they are; only those are read."""
+    return [
+        runs.read(facts.run_id, facts)
+        for facts in settled_runs(runs)
+        if facts.command == "revert" and facts.parent_run_id == run.run_id
+    ]
 
 
-def newest_changing_run(places: Places, endpoint: str) -> Run:
-    """``revert --run last``: the newest run against ``endpoint`` that changed
-    something (a version it moved, or a primary image set it replaced); a run that
-    changed nothing (a stale re-apply, a cancelled one) is not what "undo the last
-    change" means. The journal index says which runs changed something; only the one
-    returned is read (and a run that the index says changed nothing but that has an
-    undo file, as a replace interrupted before its promotion leaves)."""
-    for facts in indexed_runs(places.journal, places.cache):
-        if facts.problem is not None or facts.endpoint != endpoint:
-            continue
-        if facts.changed or read_undo(places.undo, facts.path):
-            return read_run(facts.path)
-    raise JournalError(f"no run in {places.journal} changed anything against {endpoint}")
+def newest_changing_run(runs: RunStore) -> Run:
+    """``revert --run last``: the newest run (by the service's clock, never this
+    machine's) that changed something (a version it moved, or a primary image set it
+    replaced); a run that changed nothing (a stale re-apply, a cancelled one) is not
+    what "undo the last change" means. The run index says which runs changed
+    something; only the one returned is read (and a run that the index says changed
+    nothing but that has undo values, as a replace interrupted before its promotion
+    leaves)."""
+    for facts in reversed(settled_runs(runs)):
+        if facts.changed or runs.read_undo(facts.run_id):
+            return runs.read(facts.run_id, facts)
+    raise JournalError(f"no run in {runs.location} changed anything")
 
 
 def plan_revert_image_set(
@@ -188,7 +201,7 @@ def _revert_one(
     item: RevertItem,
     force: bool,
     lock_timeout: float,
-    undo_dir: Path | None,
+    runs: RunStore | None,
 ) -> ImageSetOutcome:
     def done(to: str | None, outcome: Outcome, message: str | None) -> ImageSetOutcome:
         return record(journal, item.datastore_id, item.image_set_id, item.live_version, to,
@@ -204,11 +217,18 @@ def _revert_one(
             f"{item.expected_version}); revert with --force to discard that change",
         )
     if item.undo:
-        assert undo_dir is not None  # apply_revert refused the items before sending any
+        assert runs is not None  # apply_revert refused the items before sending any
         try:
-            replaced = replace_image_set(ahi, journal, item.datastore_id, item.image_set_id,
-                                         item.live_version, item.undo, lock_timeout,
-                                         undo_dir=undo_dir)  # fmt: skip
+            replaced = replace_image_set(
+                ahi,
+                journal,
+                item.datastore_id,
+                item.image_set_id,
+                version=item.live_version,
+                payloads=item.undo,
+                lock_timeout=lock_timeout,
+                runs=runs,
+            )
         except ReconcilerError as error:
             return done(None, Outcome.ERROR, error.message)
         return done(replaced.new_version, Outcome.UPDATED,
@@ -255,19 +275,17 @@ def apply_revert(
     parallelism: int = 8,
     lock_timeout: float = 300.0,
     progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
-    undo_dir: Path | None = None,
+    runs: RunStore | None = None,
 ) -> ApplyReport:
     """Revert ``items`` into ``journal``. A revert of a replace is a replace, whose undo
-    values go to ``undo_dir``: without one, items that need it are refused (ValueError)
+    values go to ``runs``: without it, items that need it are refused (ValueError)
     before anything is sent."""
     needs_undo = [i.image_set_id for i in items if i.undo and i.already is None]
-    if undo_dir is None and needs_undo:
-        raise ValueError(f"reverting the replace of {needs_undo[0]} needs undo_dir")
+    if runs is None and needs_undo:
+        raise ValueError(f"reverting the replace of {needs_undo[0]} needs the run store")
     outcomes: list[ImageSetOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        results = pool.map(
-            lambda i: _revert_one(ahi, journal, i, force, lock_timeout, undo_dir), items
-        )
+        results = pool.map(lambda i: _revert_one(ahi, journal, i, force, lock_timeout, runs), items)
         for done, outcome in enumerate(results, start=1):
             outcomes.append(outcome)
             if progress is not None:

@@ -23,14 +23,16 @@ from reconciler.config import (
     MAX_PARALLELISM,
     PROJECT_FILE,
     RATE_LIMITED_OPERATIONS,
+    STATE_DIR,
     ProjectConfig,
     display_path,
     endpoint_problem,
     find_project_file,
+    state_problem,
 )
 from reconciler.errors import ConfigError
 from reconciler.manifest import codes
-from reconciler.manifest.model import Location, Problem, error, warning
+from reconciler.manifest.model import Location, Problem, error
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
 from reconciler.suggest import closest
@@ -40,7 +42,14 @@ MAX_FILE_BYTES = 64 * 1024  # a settings file; anything bigger is a mistake
 _ID_RE = re.compile(r"[0-9a-z]{32}\Z")
 _REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+\Z")
 _PROFILE_RE = re.compile(r"[\w+=,.@:/-]+\Z")
-_PATH_FIELDS = ("journal_dir", "cache_dir", "local_db")
+_PATH_FIELDS = ("cache_dir", "local_db")
+_KMS_RE = re.compile(r"[A-Za-z0-9:/_+=,.@-]{1,2048}\Z")
+# Settings of earlier versions, refused with what replaced them.
+_GONE = {
+    "journalDir": "journalDir is no longer a setting: runs live in the state backend "
+    "(`state:`, default local: .reconciler/state); `reconciler state migrate --from DIR` "
+    "brings the runs of an earlier journal folder into it",
+}
 
 
 class _Invalid(Exception):
@@ -72,6 +81,12 @@ def _endpoint(value: Any) -> str:
         "aws, local or an http(s):// URL (without user:password, query or fragment)",
         echo=not (isinstance(value, str) and "@" in value),
     )
+
+
+def _state(value: Any) -> str:
+    if isinstance(value, str) and state_problem(value.strip()) is None:
+        return value.strip()
+    raise _Invalid("local or s3://bucket/prefix")
 
 
 def _parallelism(value: Any) -> int:
@@ -114,7 +129,11 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
         _string(_ID_RE, "32 lower-case letters and digits ([0-9a-z]{32})"),
     ),
     "parallelism": ("parallelism", _parallelism),
-    "journalDir": ("journal_dir", _folder),
+    "state": ("state", _state),
+    "stateKmsKeyId": (
+        "state_kms_key_id",
+        _string(_KMS_RE, "a KMS key ID, ARN or alias (alias/name)"),
+    ),
     "cacheDir": ("cache_dir", _folder),
     "localDb": ("local_db", _folder),
     "rateLimits": ("rate_limits", lambda value: value),  # checked key by key below
@@ -143,6 +162,9 @@ class _Checker:
     def settings(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for key, value in self.document.value.items():
+            if key in _GONE:
+                self._problem((key,), _GONE[key], key=True)
+                continue
             if key not in SETTINGS:
                 self._problem((key,), f"unknown setting {key!r}{_suggest(key, list(SETTINGS))}",
                               key=True)  # fmt: skip
@@ -185,32 +207,19 @@ class _Checker:
         return limits
 
     def private_places(self, values: dict[str, Any]) -> None:
-        """Warn where what holds PHI would not be kept out of git: ``cacheDir``
-        (projections, drift state) outside ``.reconciler/cache/``, which ``reconciler
-        init``'s ``.gitignore`` covers, or in ``journalDir``, which the CI recipes commit
-        and upload; and a ``journalDir`` holding ``.reconciler/undo/`` (undo values)."""
-        defaults = ProjectConfig(root=self.root)
-        journal = values.get("journal_dir") or (self.root / defaults.journal_dir).resolve()
-        cache = values.get("cache_dir") or (self.root / defaults.cache_dir).resolve()
-        if cache.is_relative_to(journal):
-            self._warn("cacheDir" if "cache_dir" in values else "journalDir",
-                       "cacheDir lies in journalDir, which the CI recipes commit and upload; "
-                       "it holds PHI (metadata projections, drift state): give each a folder "
-                       f"of its own, such as the defaults {defaults.journal_dir} and "
-                       f"{defaults.cache_dir}")  # fmt: skip
-        elif not cache.is_relative_to((self.root / defaults.cache_dir).resolve()):
-            self._warn("cacheDir", "cacheDir lies outside .reconciler/cache/, which `reconciler "
-                       "init`'s .gitignore keeps out of git; it holds PHI (metadata "
-                       "projections, drift state): add it to .gitignore")  # fmt: skip
-        if "journal_dir" in values and defaults.undo_dir.resolve().is_relative_to(journal):
-            self._warn("journalDir", "journalDir holds .reconciler/undo/ (the undo values of "
-                       "replaced image sets, PHI), which the CI recipes would upload with the "
-                       f"journal: use a folder of its own, such as the default "
-                       f"{defaults.journal_dir}")  # fmt: skip
-
-    def _warn(self, key: str, message: str) -> None:
-        location = self.document.location((key,))
-        self.problems.append(warning(location, message, codes.PROJECT))
+        """Refuse a ``cacheDir`` outside ``.reconciler/``: the cache holds PHI (metadata
+        projections), and only ``.reconciler/`` is kept out of git by ``reconciler
+        init``'s ``.gitignore`` and out of what the CI recipes upload."""
+        cache = values.get("cache_dir")
+        private = (self.root / STATE_DIR).resolve()
+        if cache is not None and not cache.is_relative_to(private):
+            self._problem(
+                ("cacheDir",),
+                f"cacheDir must lie in {STATE_DIR}/ (it holds PHI: "
+                "metadata projections), which is kept out of git; e.g. "
+                f"{STATE_DIR}/cache",
+            )
+            values.pop("cache_dir")
 
     def _inside(self, key: str, value: Any) -> Path | None:
         """``value`` resolved against the project folder; refused when it leads out."""

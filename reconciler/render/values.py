@@ -155,9 +155,18 @@ def summary(plan: Plan, *, verb: str = "plan") -> str:
         selectors = plural(len(plan.unresolved), "selector")
         unresolved = f" {selectors} {'matches' if len(plan.unresolved) == 1 else 'match'}"
         unresolved += " no image set."
+    looked = ""
+    if plan.selected is not None:  # drift --since-last-run looked at part of the selection
+        looked = (
+            f" Looked at {plural(len(plan.image_sets), 'image set')} (changed since the last "
+            f"drift, or drifted, blocked or unreadable then) of the "
+            f"{plural(plan.selected, 'image set')} the manifests select."
+        )
     if not plan.to_update and not plan.blocked:
         no = "No drift." if verb == "drift" else "No changes."
         count = len(plan.image_sets)
+        if plan.selected is not None:
+            return f"{no}{looked}{unresolved}"
         if count == 0:
             return f"{no} The manifests select no image set.{unresolved}"
         match = "image set matches its" if count == 1 else "image sets match their"
@@ -170,7 +179,7 @@ def summary(plan: Plan, *, verb: str = "plan") -> str:
             f"≥ {duration(plan.quota_seconds)} at the {plan.update_rate:g}/s update quota)"
         )
     line = f"{verb.capitalize()}: {update}, {len(plan.blocked)} blocked, {in_sync(plan)} in sync."
-    return line + unresolved
+    return line + looked + unresolved
 
 
 __all__ = [

@@ -20,22 +20,17 @@ from reconciler.errors import ConfigError
 
 GITIGNORE = """\
 # reconciler: what must stay out of git.
-# Metadata projections, drift state (they hold PHI) and the journal's index; a cacheDir
-# set elsewhere in reconciler.yaml goes here too (`reconciler validate` warns):
-.reconciler/cache/
-.reconciler/drift-state*.json
-# Undo values of replaced image sets (PHI), wherever journalDir is:
-.reconciler/undo/
-# The local HealthImaging's database:
-.reconciler/*.sqlite
-.reconciler/*.sqlite-*
+# .reconciler/ holds the local state (runs, undo values of replaced image sets: PHI),
+# the cache of metadata projections (PHI) and the local HealthImaging's database. Git
+# holds the desired state only: a pull request can write anything in git, so nothing
+# reconciler trusts may come from it (teams keep state in S3: `state:`).
+.reconciler/
 # Saved plans and their renderings (values, PHI):
 plan.json
 *.plan.json
 plan.md
+plan.html
 saved-plan/
-# The journal (.reconciler/runs/) holds IDs, versions and attribute keys, never values:
-# the CI recipes commit it so every change stays traceable.
 """
 
 PRE_COMMIT = """\
@@ -132,7 +127,9 @@ def choose_datastore(stores: list[tuple[str, str, str]]) -> str:
     raise ConfigError(f"{len(active)} data stores: pass --datastore-id, one of {listed}")
 
 
-def project_file(datastore_id: str, *, local: bool, region: str | None) -> str:
+def project_file(
+    datastore_id: str, *, local: bool, region: str | None, state: str | None = None
+) -> str:
     lines = ["# reconciler's project file: defaults for every manifest and command here."]
     if local:
         lines += [
@@ -143,6 +140,12 @@ def project_file(datastore_id: str, *, local: bool, region: str | None) -> str:
     if region:
         lines.append(f"region: {region}")
     lines.append(f"datastoreId: {datastore_id}")
+    if state is not None and state != "local":
+        lines += [
+            "# Runs, undo values and locks live here (CI sets RECONCILER_STATE, which wins).",
+            "# Use a versioned bucket: every state object then keeps its history.",
+            f"state: {state}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +168,7 @@ def init(
     ci: CI = CI.NONE,
     local: bool = False,
     region: str | None = None,
+    state: str | None = None,
 ) -> InitResult:
     """Scaffold ``directory``. ``datastore_id`` is asked only when reconciler.yaml must
     be written; ``sample`` gives the sample manifest's YAML for a data store (or None)."""
@@ -176,7 +180,8 @@ def init(
     store: str | None = None
     if not project.exists():
         store = datastore_id()
-        _write_new(project, project_file(store, local=local, region=region), created, kept)
+        text = project_file(store, local=local, region=region, state=state)
+        _write_new(project, text, created, kept)
     else:
         kept.append(project)
     _write_new(directory / ".gitignore", GITIGNORE, created, kept)

@@ -1,20 +1,34 @@
 """One call from settings to a ready client: the endpoint, pacing (at the quotas AWS
 Service Quotas publishes for the account, if it does; started from the rates the last
 run against the same account reached, and remembering this run's at the end) and, for
-``local``, the embedded emulator's lifetime."""
+``local``, the embedded emulator's lifetime.
+
+The rates are remembered in the project's state (``rates.json`` of the scope), through
+:class:`RateMemory`: the session gives one, and a failure to read or write it is logged,
+never raised (the next run only starts slower)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any, Protocol
 
 from reconciler.config import Endpoint, ProjectConfig
 from reconciler.healthimaging import memory, published
 from reconciler.healthimaging.client import DEFAULT_MAX_ATTEMPTS, HealthImaging, make_boto3_client
 from reconciler.healthimaging.pacing import RateLimiter
 
-RATES_FOLDER = "rates"  # under the cache folder: one file per account scope
+LOG = logging.getLogger("reconciler")
+
+
+class RateMemory(Protocol):
+    """Where the rates a run reached are remembered (the state's ``rates.json``)."""
+
+    def load(self) -> Any: ...
+
+    def save(self, document: Any) -> None: ...
 
 
 @contextmanager
@@ -25,6 +39,7 @@ def connect(
     region: str | None = None,
     profile: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    rates: RateMemory | None = None,
 ) -> Iterator[HealthImaging]:
     """A :class:`HealthImaging` for ``endpoint``, closed (and a local emulator stopped)
     on exit. ``region``/``profile`` (``--region``/``--profile``) win over the config's."""
@@ -34,11 +49,7 @@ def connect(
     pool = max(10, config.parallelism + 2)
     local = None
     scale = 1.0
-    # The account scope of the remembered rates: the endpoint (the local service by its
-    # database), the region and the profile (the account behind it).
-    where = str(config.local_db) if endpoint.kind == "local" else endpoint.url
-    scope = memory.scope_key(endpoint.kind, where, region, profile)
-    rates_file = config.cache_dir / RATES_FOLDER / f"{scope}.json"
+    previous = rates.load() if rates is not None else None
     if endpoint.kind == "local":
         # Imported here: the emulator (and pydicom) load only when --local asks for them.
         from reconciler.session.local import LOCAL_QUOTA_SCALE, start_local
@@ -55,13 +66,17 @@ def connect(
             limiter = RateLimiter.for_service(
                 config.rate_limits,
                 scale=scale,
-                remembered=memory.load(rates_file),
+                remembered=memory.starts(previous),
                 published=quotas,
             )
+            ahi = HealthImaging(boto_client, limiter=limiter)
+            ahi.endpoint = endpoint
             try:
-                yield HealthImaging(boto_client, limiter=limiter)
+                yield ahi
             finally:
-                memory.save(rates_file, limiter.remembered(), endpoint.kind)
+                document = memory.merged(previous, limiter.remembered(), endpoint.kind)
+                if rates is not None and document is not None:
+                    rates.save(document)
         finally:
             boto_client.close()
     finally:

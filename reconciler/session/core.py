@@ -10,36 +10,53 @@
         drift = s.drift(["manifests"])         # read-only; drift.in_sync
         s.revert(run_id=report.run_id)         # or image_set=..., to_version=...
 
-Everything a caller must not be able to skip lives here, not in the CLI: settling the
-calls and replaces that interrupted runs left open (before anything is applied), the
-journal, the drift state of ``drift --since-last-run`` and the bookkeeping of replaced
-image sets. The CLI adds only what is a person's: confirmation, progress lines,
-colour and wording. Messages meant for the user (a resumed replace, a recovered call,
-a manifest warning) go to ``notify``; by default they are logged.
+Everything a caller must not be able to skip lives here, not in the CLI: the state lock
+around every write, settling the calls and replaces that interrupted runs left open
+(before anything is applied), the journal, the drift state of ``drift
+--since-last-run`` and the bookkeeping of replaced image sets — all kept in the
+project's state backend (:mod:`reconciler.state`: local, or S3 for teams). The CLI
+adds only what is a person's: confirmation, progress lines, colour and wording.
+Messages meant for the user (a resumed replace, a recovered call, a manifest warning)
+go to ``notify``; by default they are logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from reconciler.config import MAX_PARALLELISM, Endpoint, ProjectConfig, resolve_endpoint
+from reconciler.config import (
+    MAX_PARALLELISM,
+    Endpoint,
+    ProjectConfig,
+    parse_state,
+    resolve_endpoint,
+    resolve_state,
+)
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, apply_plan
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
-from reconciler.engine.incremental import incremental_targets, load_state, save_state, state_after
-from reconciler.engine.journal import LAST, Journal, Run, load_run
+from reconciler.engine.incremental import (
+    Coverage,
+    DriftState,
+    incremental_targets,
+    load_state,
+    save_state,
+    selected,
+    state_after,
+)
+from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunStore
+from reconciler.engine.journal.legacy import import_journals
 from reconciler.engine.origins import change_origins
-from reconciler.engine.places import Places
 from reconciler.engine.plan import Plan, make_plan
 from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
@@ -69,10 +86,17 @@ from reconciler.render.structured import dump
 from reconciler.scaffold import CI, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
+from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
+from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
+from reconciler.state.local import LocalBackend
+from reconciler.state.migrate import migrate
+from reconciler.state.open import open_backend
 
 LOG = logging.getLogger("reconciler")
-DRIFT_STATE_FILE = "drift-state.json"
+# A local clock further than this from the service's is worth a warning (runs and drift
+# windows are ordered by the service's clock, but people read this machine's).
+CLOCK_WARNING = dt.timedelta(minutes=1)
 
 Progress = Callable[[ImageSetOutcome, int, int], None]
 Shard = tuple[int, int]
@@ -116,12 +140,13 @@ class Session:
         *,
         notify: Callable[[str], None] | None = None,
         environ: Mapping[str, str] | None = None,
+        state: str | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
         self.config: ProjectConfig = load_project_config(self.project_dir)
-        self.endpoint = resolve_endpoint(
-            endpoint, os.environ if environ is None else environ, self.config
-        )
+        env = os.environ if environ is None else environ
+        self.endpoint = resolve_endpoint(endpoint, env, self.config)
+        self.state_spec = resolve_state(state, env, self.config)
         # --region, then reconciler.yaml, then AWS_REGION / AWS_DEFAULT_REGION (as the
         # SDKs read them); a profile's region is the client's last resort.
         self.region = region or self.config.region
@@ -140,24 +165,131 @@ class Session:
         self._ahi: HealthImaging | None = None
         self._recovered = False
         self._recovery_journal: Journal | None = None
+        self.keeping = Keeping(
+            self.state_spec,
+            self.config,
+            self.endpoint,
+            region=self.region,
+            profile=profile or self.config.profile,
+            notify=self._notify,
+        )
+        # How long apply and revert wait for another writer's state lock (--lock-timeout).
+        self.lock_timeout = 0.0
+        self._generations: dict[str, str] = {}
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        """The project's state in its backend, within this session's scope (the AWS
+        account and region, the endpoint URL, or the local HealthImaging's database)."""
+        return self.keeping.state
 
     @property
-    def places(self) -> Places:
-        """Where this project keeps its runs: ``journalDir``, ``cacheDir`` (the journal's
-        index) and ``.reconciler/undo/`` (undo values), each from the settings."""
-        return Places(self.config.journal_dir, self.config.cache_dir, self.config.undo_dir)
+    def runs(self) -> RunStore:
+        """The runs of this scope: journals, their index and undo values."""
+        return RunStore(self.state)
 
     @property
-    def scope(self) -> str:
-        """What persisted state describes: the endpoint, its region and the AWS profile
-        (which picks the account) — the label. State of one scope never serves another."""
-        return self.label
+    def principal(self) -> str:
+        """The AWS principal ARN of the credentials (STS), or ``unknown``."""
+        return self.keeping.principal(self.ahi.endpoint)
 
-    def _scoped(self, filename: str) -> str:
-        """``filename`` made specific to :attr:`scope` (``name-<hash>.ext``)."""
-        stem, dot, suffix = filename.rpartition(".")
-        token = hashlib.sha256(self.scope.encode()).hexdigest()[:12]
-        return f"{stem}-{token}{dot}{suffix}"
+    def generations(self, datastore_ids: Sequence[str]) -> dict[str, str]:
+        """Data store ID → its ``createdAt`` (GetDatastore): a data store re-created
+        under the same ID is another one. "" where the service does not say."""
+        for datastore_id in sorted(set(datastore_ids) - self._generations.keys()):
+            try:
+                self._generations[datastore_id] = self.ahi.get_datastore(datastore_id).generation
+            except ReconcilerError as failure:
+                LOG.debug("GetDatastore %s: %s", datastore_id, failure)
+                self._generations[datastore_id] = ""
+        return {d: self._generations[d] for d in set(datastore_ids)}
+
+    def _context(self, datastore_ids: Sequence[str] = ()) -> RunContext:
+        """What a run's journal header records of the service, the lock and the data
+        stores."""
+        lock = self.keeping.lock
+        return RunContext(
+            service_time=self.ahi.service_clock.now_iso,
+            lock_id=lock.lock_id if lock is not None else None,
+            datastores=self.generations(datastore_ids),
+        )
+
+    def _writing(
+        self, operation: str, shard: Shard | None = None, *, connected: bool = True
+    ) -> AbstractContextManager[Any]:
+        """Hold the state lock of what ``operation`` writes (everything, or one shard).
+        ``connected``: the lock names the principal the service knows us as."""
+        endpoint = self.ahi.endpoint if connected else None
+        return self.keeping.locked(
+            operation, shard=shard, timeout=self.lock_timeout, endpoint=endpoint
+        )
+
+    # -- state commands -----------------------------------------------------------------
+    def migrate_state(self, to: str) -> int:
+        """Copy this scope's state to the backend ``to`` names (``s3://…`` or ``local``),
+        holding the lock of both; refused where ``to`` holds state of the scope already.
+        The number of objects copied."""
+        spec = parse_state(to, "--to")
+        destination = State(
+            open_backend(
+                spec,
+                project=self.config.root,
+                profile=self.profile or self.config.profile,
+                region=self.region,
+                kms_key_id=self.config.state_kms_key_id,
+            ),
+            self.state.scope,
+        )
+        with (
+            self._writing("migrate", connected=False) as held,
+            StateLock.acquire(
+                destination,
+                name=lock_name(None),
+                operation="migrate",
+                principal=held.holder.principal,
+                user=held.holder.user,
+                host=held.holder.host,
+                job_url=held.holder.job_url,
+                timeout=self.lock_timeout,
+                notify=self._notify,
+            ),
+        ):
+            return migrate(self.state, destination, notify=self._notify)
+
+    def import_journals(self, folder: str | os.PathLike[str]) -> tuple[int, list[str]]:
+        """Bring runs recorded before state backends (a journal folder) into the state:
+        the number brought, and a line per journal left out."""
+        with self._writing("migrate", connected=False):
+            return import_journals(self._here(folder), self.runs)
+
+    def unlock(self, lock_id: str) -> Holder:
+        """Remove the state lock whose ID is ``lock_id`` (a killed run's); who held it."""
+        return unlock(self.state, lock_id)
+
+    def locks(self) -> list[Holder]:
+        """The state locks held now."""
+        return held(self.state)
+
+    def _cache_scope(self, datastore_ids: Sequence[str]) -> str:
+        """What the projection cache's keys include: the target and the data stores'
+        generations (a re-created local HealthImaging never answers from an old cache)."""
+        try:
+            where = self.keeping.scope().name
+        except ReconcilerError:
+            where = self.label
+        stores = ",".join(f"{d}@{g}" for d, g in sorted(self.generations(datastore_ids).items()))
+        return f"{where}|{stores}"
+
+    def _check_clock(self) -> None:
+        skew = self.ahi.service_clock.skew
+        if skew is not None and abs(skew) > CLOCK_WARNING:
+            ahead = "behind" if skew > dt.timedelta(0) else "ahead of"
+            self._notify(
+                f"Warning: this machine's clock is {abs(skew).total_seconds():.0f} s {ahead} "
+                "the service's; runs and drift windows follow the service's clock, but check "
+                "this machine's time (NTP)."
+            )
 
     # -- lifetime ----------------------------------------------------------------------
     def __enter__(self) -> Session:
@@ -179,7 +311,13 @@ class Session:
         """The typed client (connected, and the local service started, on first use)."""
         if self._ahi is None:
             self._ahi = self._stack.enter_context(
-                connect(self.endpoint, self.config, region=self.region, profile=self.profile)
+                connect(
+                    self.endpoint,
+                    self.config,
+                    region=self.region,
+                    profile=self.profile,
+                    rates=self.keeping.rates,
+                )
             )
         return self._ahi
 
@@ -234,6 +372,12 @@ class Session:
     ) -> Plan:
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             self.ahi.limiter.share(*shard)
+        stores = [m.datastore_id for m in loaded.manifests]
+        cache = ProjectionCache(
+            LocalBackend(self.config.cache_dir / "projections", self.config.root),
+            scope=self._cache_scope(stores),
+            warn=self._notify,
+        )
         return make_plan(
             self.ahi,
             loaded.manifests,
@@ -242,12 +386,24 @@ class Session:
             parallelism=self._threads(parallelism),
             shard=shard,
             targets=targets,
-            cache=ProjectionCache(self.config.cache_dir / "projections", scope=self.scope),
+            cache=cache,
             replace_primary=replace_primary,
-            replaced=replacements(self.places, self.label),
+            replaced=self._replacements(),
             combine_forced=combine_forced,
             left_out=self._left_out,
         )
+
+    def _replacements(self) -> dict[str, str]:
+        """Old image set ID → the one that replaced it, from the state; {} (said once)
+        where the state cannot be read: plan and drift never need it to work."""
+        try:
+            return replacements(self.runs)
+        except ReconcilerError as failure:
+            self._notify(
+                f"Warning: the state cannot be read ({failure}); image sets replaced by "
+                "earlier runs are not mapped to their new IDs."
+            )
+            return {}
 
     def plan(
         self,
@@ -280,26 +436,62 @@ class Session:
         shard: Shard | None = None,
         parallelism: int | None = None,
     ) -> DriftResult:
-        """Whether the live metadata still matches the manifests. Reads only (but keeps
-        the drift state in the cache folder, so ``since_last_run`` costs O(changes))."""
+        """Whether the live metadata still matches the manifests. Reads only; keeps the
+        drift state in the state backend when it can be written (so ``since_last_run``
+        costs O(changes) and never forgets drift nobody fixed; read-only access only
+        makes the next ``since_last_run`` check everything)."""
         loaded = self.load(paths)
-        started = dt.datetime.now(dt.UTC)
-        state_path = self.config.cache_dir / self._scoped(DRIFT_STATE_FILE)
-        previous = load_state(state_path)
-        targets = None
-        if since_last_run and previous is not None:
-            targets = incremental_targets(self.ahi, loaded.manifests, previous, started)
-        elif since_last_run:
-            self._notify("No earlier drift run recorded: checking everything.")
-        if targets is None:
+        stores = sorted({m.datastore_id for m in loaded.manifests})
+        generations = self.generations(stores)  # also the first answer: the service's time
+        began = self.ahi.service_clock.first
+        self._check_clock()
+        previous = None
+        if since_last_run:
+            previous = self._drift_state(generations)
+            if previous is None:
+                self._notify("No earlier drift run recorded: checking everything.")
+        if previous is not None:
+            found, unresolved, count = incremental_targets(self.ahi, loaded.manifests, previous)
+            targets: Targets = (found, unresolved)
+            coverage = Coverage(count, len(found), incremental=True)
+        else:
             targets = resolve(self.ahi, loaded.manifests)
+            coverage = Coverage(len(targets[0]), len(targets[0]), incremental=False)
         plan = self._make_plan(loaded, shard=shard, parallelism=parallelism, targets=targets)
-        if shard is None and not plan.has_problems and not self.targeting.active:
-            kept = previous if since_last_run else None
-            save_state(state_path, state_after(started, loaded.manifests, targets[0], kept))
+        if shard is None and not self.targeting.active and began is not None:
+            open_now = {(p.datastore_id, p.image_set_id) for p in (*plan.to_update, *plan.blocked)}
+            recorded = state_after(
+                began,
+                loaded.manifests,
+                targets[0],
+                open_now=open_now,
+                generations=generations,
+                previous=previous,
+            )
+            self._save_drift_state(recorded)
+            if previous is not None:
+                coverage = dataclasses.replace(coverage, selected=selected(recorded))
+        if coverage.incremental:
+            plan = dataclasses.replace(plan, selected=coverage.selected)
         if plan.has_changes:  # where to look: the version that made each drifted value
             plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
-        return DriftResult(plan)
+        return DriftResult(plan, coverage)
+
+    def _drift_state(self, generations: Mapping[str, str]) -> DriftState | None:
+        try:
+            return load_state(self.state, generations)
+        except ReconcilerError as failure:
+            self._notify(f"Warning: the drift state cannot be read ({failure}).")
+            return None
+
+    def _save_drift_state(self, recorded: DriftState) -> None:
+        try:
+            save_state(self.state, recorded)
+        except ReconcilerError as failure:
+            self._notify(
+                f"Warning: the drift state was not saved ({failure}); the next "
+                "`drift --since-last-run` checks everything."
+            )
 
     # -- apply -------------------------------------------------------------------------
     def recover(self, manifest_digest: str | None = None) -> None:
@@ -309,23 +501,29 @@ class Session:
         if self._recovered:
             return
         self._recovered = True
-        self._resume_replaces()
-        self._recovery_journal = self._stack.enter_context(
-            recovering(
-                self.ahi,
-                self.places,
-                endpoint=self.label,
-                manifest_digest=manifest_digest,
-                lock_timeout=self.config.lock_timeout_seconds,
-                echo=self._notify,
+        with self._writing("apply"):
+            self._resume_replaces()
+            self._recovery_journal = self._stack.enter_context(
+                recovering(
+                    self.ahi,
+                    self.runs,
+                    endpoint=self.label,
+                    manifest_digest=manifest_digest,
+                    lock_timeout=self.config.lock_timeout_seconds,
+                    echo=self._notify,
+                    context=self._context(),
+                )
             )
-        )
 
     def _resume_replaces(self) -> None:
         """Finish or roll back every replace an interrupted run (apply or revert) left
         halfway, so no study is left without its primary image set."""
         for resumed in resume_interrupted(
-            self.ahi, self.places, self.label, self.config.lock_timeout_seconds
+            self.ahi,
+            self.runs,
+            endpoint=self.label,
+            lock_timeout=self.config.lock_timeout_seconds,
+            context=self._context(),
         ):
             self._notify(f"Resumed the replace of image set {resumed.old_id}: {resumed.message}")
 
@@ -364,51 +562,53 @@ class Session:
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
         """
-        if isinstance(source, Plan):
-            plan = source
-            if plan.saved_from is not None:
-                given = OptIns(replace_primary, allow_force, study_wide, combine_forced)
-                check_opt_ins(plan, given)
-            self.recover(plan.manifest_digest)
-            if plan.saved_from is not None:
-                check_pinned(self.ahi, plan.to_update)
-        else:
-            loaded = self.load(source)
-            self.recover(loaded.digest)
-            plan = self._make_plan(
-                loaded,
-                shard=shard,
-                parallelism=parallelism,
-                replace_primary=replace_primary,
-                combine_forced=combine_forced,
+        with self._writing("apply", shard):
+            if isinstance(source, Plan):
+                plan = source
+                if plan.saved_from is not None:
+                    given = OptIns(replace_primary, allow_force, study_wide, combine_forced)
+                    check_opt_ins(plan, given)
+                self.recover(plan.manifest_digest)
+                if plan.saved_from is not None:
+                    check_pinned(self.ahi, plan.to_update)
+            else:
+                loaded = self.load(source)
+                self.recover(loaded.digest)
+                plan = self._make_plan(
+                    loaded,
+                    shard=shard,
+                    parallelism=parallelism,
+                    replace_primary=replace_primary,
+                    combine_forced=combine_forced,
+                )
+                if reviewed is not None:
+                    check_reviewed(reviewed, plan)
+            if not plan.has_changes:
+                if review is not None:
+                    review(plan)
+                return ApplyResult(plan, None)
+            if review is not None and not review(plan):
+                raise Cancelled("cancelled: nothing was changed")
+            journal = self._recovery_journal or Journal.start(
+                self.runs,
+                command="apply",
+                endpoint=self.label,
+                manifest_digest=plan.manifest_digest,
+                context=self._context([p.datastore_id for p in plan.to_update]),
             )
-            if reviewed is not None:
-                check_reviewed(reviewed, plan)
-        if not plan.has_changes:
-            if review is not None:
-                review(plan)
-            return ApplyResult(plan, None)
-        if review is not None and not review(plan):
-            raise Cancelled("cancelled: nothing was changed")
-        journal = self._recovery_journal or Journal.start(
-            self.places.journal,
-            command="apply",
-            endpoint=self.label,
-            manifest_digest=plan.manifest_digest,
-        )
-        self._recovery_journal = None
-        with journal:
-            report = apply_plan(
-                self.ahi,
-                plan,
-                journal,
-                parallelism=self._threads(parallelism),
-                lock_timeout=self.config.lock_timeout_seconds,
-                progress=progress,
-                undo_dir=self.places.undo,
-            )
-            journal.pacing(self.pacing())
-        return ApplyResult(plan, report, self.pacing())
+            self._recovery_journal = None
+            with journal:
+                report = apply_plan(
+                    self.ahi,
+                    plan,
+                    journal,
+                    parallelism=self._threads(parallelism),
+                    lock_timeout=self.config.lock_timeout_seconds,
+                    progress=progress,
+                    runs=self.runs,
+                )
+                journal.pacing(self.pacing())
+            return ApplyResult(plan, report, self.pacing())
 
     def pacing(self) -> dict[str, dict[str, float | int | str | None]]:
         """Per operation this session used: the rate its pacer started from and reached
@@ -475,7 +675,9 @@ class Session:
         found = find_image_sets(self.ahi, store, image_sets, study=study)
         return export_manifests(self.ahi, store, found, choices, show_phi=self.show_phi)
 
-    def init(self, *, ci: str = "none", datastore_id: str | None = None) -> InitResult:
+    def init(
+        self, *, ci: str = "none", datastore_id: str | None = None, state: str | None = None
+    ) -> InitResult:
         """Scaffold :attr:`project_dir` as a manifest repository; never overwrites. The
         data store is ``datastore_id``, else the account's only ACTIVE one."""
 
@@ -493,9 +695,14 @@ class Session:
             return None
 
         return scaffold(
-            self.project_dir, datastore_id=choose, sample=sample, ci=CI(ci),
-            local=self.endpoint.kind == "local", region=self.region,
-        )  # fmt: skip
+            self.project_dir,
+            datastore_id=choose,
+            sample=sample,
+            ci=CI(ci),
+            local=self.endpoint.kind == "local",
+            region=self.region,
+            state=str(parse_state(state, "--state")) if state is not None else None,
+        )
 
     def _datastore(self, given: str | None) -> str:
         store = given or self.config.datastore_id
@@ -520,8 +727,8 @@ class Session:
             raise ConfigError("give either a run ID or an image set and a version")
         if run_id is not None:
             run = self.run_to_revert(run_id)
-            children = revert_runs_of(self.places, run)
-            return tuple(plan_revert_run(self.ahi, run, children, undo_dir=self.places.undo))
+            children = revert_runs_of(self.runs, run)
+            return tuple(plan_revert_run(self.ahi, run, children, runs=self.runs))
         if to_version is None:
             raise ConfigError("an image set needs the version to go back to (--to-version N)")
         assert image_set is not None
@@ -530,15 +737,22 @@ class Session:
 
     def run_to_revert(self, run_id: str) -> Run:
         """The run ``revert --run`` means: an ID (or unique prefix), or ``last``, the
-        newest run against this endpoint that changed something."""
+        newest run of this scope (by the service's clock) that changed something. A run
+        against a data store that was re-created since is refused: its records name
+        image sets of another data store."""
         if run_id.strip().lower() == LAST:
-            return newest_changing_run(self.places, self.label)
-        run = load_run(self.places.journal, run_id, self.places.cache)
-        if run.header.endpoint != self.label:  # its IDs name image sets of another service
-            raise ConfigError(
-                f"run {run.run_id} was against {run.header.endpoint}, not {self.label}: "
-                "revert it with that endpoint"
-            )
+            run = newest_changing_run(self.runs)
+        else:
+            run = self.runs.load(run_id)
+        recorded = run.header.datastores or {}
+        now = self.generations(list(recorded))
+        for datastore_id, generation in sorted(recorded.items()):
+            if generation and now.get(datastore_id) and now[datastore_id] != generation:
+                raise ConfigError(
+                    f"run {run.run_id} was against data store {datastore_id} as created at "
+                    f"{generation}; it was re-created since (at {now[datastore_id]}), so the "
+                    "run's records name image sets of another data store: nothing to revert"
+                )
         return run
 
     def revert(
@@ -556,31 +770,39 @@ class Session:
         """Put image sets back to recorded versions (a new version equal to the old
         one). Image sets that moved since the run are refused (stale) unless ``force``.
         Journaled like apply, so a revert can itself be reverted."""
-        parent = None
-        # A revert of a replace is a replace: one an interrupted revert left halfway is
-        # finished (or rolled back) first, then found done (or done again) below.
-        self._resume_replaces()
-        if run_id is not None:
-            parent = self.run_to_revert(run_id).run_id
-            run_id = parent  # `last` is resolved once: the items and the journal agree
-        items = self.revert_items(
-            run_id=run_id, image_set=image_set, to_version=to_version, datastore_id=datastore_id
-        )
-        if all(item.already is not None for item in items):
-            return RevertResult(items, None, parent)
-        if review is not None and not review(items):
-            raise Cancelled("cancelled: nothing was changed")
-        with Journal.start(
-            self.places.journal, command="revert", endpoint=self.label, parent_run_id=parent
-        ) as journal:
-            report = apply_revert(
-                self.ahi,
-                items,
-                journal,
-                force=force,
-                parallelism=self._threads(parallelism),
-                lock_timeout=self.config.lock_timeout_seconds,
-                progress=progress,
-                undo_dir=self.places.undo,
+        with self._writing("revert"):
+            parent = None
+            # A revert of a replace is a replace: one an interrupted revert left halfway
+            # is finished (or rolled back) first, then found done (or done again) below.
+            self._resume_replaces()
+            if run_id is not None:
+                parent = self.run_to_revert(run_id).run_id
+                run_id = parent  # `last` is resolved once: the items and the journal agree
+            items = self.revert_items(
+                run_id=run_id,
+                image_set=image_set,
+                to_version=to_version,
+                datastore_id=datastore_id,
             )
-        return RevertResult(items, report, parent)
+            if all(item.already is not None for item in items):
+                return RevertResult(items, None, parent)
+            if review is not None and not review(items):
+                raise Cancelled("cancelled: nothing was changed")
+            with Journal.start(
+                self.runs,
+                command="revert",
+                endpoint=self.label,
+                parent_run_id=parent,
+                context=self._context([item.datastore_id for item in items]),
+            ) as journal:
+                report = apply_revert(
+                    self.ahi,
+                    items,
+                    journal,
+                    force=force,
+                    parallelism=self._threads(parallelism),
+                    lock_timeout=self.config.lock_timeout_seconds,
+                    progress=progress,
+                    runs=self.runs,
+                )
+            return RevertResult(items, report, parent)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reconciler.engine.apply import ApplyReport
+from reconciler.engine.incremental import Coverage
 from reconciler.engine.plan import Plan
 from reconciler.engine.revert import RevertItem
 from reconciler.errors import ExitCode, worst
@@ -37,9 +38,11 @@ class PlanResult:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """``Session.drift``: whether the live metadata still matches the manifests."""
+    """``Session.drift``: whether the live metadata still matches the manifests;
+    ``coverage``: how many image sets the manifests select and how many were read."""
 
     plan: Plan
+    coverage: Coverage | None = None
 
     @property
     def in_sync(self) -> bool:

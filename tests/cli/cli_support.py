@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST_UPDATES = "rateLimits: {UpdateImageSetMetadata: 100}\n"
 FAST_WRITES = "rateLimits: {UpdateImageSetMetadata: 100, CopyImageSet: 100, DeleteImageSet: 100}\n"
 # What a developer's shell or a CI runner may set that would change what the CLI does.
-OUTSIDE_VARIABLES = ("RECONCILER_ENDPOINT", "GITHUB_STEP_SUMMARY")
+OUTSIDE_VARIABLES = ("RECONCILER_ENDPOINT", "RECONCILER_STATE", "GITHUB_STEP_SUMMARY")
 CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "RECONCILER_SHOW_PHI")
 
 
@@ -54,8 +54,8 @@ def manifest_repository(
 ) -> Path:
     """``root`` made a manifest repository against ``local`` and entered: seeded (when
     ``datastore`` is the seed's), ``manifests/`` with the shipped manifests (all, the
-    named files — none for an empty folder — or, with False, no folder), a reconciler.yaml with the journal in ``runs/`` and
-    ``settings`` added. Outside CI unless ``in_ci`` (the caller set CI's variables)."""
+    named files — none for an empty folder — or, with False, no folder), a reconciler.yaml with
+    ``settings`` added (state: local, in .reconciler/state). Outside CI unless ``in_ci`` (the caller set CI's variables)."""
     if datastore == SEED_DATASTORE_ID:
         seed(local.backend)
     folder = root / "manifests"
@@ -68,7 +68,7 @@ def manifest_repository(
     if git:
         (root / ".git").mkdir()
     (root / "reconciler.yaml").write_text(
-        f"endpoint: {local.url}\ndatastoreId: {datastore}\njournalDir: runs\n{settings}"
+        f"endpoint: {local.url}\ndatastoreId: {datastore}\n{settings}"
     )
     monkeypatch.chdir(root)
     for name in OUTSIDE_VARIABLES + (() if in_ci else CI_VARIABLES):

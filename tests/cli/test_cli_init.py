@@ -66,13 +66,12 @@ def test_git_ignores_what_holds_phi_and_keeps_the_manifests(here: Path, local: A
     assert run("--endpoint", local.url, "init").exit_code == 0
     subprocess.run(["git", "init", "-q", str(here)], check=True)
     paths = {
-        ".reconciler/cache/ab/x.json": True, ".reconciler/undo/r.undo.json": True,
+        ".reconciler/cache/ab/x.json": True, ".reconciler/state/local/x/undo/r.json": True,
         ".reconciler/local-healthimaging.sqlite": True,
         ".reconciler/local-healthimaging.sqlite-wal": True, "plan.json": True,
-        "saved-plan/plan.json": True, "manifests/example.yaml": False,
-        ".reconciler/runs/2026.jsonl": False, "reconciler.yaml": False,
-        ".reconciler/cache/journal-index/journal-0123456789ab.json": True,
-        "journal/2026.jsonl": False,  # a top-level journalDir: committed, as .reconciler/runs
+        "saved-plan/plan.json": True, "plan.html": True, "manifests/example.yaml": False,
+        ".reconciler/state/local/x/runs/2026.jsonl": True,  # state never belongs in git
+        "reconciler.yaml": False,
     }  # fmt: skip
     for path, ignored in paths.items():
         check = subprocess.run(["git", "check-ignore", "-q", path], cwd=here)

@@ -88,7 +88,8 @@ def test_update_failed_message_is_masked_when_printed_and_journaled(
     applied = run("apply", "--auto-approve")
     assert applied.exit_code == 3, applied.output
     assert "UPDATE_FAILED" in applied.output and "Update failed: PatientName: ***" in applied.output
-    journals = "".join(p.read_text() for p in (project / "runs").rglob("*") if p.is_file())
+    state = project / ".reconciler" / "state"
+    journals = "".join(p.read_text() for p in state.rglob("*") if p.is_file())
     assert "Update failed" in journals
     for secret in ("SAMPLE^CT ONE", "MRN00041"):
         assert secret not in applied.output and secret not in journals

@@ -15,7 +15,10 @@ from click.testing import CliRunner, Result
 from reconciler import __version__
 from reconciler.cli.runs import runs
 from reconciler.engine import journal as journal_module
-from reconciler.engine.journal import Journal, JournalError, Outcome
+from reconciler.engine.journal import Journal, JournalError, Outcome, RunStore
+from reconciler.engine.journal.index import OPEN, encode, problem_facts, update
+from reconciler.state import Scope, State
+from reconciler.state.local import LocalBackend
 
 DS = "2aa75d103f7f45ab977b0e93f00e6fe9"
 A = "a" * 32
@@ -30,20 +33,37 @@ def ticking(start: datetime) -> Callable[[], datetime]:
     return lambda: start + timedelta(milliseconds=10 * next(counter))
 
 
-def journal(monkeypatch: pytest.MonkeyPatch, directory: Path, token: str, start: datetime,
+LOCAL = Scope.local(".reconciler/local-healthimaging.sqlite")  # what `endpoint: local` uses
+
+
+def store(root: Path) -> RunStore:
+    return RunStore(State(LocalBackend(root / ".reconciler" / "state", root), LOCAL))
+
+
+def project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project against the local HealthImaging (its state needs no connection)."""
+    (root / ".git").mkdir(exist_ok=True)
+    (root / "reconciler.yaml").write_text("endpoint: local\n")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("RECONCILER_STATE", raising=False)
+    monkeypatch.delenv("RECONCILER_ENDPOINT", raising=False)
+    return root
+
+
+def journal(monkeypatch: pytest.MonkeyPatch, root: Path, token: str, start: datetime,
             **kwargs: Any) -> Journal:  # fmt: skip
     """A run by alice@ci-7 whose ID ends in ``token``."""
     monkeypatch.setattr(journal_module, "_token", lambda: token)
     options: dict[str, Any] = {"command": "apply", "endpoint": "aws (us-east-1)", "user": "alice",
                                "host": "ci-7", "clock": ticking(start)}  # fmt: skip
-    return Journal.start(directory, **(options | kwargs))
+    return Journal.start(store(root), **(options | kwargs))
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Two runs in ./runs: a completed apply, then a revert interrupted mid-call."""
-    monkeypatch.chdir(tmp_path)
-    directory = tmp_path / "runs"
+    """Two runs in the project's state: a completed apply, then a revert interrupted
+    mid-call (killed: its log is left as it was)."""
+    directory = project(tmp_path, monkeypatch)
     with journal(monkeypatch, directory, "000001", T0, manifest_digest="9" * 64) as first:
         first.intent(A, DS, "1", "d" * 64, keys=["Patient.PatientName", "Study.StudyDescription"])
         first.result(A, DS, "1", "2", Outcome.UPDATED)
@@ -52,7 +72,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     second = journal(monkeypatch, directory, "000002", T0 + timedelta(hours=1), command="revert",
                      parent_run_id=OLD)  # fmt: skip
     second.intent(A, DS, "2", "r" * 64, keys=["(revert to version 1)"])
-    second.close()  # interrupted: no result, no end
+    second._log.close()  # killed: no result, no end
     return directory
 
 
@@ -61,7 +81,7 @@ def invoke(*args: str) -> Result:
 
 
 def test_lists_runs_newest_first_run_id_first(folder: Path) -> None:
-    result = invoke("--dir", "runs")
+    result = invoke()
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"{NEW}  revert  2025-01-02T04:04:05Z  interrupted  1 image set   1 pending              alice@ci-7",
@@ -71,7 +91,7 @@ def test_lists_runs_newest_first_run_id_first(folder: Path) -> None:
 
 
 def test_show_last(folder: Path) -> None:
-    result = invoke("show", "last", "--dir", "runs")
+    result = invoke("show", "last")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"Run {NEW}: revert, interrupted",
@@ -80,7 +100,7 @@ def test_show_last(folder: Path) -> None:
         "  endpoint   aws (us-east-1)",
         f"  reverts    {OLD}",
         f"  reconciler {__version__}",
-        f"  journal    runs/{NEW}.jsonl",
+        f"  journal    .reconciler/state/{LOCAL.name}/runs/{NEW}.jsonl",
         "",
         f"  {A}  2 → ?  PENDING  (revert to version 1)",
         "",
@@ -90,8 +110,8 @@ def test_show_last(folder: Path) -> None:
     ]
 
 
-def test_show_by_prefix_with_the_folder_given_to_the_group(folder: Path) -> None:
-    result = invoke("--dir", "runs", "show", OLD[:13])
+def test_show_by_prefix(folder: Path) -> None:
+    result = invoke("show", OLD[:13])
     assert result.exit_code == 0, result.output
     text = result.output.splitlines()
     assert text[0] == f"Run {OLD}: apply, completed"
@@ -103,12 +123,12 @@ def test_show_by_prefix_with_the_folder_given_to_the_group(folder: Path) -> None
 
 
 def test_json_output_parses(folder: Path) -> None:
-    listed = json.loads(invoke("--dir", "runs", "--output", "json").output)
+    listed = json.loads(invoke("--output", "json").output)
     assert [run["run_id"] for run in listed["runs"]] == [NEW, OLD]
     assert listed["runs"][0]["status"] == "interrupted" and listed["runs"][0]["pending"] == 1
     assert listed["runs"][1]["counts"] == {"UPDATED": 1, "CONFLICT": 1}
 
-    shown = json.loads(invoke("show", OLD, "--dir", "runs", "-o", "json").output)
+    shown = json.loads(invoke("show", OLD, "-o", "json").output)
     assert shown["run"]["run_id"] == OLD and shown["status"] == "completed"
     assert shown["changed"] == [
         {"image_set_id": A, "datastore_id": DS, "from_version": "1", "to_version": "2"}
@@ -116,54 +136,48 @@ def test_json_output_parses(folder: Path) -> None:
     assert [entry["outcome"] for entry in shown["image_sets"]] == ["UPDATED", "CONFLICT"]
     assert shown["end"]["summary"] == {"UPDATED": 1, "CONFLICT": 1}
     # -o given to the group applies to `show` too.
-    assert json.loads(invoke("-o", "json", "--dir", "runs", "show", "last").output)["pending"]
+    assert json.loads(invoke("-o", "json", "show", "last").output)["pending"]
 
 
 def test_no_runs_yet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "empty").mkdir()
-    for folder in ("empty", "missing"):
-        result = invoke("--dir", folder)
-        assert (result.exit_code, result.output) == (0, f"No runs yet in {folder}.\n")
-    result = invoke("--dir", "missing", "-o", "json")
+    project(tmp_path, monkeypatch)
+    result = invoke()
+    assert (result.exit_code, result.output) == (
+        0,
+        f"No runs yet in .reconciler/state/{LOCAL.name}/runs.\n",
+    )
+    result = invoke("-o", "json")
     assert result.exit_code == 0 and json.loads(result.output)["runs"] == []
 
 
-def test_default_folder_is_journal_dir_of_reconciler_yaml(
+def test_runs_are_those_of_the_project_above(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "reconciler.yaml").write_text("journalDir: audit/runs\n")
-    (tmp_path / ".git").mkdir()
+    project(tmp_path, monkeypatch)
     (tmp_path / "sub").mkdir()
-    monkeypatch.chdir(tmp_path / "sub")
-    assert invoke().output == f"No runs yet in {tmp_path / 'audit' / 'runs'}.\n"
-    monkeypatch.chdir(tmp_path)
-    with journal(monkeypatch, tmp_path / "audit" / "runs", "0000aa", T0):
+    with journal(monkeypatch, tmp_path, "0000aa", T0):
         pass
+    monkeypatch.chdir(tmp_path / "sub")
     assert invoke().output.startswith("20250102T030405Z-0000aa  apply")
 
 
-def test_default_folder_without_reconciler_yaml(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / ".git").mkdir()
-    monkeypatch.chdir(tmp_path)
-    assert invoke().output == "No runs yet in .reconciler/runs.\n"
-
-
 def test_unknown_and_ambiguous_ids_are_errors(folder: Path) -> None:
-    result = invoke("show", "2024", "--dir", "runs")
+    result = invoke("show", "2024")
     assert result.exit_code == 1
     assert isinstance(result.exception, JournalError)
     assert "`reconciler runs` lists the runs" in str(result.exception)
-    result = invoke("show", "2025", "--dir", "runs")
+    result = invoke("show", "2025")
     assert isinstance(result.exception, JournalError)
     assert "matches 2 runs" in str(result.exception)
 
 
 def test_an_unreadable_journal_is_listed_not_fatal(folder: Path) -> None:
-    (folder / "20250102T050000Z-0000ff.jsonl").write_text("")
-    result = invoke("--dir", "runs")
+    runs = store(folder)
+    rid = "20250102T050000Z-0000ff"
+    runs.state.put(f"runs/{rid}.jsonl", b"")
+    facts = problem_facts(rid, "x", "?", OPEN)
+    update(runs.state, lambda entries: entries.__setitem__(rid, encode(facts)))
+    result = invoke()
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
     assert first.startswith("20250102T050000Z-0000ff  ?")

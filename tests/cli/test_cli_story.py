@@ -8,7 +8,6 @@ Study, Series, Instance and private-tag changes and removals (the shipped manife
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +191,7 @@ def test_revert_refuses_image_sets_changed_since_the_run(project: Path, client: 
 def test_incremental_drift_and_shards(project: Path, client: Any) -> None:
     assert run("apply", "--auto-approve").exit_code == 0
     assert run("drift").exit_code == 0  # records the state drift --since-last-run starts from
-    assert len(list((project / ".reconciler" / "cache").glob("drift-state-*.json"))) == 1
+    assert len(list((project / ".reconciler" / "state").rglob("drift/state.json"))) == 1
     quiet = run("drift", "--since-last-run")
     assert quiet.exit_code == 0, quiet.output
     assert "No drift" in quiet.output
@@ -215,16 +214,14 @@ def test_patient_and_series_fixes_on_a_primary_image_set(project: Path, client: 
     applied = run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert "replaced by image set" in applied.output
-    # The undo values (the old PatientID, PHI) are kept in .reconciler/undo/ whatever
-    # journalDir is (here the top-level runs/), 0600 in a 0700 folder: never in the
-    # journal folder the CI recipes commit and upload, nor beside it.
-    journals = "".join(p.read_text() for p in (project / "runs").rglob("*") if p.is_file())
-    assert "8NM1" not in journals and "undo" not in " ".join(os.listdir(project / "runs"))
-    undo_dir = project / ".reconciler" / "undo"
-    (undo_file,) = undo_dir.iterdir()
+    # The undo values (the old PatientID, PHI) are the only PHI in the state: 0600 in a
+    # 0700 folder, apart from the run logs.
+    state = project / ".reconciler" / "state"
+    logs = "".join(p.read_text() for p in state.rglob("*") if p.is_file() and "undo" not in p.parts)
+    assert "8NM1" not in logs
+    (undo_file,) = state.rglob("undo/*.json")
     assert "8NM1" in undo_file.read_text() and undo_file.stat().st_mode & 0o777 == 0o600
-    assert undo_dir.stat().st_mode & 0o777 == 0o700
-    assert not (project / "undo").exists() and not (project / "cache").exists()
+    assert undo_file.parent.stat().st_mode & 0o777 == 0o700
     found = client.search_image_sets(datastoreId=SEED_DATASTORE_ID, searchCriteria={"filters": [
         {"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]})  # fmt: skip
     (summary,) = found["imageSetsMetadataSummaries"]  # one image set: the new primary

@@ -10,10 +10,11 @@ from conftest import settle
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.engine.apply import apply_plan
-from reconciler.engine.journal import Journal, Outcome, load_run
+from reconciler.engine.journal import Journal, Outcome
 from reconciler.engine.plan import make_plan
 from reconciler.healthimaging import HealthImaging, RateLimiter
 from reconciler.manifest import load_tree
+from tests.state_support import run_store
 
 ROOT = Path(__file__).resolve().parents[2]
 NM = "07293c9559d92802df5cd515a22a5149"
@@ -34,7 +35,7 @@ def test_every_image_set_is_journaled_verified_and_reported(
     ahi: HealthImaging, client: Any, tmp_path: Path
 ) -> None:
     plan = plan_seeded(ahi)
-    with Journal.start(tmp_path, command="apply", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     assert report.exit_code == 0
     assert {o.image_set_id for o in report.outcomes} == {p.image_set_id for p in plan.to_update}
@@ -42,7 +43,7 @@ def test_every_image_set_is_journaled_verified_and_reported(
     for outcome in report.outcomes:  # what the report says is what the service holds
         live = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=outcome.image_set_id)
         assert live["versionId"] == outcome.to_version
-    run = load_run(tmp_path, report.run_id)
+    run = run_store(tmp_path).load(report.run_id)
     assert run.header.endpoint == "test"
     assert plan_seeded(ahi).has_changes is False  # converged
 
@@ -57,7 +58,7 @@ def test_an_image_set_that_moved_since_the_plan_is_stale_and_untouched(
     )  # fmt: skip
     # someone else wrote version 2 since the plan
     settle(client, SEED_DATASTORE_ID, NM)
-    with Journal.start(tmp_path, command="apply", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     by_id = {o.image_set_id: o for o in report.outcomes}
     assert by_id[NM].outcome is Outcome.STALE

@@ -17,16 +17,8 @@ import pytest
 
 from reconciler import __version__
 from reconciler.engine import journal as journal_module
-from reconciler.engine.journal import (
-    Changed,
-    Journal,
-    JournalError,
-    Outcome,
-    list_runs,
-    load_run,
-    read_run,
-    resolve_run_id,
-)
+from reconciler.engine.journal import Changed, Journal, JournalError, Outcome, RunContext, RunStore
+from tests.state_support import log_path, run_store
 
 DS = "2aa75d103f7f45ab977b0e93f00e6fe9"
 A = "a" * 32
@@ -49,15 +41,47 @@ def tokens(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield queue
 
 
-def start(directory: Path, clock: Callable[[], datetime] | None = None, **kwargs: Any) -> Journal:
-    """A journal by alice on ci-7 against the local endpoint, on a ticking clock."""
-    defaults: dict[str, Any] = {"command": "apply", "endpoint": "local", "user": "alice",
-                                "host": "ci-7", "clock": clock or ticking()}  # fmt: skip
-    return Journal.start(directory, **(defaults | kwargs))
+def start(root: Path, clock: Callable[[], datetime] | None = None, **kwargs: Any) -> Journal:
+    """A journal by alice on ci-7 against the local endpoint, on a ticking clock, in
+    the local state under ``root``."""
+    defaults: dict[str, Any] = {
+        "command": "apply",
+        "endpoint": "local",
+        "user": "alice",
+        "host": "ci-7",
+        "clock": clock or ticking(),
+    }
+    return Journal.start(run_store(root), **(defaults | kwargs))
 
 
-def lines(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def path_of(journal: Journal) -> Path:
+    return log_path(journal._store, journal)
+
+
+def lines(journal: Journal) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path_of(journal).read_text().splitlines()]
+
+
+def load_run(root: Path, wanted: str) -> Any:
+    return run_store(root).load(wanted)
+
+
+def list_runs(root: Path) -> Any:
+    return run_store(root).summaries()
+
+
+def read_run(journal: Journal) -> Any:
+    return run_store_of(journal).read(journal.run_id)
+
+
+def run_store_of(journal: Journal) -> RunStore:
+    return journal._store
+
+
+def killed(journal: Journal) -> None:
+    """The process writing ``journal`` dies (SIGKILL): its log is left as it is, and the
+    index still says the run is open."""
+    journal._log.close()
 
 
 # -- writing and reading back ------------------------------------------------------
@@ -68,15 +92,15 @@ def test_round_trip(tmp_path: Path, tokens: list[str]) -> None:
         journal.result(A, DS, "1", "2", Outcome.UPDATED)
         journal.result(B, DS, "4", "5", Outcome.STALE, message="version moved", call=0)
     assert journal.run_id == "20250102T030405Z-1a2b3c"
-    assert journal.path == tmp_path / "20250102T030405Z-1a2b3c.jsonl"
+    assert path_of(journal).name == "20250102T030405Z-1a2b3c.jsonl"
 
-    records = lines(journal.path)
+    records = lines(journal)
     assert records[0] == {
         "type": "run", "run_id": "20250102T030405Z-1a2b3c", "command": "apply",
         "started_at": "2025-01-02T03:04:05.000Z", "user": "alice", "host": "ci-7",
         "reconciler_version": __version__, "endpoint": "local",
         "manifest_digest": "m" * 64, "plan_digest": "p" * 64, "parent_run_id": None,
-        "format_version": 1,
+        "format_version": 2,
     }  # fmt: skip
     assert records[1] == {
         "type": "intent", "image_set_id": A, "datastore_id": DS, "from_version": "1",
@@ -87,7 +111,7 @@ def test_round_trip(tmp_path: Path, tokens: list[str]) -> None:
     assert records[-1] == {"type": "end", "finished_at": "2025-01-02T03:04:05.040Z",
                            "summary": {"UPDATED": 1, "STALE": 1}}  # fmt: skip
     # Keys sorted, one compact object per line: stable for diffs and grep.
-    first = journal.path.read_text().splitlines()[1]
+    first = path_of(journal).read_text().splitlines()[1]
     assert first == json.dumps(records[1], sort_keys=True, separators=(",", ":"))
 
     run = load_run(tmp_path, journal.run_id)
@@ -109,46 +133,49 @@ def test_revert_header_names_the_run_it_reverts(tmp_path: Path) -> None:
     assert (header.command, header.parent_run_id, header.endpoint) == (
         "revert", parent, "aws (us-east-1)",
     )  # fmt: skip
-    assert j.path.exists()
+    assert path_of(j).exists()
 
 
 def test_each_record_is_fsynced_before_the_call_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files: list[int] = []  # fsyncs of regular files (the new file's folder is synced too)
+    files: list[int] = []  # fsyncs of the run's log (the index and folders are synced too)
     real_fsync = os.fsync
 
     def counting(fd: int) -> None:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
             files.append(fd)
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", counting)
     journal = start(tmp_path)
     # Checked after each call: every record is on disk before the caller goes on.
-    assert len(files) == 1 == len(lines(journal.path))
+    assert len(files) == 1 == len(lines(journal))
     journal.intent(A, DS, "1", "d")
-    assert len(files) == 2 == len(lines(journal.path))
+    assert len(files) == 2 == len(lines(journal))
     journal.result(A, DS, "1", "2", Outcome.UPDATED)
-    assert len(files) == 3 == len(lines(journal.path))
+    assert len(files) == 3 == len(lines(journal))
     journal.end()
-    assert len(files) == 4 == len(lines(journal.path))
+    assert len(files) == 4 == len(lines(journal))
 
 
 def test_files_are_0600_and_new_folders_0700_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o000)
     try:
-        with start(tmp_path / "project" / ".reconciler" / "runs") as journal:
+        with start(tmp_path) as journal:
             pass
     finally:
         os.umask(old)
-    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
-    for folder in ("project", "project/.reconciler", "project/.reconciler/runs"):
-        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE(path_of(journal).stat().st_mode) == 0o600
+    folder = path_of(journal).parent
+    while folder != tmp_path:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+        folder = folder.parent
 
 
 def test_never_overwrites_an_existing_journal(tmp_path: Path, tokens: list[str]) -> None:
-    existing = tmp_path / "20250102T030405Z-aaaaaa.jsonl"
+    existing = log_path(run_store(tmp_path), "20250102T030405Z-aaaaaa")
+    existing.parent.mkdir(parents=True, mode=0o700)
     existing.write_text("someone else's run\n")
     tokens.extend(["aaaaaa", "bbbbbb"])
     with start(tmp_path) as journal:
@@ -164,7 +191,7 @@ def test_a_failed_write_stops_the_journal(tmp_path: Path, monkeypatch: pytest.Mo
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(JournalError, match="No space left on device"):
+    with pytest.raises(JournalError, match="no space left on the device"):
         journal.intent(A, DS, "1", "d")
     monkeypatch.undo()
     # Nothing more is appended after a line that may be half-written.
@@ -190,7 +217,7 @@ def test_records_hold_keys_ids_versions_and_outcomes_only(tmp_path: Path) -> Non
     with start(tmp_path) as journal:
         journal.intent(A, DS, "1", "d", keys=["Patient.PatientName"])
         journal.result(A, DS, "1", "2", Outcome.UPDATED, message="done")
-    fields = {str(r["type"]): set(r) for r in lines(journal.path)}
+    fields = {str(r["type"]): set(r) for r in lines(journal)}
     assert fields == {
         "run": {"type", "run_id", "command", "started_at", "user", "host",
                 "reconciler_version", "endpoint", "manifest_digest", "plan_digest",
@@ -201,7 +228,7 @@ def test_records_hold_keys_ids_versions_and_outcomes_only(tmp_path: Path) -> Non
                    "outcome", "message", "call", "at"},
         "end": {"type", "finished_at", "summary"},
     }  # fmt: skip
-    text = journal.path.read_text()
+    text = path_of(journal).read_text()
     assert "Patient.PatientName" in text and "DOE" not in text
     assert text.isascii()
 
@@ -229,16 +256,16 @@ def test_a_truncated_last_line_is_skipped_and_the_intent_is_pending(tmp_path: Pa
     journal.intent(A, DS, "1", "d1", keys=["Study.StudyDescription"])
     journal.result(A, DS, "1", "2", Outcome.UPDATED)
     sent = journal.intent(B, DS, "7", "d2", keys=["Patient.PatientName"])
-    journal.close()  # the process dies here: no result for B, no end
+    killed(journal)  # the process dies here: no result for B, no end
     whole = json.dumps(
         {"type": "result", "image_set_id": B, "datastore_id": DS, "from_version": "7",
          "to_version": "8", "outcome": "UPDATED", "message": None, "call": 1, "at": "x"},
         sort_keys=True, separators=(",", ":"),
     )  # fmt: skip
-    with journal.path.open("ab") as stream:
+    with path_of(journal).open("ab") as stream:
         stream.write(whole[: len(whole) // 2].encode())
 
-    run = read_run(journal.path)
+    run = read_run(journal)
     assert run.truncated and run.incomplete
     assert run.pending() == [sent]
     assert [r.image_set_id for r in run.results] == [A]
@@ -250,7 +277,9 @@ def test_a_truncated_last_line_is_skipped_and_the_intent_is_pending(tmp_path: Pa
 
 
 def test_a_crash_before_the_header_is_reported_not_hidden(tmp_path: Path) -> None:
-    (tmp_path / "20250102T030405Z-000000.jsonl").write_bytes(b'{"type":"run","run_')
+    journal = start(tmp_path)
+    killed(journal)
+    path_of(journal).write_bytes(b'{"type":"run","run_')
     with pytest.raises(JournalError, match="before its header"):
         load_run(tmp_path, "last")
     [summary] = list_runs(tmp_path)
@@ -261,11 +290,11 @@ def test_a_crash_before_the_header_is_reported_not_hidden(tmp_path: Path) -> Non
 def test_a_malformed_line_before_the_last_is_an_error_at_file_line(tmp_path: Path) -> None:
     with start(tmp_path) as journal:
         journal.intent(A, DS, "1", "d")
-    text = journal.path.read_text().splitlines()
-    journal.path.write_text("\n".join([text[0], "{not json", *text[1:]]) + "\n")
+    text = path_of(journal).read_text().splitlines()
+    path_of(journal).write_text("\n".join([text[0], "{not json", *text[1:]]) + "\n")
     with pytest.raises(JournalError) as caught:
-        read_run(journal.path)
-    assert caught.value.location == f"{journal.path}:2"
+        read_run(journal)
+    assert caught.value.location == f"{journal.location}:2"
     assert "not a JSON record" in str(caught.value)
 
 
@@ -283,33 +312,33 @@ def test_a_whole_but_wrong_last_record_is_an_error_too(
     """Only a cut-short line is a crash; a complete line of the wrong shape is not."""
     journal = start(tmp_path)
     journal.close()
-    with journal.path.open("a") as stream:
+    with path_of(journal).open("a") as stream:
         stream.write(json.dumps(record) + "\n")
     with pytest.raises(JournalError, match=problem) as caught:
-        read_run(journal.path)
-    assert caught.value.location == f"{journal.path}:2"
+        read_run(journal)
+    assert caught.value.location == f"{journal.location}:2"
 
 
 def test_records_after_the_end_or_a_second_header_are_errors(tmp_path: Path) -> None:
     with start(tmp_path) as journal:
         pass
-    header, end = journal.path.read_text().splitlines()
-    journal.path.write_text(f"{header}\n{end}\n{end}\n")
+    header, end = path_of(journal).read_text().splitlines()
+    path_of(journal).write_text(f"{header}\n{end}\n{end}\n")
     with pytest.raises(JournalError, match="after the end"):
-        read_run(journal.path)
-    journal.path.write_text(f"{header}\n{header}\n")
+        read_run(journal)
+    path_of(journal).write_text(f"{header}\n{header}\n")
     with pytest.raises(JournalError, match="second run header"):
-        read_run(journal.path)
+        read_run(journal)
 
 
 def test_a_newer_journal_format_asks_for_an_upgrade(tmp_path: Path) -> None:
     with start(tmp_path) as journal:
         pass
-    header = json.loads(journal.path.read_text().splitlines()[0])
-    header["format_version"] = 2
-    journal.path.write_text(json.dumps(header) + "\n")
+    header = json.loads(path_of(journal).read_text().splitlines()[0])
+    header["format_version"] = 3
+    path_of(journal).write_text(json.dumps(header) + "\n")
     with pytest.raises(JournalError, match="upgrade reconciler"):
-        read_run(journal.path)
+        read_run(journal)
 
 
 # -- what revert and recovery read ---------------------------------------------------
@@ -388,10 +417,10 @@ def test_concurrent_writers_produce_whole_lines(tmp_path: Path) -> None:
         thread.join()
     journal.end()
 
-    raw = journal.path.read_text().splitlines()
+    raw = path_of(journal).read_text().splitlines()
     assert len(raw) == 1 + 8 * per_thread * 2 + 1
     assert all(isinstance(json.loads(line), dict) for line in raw)
-    run = read_run(journal.path)
+    run = read_run(journal)
     assert len(run.changed()) == 8 * per_thread and run.pending() == []
     assert run.end is not None and run.end.summary == {"UPDATED": 8 * per_thread}
 
@@ -409,8 +438,6 @@ def make_runs(directory: Path, tokens: list[str], seconds: list[int]) -> list[st
 
 def test_list_runs_newest_first(tmp_path: Path, tokens: list[str]) -> None:
     older, newer, middle = make_runs(tmp_path, tokens, [0, 3600, 60])
-    (tmp_path / "notes.txt").write_text("not a run")
-    (tmp_path / "partial.jsonl").write_text("not named like a run")
     summaries = list_runs(tmp_path)
     assert [s.run_id for s in summaries] == [newer, middle, older]
     top = summaries[0]
@@ -422,6 +449,22 @@ def test_list_runs_newest_first(tmp_path: Path, tokens: list[str]) -> None:
     assert list_runs(tmp_path / "missing") == []
 
 
+def test_last_follows_the_service_clock_not_this_machines(
+    tmp_path: Path, tokens: list[str]
+) -> None:
+    """A machine a day ahead does not stay `last`: runs are ordered by the service's
+    time (its Date header) where the run recorded it."""
+    tokens.extend(["aaaaaa", "bbbbbb"])
+    ahead = start(tmp_path, clock=ticking(T0 + timedelta(days=1)),
+                  context=RunContext(service_time=lambda: "2025-01-02T03:00:00.000Z"))
+    ahead.end()
+    later = start(tmp_path, clock=ticking(T0),
+                  context=RunContext(service_time=lambda: "2025-01-02T03:10:00.000Z"))
+    later.end()
+    assert run_store(tmp_path).resolve("last").run_id == later.run_id
+    assert [s.run_id for s in list_runs(tmp_path)] == [later.run_id, ahead.run_id]
+
+
 def test_last_means_the_most_recent_even_within_one_second(
     tmp_path: Path, tokens: list[str]
 ) -> None:
@@ -431,7 +474,7 @@ def test_last_means_the_most_recent_even_within_one_second(
     first.end()
     second = start(tmp_path, clock=ticking(T0 + timedelta(milliseconds=900)))
     second.end()
-    assert resolve_run_id(tmp_path, "last") == second.run_id
+    assert run_store(tmp_path).resolve("last").run_id == second.run_id
     assert load_run(tmp_path, "LAST").run_id == second.run_id
     assert [s.run_id for s in list_runs(tmp_path)] == [second.run_id, first.run_id]
 
@@ -440,7 +483,7 @@ def test_a_unique_prefix_names_a_run(tmp_path: Path, tokens: list[str]) -> None:
     older, newer = make_runs(tmp_path, tokens, [0, 86400])
     assert load_run(tmp_path, "20250103").run_id == newer
     assert load_run(tmp_path, older).run_id == older
-    assert resolve_run_id(tmp_path, older[:-2]) == older
+    assert run_store(tmp_path).resolve(older[:-2]).run_id == older
 
 
 def test_an_ambiguous_prefix_lists_the_matches(tmp_path: Path, tokens: list[str]) -> None:
@@ -459,6 +502,6 @@ def test_an_unknown_run_says_how_to_see_the_runs(tmp_path: Path, tokens: list[st
         load_run(tmp_path / "empty", "last")
     with pytest.raises(JournalError, match="empty"):
         load_run(tmp_path, "  ")
-    # Only names listed in the folder are ever opened: a path is just an unknown ID.
+    # Only runs the index lists are ever opened: a path is just an unknown ID.
     with pytest.raises(JournalError, match="no run"):
         load_run(tmp_path, "../../etc/passwd")

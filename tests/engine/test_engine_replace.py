@@ -17,13 +17,13 @@ from conftest import USDOPPLER, put_document
 
 from reconciler.dicom.levels import Level
 from reconciler.engine.apply import apply_plan
-from reconciler.engine.journal import Journal, load_run
-from reconciler.engine.places import Places
+from reconciler.engine.journal import Journal, RunStore
 from reconciler.engine.plan import Action, make_plan
 from reconciler.engine.replace import Replacer, replacements, resume_interrupted
 from reconciler.engine.revert import apply_revert, newest_changing_run, plan_revert_run
-from reconciler.engine.undo import legacy_undo_file, undo_file
+from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, RateLimiter, SearchFilter
+from tests.state_support import run_store, undo_path
 
 OLD = USDOPPLER["ImageSetID"]
 STUDY = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
@@ -54,24 +54,26 @@ def the_primary(ahi: HealthImaging, datastore: str) -> tuple[str, dict[str, Any]
     return image_set, ahi.get_metadata(datastore, image_set, info.version_id)
 
 
-def places(tmp_path: Path) -> Places:
-    """The journal folder apart from the state folder, as with ``journalDir: runs``: the
-    undo values' place is not derived from the journal folder's."""
-    return Places(tmp_path / "runs", tmp_path / "state" / "cache", tmp_path / "state" / "undo")
+def places(tmp_path: Path) -> RunStore:
+    return run_store(tmp_path)
 
 
-def apply(ahi: HealthImaging, datastore: str, where: Places, replace: bool = True) -> Any:
+def resume(ahi: HealthImaging, runs: RunStore) -> Any:
+    return resume_interrupted(ahi, runs, endpoint="t", lock_timeout=20)
+
+
+def apply(ahi: HealthImaging, datastore: str, where: RunStore, replace: bool = True) -> Any:
     plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
                      replace_primary=replace)  # fmt: skip
-    with Journal.start(where.journal, command="apply", endpoint="t") as journal:
-        return plan, apply_plan(ahi, plan, journal, lock_timeout=20, undo_dir=where.undo)
+    with Journal.start(where, command="apply", endpoint="t") as journal:
+        return plan, apply_plan(ahi, plan, journal, lock_timeout=20, runs=where)
 
 
-def revert_last(ahi: HealthImaging, where: Places) -> Any:
-    run = newest_changing_run(where, "t")
-    items = plan_revert_run(ahi, run, undo_dir=where.undo)
-    with Journal.start(where.journal, command="revert", endpoint="t") as journal:
-        return items, apply_revert(ahi, items, journal, lock_timeout=20, undo_dir=where.undo)
+def revert_last(ahi: HealthImaging, where: RunStore) -> Any:
+    run = newest_changing_run(where)
+    items = plan_revert_run(ahi, run, runs=where)
+    with Journal.start(where, command="revert", endpoint="t") as journal:
+        return items, apply_revert(ahi, items, journal, lock_timeout=20, runs=where)
 
 
 def test_without_the_opt_in_the_plan_explains_and_blocks(ahi: Any, datastore: str) -> None:
@@ -91,10 +93,10 @@ def test_replace_corrects_a_primary_image_set(ahi: Any, datastore: str, tmp_path
     assert doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
     assert doc["Study"]["Series"][S]["DICOM"]["SeriesDescription"] == "DOPPLER"
     assert doc["Study"]["Series"][S]["Instances"] == USDOPPLER["Study"]["Series"][S]["Instances"]
-    assert replacements(places(tmp_path), "t") == {OLD: new_id}
+    assert replacements(places(tmp_path)) == {OLD: new_id}
     # The manifest still names the old ID: the plan points at the new one.
     again = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
-                      replaced=replacements(places(tmp_path), "t"))  # fmt: skip
+                      replaced=replacements(places(tmp_path)))  # fmt: skip
     assert new_id in again.image_sets[0].diff.problems[0].message
 
 
@@ -103,11 +105,10 @@ def test_revert_restores_the_old_values_by_the_same_workflow(
 ) -> None:
     where = places(tmp_path)
     apply(ahi, datastore, where)
-    run = load_run(where.journal, "last")
-    (undo,) = where.undo.iterdir()  # the run's undo file, in the undo folder only
-    assert undo == undo_file(where.undo, run.run_id) and undo.stat().st_mode & 0o777 == 0o600
-    assert where.undo.stat().st_mode & 0o777 == 0o700
-    assert not legacy_undo_file(run.path).parent.exists()  # nothing at <runs>/../undo
+    run = where.load("last")
+    undo = undo_path(where, run.run_id)  # the run's undo values, private to their owner
+    assert undo.stat().st_mode & 0o777 == 0o600 and undo.parent.stat().st_mode & 0o777 == 0o700
+    assert "FIXED" not in str(run.as_dict())  # the journal never holds the values
     items, report = revert_last(ahi, where)
     assert len(items) == 1 and items[0].undo
     assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
@@ -116,24 +117,31 @@ def test_revert_restores_the_old_values_by_the_same_workflow(
     assert doc["Study"]["Series"][S]["DICOM"] == USDOPPLER["Study"]["Series"][S]["DICOM"]
 
 
-def test_a_run_whose_undo_file_an_earlier_version_left_beside_the_journal_is_revertible(
-    ahi: Any, datastore: str, tmp_path: Path
+@pytest.mark.parametrize("forgery", ["edited", "planted"])
+def test_undo_values_the_run_did_not_record_are_never_restored(
+    ahi: Any, datastore: str, tmp_path: Path, forgery: str
 ) -> None:
-    """Earlier versions kept undo values in ``undo/`` beside the journal folder; a run
-    recorded so is still found by ``revert --run last`` and restored."""
+    """Undo values are authenticated by the digest their run journaled when it wrote
+    them: values edited to an attacker's PatientName, or planted for a run that wrote
+    none, restore nothing."""
     where = places(tmp_path)
     apply(ahi, datastore, where)
-    run = load_run(where.journal, "last")
-    old_place = legacy_undo_file(run.path)
-    assert old_place == tmp_path / "undo" / f"{run.run_id}.undo.json"
-    old_place.parent.mkdir(mode=0o700)
-    undo_file(where.undo, run.run_id).rename(old_place)  # as the earlier version left it
-    items, report = revert_last(ahi, where)
-    assert len(items) == 1 and items[0].undo and items[0].image_set_id != OLD
-    assert [o.outcome.value for o in report.outcomes] == ["UPDATED"]
+    run = where.load("last")
+    entries = where.read_undo(run.run_id)
+    (entry,) = entries.values()
+    chosen = '{"SchemaVersion":1.1,"Patient":{"DICOM":{"PatientName":"ATTACKER^CHOSEN"}}}'
+    forged = {**entry, "payloads": [{"updatable": chosen, "removable": None, "force": False}]}
+    if forgery == "edited":
+        where.write_undo(run.run_id, OLD, forged)
+    else:
+        with Journal.start(where, command="apply", endpoint="t") as other:
+            pass
+        where.write_undo(other.run_id, OLD, forged)
+        run = where.load(other.run_id)
+    with pytest.raises(ReconcilerError, match="not the ones the run recorded"):
+        plan_revert_run(ahi, run, runs=where)
     _, doc = the_primary(ahi, datastore)
-    assert doc["Patient"] == USDOPPLER["Patient"]
-    assert doc["Study"]["Series"][S]["DICOM"] == USDOPPLER["Study"]["Series"][S]["DICOM"]
+    assert doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"  # nothing restored
 
 
 def test_a_plan_that_replaces_is_refused_without_an_undo_folder(
@@ -142,8 +150,8 @@ def test_a_plan_that_replaces_is_refused_without_an_undo_folder(
     plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
                      replace_primary=True)  # fmt: skip
     with (
-        Journal.start(tmp_path, command="apply", endpoint="t") as journal,
-        pytest.raises(ValueError, match="needs undo_dir"),
+        Journal.start(run_store(tmp_path), command="apply", endpoint="t") as journal,
+        pytest.raises(ValueError, match="needs the run store"),
     ):
         apply_plan(ahi, plan, journal, lock_timeout=20)
     assert study_sets(ahi, datastore) == [(OLD, True)]  # nothing was sent
@@ -160,7 +168,7 @@ def test_a_failing_step_rolls_back_or_is_finished_by_the_next_apply(
     _, report = apply(ahi, datastore, places(tmp_path))
     assert report.outcomes[0].outcome.value == "ERROR"
     local.configure(faults={"operations": {failing: {"error_rate": 0.0}}, "fail_updates": 0})
-    resume_interrupted(ahi, places(tmp_path), "t", 20)
+    resume(ahi, places(tmp_path))
     assert the_primary(ahi, datastore)[0] == OLD  # rolled back: the old primary stands
     _, report = apply(ahi, datastore, places(tmp_path))
     assert report.outcomes[0].outcome.value == "UPDATED"
@@ -184,7 +192,7 @@ def test_a_failing_promotion_is_finished_by_the_next_apply(
     assert "run apply again to promote it" in (report.outcomes[0].message or "")
     assert [p for _, p in study_sets(ahi, datastore)] == [False]  # only the corrected copy
     monkeypatch.setattr(ahi, "copy_image_set", real)
-    resumed = resume_interrupted(ahi, places(tmp_path), "t", 20)
+    resumed = resume(ahi, places(tmp_path))
     assert [r.outcome.value for r in resumed] == ["RECOVERED"]
     new_id, doc = the_primary(ahi, datastore)
     assert new_id != OLD and doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
@@ -205,8 +213,10 @@ def test_killed_between_steps_converges(
 ) -> None:  # fmt: skip
     real = Replacer._step
 
-    def dying(self: Replacer, name: str, when: str, copy_id: str | None = None,
-              new_id: str | None = None) -> None:  # fmt: skip
+    def dying(
+        self: Replacer, name: str, when: str, copy_id: str | None = None,
+        new_id: str | None = None,
+    ) -> None:  # fmt: skip
         if (name, when) == (step, phase) and phase == "done" and name == "copy":
             raise Crash  # the copy was made, but its record never reached the journal
         real(self, name, when, copy_id, new_id)
@@ -217,10 +227,10 @@ def test_killed_between_steps_converges(
     with pytest.raises(Crash):
         apply(ahi, datastore, places(tmp_path))
     monkeypatch.setattr(Replacer, "_step", real)
-    resume_interrupted(ahi, places(tmp_path), "t", 20)
+    resume(ahi, places(tmp_path))
     image_set, doc = the_primary(ahi, datastore)  # one primary, no leftover copy
     if image_set == OLD:  # rolled back: a new apply finishes the correction
         apply(ahi, datastore, places(tmp_path))
         image_set, doc = the_primary(ahi, datastore)
     assert image_set != OLD and doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"
-    assert resume_interrupted(ahi, places(tmp_path), "t", 20) == []
+    assert resume(ahi, places(tmp_path)) == []

@@ -15,6 +15,7 @@ from reconciler.engine.journal import Journal, Outcome
 from reconciler.engine.revert import apply_revert, plan_revert_image_set
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, RateLimiter
+from tests.state_support import run_store
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def applied(local: Any, client: Any, tmp_path: Path) -> HealthImaging:
     """The seeded service after the shipped manifests were applied."""
     seed(local.backend)
     ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
-    with Journal.start(tmp_path, command="apply", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         apply_plan(ahi, plan_seeded(ahi), journal, lock_timeout=20)
     return ahi
 
@@ -31,7 +32,7 @@ def test_revert_of_one_image_set_makes_a_version_equal_to_the_old_one(
     applied: HealthImaging, client: Any, tmp_path: Path
 ) -> None:
     item = plan_revert_image_set(applied, SEED_DATASTORE_ID, NM, "1")
-    with Journal.start(tmp_path, command="revert", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="revert", endpoint="test") as journal:
         report = apply_revert(applied, [item], journal, lock_timeout=20)
     assert [o.outcome for o in report.outcomes] == [Outcome.UPDATED]
     reverted = str(report.outcomes[0].to_version)

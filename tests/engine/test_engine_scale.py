@@ -16,13 +16,15 @@ from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.incremental import incremental_targets, state_after
-from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.journal import Journal
 from reconciler.engine.plan import in_shard, make_plan
 from reconciler.engine.projection import ProjectionCache, prune
 from reconciler.engine.resolve import resolve
 from reconciler.engine.revert import plan_revert_run
 from reconciler.healthimaging import HealthImaging, RateLimiter
 from reconciler.manifest import load_tree
+from reconciler.state.local import LocalBackend
+from tests.state_support import run_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +44,7 @@ def plan_of(ahi: HealthImaging, manifests: list[Any], cache: ProjectionCache | N
 
 def test_warm_plan_fetches_no_metadata(seeded: Any, tmp_path: Path) -> None:
     ahi, manifests = seeded
-    cache = ProjectionCache(tmp_path / "cache")
+    cache = ProjectionCache(LocalBackend(tmp_path / "cache", tmp_path))
     cold = plan_of(ahi, manifests, cache)
     after_cold = ahi.calls
     warm = plan_of(ahi, manifests, cache)
@@ -55,7 +57,7 @@ def test_warm_plan_fetches_no_metadata(seeded: Any, tmp_path: Path) -> None:
 
 def test_a_manifest_that_names_more_refetches(seeded: Any, tmp_path: Path) -> None:
     ahi, manifests = seeded
-    cache = ProjectionCache(tmp_path / "cache")
+    cache = ProjectionCache(LocalBackend(tmp_path / "cache", tmp_path))
     narrow = [m for m in manifests if m.name == "ct1-study-description"]
     plan_of(ahi, narrow, cache)
     before = ahi.calls["GetImageSetMetadata"]
@@ -66,7 +68,7 @@ def test_a_manifest_that_names_more_refetches(seeded: Any, tmp_path: Path) -> No
 def test_apply_sends_one_update_per_changed_image_set(seeded: Any, tmp_path: Path) -> None:
     ahi, manifests = seeded
     plan = plan_of(ahi, manifests)
-    with Journal.start(tmp_path / "runs", command="apply", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     assert report.exit_code == 0
     # One per image set, plus CT's forced private-tag removal in a call of its own.
@@ -88,9 +90,10 @@ def test_shards_partition_the_image_sets(seeded: Any) -> None:
 def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) -> None:
     ahi, manifests = seeded
     targets, _ = resolve(ahi, manifests)
-    state = state_after(dt.datetime.now(dt.UTC), manifests, targets)  # a drift just ran
-    quiet, _ = incremental_targets(ahi, manifests, state, dt.datetime.now(dt.UTC), dt.timedelta())
-    assert quiet == []
+    # a drift just ran, and found everything in sync
+    state = state_after(dt.datetime.now(dt.UTC), manifests, targets, open_now=(), generations={})
+    quiet, _, selected = incremental_targets(ahi, manifests, state, dt.timedelta())
+    assert quiet == [] and selected == len(targets)
     nm = "07293c9559d92802df5cd515a22a5149"
     last_drift = dt.datetime.now(dt.UTC)
     client.update_image_set_metadata(
@@ -99,11 +102,17 @@ def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) ->
             {"Study": {"DICOM": {"StudyDescription": "edited"}}})}},
     )  # fmt: skip
     settle(client, SEED_DATASTORE_ID, nm)
-    state = state_after(last_drift, manifests, targets)
+    state = state_after(last_drift, manifests, targets, open_now=(), generations={})
     before = ahi.calls.get("SearchImageSets", 0)
-    changed, _ = incremental_targets(ahi, manifests, state, dt.datetime.now(dt.UTC), dt.timedelta())
+    changed, _, _ = incremental_targets(ahi, manifests, state, dt.timedelta())
     assert [t.image_set_id for t in changed] == [nm]
     assert ahi.calls["SearchImageSets"] - before == 1  # one window search, no selector searches
+    # What was drifted last time is checked again, changed or not: nothing is forgotten.
+    ct = next(t.image_set_id for t in targets if t.image_set_id != nm)
+    remembered = state_after(dt.datetime.now(dt.UTC), manifests, targets,
+                             open_now=[(SEED_DATASTORE_ID, ct)], generations={})  # fmt: skip
+    again, _, _ = incremental_targets(ahi, manifests, remembered, dt.timedelta())
+    assert [t.image_set_id for t in again] == [ct]
 
 
 @pytest.mark.parametrize("items", [
@@ -143,7 +152,7 @@ def test_one_study_wide_call_when_every_primary_set_of_a_study_changes_alike(
     plan = make_plan(ahi, [wanted], manifest_digest="d", endpoint="test")
     assert plan.update_calls == 1 and len(plan.to_update) == 2
     assert [p.include_study for p in plan.image_sets] == [True, False]
-    with Journal.start(tmp_path / "runs", command="apply", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     assert [o.outcome.value for o in report.outcomes] == ["UPDATED", "UPDATED"]
     assert ahi.calls["UpdateImageSetMetadata"] == 1
@@ -191,9 +200,9 @@ def test_a_follower_moved_by_another_writer_during_the_study_wide_call_is_a_conf
         return result
 
     monkeypatch.setattr(ahi, "update_metadata", racing)
-    with Journal.start(tmp_path / "runs", command="apply", endpoint="test") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     assert [(o.outcome.value, o.to_version) for o in report.outcomes] == [
         ("UPDATED", "2"), ("UPDATED", "2")]  # fmt: skip
-    items = plan_revert_run(ahi, load_run(tmp_path / "runs", "last"), undo_dir=tmp_path / "undo")
+    items = plan_revert_run(ahi, run_store(tmp_path).load("last"), runs=run_store(tmp_path))
     assert [(i.image_set_id, i.moved) for i in items] == [("a" * 32, False), ("b" * 32, True)]

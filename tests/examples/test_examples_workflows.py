@@ -56,6 +56,7 @@ SUBCOMMANDS = ("validate", "plan", "apply", "drift", "revert", "runs", "history"
 EXPRESSIONS = {
     "github.event.pull_request.number": "7",
     "steps.saved.outputs.path": "saved-plan/plan.json",
+    "vars.RECONCILER_STATE": "local",  # the tests keep state on the runner's disk
 }
 VARIABLES = {
     "RECONCILER_PLAN_ROLE_ARN": "arn:aws:iam::123456789012:role/reconciler-plan",
@@ -383,7 +384,7 @@ def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path
     (repo / ".git").mkdir()
     (repo / "reconciler.yaml").write_text(
         f"endpoint: http://127.0.0.1:9\ndatastoreId: {SEED_DATASTORE_ID}\n"
-        "journalDir: .reconciler/runs\nrateLimits: {UpdateImageSetMetadata: 100}\n"
+        "rateLimits: {UpdateImageSetMetadata: 100}\n"
         "lockTimeoutSeconds: 20\n"
     )
     monkeypatch.chdir(repo)

@@ -298,23 +298,22 @@ def test_remembered_rates_start_the_next_run_with_the_bucket_as_left(tmp_path: P
     reached = 2 / (fake.now - began)
     assert first.report()[UPDATE].reached == pytest.approx(reached)
     reached = min(reached, paced(0.25, 1) * QUIET_GROWTH)
-    saved = tmp_path / "rates.json"
-    memory.save(saved, first.remembered(), "local", wall=wall[0])
+    saved = memory.merged(None, first.remembered(), "local", wall=wall[0])
     # At once: the server's bucket is as empty as the last run left it.
-    starts = memory.load(saved, wall=wall[0])
+    starts = memory.starts(saved, wall=wall[0])
     assert starts[UPDATE].rate == pytest.approx(reached) and starts[UPDATE].throttled_at is None
     second = RateLimiter.for_service(remembered=starts, clock=fake.clock, sleep=fake.sleep)
     assert second.rate(UPDATE) == pytest.approx(reached)
     assert waited(second, fake, UPDATE) > 0  # starts empty: the last run just wrote
     # A minute later the bucket has refilled: the first request goes at once.
-    later = RateLimiter.for_service(remembered=memory.load(saved, wall=wall[0] + 60),
-                                    clock=fake.clock, sleep=fake.sleep)  # fmt: skip
+    later = RateLimiter.for_service(
+        remembered=memory.starts(saved, wall=wall[0] + 60), clock=fake.clock, sleep=fake.sleep
+    )
     assert waited(later, fake, UPDATE) == 0.0
     # rateLimits still caps what was remembered; unreadable memory is ignored.
     capped = RateLimiter.for_service({UPDATE: 0.3}, remembered=starts)
     assert capped.rate(UPDATE) == pytest.approx(0.3 * HEADROOM)  # the cap's ceiling
-    saved.write_text("{not json")
-    assert memory.load(saved) == {}
+    assert memory.starts("{not json") == {} and memory.starts(None) == {}
 
 
 def test_shards_split_the_rate_and_take_turns_on_a_wall_clock_grid() -> None:
@@ -368,19 +367,18 @@ def test_a_run_that_fits_in_the_burst_reports_what_it_showed_not_its_probe() -> 
     assert single.report()[UPDATE].reached == pytest.approx(paced(0.25, 1))
 
 
-def test_a_quiet_run_does_not_lower_a_learned_rate_a_throttled_one_does(tmp_path: Path) -> None:
-    saved = tmp_path / "rates.json"
-    memory.save(saved, {UPDATE: {"rate": 9.0, "throttled_at": 9.6, "free_at": 1.0,
-                                 "throttled": 1}}, "t", wall=100.0)  # fmt: skip
+def test_a_quiet_run_does_not_lower_a_learned_rate_a_throttled_one_does() -> None:
+    saved = memory.merged(None, {UPDATE: {"rate": 9.0, "throttled_at": 9.6, "free_at": 1.0,
+                                          "throttled": 1}}, "t", wall=100.0)  # fmt: skip
     # Two updates from a small run: no 429, so 9/s stands (and the 429 learned with it).
-    memory.save(saved, {UPDATE: {"rate": 0.5, "throttled_at": None, "free_at": 2.0,
-                                 "throttled": 0}}, "t", wall=101.0)  # fmt: skip
-    start = memory.load(saved, wall=101.0)[UPDATE]
+    saved = memory.merged(saved, {UPDATE: {"rate": 0.5, "throttled_at": None, "free_at": 2.0,
+                                           "throttled": 0}}, "t", wall=101.0)  # fmt: skip
+    start = memory.starts(saved, wall=101.0)[UPDATE]
     assert (start.rate, start.throttled_at) == (9.0, 9.6)
     # A run the service throttled at a lower rate: its rate is what the next one starts at.
-    memory.save(saved, {UPDATE: {"rate": 4.0, "throttled_at": 4.4, "free_at": 3.0,
-                                 "throttled": 2}}, "t", wall=102.0)  # fmt: skip
-    start = memory.load(saved, wall=102.0)[UPDATE]
+    saved = memory.merged(saved, {UPDATE: {"rate": 4.0, "throttled_at": 4.4, "free_at": 3.0,
+                                           "throttled": 2}}, "t", wall=102.0)  # fmt: skip
+    start = memory.starts(saved, wall=102.0)[UPDATE]
     assert (start.rate, start.throttled_at) == (4.0, 4.4)
 
 

@@ -25,12 +25,13 @@ from reconciler.config import Endpoint
 from reconciler.dicom.levels import Level
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.apply import apply_plan
-from reconciler.engine.journal import Journal, Outcome, read_run
+from reconciler.engine.journal import Journal, Outcome, RunStore
 from reconciler.engine.plan import make_plan
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client, published
 from reconciler.healthimaging import memory as rate_memory
 from reconciler.healthimaging.pacing import HEADROOM, Quota
 from reconciler.manifest.model import Location, Manifest, Selector, SelectorKind
+from tests.state_support import run_store
 
 UPDATE = "UpdateImageSetMetadata"
 SCALE = 40.0  # 0.25/s → 10/s; the client assumes burst 1 for writes
@@ -76,7 +77,7 @@ def client(url: str, limiter: RateLimiter) -> HealthImaging:
     return HealthImaging(make_boto3_client(Endpoint("url", url), max_pool=12), limiter=limiter)
 
 
-def apply(ahi: HealthImaging, datastore: str, ids: list[str], text: str, runs: Path) -> Any:
+def apply(ahi: HealthImaging, datastore: str, ids: list[str], text: str, runs: RunStore) -> Any:
     plan = make_plan(ahi, manifests(datastore, ids, text), manifest_digest="d", endpoint="t")
     assert len(plan.to_update) == len(ids)
     with Journal.start(runs, command="apply", endpoint="t") as journal:
@@ -95,7 +96,7 @@ def test_at_a_known_rate_no_request_is_ever_throttled(
     """The pacer alone (discovery off): every attempt paced a hair under the quota."""
     ids = fleet(local, datastore, 20, "a")
     ahi = client(wire.url, RateLimiter.for_service(scale=SCALE, discover=False))
-    report = apply(ahi, datastore, ids, "paced", tmp_path / "runs")
+    report = apply(ahi, datastore, ids, "paced", run_store(tmp_path))
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert wire.count(UPDATE) == 20  # one request per image set: no retry was needed
     assert wire.count(status=429) == 0
@@ -113,22 +114,22 @@ def test_discovery_at_the_default_shape_fails_nothing_and_remembers(
     from what this one learned and sends no request the service refuses."""
     ids = fleet(local, datastore, 20, "b")
     first = client(wire.url, RateLimiter.for_service(scale=SCALE))
-    report = apply(first, datastore, ids, "first", tmp_path / "runs")
+    report = apply(first, datastore, ids, "first", run_store(tmp_path))
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert wire.count(UPDATE, 429) <= 4
     assert wire.count(UPDATE) == 20 + wire.count(UPDATE, 429)  # each 429 retried once
     learned = first.limiter.report()[UPDATE]
     assert learned.throttled_at is not None and learned.rate < learned.throttled_at
     # The journal's end record says what the pacer reached.
-    run = read_run(next((tmp_path / "runs").iterdir()))
+    run = run_store(tmp_path).load("last")
     assert run.end is not None and run.end.pacing is not None
     assert run.end.pacing[UPDATE]["rate"] == pytest.approx(learned.rate, rel=1e-3)
 
-    saved = tmp_path / "rates.json"
-    rate_memory.save(saved, first.limiter.remembered(), "test")
+    saved = rate_memory.merged(None, first.limiter.remembered(), "test")
     wire.reset()
-    second = client(wire.url, RateLimiter.for_service(scale=SCALE, remembered=rate_memory.load(saved)))  # fmt: skip
-    report = apply(second, datastore, ids, "second", tmp_path / "runs")  # back to back
+    remembered = rate_memory.starts(saved)
+    second = client(wire.url, RateLimiter.for_service(scale=SCALE, remembered=remembered))
+    report = apply(second, datastore, ids, "second", run_store(tmp_path))  # back to back
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert (wire.count(UPDATE), wire.count(status=429)) == (20, 0)
 
@@ -144,7 +145,7 @@ def test_a_quota_service_quotas_publishes_is_never_probed_past(
     quotas = published.read(Endpoint("url", wire.url), None, None)
     assert quotas[UPDATE] == Quota(10.0, 4)
     ahi = client(wire.url, RateLimiter.for_service(published=quotas))
-    report = apply(ahi, datastore, ids, "published", tmp_path / "runs")
+    report = apply(ahi, datastore, ids, "published", run_store(tmp_path))
     assert outcomes(report) == {Outcome.UPDATED: 20}
     assert (wire.count(UPDATE), wire.count(status=429)) == (20, 0)
     assert wire.count("ListServiceQuotas") == 1
@@ -164,7 +165,7 @@ def test_a_cap_at_a_burst_one_quota_sheds_its_slack_and_fails_nothing(
     ids = fleet(local, datastore, 30, "f")
     set_quotas(local, {**QUOTAS, UPDATE: (QUOTAS[UPDATE][0], 1)})  # no spare token
     ahi = client(wire.url, RateLimiter.for_service({UPDATE: QUOTAS[UPDATE][0]}))
-    report = apply(ahi, datastore, ids, "capped", tmp_path / "runs")
+    report = apply(ahi, datastore, ids, "capped", run_store(tmp_path))
     assert outcomes(report) == {Outcome.UPDATED: 30}
     assert wire.count(UPDATE) == 30 + wire.count(UPDATE, 429)
     assert wire.count(UPDATE, 429) <= 3
@@ -184,7 +185,7 @@ def test_discovery_climbs_to_a_faster_account_quota(
     set_quotas(local, fast)
     with CountingProxy(local.url) as proxy:
         ahi = client(proxy.url, RateLimiter.for_service())  # tool defaults: 0.25/s
-        report = apply(ahi, datastore, ids, "fast", tmp_path / "runs")
+        report = apply(ahi, datastore, ids, "fast", run_store(tmp_path))
         assert outcomes(report) == {Outcome.UPDATED: 40}
         sent = sorted(e.sent for e in proxy.seen(UPDATE))
     assert ahi.limiter.report()[UPDATE].peak >= 16
@@ -207,7 +208,7 @@ def test_shards_share_one_budget_and_fail_nothing(
             limiter.share(index, 2)
             mine = [i for n, i in enumerate(ids) if n % 2 == index - 1]
             ahi = client(wire.url, limiter)
-            reports.append(apply(ahi, datastore, mine, "shared", tmp_path / f"runs{index}"))
+            reports.append(apply(ahi, datastore, mine, "shared", run_store(tmp_path / f"p{index}")))
         except Exception as error:  # noqa: BLE001 - reported below, in the test's thread
             errors.append(error)
 
@@ -236,7 +237,7 @@ def test_waiting_for_locked_costs_about_one_read_per_update(
     ahi = client(wire.url, RateLimiter.for_service(scale=SCALE, discover=False))
     plan = make_plan(ahi, manifests(datastore, ids, "polled"), manifest_digest="d", endpoint="t")
     wire.reset()
-    with Journal.start(tmp_path / "runs", command="apply", endpoint="t") as journal:
+    with Journal.start(run_store(tmp_path), command="apply", endpoint="t") as journal:
         report = apply_plan(ahi, plan, journal, parallelism=8, lock_timeout=30)
     assert report.count(Outcome.UPDATED) == 30
     polls = wire.count("GetImageSet") - 30  # minus one stale check per image set

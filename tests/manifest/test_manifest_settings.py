@@ -80,8 +80,9 @@ region: eu-west-1
 profile: imaging-ops
 datastoreId: 2aa75d103f7f45ab977b0e93f00e6fe9
 parallelism: 4
-journalDir: state/runs
-cacheDir: ./state/cache
+state: s3://imaging-state/reconciler/prod
+stateKmsKeyId: alias/reconciler-state
+cacheDir: ./.reconciler/other-cache
 localDb: state/local.sqlite
 rateLimits:
   UpdateImageSetMetadata: 0.5
@@ -99,8 +100,9 @@ lockTimeoutSeconds: 60
         profile="imaging-ops",
         datastore_id="2aa75d103f7f45ab977b0e93f00e6fe9",
         parallelism=4,
-        journal_dir=project / "state" / "runs",
-        cache_dir=project / "state" / "cache",
+        state="s3://imaging-state/reconciler/prod",
+        state_kms_key_id="alias/reconciler-state",
+        cache_dir=project / ".reconciler" / "other-cache",
         local_db=project / "state" / "local.sqlite",
         rate_limits={"UpdateImageSetMetadata": 0.5, "GetImageSet": 10.0},
         service_quotas=False,
@@ -116,35 +118,27 @@ def test_defaults_without_a_file_hang_off_the_start_folder(project: Path) -> Non
     assert config.path is None and config.root == project
     assert (config.endpoint, config.parallelism, config.show_phi) == ("aws", 8, False)
     assert config.lock_timeout_seconds == 300
-    assert config.journal_dir == project / ".reconciler" / "runs"
+    assert config.state == "local"
     assert config.cache_dir == project / ".reconciler" / "cache"
     assert config.local_db == project / ".reconciler" / "local-healthimaging.sqlite"
 
 
-def test_undo_values_live_in_the_project_state_whatever_journal_dir_says(project: Path) -> None:
-    write(project, "journalDir: journal\ncacheDir: build/cache\n")
-    config = load_project_config()
-    assert config.undo_dir == project / ".reconciler" / "undo"  # not ./undo beside journal/
-    assert config.journal_dir == project / "journal"
-
-
-@pytest.mark.parametrize(("text", "warned"), [
-    ("journalDir: journal\n", []),
-    ("journalDir: audit/runs\ncacheDir: .reconciler/cache/audit\n", []),
-    ("cacheDir: build/cache\n", ["1:11: warning: cacheDir lies outside .reconciler/cache/"]),
-    ("cacheDir: .reconciler/c\n", ["1:11: warning: cacheDir lies outside .reconciler/cache/"]),
-    ("cacheDir: .reconciler/runs/cache\n", ["1:11: warning: cacheDir lies in journalDir"]),
-    ("journalDir: .reconciler\n", ["1:13: warning: journalDir holds .reconciler/undo/",
-                                   "cacheDir lies in journalDir"]),
+@pytest.mark.parametrize(("text", "refused"), [
+    ("journalDir: journal\n", "1:1: error: journalDir is no longer a setting"),
+    ("cacheDir: build/cache\n", "1:11: error: cacheDir must lie in .reconciler/"),
+    ("cacheDir: .reconciler/../cache\n", "1:11: error: cacheDir must lie in .reconciler/"),
+    ("state: s3://UPPER/x\n", "1:8: error: state must be local or s3://bucket/prefix"),
+    ("state: s3://bucket/a/../b\n", "1:8: error: state must be local or s3://bucket/prefix"),
+    ("state: https://bucket\n", "1:8: error: state must be local or s3://bucket/prefix"),
 ])  # fmt: skip
-def test_settings_that_would_let_phi_into_git_are_warned_about(
-    project: Path, text: str, warned: list[str]
+def test_settings_that_would_let_phi_into_git_or_state_astray_are_refused(
+    project: Path, text: str, refused: str
 ) -> None:
-    config, problems = check_project_file(write(project, text))
-    assert [p.severity.value for p in problems] == ["warning"] * len(problems)
+    """State is not a folder of the repository (a pull request can write anything in
+    git), and the projection cache (PHI) stays in .reconciler/, which is kept out of it."""
+    _, problems = check_project_file(write(project, text))
     shown = [str(p) for p in problems]
-    assert len(shown) == len(warned) and all(w in " ".join(shown) for w in warned), shown
-    assert config.undo_dir == project / ".reconciler" / "undo"
+    assert len(shown) == 1 and refused in shown[0], shown
 
 
 def test_the_search_stops_at_the_git_root(tmp_path: Path) -> None:
@@ -178,7 +172,7 @@ def test_an_empty_file_or_empty_values_mean_the_defaults(project: Path) -> None:
         ("region: Mars\n", "reconciler.yaml:1:9", "region must be an AWS region"),
         ("endpoint: ftp://x\n", "reconciler.yaml:1:11", "endpoint must be aws, local or an http(s):// URL"),
         ("endpoint: http://me:secret@h\n", "reconciler.yaml:1:11", "without user:password"),
-        ("journalDir: ../outside\n", "reconciler.yaml:1:13", "leads outside the project folder"),
+        ("localDb: ../outside\n", "reconciler.yaml:1:10", "leads outside the project folder"),
         ("cacheDir: /etc\n", "reconciler.yaml:1:11", "(path traversal)"),
         ("localDb: a/../../b.sqlite\n", "reconciler.yaml:1:10", "(path traversal)"),
         ("rateLimits: {UpdateImageSetMetadta: 1}\n", "reconciler.yaml:1:14", "did you mean UpdateImageSetMetadata?"),
@@ -207,7 +201,7 @@ def test_config_errors_are_one_located_line(
 def test_a_symlink_out_of_the_project_is_path_traversal(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
     outside = tmp_path_factory.mktemp("outside")
     (project / "state").symlink_to(outside, target_is_directory=True)
-    write(project, "cacheDir: state/cache\n")
+    write(project, "localDb: state/local.sqlite\n")
     with pytest.raises(ConfigError, match=r"path traversal"):
         load_project_config()
 

@@ -14,6 +14,7 @@ import copy
 import http.client
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -35,8 +36,11 @@ from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.emulator.updates import Flags, apply_updates, decode_blob
 from reconciler.engine.diff import diff_image_set
+from reconciler.engine.journal import RunStore
 from reconciler.engine.payloads import build_payloads
 from reconciler.manifest import load_tree
+from reconciler.state import Scope, State
+from reconciler.state.local import LocalBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"
@@ -308,7 +312,6 @@ class Project:
         values: dict[str, Any] = {
             "endpoint": self.proxy.url,
             "datastoreId": SEED_DATASTORE_ID,
-            "journalDir": "runs",
             "rateLimits": "{UpdateImageSetMetadata: 100, GetImageSet: 500, "
             "GetImageSetMetadata: 500, ListImageSetVersions: 500, SearchImageSets: 500}",
             "lockTimeoutSeconds": 20,
@@ -346,8 +349,24 @@ class Project:
             if self.document(image_set) != expected.get(image_set, self.original[image_set])
         )
 
+    def store(self) -> RunStore:
+        """The project's runs, in its local state (scoped by the endpoint: the proxy)."""
+        backend = LocalBackend(self.root / ".reconciler" / "state", self.root)
+        return RunStore(State(backend, Scope.url(self.proxy.url)))
+
+    def unlock_after_kill(self) -> None:
+        """A killed writer leaves its state lock: remove it as a user does, with the ID
+        `state list` shows."""
+        listed = self.run("state", "list")
+        assert listed.exit_code == 0, listed.output
+        found = re.findall(r"^Locked: .*; lock ID ([0-9a-f]{32})$", listed.stdout, re.MULTILINE)
+        assert found, listed.output
+        for lock_id in found:
+            assert self.run("state", "unlock", lock_id).exit_code == 0
+
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        """The folder of the run logs in the project's local state."""
+        return self.root / ".reconciler" / "state" / Scope.url(self.proxy.url).name / "runs"
 
     def journal_lines(self) -> list[dict[str, Any]]:
         lines = []

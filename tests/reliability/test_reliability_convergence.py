@@ -30,7 +30,7 @@ from reconciler.emulator.server import LocalHealthImaging
 from reconciler.emulator.updates import Flags, apply_updates, decode_blob
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
-from reconciler.engine.journal import Journal, load_run
+from reconciler.engine.journal import Journal
 from reconciler.engine.payloads import PayloadTooLargeError, build_payloads, payload_digest
 from reconciler.engine.plan import make_plan
 from reconciler.engine.recovery import candidate_digests, changed_keys
@@ -38,6 +38,7 @@ from reconciler.engine.revert import apply_revert, plan_revert_run
 from reconciler.engine.verify import unmet
 from reconciler.healthimaging import HealthImaging, RateLimiter
 from reconciler.manifest.model import Selector, SelectorKind
+from tests.state_support import run_store
 
 OTHER_SOP = SOPS[1]
 
@@ -193,16 +194,16 @@ def test_through_the_service_apply_converges_and_revert_restores_the_bytes(
     assume(plan.has_changes and not plan.has_problems)
     original = ahi.get_metadata_raw(datastore, image_set, "1")
     with tempfile.TemporaryDirectory() as temp:
-        runs = Path(temp) / "runs"
+        runs = run_store(Path(temp))
         with Journal.start(runs, command="apply", endpoint="local") as journal:
             report = apply_plan(ahi, plan, journal, lock_timeout=10)
         assert report.exit_code == 0, report.outcomes
         again = make_plan(ahi, [m], manifest_digest="0" * 64, endpoint="local")
         assert not again.has_changes and not again.has_problems
-        run = load_run(runs, "last")
+        run = runs.load("last")
         with Journal.start(runs, command="revert", endpoint="local",
                            parent_run_id=run.run_id) as journal:  # fmt: skip
-            items = plan_revert_run(ahi, run, undo_dir=Path(temp) / "undo")
+            items = plan_revert_run(ahi, run, runs=runs)
             reverted = apply_revert(ahi, items, journal, lock_timeout=10)
         assert reverted.exit_code == 0, reverted.outcomes
     assert ahi.get_metadata_raw(datastore, image_set, None) == original

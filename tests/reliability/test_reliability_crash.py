@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -39,9 +40,8 @@ from reconciler.dicom.levels import Level
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.emulator.updates import Flags, apply_updates, decode_blob
 from reconciler.engine.diff import diff_image_set
-from reconciler.engine.journal import Journal, Outcome, list_runs, read_run
+from reconciler.engine.journal import Journal, Outcome, RunStore
 from reconciler.engine.payloads import build_payloads, payload_digest
-from reconciler.engine.places import Places
 from reconciler.engine.recovery import (
     Verdict,
     candidate_digests,
@@ -50,6 +50,8 @@ from reconciler.engine.recovery import (
     recover_pending,
 )
 from reconciler.healthimaging import HealthImaging, RateLimiter
+from reconciler.state import Scope
+from tests.state_support import local_state, run_store
 
 ENDPOINT = "local"
 
@@ -100,7 +102,7 @@ def test_sigkill_mid_apply_then_the_next_apply_recovers_and_converges(
     # The journal is readable and says what it knows: one call, outcome unknown.
     [journal] = project.runs_dir().glob("*.jsonl")
     assert oct(journal.stat().st_mode & 0o777) == "0o600"
-    killed = read_run(journal)
+    killed = project.store().read(journal.name.removesuffix(".jsonl"))
     assert killed.incomplete and [i.image_set_id for i in killed.pending()] == [image_set]
     shown = project.run("runs", "show", "last")
     assert shown.exit_code == 0, shown.output
@@ -108,17 +110,28 @@ def test_sigkill_mid_apply_then_the_next_apply_recovers_and_converges(
     listed = project.run("runs")
     assert listed.exit_code == 0 and "interrupted" in listed.stdout
 
-    # The next apply settles the call first, then applies what is still missing.
+    # The killed apply's state lock is still held: the next apply names it and stops;
+    # `state unlock` with the lock's ID (a nonce) clears it.
     project.local.configure(
         faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 0.05}}}
     )
+    refused = project.run("apply", "--auto-approve")
+    assert refused.exit_code == 1 and "is locked: apply by" in refused.stderr, refused.output
+    lock_id = re.search(r"state unlock ([0-9a-f]{32})", refused.stderr)
+    assert lock_id is not None and project.traffic.landed["UpdateImageSetMetadata"] <= 1
+    wrong = project.run("state", "unlock", "0" * 32)
+    assert wrong.exit_code == 1 and f"no lock with ID '{'0' * 32}'" in wrong.stderr
+    cleared = project.run("state", "unlock", lock_id.group(1))
+    assert cleared.exit_code == 0, cleared.output
+
+    # The next apply settles the call first, then applies what is still missing.
     again = project.run("apply", "--auto-approve")
     assert again.exit_code == 0, again.output
     mark = f"Recovered image set {image_set}: run {killed.run_id} call 1/1: "
     assert mark in again.stderr, again.stderr
     verdict = "the call did happen: version 1 → 2" if landed else "the call did not happen"
     assert verdict in again.stderr
-    recovering = read_run(list_runs(project.runs_dir())[0].path)
+    recovering = project.store().load("last")
     [recovered] = [r for r in recovering.results if r.outcome is Outcome.RECOVERED]
     assert (recovered.image_set_id, recovered.call) == (image_set, 0)
     assert recovered.to_version == ("2" if landed else "1")
@@ -165,21 +178,16 @@ def _send(ahi: HealthImaging, datastore: str, image_set: str, latest: str, paylo
     ahi.wait_until_settled(datastore, image_set, 10, initial=0.01)
 
 
-def _at(runs: Path) -> Places:
-    """Where the runs of journal folder ``runs`` are kept: the default layout."""
-    return Places(runs, runs.parent / "cache", runs.parent / "undo")
-
-
-def _recover(ahi: HealthImaging, runs: Path, **kwargs: Any) -> list[Any]:
+def _recover(ahi: HealthImaging, runs: RunStore, **kwargs: Any) -> list[Any]:
     with Journal.start(runs, command="apply", endpoint=ENDPOINT) as journal:
-        return recover_pending(ahi, _at(runs), journal, **kwargs)
+        return recover_pending(ahi, runs, journal, **kwargs)
 
 
 def test_recovery_verdicts(
     ahi: HealthImaging, local: LocalHealthImaging, datastore: str, tmp_path: Path
 ) -> None:
     """Five calls a killed run left open, one per verdict the journal can learn."""
-    runs, ds = tmp_path / "runs", datastore
+    runs, ds = run_store(tmp_path), datastore
     landed, never, other, failed, revert = (_image_set(local, ds, c) for c in "abcde")
     change = put(Level.STUDY, "StudyDescription", "RECOVERY TEST")
     killed = Journal.start(runs, command="apply", endpoint=ENDPOINT)
@@ -209,8 +217,8 @@ def test_recovery_verdicts(
     }  # fmt: skip
     assert "written by someone else (it changed Study.StudyDescription)" in found[other].detail
     assert "Update failed: boom" in found[failed].detail
-    assert open_calls(_at(runs), ENDPOINT) == []  # settled once, for good
-    last = read_run(list_runs(runs)[0].path)
+    assert open_calls(runs) == []  # settled once, for good
+    last = runs.load("last")
     assert {c.image_set_id: c.to_version for c in last.changed()} == {landed: "2", revert: "3"}
 
 
@@ -219,7 +227,7 @@ def test_recovery_of_a_multi_call_image_set_records_the_calls_that_landed(
 ) -> None:
     """Call 1 of 2 landed, call 2 ended UPDATE_FAILED: apply journals one result, for
     call 2. Recovery records call 1's version, so revert --run can undo it."""
-    runs, ds = tmp_path / "runs", datastore
+    runs, ds = run_store(tmp_path), datastore
     image_set = _image_set(local, ds, "m")
     first, second = _payloads(
         ahi, ds, image_set, put(Level.STUDY, "StudyDescription", "A" * 60),
@@ -235,17 +243,18 @@ def test_recovery_of_a_multi_call_image_set_records_the_calls_that_landed(
     run.end()
     [recovery] = _recover(ahi, runs)
     assert (recovery.call, recovery.verdict, recovery.to_version) == (1, Verdict.LANDED, "2")
-    assert open_calls(_at(runs), ENDPOINT) == []
+    assert open_calls(runs) == []
 
 
-def test_recovery_leaves_a_still_locked_call_for_later_and_ignores_other_endpoints(
+def test_recovery_leaves_a_still_locked_call_for_later_and_ignores_other_scopes(
     ahi: HealthImaging, local: LocalHealthImaging, datastore: str, tmp_path: Path
 ) -> None:
-    runs, ds = tmp_path / "runs", datastore
+    runs, ds = run_store(tmp_path), datastore
     image_set = _image_set(local, ds, "l")
     [payload] = _payloads(ahi, ds, image_set, drop(Level.INSTANCE, "7FDD1090", series=S, sop=SOP))
-    with Journal.start(runs, command="apply", endpoint="aws (us-east-1)") as elsewhere:
-        elsewhere.intent(image_set, ds, "1", "0" * 64)  # another endpoint's run: not ours
+    elsewhere_runs = RunStore(local_state(tmp_path, Scope.aws("aws", "123456789012", "us-east-1")))
+    with Journal.start(elsewhere_runs, command="apply", endpoint="aws (us-east-1)") as elsewhere:
+        elsewhere.intent(image_set, ds, "1", "0" * 64)  # another scope's run: not ours
     killed = Journal.start(runs, command="apply", endpoint=ENDPOINT)
     killed.intent(image_set, ds, "1", payload_digest(payload), keys=["Instance.7FDD1090"])
     local.configure(faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 60}}})
@@ -254,7 +263,7 @@ def test_recovery_leaves_a_still_locked_call_for_later_and_ignores_other_endpoin
     killed.close()
     [early] = _recover(ahi, runs, lock_timeout=0.3)
     assert early.verdict is Verdict.UNDETERMINED and "still LOCKED" in early.detail
-    assert not early.journaled and len(open_calls(_at(runs), ENDPOINT)) == 1
+    assert not early.journaled and len(open_calls(runs)) == 1
     with local.backend.store.write() as conn:  # the lock ends
         conn.execute("UPDATE image_sets SET settle_at=? WHERE id=?", (time.time(), image_set))
     [late] = _recover(ahi, runs)
@@ -301,10 +310,10 @@ def test_calls_to_a_replace_copy_are_left_to_the_replace_workflow(tmp_path: Path
     Those calls are the replace workflow's to resume (engine/replace.py), not ours."""
     if not hasattr(Journal, "step"):
         pytest.skip("this journal has no replace steps")
-    runs = tmp_path / "runs"
+    runs = run_store(tmp_path)
     run = Journal.start(runs, command="apply", endpoint=ENDPOINT)
     run.step("a" * 32, "d" * 32, "copy", "done", copy_id="c" * 32)
     run.intent("c" * 32, "d" * 32, "1", "0" * 64)
     run.intent("e" * 32, "d" * 32, "1", "0" * 64)
     run.close()
-    assert [c.intent.image_set_id for c in open_calls(_at(runs), ENDPOINT)] == ["e" * 32]
+    assert [c.intent.image_set_id for c in open_calls(runs)] == ["e" * 32]

@@ -77,9 +77,13 @@ def test_no_phi_in_ci_output_or_journals_unless_asked(
         result = project.run(*args)
         assert result.exit_code in (0, 2), (args, result.output)
         shown.append(result.stdout + result.stderr)
-    journals = sorted((project.root / "runs").glob("*.jsonl"))
+    journals = sorted(project.runs_dir().glob("*.jsonl"))
     assert len(journals) == 2  # the apply and the revert
-    kept = [p.read_text("utf-8") for p in journals] + [summary.read_text("utf-8")]
+    # Nothing in the state but undo values may hold PHI (none here: no replace).
+    state = project.root / ".reconciler" / "state"
+    stored = [p for p in state.rglob("*") if p.is_file()]
+    assert stored and not any("undo" in p.parts for p in stored)
+    kept = [p.read_text("utf-8") for p in stored] + [summary.read_text("utf-8")]
     names = seeded_phi(project)
     leaks = {n for n in names for text in shown + kept if n in text}
     assert leaks == set()
@@ -88,7 +92,8 @@ def test_no_phi_in_ci_output_or_journals_unless_asked(
     # Private files: the saved plan holds values (it applies exactly them), journals not.
     assert oct((project.root / "plan.json").stat().st_mode & 0o777) == "0o600"
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in journals)
-    assert oct((project.root / "runs").stat().st_mode & 0o777) == "0o700"
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in stored)
+    assert oct(project.runs_dir().stat().st_mode & 0o777) == "0o700"
 
     # Asked for, it shows: on the plan of the reverted (original) documents.
     revealed = project.run("plan", "--show-phi")
@@ -129,7 +134,7 @@ def test_the_phi_set_is_the_annex_e_basic_profile_checked_against_pydicom() -> N
 
 def test_journal_records_keys_never_values(project: Project) -> None:
     assert project.run("apply", "--auto-approve").exit_code == 0
-    [journal] = (project.root / "runs").glob("*.jsonl")
+    [journal] = project.runs_dir().glob("*.jsonl")
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     keys = [k for r in records if r["type"] == "intent" for k in r["keys"]]
     assert "Patient.PatientName" in keys and "Patient.PatientID" in keys

@@ -25,7 +25,6 @@ from reliability_support import project as project
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.emulator.server import LocalHealthImaging
-from reconciler.engine.journal import list_runs, read_run
 
 
 def reverted_once(image_sets: Any) -> dict[str, int]:
@@ -97,7 +96,7 @@ def test_an_interrupted_revert_is_finished_without_duplicate_versions(project: P
     the others are reverted, and no image set gets a second revert version."""
     applied = project.run("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
-    apply_run = list_runs(project.runs_dir())[0].run_id
+    apply_run = project.store().summaries()[0].run_id
     project.local.configure(
         faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 2.0}}}
     )
@@ -117,13 +116,14 @@ def test_an_interrupted_revert_is_finished_without_duplicate_versions(project: P
         child.kill()
         child.wait(timeout=10)
     project.note_fault("SIGKILL")
+    project.unlock_after_kill()
     project.local.configure(
         faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 0.05}}}
     )
     project.release_locks()
-    [killed] = [s for s in list_runs(project.runs_dir()) if s.command == "revert"]
+    [killed] = [s for s in project.store().summaries() if s.command == "revert"]
     assert killed.incomplete
-    first = read_run(killed.path).intents[0].image_set_id
+    first = project.store().read(killed.run_id).intents[0].image_set_id
 
     again = project.run("revert", "--run", apply_run, "--auto-approve")
     assert again.exit_code == 0, again.output
@@ -145,10 +145,10 @@ def test_revert_last_means_the_newest_run_that_changed_something(project: Projec
     assert project.run("plan", "--out", "plan.json").exit_code == 0
     applied = project.run("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
-    changing = list_runs(project.runs_dir())[0].run_id
+    changing = project.store().summaries()[0].run_id
     stale = project.run("apply", "plan.json", "--allow-force")
     assert stale.exit_code == 4, stale.output  # a run that changed nothing
-    assert list_runs(project.runs_dir())[0].run_id != changing
+    assert project.store().summaries()[0].run_id != changing
     reverted = project.run("revert", "--run", "last", "--auto-approve")
     assert reverted.exit_code == 0, reverted.output
     assert f"Reverting run {changing}." in reverted.output
@@ -304,10 +304,11 @@ def test_runs_replacements_and_the_cache_are_scoped_to_their_endpoint(
     drift_b = project.run("drift")
     assert drift_b.exit_code == 2, drift_b.output
     assert CT in drift_b.output
-    # A run against A is not revertable against B (its IDs name A's image sets).
-    [on_a_run, *_] = [s.run_id for s in list_runs(project.runs_dir()) if s.endpoint == a]
+    # A run against A is not revertable against B (its IDs name A's image sets): B's
+    # state is another scope, which does not hold it.
+    [on_a_run, *_] = [s.run_id for s in project.store().summaries() if s.endpoint == a]
     refused = project.run("revert", "--run", on_a_run, "--auto-approve")
-    assert refused.exit_code == 1 and "was against" in refused.output
+    assert refused.exit_code == 1 and f"no run '{on_a_run}'" in refused.output
     lost = int(metadata(client_b, SEED_DATASTORE_ID, CT)["Study"]["DICOM"]["StudyDescription"]
                != "B's own")  # fmt: skip
     record_figures("replace interrupted on endpoint A, apply and drift on endpoint B",
@@ -363,7 +364,7 @@ def test_a_crash_at_any_step_of_a_replace_then_revert_loses_nothing(
     survive()
     project.note_fault("crash mid-replace")
     project.local.configure(faults={"operations": {"DeleteImageSet": {"lock_hold_seconds": 0.05}}})
-    killed = list_runs(project.runs_dir())[0]
+    killed = project.store().summaries()[0]
     assert killed.incomplete
 
     finished = project.run("apply", "--replace-primary", "--auto-approve")
@@ -399,7 +400,7 @@ def test_a_revert_of_a_replace_that_dies_midway_is_finished_not_repeated(
     (project.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
     applied = project.run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
-    replacing = list_runs(project.runs_dir())[0].run_id
+    replacing = project.store().summaries()[0].run_id
     survive = _crash_at(monkeypatch, step, "done")
     with pytest.raises(Crash):
         project.run("revert", "--run", replacing, "--auto-approve")

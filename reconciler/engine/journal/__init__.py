@@ -1,6 +1,7 @@
-"""The run journal: what apply and revert did, one append-only JSONL file per run.
+"""The run journal: what apply and revert did, one append-only JSONL log per run.
 
-A run writes ``<journal dir>/<run id>.jsonl``: a ``run`` header (who, where, from which
+A run writes the log ``runs/<run id>.jsonl`` in the project's state (local or S3,
+:mod:`reconciler.state`): a ``run`` header (who, where, from which
 manifests and plan), then for every update call an ``intent`` before the call and a
 ``result`` after it, and an ``end`` record when the run finishes. Each record is one
 line, flushed and fsynced before the caller goes on, so a crash leaves a readable
@@ -18,21 +19,20 @@ One record per line, keys sorted, ASCII only (``run`` header shortened)::
     {"finished_at":"2025-01-02T03:04:07.500Z","summary":{"UPDATED":1},"type":"end"}
 
 Records hold IDs, versions, digests, outcomes, the service's messages and attribute
-*keys*: never attribute values (PHI) or credentials. Files are created 0600, folders
-0700. Pure standard library, so any tool can read a journal with this package alone.
+*keys*: never attribute values (PHI) or credentials.
 
 The package: :mod:`.records` (the record types, :class:`Outcome`, parsing a line),
 :mod:`.writer` (:class:`Journal`), :mod:`.run` (:class:`Run` and its views),
-:mod:`.reader` (reading one journal), :mod:`.index` (the folder's index: what each run
-says, kept so commands read only the journals that matter) and :mod:`.folder`
-(listing and finding runs). Import from the package itself.
+:mod:`.reader` (parsing one log), :mod:`.index` (the scope's run index: what each run
+says, kept so commands read only the logs that matter) and :mod:`.store`
+(:class:`RunStore`: the runs, the index and the undo values of one scope). Import from
+the package itself.
 """
 
 from __future__ import annotations
 
-from reconciler.engine.journal.folder import list_runs, load_run, resolve_run_id
-from reconciler.engine.journal.index import RunFacts, index_path, indexed_runs
-from reconciler.engine.journal.reader import read_run
+from reconciler.engine.journal.index import ENDED, INTERRUPTED, OPEN, RunFacts
+from reconciler.engine.journal.reader import parse_run
 from reconciler.engine.journal.records import (
     COMMANDS,
     FORMAT_VERSION,
@@ -56,14 +56,18 @@ from reconciler.engine.journal.run import (
     Run,
     RunSummary,
 )
-from reconciler.engine.journal.writer import MAX_MESSAGE_CHARS, Journal
+from reconciler.engine.journal.store import RunStore, UndoEntries, undo_digest
+from reconciler.engine.journal.writer import MAX_MESSAGE_CHARS, Journal, RunContext
 from reconciler.engine.journal.writer import _token as _token  # patched by tests
 
 __all__ = [
     "COMMANDS",
+    "ENDED",
     "FORMAT_VERSION",
+    "INTERRUPTED",
     "LAST",
     "MAX_MESSAGE_CHARS",
+    "OPEN",
     "RUN_ID_RE",
     "SETTLED_MARK_RE",
     "SUFFIX",
@@ -78,14 +82,13 @@ __all__ = [
     "Outcome",
     "ResultRecord",
     "Run",
+    "RunContext",
     "RunFacts",
     "RunHeader",
+    "RunStore",
     "RunSummary",
     "StepRecord",
-    "index_path",
-    "indexed_runs",
-    "list_runs",
-    "load_run",
-    "read_run",
-    "resolve_run_id",
+    "UndoEntries",
+    "parse_run",
+    "undo_digest",
 ]

@@ -10,9 +10,14 @@ from typing import Any, ClassVar, Literal, cast
 
 from reconciler.errors import ReconcilerError
 
-FORMAT_VERSION = 1
+# 2: optional service times, the lock and data store generations in the header, the
+# service time in ``end``, and the undo values' digest in ``step`` records.
+FORMAT_VERSION = 2
 SUFFIX = ".jsonl"
 LAST = "last"  # accepted wherever a run ID is: the most recent run
+# A step record that is not a step of the replace workflow: the digest of the undo
+# values a run kept (a revert restores only values whose digest its run recorded).
+UNDO_STEP = "undo"
 RUN_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}\Z")
 
 Command = Literal["apply", "revert"]
@@ -37,12 +42,15 @@ class Outcome(str, enum.Enum):
 
 class _Record:
     TYPE: ClassVar[str]
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()  # left out of the line when None
 
     def as_dict(self) -> dict[str, Any]:
         """The record as written: JSON types, with its ``type``."""
         data: dict[str, Any] = {"type": self.TYPE}
         for item in fields(cast(Any, self)):
             value = getattr(self, item.name)
+            if value is None and item.name in self.OPTIONAL:
+                continue
             if isinstance(value, enum.Enum):
                 value = value.value
             elif isinstance(value, tuple):
@@ -58,6 +66,7 @@ class RunHeader(_Record):
     """The first record: which run, who ran it, where, from what."""
 
     TYPE: ClassVar[str] = "run"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"service_time", "lock_id", "datastores"})
     run_id: str
     command: Command
     started_at: str
@@ -69,6 +78,13 @@ class RunHeader(_Record):
     plan_digest: str | None
     parent_run_id: str | None  # revert: the run it reverts
     format_version: int = FORMAT_VERSION
+    # The service's clock (its HTTP Date) when the run started: what orders runs.
+    service_time: str | None = None
+    # The state lock the run was written under: while it is held, the run is live.
+    lock_id: str | None = None
+    # Data store ID → its createdAt: a data store re-created under the same ID is
+    # another one, and this run's records say nothing about it.
+    datastores: dict[str, str] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -106,17 +122,13 @@ class EndRecord(_Record):
     """The last record of a run that finished (whatever its outcomes)."""
 
     TYPE: ClassVar[str] = "end"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"pacing", "service_time"})
     finished_at: str
     summary: dict[str, int] = field(hash=False)  # outcome → image sets
     # Operation → what the client's pacer did: rates (requests per second) it started
     # from and reached, 429s. Absent in journals of runs that sent nothing.
     pacing: dict[str, dict[str, float | int | str | None]] | None = field(default=None, hash=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = super().as_dict()
-        if self.pacing is None:
-            del data["pacing"]
-        return data
+    service_time: str | None = None  # the service's clock when the run ended
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,7 @@ class StepRecord(_Record):
     ``new_id`` the promoted image set that replaces ``image_set_id``."""
 
     TYPE: ClassVar[str] = "step"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"undo_digest"})
     image_set_id: str
     datastore_id: str
     step: str
@@ -134,6 +147,9 @@ class StepRecord(_Record):
     copy_id: str | None
     new_id: str | None
     at: str
+    # The digest of the undo values written for this replace before the step: what a
+    # revert checks the undo object against (it is kept apart, and holds PHI).
+    undo_digest: str | None = None
 
 
 class _Malformed(Exception):
@@ -183,6 +199,14 @@ class _Fields:
                 raise _Malformed(f"{key} must map operations to objects of numbers and names")
         return {str(op): dict(entry) for op, entry in value.items()}
 
+    def names(self, key: str) -> dict[str, str] | None:
+        value = self._get(key, dict, "an object", True)
+        if value is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise _Malformed(f"{key} must map names to text")
+        return None if value is None else dict(value)
+
     def counts(self, key: str) -> dict[str, int]:
         value = self._get(key, dict, "an object", False)
         if not all(isinstance(n, int) and not isinstance(n, bool) for n in value.values()):
@@ -202,28 +226,63 @@ def _parse(data: Any) -> _Record:
         command = get.text("command")
         if command not in COMMANDS:
             raise _Malformed(f"command must be one of {', '.join(COMMANDS)}")
-        return RunHeader(get.text("run_id"), command, get.text("started_at"),
-                         get.text("user"), get.text("host"), get.text("reconciler_version"),
-                         get.text("endpoint"), get.maybe("manifest_digest"),
-                         get.maybe("plan_digest"), get.maybe("parent_run_id"),
-                         version)  # fmt: skip
+        return RunHeader(
+            run_id=get.text("run_id"),
+            command=command,
+            started_at=get.text("started_at"),
+            user=get.text("user"),
+            host=get.text("host"),
+            reconciler_version=get.text("reconciler_version"),
+            endpoint=get.text("endpoint"),
+            manifest_digest=get.maybe("manifest_digest"),
+            plan_digest=get.maybe("plan_digest"),
+            parent_run_id=get.maybe("parent_run_id"),
+            format_version=version,
+            service_time=get.maybe("service_time"),
+            lock_id=get.maybe("lock_id"),
+            datastores=get.names("datastores"),
+        )
     if kind == "intent":
-        return IntentRecord(get.text("image_set_id"), get.text("datastore_id"),
-                            get.text("from_version"), get.text("payload_digest"),
-                            get.number("call"), get.number("calls"), get.texts("keys"),
-                            get.text("at"))  # fmt: skip
+        return IntentRecord(
+            image_set_id=get.text("image_set_id"),
+            datastore_id=get.text("datastore_id"),
+            from_version=get.text("from_version"),
+            payload_digest=get.text("payload_digest"),
+            call=get.number("call"),
+            calls=get.number("calls"),
+            keys=get.texts("keys"),
+            at=get.text("at"),
+        )
     if kind == "result":
         outcome = get.text("outcome")
         if outcome not in Outcome.__members__:
             raise _Malformed(f"unknown outcome {outcome!r}")
-        return ResultRecord(get.text("image_set_id"), get.text("datastore_id"),
-                            get.maybe("from_version"), get.maybe("to_version"),
-                            Outcome(outcome), get.maybe("message"), get.number("call"),
-                            get.text("at"))  # fmt: skip
+        return ResultRecord(
+            image_set_id=get.text("image_set_id"),
+            datastore_id=get.text("datastore_id"),
+            from_version=get.maybe("from_version"),
+            to_version=get.maybe("to_version"),
+            outcome=Outcome(outcome),
+            message=get.maybe("message"),
+            call=get.number("call"),
+            at=get.text("at"),
+        )
     if kind == "end":
-        return EndRecord(get.text("finished_at"), get.counts("summary"), get.pacing("pacing"))
+        return EndRecord(
+            finished_at=get.text("finished_at"),
+            summary=get.counts("summary"),
+            pacing=get.pacing("pacing"),
+            service_time=get.maybe("service_time"),
+        )
     if kind == "step":
-        return StepRecord(get.text("image_set_id"), get.text("datastore_id"), get.text("step"),
-                          get.text("phase"), get.maybe("copy_id"), get.maybe("new_id"),
-                          get.text("at"))  # fmt: skip
+        return StepRecord(
+            image_set_id=get.text("image_set_id"),
+            datastore_id=get.text("datastore_id"),
+            step=get.text("step"),
+            phase=get.text("phase"),
+            copy_id=get.maybe("copy_id"),
+            new_id=get.maybe("new_id"),
+            at=get.text("at"),
+            undo_digest=get.maybe("undo_digest"),
+        )
     raise _Malformed(f"unknown record type {kind!r}")

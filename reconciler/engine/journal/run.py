@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler.engine.journal.records import (
     FORMAT_VERSION,
     RUN_ID_RE,
+    UNDO_STEP,
     EndRecord,
     IntentRecord,
     Outcome,
@@ -71,7 +71,7 @@ class Run:
     ``truncated``: the last line was cut short (a crash mid-write) and was skipped.
     """
 
-    path: Path
+    location: str  # where its log is kept, for messages
     header: RunHeader
     intents: tuple[IntentRecord, ...]
     results: tuple[ResultRecord, ...]
@@ -182,7 +182,7 @@ class Run:
 
     def last_steps(self) -> dict[str, tuple[str, str]]:
         """Old image set ID → the last (step, phase) this run recorded of its replace."""
-        return {s.image_set_id: (s.step, s.phase) for s in self.steps}
+        return {s.image_set_id: (s.step, s.phase) for s in self.steps if s.step != UNDO_STEP}
 
     def copies(self) -> frozenset[str]:
         """The intermediate copies of this run's replaces: the replace workflow's step
@@ -230,14 +230,21 @@ class Run:
     def summary(self) -> RunSummary:
         entries = self.image_sets()
         return RunSummary(
-            run_id=self.run_id, path=self.path, command=self.header.command,
+            run_id=self.run_id,
+            location=self.location,
+            command=self.header.command,
             started_at=self.header.started_at,
             finished_at=self.end.finished_at if self.end else None,
-            user=self.header.user, host=self.header.host, endpoint=self.header.endpoint,
-            parent_run_id=self.header.parent_run_id, counts=self.counts(),
-            image_sets=len(entries), pending=sum(1 for e in entries if e.outcome is None),
-            incomplete=self.incomplete, truncated=self.truncated,
-        )  # fmt: skip
+            user=self.header.user,
+            host=self.header.host,
+            endpoint=self.header.endpoint,
+            parent_run_id=self.header.parent_run_id,
+            counts=self.counts(),
+            image_sets=len(entries),
+            pending=sum(1 for e in entries if e.outcome is None),
+            incomplete=self.incomplete,
+            truncated=self.truncated,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The run for tools: header, status, one entry per image set, every record."""
@@ -246,7 +253,7 @@ class Run:
             "run": self.header.as_dict(),
             "status": self.status,
             "truncated": self.truncated,
-            "path": str(self.path),
+            "location": self.location,
             "image_sets": [entry.as_dict() for entry in self.image_sets()],
             "changed": [change._asdict() for change in self.changed()],
             "pending": [intent.as_dict() for intent in self.pending()],
@@ -261,7 +268,7 @@ class RunSummary:
     """One line of ``reconciler runs``. ``problem`` is set when the journal is unreadable."""
 
     run_id: str
-    path: Path
+    location: str
     command: str
     started_at: str
     finished_at: str | None
@@ -285,7 +292,7 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
-            "path": str(self.path),
+            "location": self.location,
             "command": self.command,
             "status": self.status,
             "started_at": self.started_at,

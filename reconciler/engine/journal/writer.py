@@ -1,26 +1,25 @@
-"""Writing a run's journal: :class:`Journal` appends one fsynced line per record."""
+"""Writing a run's journal: :class:`Journal` appends one durable line per record to
+the run's log in state (:mod:`.store`)."""
 
 from __future__ import annotations
 
 import contextlib
 import getpass
 import json
-import os
 import re
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
 from reconciler.engine import journal as _package
+from reconciler.engine.journal.index import opening
 from reconciler.engine.journal.records import (
     COMMANDS,
     RUN_ID_RE,
-    SUFFIX,
     Command,
     EndRecord,
     IntentRecord,
@@ -31,12 +30,25 @@ from reconciler.engine.journal.records import (
     StepRecord,
     _Record,
 )
+from reconciler.engine.journal.store import RunStore, log_key
+from reconciler.state import Appender, Conflict, StateError
 from reconciler.version import __version__
 
 MAX_MESSAGE_CHARS = 2000  # the service's messages are short; a runaway one stays bounded
 # A key names what a call changes (Patient.PatientName, a tag); only the caller can know
 # it is not a value. Bounded and printable, so a journal line stays a line.
 _KEY_RE = re.compile(r"[^\x00-\x1f\x7f]{1,256}\Z")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run's header records beyond who and what: ``service_time`` reads the
+    service's clock (its last HTTP ``Date``), ``lock_id`` is the state lock the run is
+    written under, ``datastores`` maps each data store to its ``createdAt``."""
+
+    service_time: Callable[[], str | None] = lambda: None
+    lock_id: str | None = None
+    datastores: Mapping[str, str] = field(default_factory=dict)
 
 
 def _utc_now() -> datetime:
@@ -72,38 +84,6 @@ def _current_host() -> str:
         return "unknown"
 
 
-def _make_folder(directory: Path) -> None:
-    """Create ``directory`` and any missing parents with mode 0700."""
-    missing: list[Path] = []
-    folder = directory
-    while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    try:
-        for folder in reversed(missing):
-            folder.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(folder, 0o700)  # the umask may have taken bits away
-    except OSError as failure:
-        raise JournalError(f"cannot create the journal folder: {failure.strerror or failure}",
-                           location=str(directory)) from None  # fmt: skip
-    if not directory.is_dir():
-        raise JournalError("the journal folder is not a folder", location=str(directory))
-
-
-def _fsync_folder(directory: Path) -> None:
-    """Make the new file's name durable too (not possible everywhere, e.g. Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _line(record: _Record) -> bytes:
     text = json.dumps(record.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.encode("ascii") + b"\n"
@@ -131,12 +111,19 @@ class Journal:
     the run without one when an exception escapes, so the run reads as interrupted.
     """
 
-    def __init__(self, path: Path, stream: BinaryIO, header: RunHeader,
-                 clock: Callable[[], datetime]) -> None:  # fmt: skip
-        self._path = path
-        self._stream = stream
+    def __init__(
+        self,
+        store: RunStore,
+        log: Appender,
+        header: RunHeader,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._store = store
+        self._log = log
         self._header = header
         self._clock = clock
+        self._written = bytearray()  # the log as written: its facts go to the index at the end
+        self._service_time: Callable[[], str | None] = lambda: None
         self._lock = threading.Lock()
         self._closed = False
         self._failure: str | None = None  # why a write failed; nothing is written after
@@ -146,7 +133,7 @@ class Journal:
     @classmethod
     def start(
         cls,
-        directory: Path,
+        store: RunStore,
         *,
         command: Command,
         endpoint: str,
@@ -156,11 +143,13 @@ class Journal:
         clock: Callable[[], datetime] = _utc_now,
         user: str | None = None,
         host: str | None = None,
+        context: RunContext | None = None,
     ) -> Journal:
-        """Create ``<directory>/<run id>.jsonl`` (never an existing file) and write the header.
+        """Start a new run in ``store`` (never reusing a run ID) and write its header.
 
         ``endpoint`` is a display string (``local``, ``aws (us-east-1)``); it must not
         carry credentials. ``parent_run_id`` is, for a revert, the run it reverts.
+        ``context``: the service's clock, the state lock and the data stores' generations.
         """
         if command not in COMMANDS:
             raise ValueError(f"command must be one of {', '.join(COMMANDS)}")
@@ -168,39 +157,37 @@ class Journal:
             raise ValueError("endpoint must not carry credentials")
         if parent_run_id is not None and not RUN_ID_RE.match(parent_run_id):
             raise ValueError("parent_run_id must be a run ID")
-        _make_folder(directory)
+        context = context or RunContext()
         now = clock()
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
         for _attempt in range(10):
             # Looked up on the package, so patching reconciler.engine.journal._token works.
             run_id = f"{_utc(now):%Y%m%dT%H%M%SZ}-{_package._token()}"
-            path = directory / f"{run_id}{SUFFIX}"
+            header = RunHeader(
+                run_id=run_id,
+                command=command,
+                started_at=_iso(now),
+                user=user if user is not None else _current_user(),
+                host=host if host is not None else _current_host(),
+                reconciler_version=__version__,
+                endpoint=endpoint,
+                manifest_digest=manifest_digest,
+                plan_digest=plan_digest,
+                parent_run_id=parent_run_id,
+                service_time=context.service_time(),
+                lock_id=context.lock_id,
+                datastores=dict(context.datastores) or None,
+            )
             try:
-                fd = os.open(path, flags, 0o600)
+                log = store.create(run_id, opening(header, store.state.shown(log_key(run_id))))
                 break
-            except FileExistsError:
+            except Conflict:
                 continue
-            except OSError as failure:
-                raise JournalError(f"cannot create the journal: {failure.strerror or failure}",
-                                   location=str(path)) from None  # fmt: skip
+            except StateError as failure:
+                raise JournalError(f"cannot start the run's journal: {failure.message}") from None
         else:
-            raise JournalError("cannot find a free run ID", location=str(directory))
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
-        _fsync_folder(directory)
-        header = RunHeader(
-            run_id=run_id,
-            command=command,
-            started_at=_iso(now),
-            user=user if user is not None else _current_user(),
-            host=host if host is not None else _current_host(),
-            reconciler_version=__version__,
-            endpoint=endpoint,
-            manifest_digest=manifest_digest,
-            plan_digest=plan_digest,
-            parent_run_id=parent_run_id,
-        )
-        journal = cls(path, os.fdopen(fd, "ab"), header, clock)
+            raise JournalError("cannot find a free run ID", location=store.location)
+        journal = cls(store, log, header, clock)
+        journal._service_time = context.service_time
         with journal._lock:
             journal._append(header)
         return journal
@@ -210,8 +197,8 @@ class Journal:
         return self._header.run_id
 
     @property
-    def path(self) -> Path:
-        return self._path
+    def location(self) -> str:
+        return self._store.state.shown(log_key(self.run_id))
 
     @property
     def header(self) -> RunHeader:
@@ -233,8 +220,16 @@ class Journal:
             raise ValueError("call must be from 1 to calls")
         checked = _check_keys(keys)
         with self._lock:
-            record = IntentRecord(image_set_id, datastore_id, from_version, payload_digest,
-                                  call, calls, checked, _iso(self._clock()))  # fmt: skip
+            record = IntentRecord(
+                image_set_id=image_set_id,
+                datastore_id=datastore_id,
+                from_version=from_version,
+                payload_digest=payload_digest,
+                call=call,
+                calls=calls,
+                keys=checked,
+                at=_iso(self._clock()),
+            )
             self._append(record)
         return record
 
@@ -257,8 +252,16 @@ class Journal:
             raise ValueError("call must be 0 or more")
         outcome = Outcome(outcome)
         with self._lock:
-            record = ResultRecord(image_set_id, datastore_id, from_version, to_version, outcome,
-                                  _clip(message), call, _iso(self._clock()))  # fmt: skip
+            record = ResultRecord(
+                image_set_id=image_set_id,
+                datastore_id=datastore_id,
+                from_version=from_version,
+                to_version=to_version,
+                outcome=outcome,
+                message=_clip(message),
+                call=call,
+                at=_iso(self._clock()),
+            )
             self._append(record)
             self._outcomes[(datastore_id, image_set_id)] = outcome
         return record
@@ -278,9 +281,14 @@ class Journal:
                 count = sum(1 for seen in self._outcomes.values() if seen is outcome)
                 if count:
                     summary[outcome.value] = count
-            record = EndRecord(_iso(self._clock()), summary, self._pacing)
+            record = EndRecord(
+                finished_at=_iso(self._clock()),
+                summary=summary,
+                pacing=self._pacing,
+                service_time=self._service_time(),
+            )
             self._append(record)
-            self._close()
+            self._close(ended=True)
         return record
 
     def step(
@@ -292,49 +300,69 @@ class Journal:
         *,
         copy_id: str | None = None,
         new_id: str | None = None,
+        undo_digest: str | None = None,
     ) -> StepRecord:
         """Record a step of the replace workflow (see :class:`StepRecord`)."""
         with self._lock:
-            record = StepRecord(image_set_id, datastore_id, step, phase, copy_id, new_id,
-                                _iso(self._clock()))  # fmt: skip
+            record = StepRecord(
+                image_set_id=image_set_id,
+                datastore_id=datastore_id,
+                step=step,
+                phase=phase,
+                copy_id=copy_id,
+                new_id=new_id,
+                at=_iso(self._clock()),
+                undo_digest=undo_digest,
+            )
             self._append(record)
         return record
 
     def close(self) -> None:
         """Close without an ``end`` record: the run reads as interrupted."""
         with self._lock:
-            self._close()
+            self._close(ended=False)
 
     def __enter__(self) -> Journal:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:  # fmt: skip
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         if kind is None and not self._closed:
             self.end()
         else:
             self.close()
 
     def _append(self, record: _Record) -> None:
-        """Write one line, flush and fsync it. The caller holds the lock."""
+        """Write one line, durably (fsynced, or acknowledged by S3). The caller holds
+        the lock."""
         if self._failure is not None:
-            raise JournalError(f"cannot write the journal (failed earlier: {self._failure})",
-                               location=str(self._path))  # fmt: skip
+            raise JournalError(
+                f"cannot write the journal (failed earlier: {self._failure})",
+                location=self.location,
+            )
         if self._closed:
             raise RuntimeError(f"the journal of run {self.run_id} is closed")
+        line = _line(record)
         try:
-            self._stream.write(_line(record))
-            self._stream.flush()
-            os.fsync(self._stream.fileno())
-        except OSError as failure:
-            # A part-written line may now end the file: appending more would bury it.
-            self._failure = str(failure.strerror or failure)
-            self._close()
-            raise JournalError(f"cannot write the journal: {self._failure}",
-                               location=str(self._path)) from None  # fmt: skip
+            self._log.write(line)
+        except StateError as failure:
+            # A part-written line may now end the log: appending more would bury it.
+            self._failure = failure.message
+            self._close(ended=False)
+            raise JournalError(f"cannot write the journal: {self._failure}") from None
+        self._written += line
 
-    def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(OSError):  # every record was fsynced already
-                self._stream.close()
+    def _close(self, *, ended: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._log.close()
+        if self._failure is None:
+            # The index learns the run's facts; where it cannot be written, its entry
+            # stays open and readers read the log instead (nothing is lost).
+            with contextlib.suppress(StateError):
+                self._store.finished(self.run_id, bytes(self._written), ended=ended)

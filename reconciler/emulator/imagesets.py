@@ -18,7 +18,7 @@ from typing import Any
 from reconciler.emulator import choices, documents
 from reconciler.emulator.config import RuntimeSettings
 from reconciler.emulator.exceptions import ConflictException, ResourceNotFoundException
-from reconciler.emulator.paging import page
+from reconciler.emulator.paging import Keyset
 from reconciler.emulator.store import Store
 
 # The operation whose per-operation LOCKED hold time applies to a workflow status.
@@ -326,17 +326,19 @@ class ImageSets:
         }
 
     def list_image_set_versions(self, p: Params) -> Result:
-
+        keyset = Keyset.of(p, default_size=50, context=p["imageSetId"])
+        after, after_args = keyset.condition(("version",), descending=True)
         with self.reading() as conn:
             row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
             versions = [
                 r["version"]
                 for r in conn.execute(
-                    "SELECT version FROM versions WHERE image_set_id=? ORDER BY version DESC",
-                    (row["id"],),
+                    f"SELECT version FROM versions WHERE image_set_id=? AND {after}"
+                    " ORDER BY version DESC LIMIT ?",
+                    (row["id"], *after_args, keyset.limit),
                 )
             ]
-            chosen, token = page(versions, p, default_size=50, context=row["id"])
+            chosen, token = keyset.split(versions, lambda version: (version,))
             items = []
             for version in chosen:
                 props = self._properties(conn, row, version)

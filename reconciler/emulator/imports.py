@@ -30,7 +30,7 @@ from reconciler.emulator.exceptions import ResourceNotFoundException, Validation
 from reconciler.emulator.frame_reads import store_frames
 from reconciler.emulator.imagesets import ImageSets, Params, Result
 from reconciler.emulator.import_root import confine, resolve_root
-from reconciler.emulator.paging import page
+from reconciler.emulator.paging import Keyset
 
 _LEVELS_COMPARED = ("Patient", "Study")
 
@@ -164,14 +164,16 @@ class ImportJobs:
             }
 
     def list_dicom_import_jobs(self, p: Params) -> Result:
+        status = p.get("jobStatus")
+        keyset = Keyset.of(p, default_size=50, context=f"jobs:{p['datastoreId']}:{status}")
+        after, after_args = keyset.condition(("submitted_at", "id"), descending=True)
         with self.store.read() as conn:
             rows = conn.execute(
-                "SELECT * FROM import_jobs WHERE datastore_id=? ORDER BY submitted_at DESC, id",
-                (p["datastoreId"],),
+                f"SELECT * FROM import_jobs WHERE datastore_id=? AND status=IFNULL(?, status)"
+                f" AND {after} ORDER BY submitted_at DESC, id DESC LIMIT ?",
+                (p["datastoreId"], status, *after_args, keyset.limit),
             ).fetchall()
-        status = p.get("jobStatus")
-        rows = [r for r in rows if status is None or r["status"] == status]
-        chosen, token = page(rows, p, default_size=50, context=f"jobs:{p['datastoreId']}:{status}")
+        chosen, token = keyset.split(rows, lambda row: (row["submitted_at"], row["id"]))
         return {"jobSummaries": [self._properties(r) for r in chosen], "nextToken": token}
 
     # -- the work --------------------------------------------------------------------

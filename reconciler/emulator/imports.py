@@ -18,19 +18,22 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.emulator import documents, idempotency, s3
-from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.frame_reads import store_frames
 from reconciler.emulator.imagesets import ImageSets, Params, Result
 from reconciler.emulator.import_root import confine, resolve_root
 from reconciler.emulator.paging import Keyset
+
+if TYPE_CHECKING:
+    # pydicom is imported by the import itself, not by every start of the emulator.
+    from reconciler.emulator.dicom_import import ImportBatch
 
 _LEVELS_COMPARED = ("Patient", "Study")
 
@@ -187,6 +190,8 @@ class ImportJobs:
     ) -> None:
         """Import a folder or S3 prefix; every outcome, even an unexpected one, ends in the
         job's row. The report goes to the job's own folder below ``output``."""
+        from reconciler.emulator.dicom_import import read_folder
+
         with self.store.write() as conn:
             conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
         endpoint = self.image_sets.settings.config.s3_endpoint or ""
@@ -238,6 +243,8 @@ class ImportJobs:
     def _import_study(
         self, conn: sqlite3.Connection, datastore_id: str, study_uid: str, doc: documents.Document
     ) -> dict[str, Any]:
+        from reconciler.emulator.dicom_import import merge_into
+
         sets = self.image_sets
         primary = conn.execute(
             "SELECT * FROM image_sets WHERE datastore_id=? AND study_uid=? AND is_primary=1"

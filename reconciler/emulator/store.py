@@ -16,7 +16,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,6 +75,11 @@ CREATE TABLE IF NOT EXISTS client_tokens (
 CREATE TABLE IF NOT EXISTS tags (
     arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (arn, key)
 ) WITHOUT ROWID;
+-- EventBridge events waiting to be sent (events.py), written in the transaction that
+-- makes the change they announce, sent and deleted in seq order.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL
+);
 """
 
 # What the query planner is told about the shape of the data, written into sqlite_stat1
@@ -140,6 +145,7 @@ class Store:
         self.path = path
         _private_file(path)
         self._local = threading.local()
+        self._committed: list[Callable[[], None]] = []
         # executescript commits on its own, so it runs outside write().
         self._connection().executescript(SCHEMA)
         with self.write() as conn:
@@ -177,6 +183,13 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        for callback in self._committed:
+            callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every committed write (it must be quick: it runs in
+        the writing thread)."""
+        self._committed.append(callback)
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

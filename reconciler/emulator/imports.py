@@ -88,11 +88,27 @@ class ImportJobs:
         self.clock = clock
         self.root = resolve_root(image_sets.settings.config.import_root)
         with self.store.write() as conn:  # jobs cut short by a restart cannot finish
-            conn.execute(
-                "UPDATE import_jobs SET status='FAILED', message='interrupted by a restart of "
-                "the local HealthImaging', ended_at=? WHERE status IN ('SUBMITTED','IN_PROGRESS')",
-                (self.clock(),),
-            )
+            cut_short = conn.execute(
+                "SELECT id FROM import_jobs WHERE status IN ('SUBMITTED','IN_PROGRESS')"
+                " ORDER BY submitted_at, id"
+            ).fetchall()
+            for job in cut_short:
+                self._set_status(
+                    conn, job["id"], "FAILED", "interrupted by a restart of the local HealthImaging"
+                )
+
+    def _set_status(
+        self, conn: sqlite3.Connection, job_id: str, status: str, message: str | None = None
+    ) -> None:
+        """Move a job on (a job that ends gets its end time) and announce it."""
+        now = self.clock()
+        ended = now if status in ("COMPLETED", "FAILED") else None
+        conn.execute(
+            "UPDATE import_jobs SET status=?, message=?, ended_at=? WHERE id=?",
+            (status, message, ended, job_id),
+        )
+        job = conn.execute("SELECT * FROM import_jobs WHERE id=?", (job_id,)).fetchone()
+        self.image_sets.events.import_job(conn, job, at=now)
 
     # -- operations ------------------------------------------------------------------
     def _place(self, uri: str, member: str) -> Path | str:
@@ -125,6 +141,8 @@ class ImportJobs:
                 (job_id, p["datastoreId"], p.get("jobName"), p["dataAccessRoleArn"],
                  p["inputS3Uri"], job_output, now, p.get("clientToken")),
             )  # fmt: skip
+            job = conn.execute("SELECT * FROM import_jobs WHERE id=?", (job_id,)).fetchone()
+            self.image_sets.events.import_job(conn, job, at=now)
             result: Result = {"datastoreId": p["datastoreId"], "jobId": job_id,
                               "jobStatus": "SUBMITTED", "submittedAt": now}  # fmt: skip
             idempotency.remember(conn, "StartDICOMImportJob", p, result)
@@ -193,7 +211,7 @@ class ImportJobs:
         from reconciler.emulator.dicom_import import read_folder
 
         with self.store.write() as conn:
-            conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
+            self._set_status(conn, job_id, "IN_PROGRESS")
         endpoint = self.image_sets.settings.config.s3_endpoint or ""
         try:
             with tempfile.TemporaryDirectory(prefix="reconciler-import-") as scratch:
@@ -226,10 +244,7 @@ class ImportJobs:
         ) as error:
             status, message = "FAILED", f"{type(error).__name__}: {error}"
         with self.store.write() as conn:
-            conn.execute(
-                "UPDATE import_jobs SET status=?, message=?, ended_at=? WHERE id=?",
-                (status, message, self.clock(), job_id),
-            )
+            self._set_status(conn, job_id, status, message)
 
     def import_batch(self, datastore_id: str, batch: ImportBatch) -> list[dict[str, Any]]:
         """Store each study of ``batch``: merged into its primary image set or a new one."""
@@ -257,12 +272,21 @@ class ImportJobs:
                 merge_into(existing, doc)
                 version = primary["latest_version"] + 1
                 sets.add_version(conn, primary["id"], version, existing, "UPDATED")
+                now = self.clock()
                 conn.execute(
                     "UPDATE image_sets SET latest_version=?, settled_version=?, updated_at=?,"
                     " workflow_status='UPDATED' WHERE id=?",
-                    (version, version, self.clock(), primary["id"]),
+                    (version, version, now, primary["id"]),
                 )
                 sets.index(conn, primary["id"], existing)
+                sets.events.image_set(
+                    conn,
+                    datastore_id,
+                    primary["id"],
+                    state="ACTIVE",
+                    workflow_status="UPDATED",
+                    at=now,
+                )
                 return {"imageSetId": primary["id"], "imageSetVersion": str(version),
                         "isPrimary": True, "studyInstanceUID": study_uid}  # fmt: skip
         ordinal = conn.execute(

@@ -32,8 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from bench_emulator import make_client  # the same boto3 client as the throughput benchmark
 
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import LocalHealthImaging
@@ -78,17 +77,6 @@ def seed(local: LocalHealthImaging, n: int) -> str:
                 conn, datastore, image_set_id, document(index), is_primary=True
             )
     return datastore
-
-
-def client(url: str) -> Any:
-    return boto3.session.Session().client(
-        "medical-imaging",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1}),
-    )
 
 
 class Canned:
@@ -194,10 +182,10 @@ def measure(n: int, searches: int) -> dict[str, float]:
         with LocalHealthImaging(config) as local:
             seeded, datastore = timed(seed, local=local, n=n)
             canned = Canned()
-            emulator = client(local.url)
+            emulator = make_client(local.url, threads=1)
             capture(emulator, canned)
             with static_server(canned) as static_url:
-                static = client(static_url)
+                static = make_client(static_url, threads=1)
                 search = time_searches(emulator, static, datastore, n=n, searches=searches)
                 pages = time_listing(emulator, static, datastore, n=n)
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from reconciler.emulator.server import LocalHealthImaging
 
     Sidecar = TypeVar("Sidecar", bound=MotoServer)
+    F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = Path(".reconciler") / "local-healthimaging.sqlite"
 
@@ -31,6 +32,17 @@ db_option = click.option(
     show_default=True,
     help="SQLite file holding the data (created if missing).",
 )
+
+
+def sidecar_port_option(flag: str, of: str) -> Callable[[F], F]:
+    """The port option of a server that a flag starts beside the local HealthImaging."""
+    return click.option(
+        flag,
+        type=click.IntRange(0, 65535),
+        default=0,
+        show_default=True,
+        help=f"Port of {of} (0 picks a free one).",
+    )
 
 
 @click.group()
@@ -147,13 +159,7 @@ def emulator() -> None:
     help="Serve S3 beside it (moto's; pip install 'reconciler[s3]') on a second port, printed "
     "as 'S3 on URL': imports then take s3:// URIs and write their reports there.",
 )
-@click.option(
-    "--s3-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the S3 that --s3 starts (0 picks a free one).",
-)
+@sidecar_port_option("--s3-port", "the S3 that --s3 starts")
 @click.option(
     "--events",
     "with_events",
@@ -162,13 +168,7 @@ def emulator() -> None:
     "...) to an SQS queue served beside it (moto's; pip install 'reconciler[events]'), "
     "printed as 'Events (SQS) on QUEUE_URL'.",
 )
-@click.option(
-    "--events-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the SQS that --events starts (0 picks a free one).",
-)
+@sidecar_port_option("--events-port", "the SQS that --events starts")
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
           quota_profile: str, quota_overrides: tuple[str, ...], no_quotas: bool,
           no_service_quotas: bool, read_only: bool, no_auth: bool, import_root: Path,

@@ -33,7 +33,6 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from reconciler.emulator import choices
 from reconciler.emulator.config import RuntimeSettings
@@ -90,11 +89,11 @@ class EventLog:
     def _record(
         self,
         conn: sqlite3.Connection,
-        *,
         detail_type: str,
         resource: str,
-        detail: dict[str, Any],
+        *,
         at: float,
+        **detail: str | None,
     ) -> None:
         if not self.enabled:
             return
@@ -121,46 +120,41 @@ class EventLog:
         workflow_status: str,
         at: float,
     ) -> None:
-        detail = {
-            "datastoreId": datastore_id,
-            "imageSetId": image_set_id,
-            "imageSetState": state,
-            "imageSetWorkflowStatus": workflow_status,
-        }
         self._record(
             conn,
-            detail_type=IMAGE_SET_EVENTS[workflow_status],
-            resource=self.arn(datastore_id, image_set_id),
-            detail=detail,
+            IMAGE_SET_EVENTS[workflow_status],
+            self.arn(datastore_id, image_set_id),
             at=at,
+            datastoreId=datastore_id,
+            imageSetId=image_set_id,
+            imageSetState=state,
+            imageSetWorkflowStatus=workflow_status,
         )
 
     def import_job(self, conn: sqlite3.Connection, job: sqlite3.Row, *, at: float) -> None:
         """The event of an ``import_jobs`` row's current status."""
-        detail = {
-            "datastoreId": job["datastore_id"],
-            "jobId": job["id"],
-            "jobName": job["name"],
-            "jobStatus": job["status"],
-            "inputS3Uri": job["input_uri"],
-            "outputS3Uri": job["output_uri"],
-        }
         self._record(
             conn,
-            detail_type=IMPORT_JOB_EVENTS[job["status"]],
-            resource=self.arn(job["datastore_id"], None),
-            detail=detail,
+            IMPORT_JOB_EVENTS[job["status"]],
+            self.arn(job["datastore_id"], None),
             at=at,
+            datastoreId=job["datastore_id"],
+            jobId=job["id"],
+            jobName=job["name"],
+            jobStatus=job["status"],
+            inputS3Uri=job["input_uri"],
+            outputS3Uri=job["output_uri"],
         )
 
     def datastore(
         self, conn: sqlite3.Connection, datastore_id: str, name: str, *, status: str, at: float
     ) -> None:
-        detail = {"datastoreId": datastore_id, "datastoreName": name, "datastoreStatus": status}
         self._record(
             conn,
-            detail_type=DATASTORE_EVENTS[status],
-            resource=self.arn(datastore_id, None),
-            detail=detail,
+            DATASTORE_EVENTS[status],
+            self.arn(datastore_id, None),
             at=at,
+            datastoreId=datastore_id,
+            datastoreName=name,
+            datastoreStatus=status,
         )

@@ -9,7 +9,10 @@ real boto3 client:
    answered (same server stack, same client); target: within 2x at every N;
 2. a full listing (SearchImageSets pages of 50 to the end), next to as many pages from
    the static server; the static server's cost is linear in N by construction, so a
-   ratio that stays flat as N grows is a listing linear in N (a page costs a page).
+   ratio that stays flat as N grows is a listing linear in N;
+3. the same listing served in-process (the backend, no HTTP, no boto3): the median
+   cost of a page at each N, and of the last quarter of pages against the first (a
+   page costs a page: both ~1x).
 
 Calls alternate between the two servers so both see the same machine.
 
@@ -174,6 +177,23 @@ def time_listing(
         more = {"nextToken": answer["nextToken"]}
 
 
+def time_pages_in_process(local: LocalHealthImaging, datastore: str) -> list[float]:
+    """The same listing served by the backend without HTTP or boto3: what a page costs
+    the emulator itself, at every depth of the listing."""
+    times: list[float] = []
+    more: dict[str, str] = {}
+    while True:
+        took, answer = timed(
+            local.backend.handle,
+            operation="SearchImageSets",
+            params={"datastoreId": datastore, "maxResults": PAGE, **more},
+        )
+        times.append(took)
+        if not answer.get("nextToken"):
+            return times
+        more = {"nextToken": answer["nextToken"]}
+
+
 def measure(n: int, searches: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-emulator-scale-") as tmp:
         config = EmulatorConfig(
@@ -188,6 +208,8 @@ def measure(n: int, searches: int) -> dict[str, float]:
                 static = make_client(static_url, threads=1)
                 search = time_searches(emulator, static, datastore, n=n, searches=searches)
                 pages = time_listing(emulator, static, datastore, n=n)
+            inside = time_pages_in_process(local, datastore)
+    quarter = max(len(inside) // 4, 1)
     return {
         "n": n,
         "seed_s": seeded,
@@ -198,6 +220,8 @@ def measure(n: int, searches: int) -> dict[str, float]:
         "listing_s": sum(pages[0]),
         "listing_static_s": sum(pages[1]),
         "listing_ratio": sum(pages[0]) / sum(pages[1]),
+        "page_inside_ms": statistics.median(inside) * 1e3,
+        "deep_ratio": statistics.median(inside[-quarter:]) / statistics.median(inside[:quarter]),
     }
 
 
@@ -217,22 +241,27 @@ def main() -> None:
     rows = [measure(n, args.searches) for n in sizes]
     print(
         f"{'image sets':>10}  {'seed':>6}  {'by study':>9}  {'static':>7}  {'ratio':>5}  "
-        f"{'pages':>5}  {'listing':>8}  {'static':>7}  {'ratio':>5}  {'per set':>8}"
+        f"{'pages':>5}  {'listing':>8}  {'static':>7}  {'ratio':>5}  {'in-process page':>15}  "
+        f"{'last/first quarter':>18}"
     )
     for row in rows:
         print(
             f"{row['n']:>10,}  {row['seed_s']:>5.1f}s  {row['search_ms']:>7.2f}ms  "
             f"{row['search_static_ms']:>5.2f}ms  {row['search_ratio']:>4.2f}x  "
             f"{row['pages']:>5}  {row['listing_s']:>7.2f}s  {row['listing_static_s']:>6.2f}s  "
-            f"{row['listing_ratio']:>4.2f}x  {row['listing_s'] / row['n'] * 1e6:>6.1f}us"
+            f"{row['listing_ratio']:>4.2f}x  {row['page_inside_ms']:>13.2f}ms  "
+            f"{row['deep_ratio']:>17.2f}x"
         )
     worst = max(row["search_ratio"] for row in rows)
+    first, last = rows[0], rows[-1]
     print(
         f"search by study: at most {worst:.2f}x a static server (target <= 2x). Full listing: "
-        f"{rows[0]['listing_ratio']:.2f}x the static server's {rows[0]['pages']} pages at "
-        f"{rows[0]['n']:,}, {rows[-1]['listing_ratio']:.2f}x its {rows[-1]['pages']} pages at "
-        f"{rows[-1]['n']:,} (the static server's cost is linear in N by construction, so a "
-        "flat ratio is a linear listing)"
+        f"{first['listing_ratio']:.2f}x the static server's {first['pages']} pages at "
+        f"{first['n']:,}, {last['listing_ratio']:.2f}x its {last['pages']} pages at "
+        f"{last['n']:,} (the static server's cost is linear in N by construction); "
+        f"in-process, a page costs {last['page_inside_ms'] / first['page_inside_ms']:.2f}x "
+        f"at {last['n']:,} what it costs at {first['n']:,}, and the last pages "
+        f"{last['deep_ratio']:.2f}x the first (a page costs a page: ~1x)"
     )
 
 

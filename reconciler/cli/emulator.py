@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,8 +15,13 @@ from reconciler.emulator.quota_profiles import DEFAULT_PROFILE, PROFILES, parse_
 from reconciler.errors import ConfigError, ReconcilerError
 
 if TYPE_CHECKING:
+    from reconciler.emulator.event_queue import LocalEventQueue
+    from reconciler.emulator.moto_server import MotoServer
     from reconciler.emulator.s3 import LocalS3
     from reconciler.emulator.server import LocalHealthImaging
+
+    Sidecar = TypeVar("Sidecar", bound=MotoServer)
+    F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_DB = Path(".reconciler") / "local-healthimaging.sqlite"
 
@@ -26,6 +32,17 @@ db_option = click.option(
     show_default=True,
     help="SQLite file holding the data (created if missing).",
 )
+
+
+def sidecar_port_option(flag: str, of: str) -> Callable[[F], F]:
+    """The port option of a server that a flag starts beside the local HealthImaging."""
+    return click.option(
+        flag,
+        type=click.IntRange(0, 65535),
+        default=0,
+        show_default=True,
+        help=f"Port of {of} (0 picks a free one).",
+    )
 
 
 @click.group()
@@ -142,19 +159,23 @@ def emulator() -> None:
     help="Serve S3 beside it (moto's; pip install 'reconciler[s3]') on a second port, printed "
     "as 'S3 on URL': imports then take s3:// URIs and write their reports there.",
 )
+@sidecar_port_option("--s3-port", "the S3 that --s3 starts")
 @click.option(
-    "--s3-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port of the S3 that --s3 starts (0 picks a free one).",
+    "--events",
+    "with_events",
+    is_flag=True,
+    help="Send the service's EventBridge events (Image Set Updated, Import Job Completed, "
+    "...) to an SQS queue served beside it (moto's; pip install 'reconciler[events]'), "
+    "printed as 'Events (SQS) on QUEUE_URL'.",
 )
+@sidecar_port_option("--events-port", "the SQS that --events starts")
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,
           quota_profile: str, quota_overrides: tuple[str, ...], no_quotas: bool,
           no_service_quotas: bool, read_only: bool, no_auth: bool, import_root: Path,
           request_timeout: float,
           max_connections: int, allowed_hosts: tuple[str, ...],
-          admin_key: str, with_s3: bool, s3_port: int) -> None:  # fmt: skip
+          admin_key: str, with_s3: bool, s3_port: int, with_events: bool,
+          events_port: int) -> None:  # fmt: skip
     """Serve the local HealthImaging over HTTP until Ctrl-C.
 
     \b
@@ -179,8 +200,10 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
         overrides = dict(parse_override(text) for text in quota_overrides)
     except ServiceError as error:
         raise click.BadParameter(error.message, param_hint="--quota") from None
-    local_s3 = _start_s3(host, s3_port) if with_s3 else None
+    sidecars: list[MotoServer] = []
     try:
+        local_s3 = _start_s3(host, s3_port, sidecars) if with_s3 else None
+        queue = _start_events_queue(host, events_port, sidecars) if with_events else None
         config = EmulatorConfig(
             db_path=db, host=host, port=port, lock_hold_seconds=lock_hold,
             quotas_enabled=not no_quotas, quota_scale=quota_scale,
@@ -190,11 +213,12 @@ def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_sc
             import_root=import_root, request_timeout_seconds=request_timeout,
             max_connections=max_connections, allowed_hosts=allowed_hosts,
             s3_endpoint=local_s3.url if local_s3 else None,
+            events_queue_url=queue.queue_url if queue else None,
         )  # fmt: skip
         _serve(_start(config, seed), host, db, local_s3)
     finally:
-        if local_s3 is not None:
-            local_s3.stop()
+        for sidecar in sidecars:
+            sidecar.stop()
 
 
 def _serve(local: LocalHealthImaging, host: str, db: Path, local_s3: LocalS3 | None) -> None:
@@ -212,6 +236,8 @@ def _serve(local: LocalHealthImaging, host: str, db: Path, local_s3: LocalS3 | N
         click.echo(f"Local HealthImaging on {local.url} (db {db}); Ctrl-C stops.", err=True)
         if local_s3 is not None:
             click.echo(f"S3 on {local_s3.url}", err=True)
+        if local.events_queue_url:
+            click.echo(f"Events (SQS) on {local.events_queue_url}", err=True)
         local.serve_forever()
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
@@ -219,18 +245,44 @@ def _serve(local: LocalHealthImaging, host: str, db: Path, local_s3: LocalS3 | N
         raise ReconcilerError(f"the local HealthImaging stopped: {failure}") from None
 
 
-def _start_s3(host: str, port: int) -> LocalS3:
-    """moto's S3 on ``host:port``; missing moto or a port in use is one line."""
+def _start_s3(host: str, port: int, started: list[MotoServer]) -> LocalS3:
     from reconciler.emulator import s3
 
-    if not s3.available():
-        raise ConfigError(f"--s3 needs moto's S3 server: {s3.INSTALL_HINT}")
-    local_s3 = s3.LocalS3(host, port)
+    return _start_sidecar(
+        lambda: s3.LocalS3(host, port),
+        what=f"S3 on {host}:{port}",
+        needs=f"--s3 needs moto's S3 server: {s3.INSTALL_HINT}",
+        started=started,
+    )
+
+
+def _start_events_queue(host: str, port: int, started: list[MotoServer]) -> LocalEventQueue:
+    from reconciler.emulator import event_queue
+
+    return _start_sidecar(
+        lambda: event_queue.LocalEventQueue(host, port),
+        what=f"the events queue on {host}:{port}",
+        needs=f"--events needs moto's SQS server: {event_queue.INSTALL_HINT}",
+        started=started,
+    )
+
+
+def _start_sidecar(
+    make: Callable[[], Sidecar], *, what: str, needs: str, started: list[MotoServer]
+) -> Sidecar:
+    """Start moto's server beside the local HealthImaging (added to ``started``, to be
+    stopped with it); moto missing or a port in use is one line."""
+    from reconciler.emulator import moto_server
+
+    if not moto_server.available():
+        raise ConfigError(needs)
+    sidecar = make()
     try:
-        local_s3.start()
+        sidecar.start()
     except OSError as failure:
-        raise ReconcilerError(f"cannot start S3 on {host}:{port}: {failure}") from None
-    return local_s3
+        raise ReconcilerError(f"cannot start {what}: {failure}") from None
+    started.append(sidecar)
+    return sidecar
 
 
 def _start(config: EmulatorConfig, seed: bool) -> LocalHealthImaging:

@@ -8,6 +8,7 @@ the result; everything the service decides happens here and in the modules it us
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from reconciler.emulator import choices
 from reconciler.emulator.config import EmulatorConfig, RuntimeSettings
 from reconciler.emulator.datastores import Datastores
+from reconciler.emulator.events import EventLog
 from reconciler.emulator.exceptions import AccessDeniedException, ValidationException
 from reconciler.emulator.frame_reads import FrameReads
 from reconciler.emulator.imageset_writes import ImageSetWrites
@@ -36,6 +38,17 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
+def _next_due(conn: sqlite3.Connection) -> float | None:
+    """When the next pending change of an image set or a data store settles."""
+    row = conn.execute(
+        "SELECT MIN(at) FROM (SELECT MIN(settle_at) AS at FROM image_sets"
+        " WHERE settle_at IS NOT NULL UNION ALL SELECT MIN(settle_at) FROM datastores"
+        " WHERE status IN ('CREATING', 'DELETING'))"
+    ).fetchone()
+    due: float | None = row[0]
+    return due
+
+
 class ImageSetOperations(ImageSetWrites, Search, FrameReads):
     """Reads, writes and search of image sets over one store."""
 
@@ -47,9 +60,13 @@ class Backend:
         self.store = Store(config.db_path)
         self.quotas = Quotas(self.settings)
         self.region = choices.DEFAULT_REGION
-        self.image_sets = ImageSetOperations(self.store, self.settings, self.arn, clock)
-        self.datastores = Datastores(self.store, self.settings, self.arn, clock)
+        self.events = EventLog(self.settings, self.arn, self.region)
+        self.image_sets = ImageSetOperations(
+            self.store, self.settings, self.arn, clock, events=self.events
+        )
+        self.datastores = Datastores(self.store, self.settings, self.arn, clock, events=self.events)
         self.imports = ImportJobs(self.image_sets, clock)
+        self.clock = clock
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for operation in service_model().operation_names:
             for component in (self.image_sets, self.datastores, self.imports):
@@ -78,6 +95,20 @@ class Backend:
     def handle(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         self.check_access(operation)
         return self.handler(operation)(params)
+
+    def settle_due(self) -> float | None:
+        """Finish every change whose time has come, as the next request would, and return
+        the time of the next one (None: nothing pending). This lets events leave on time
+        while no request arrives; it writes only when something is due."""
+        now = self.clock()
+        with self.store.read() as conn:
+            next_due = _next_due(conn)
+        if next_due is not None and next_due <= now:
+            with self.store.write() as conn:
+                self.image_sets.settle_due(conn, now)
+                self.datastores.settle(conn)
+                next_due = _next_due(conn)
+        return next_due
 
     def close(self) -> None:
         self.store.close()

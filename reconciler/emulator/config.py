@@ -67,6 +67,9 @@ class EmulatorConfig:
     import_root: Path | None = None
     # The local S3 (s3.LocalS3's URL) that s3:// import URIs name; None: s3:// is refused.
     s3_endpoint: str | None = None
+    # The SQS queue (event_queue.LocalEventQueue's URL) the service's EventBridge events
+    # are sent to, as an EventBridge rule with an SQS target would; None: no events.
+    events_queue_url: str | None = None
     allowed_hosts: tuple[str, ...] = ()  # Host names served besides addresses and localhost
     request_timeout_seconds: float = 30.0
     max_connections: int = 256

@@ -7,8 +7,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from reconciler.emulator import idempotency
+from reconciler.emulator import choices, idempotency
 from reconciler.emulator.config import RuntimeSettings
+from reconciler.emulator.events import EventLog
 from reconciler.emulator.exceptions import (
     AccessDeniedException,
     ConflictException,
@@ -27,14 +28,25 @@ class Datastores:
         settings: RuntimeSettings,
         arn: Callable[[str, str | None], str],
         clock: Callable[[], float] = time.time,
+        *,
+        events: EventLog | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.arn = arn
         self.clock = clock
+        self.events = events or EventLog(settings, arn, choices.DEFAULT_REGION)
 
-    def _settle(self, conn: sqlite3.Connection) -> None:
+    def settle(self, conn: sqlite3.Connection) -> None:
+        """Finish the creations and deletions whose time has come."""
         now = self.clock()
+        for row in conn.execute(
+            "SELECT id, name, status, settle_at FROM datastores"
+            " WHERE status IN ('CREATING', 'DELETING') AND settle_at <= ? ORDER BY settle_at, id",
+            (now,),
+        ).fetchall():
+            status = "ACTIVE" if row["status"] == "CREATING" else "DELETED"
+            self.events.datastore(conn, row["id"], row["name"], status=status, at=row["settle_at"])
         conn.execute(
             "UPDATE datastores SET status='ACTIVE', settle_at=NULL, updated_at=settle_at"
             " WHERE status='CREATING' AND settle_at <= ?",
@@ -43,7 +55,7 @@ class Datastores:
         conn.execute("DELETE FROM datastores WHERE status='DELETING' AND settle_at <= ?", (now,))
 
     def _row(self, conn: sqlite3.Connection, datastore_id: str) -> sqlite3.Row:
-        self._settle(conn)
+        self.settle(conn)
         row: sqlite3.Row | None = conn.execute(
             "SELECT * FROM datastores WHERE id=?", (datastore_id,)
         ).fetchone()
@@ -83,6 +95,7 @@ class Datastores:
             " VALUES (?, ?, 'CREATING', ?, ?, ?)",
             (datastore_id, name, now, now, now + self.settings.config.lock_hold_seconds),
         )
+        self.events.datastore(conn, datastore_id, name, status="CREATING", at=now)
         for key, value in (tags or {}).items():
             conn.execute(
                 "INSERT INTO tags (arn, key, value) VALUES (?, ?, ?)",
@@ -107,7 +120,7 @@ class Datastores:
 
     def list_datastores(self, p: Params) -> Result:
         with self.store.write() as conn:
-            self._settle(conn)
+            self.settle(conn)
             rows = conn.execute("SELECT * FROM datastores ORDER BY created_at, id").fetchall()
         status = p.get("datastoreStatus")
         rows = [r for r in rows if status is None or r["status"] == status]
@@ -126,10 +139,12 @@ class Datastores:
                 raise ConflictException(
                     f"Datastore {row['id']} still has {left} image sets; delete them first"
                 )
+            now = self.clock()
             conn.execute(
                 "UPDATE datastores SET status='DELETING', settle_at=? WHERE id=?",
-                (self.clock() + self.settings.config.lock_hold_seconds, row["id"]),
+                (now + self.settings.config.lock_hold_seconds, row["id"]),
             )
+            self.events.datastore(conn, row["id"], row["name"], status="DELETING", at=now)
         return {"datastoreId": row["id"], "datastoreStatus": "DELETING"}
 
     # -- tags ------------------------------------------------------------------------

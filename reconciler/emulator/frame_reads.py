@@ -17,9 +17,9 @@ from dataclasses import asdict
 from typing import Any
 
 from reconciler.emulator import htj2k
-from reconciler.emulator.dicom_import import StoredFrame
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.imagesets import ImageSets, Params, Result
+from reconciler.emulator.stored_frames import StoredFrame
 
 # Stored transfer syntax → the contentType GetImageFrame answers with (API reference).
 STORED_CONTENT_TYPES = {

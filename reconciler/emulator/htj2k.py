@@ -14,7 +14,7 @@ import importlib.util
 import struct
 from typing import Any
 
-from reconciler.emulator.dicom_import import StoredFrame
+from reconciler.emulator.stored_frames import StoredFrame
 
 INSTALL_HINT = "pip install 'reconciler[frames]'"
 CONTENT_TYPE = "image/jph"

@@ -17,8 +17,9 @@ from typing import Any
 
 from reconciler.emulator import choices, documents
 from reconciler.emulator.config import RuntimeSettings
+from reconciler.emulator.events import EventLog
 from reconciler.emulator.exceptions import ConflictException, ResourceNotFoundException
-from reconciler.emulator.paging import page
+from reconciler.emulator.paging import Keyset
 from reconciler.emulator.store import Store
 
 # The operation whose per-operation LOCKED hold time applies to a workflow status.
@@ -40,11 +41,14 @@ class ImageSets:
         settings: RuntimeSettings,
         arn: Callable[[str, str | None], str],
         clock: Callable[[], float] = time.time,
+        *,
+        events: EventLog | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.arn = arn
         self.clock = clock
+        self.events = events or EventLog(settings, arn, choices.DEFAULT_REGION)
 
     # -- state machine ---------------------------------------------------------------
     def settle_due(self, conn: sqlite3.Connection, now: float) -> None:
@@ -82,6 +86,14 @@ class ImageSets:
                 " updated_at=?, settle_at=NULL, pending=NULL WHERE id=?",
                 (at, at, row["id"]),
             )
+            self.events.image_set(
+                conn,
+                row["datastore_id"],
+                row["id"],
+                state="DELETED",
+                workflow_status="DELETED",
+                at=at,
+            )
             return
         if pending["kind"] == "release":  # the source of a copy becomes writable again
             conn.execute(
@@ -102,6 +114,14 @@ class ImageSets:
             (pending["status"], version, at, row["id"]),
         )
         self.index(conn, row["id"], self.document(conn, row["id"], version))
+        self.events.image_set(
+            conn,
+            row["datastore_id"],
+            row["id"],
+            state="ACTIVE",
+            workflow_status=pending["status"],
+            at=at,
+        )
 
     def lock(
         self, conn: sqlite3.Connection, image_set_id: str, workflow: str, pending: dict[str, Any]
@@ -109,17 +129,26 @@ class ImageSets:
         """Mark an image set LOCKED until ``pending`` settles; returns the settle time."""
         now = self.clock()
         settle_at = now + self.settings.lock_hold(_OPERATION_OF_WORKFLOW.get(workflow, ""))
+        row = self.row(conn, image_set_id)
         conn.execute(
             "UPDATE image_sets SET state='LOCKED', workflow_status=?, latest_version=?,"
             " updated_at=?, settle_at=?, pending=? WHERE id=?",
             (
                 workflow,
-                pending.get("version", self.row(conn, image_set_id)["latest_version"]),
+                pending.get("version", row["latest_version"]),
                 now,
                 settle_at,
                 json.dumps(pending),
                 image_set_id,
             ),
+        )
+        self.events.image_set(
+            conn,
+            row["datastore_id"],
+            image_set_id,
+            state="LOCKED",
+            workflow_status=workflow,
+            at=now,
         )
         return now
 
@@ -247,6 +276,10 @@ class ImageSets:
         )
         self.add_version(conn, image_set_id, 1, doc, workflow)
         self.index(conn, image_set_id, doc)
+        if workflow == "CREATED":  # a copy's new image set announces COPYING instead (lock)
+            self.events.image_set(
+                conn, datastore_id, image_set_id, state=state, workflow_status=workflow, at=now
+            )
 
     def index(self, conn: sqlite3.Connection, image_set_id: str, doc: documents.Document) -> None:
         """Refresh the columns SearchImageSets filters and reports on."""
@@ -326,17 +359,19 @@ class ImageSets:
         }
 
     def list_image_set_versions(self, p: Params) -> Result:
-
+        keyset = Keyset.of(p, default_size=50, context=p["imageSetId"])
+        after, after_args = keyset.condition(("version",), descending=True)
         with self.reading() as conn:
             row = self.live_row(conn, p["datastoreId"], p["imageSetId"])
             versions = [
                 r["version"]
                 for r in conn.execute(
-                    "SELECT version FROM versions WHERE image_set_id=? ORDER BY version DESC",
-                    (row["id"],),
+                    f"SELECT version FROM versions WHERE image_set_id=? AND {after}"
+                    " ORDER BY version DESC LIMIT ?",
+                    (row["id"], *after_args, keyset.limit),
                 )
             ]
-            chosen, token = page(versions, p, default_size=50, context=row["id"])
+            chosen, token = keyset.split(versions, lambda version: (version,))
             items = []
             for version in chosen:
                 props = self._properties(conn, row, version)

@@ -18,19 +18,22 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.emulator import documents, idempotency, s3
-from reconciler.emulator.dicom_import import ImportBatch, merge_into, read_folder
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.frame_reads import store_frames
 from reconciler.emulator.imagesets import ImageSets, Params, Result
 from reconciler.emulator.import_root import confine, resolve_root
-from reconciler.emulator.paging import page
+from reconciler.emulator.paging import Keyset
+
+if TYPE_CHECKING:
+    # pydicom is imported by the import itself, not by every start of the emulator.
+    from reconciler.emulator.dicom_import import ImportBatch
 
 _LEVELS_COMPARED = ("Patient", "Study")
 
@@ -85,11 +88,27 @@ class ImportJobs:
         self.clock = clock
         self.root = resolve_root(image_sets.settings.config.import_root)
         with self.store.write() as conn:  # jobs cut short by a restart cannot finish
-            conn.execute(
-                "UPDATE import_jobs SET status='FAILED', message='interrupted by a restart of "
-                "the local HealthImaging', ended_at=? WHERE status IN ('SUBMITTED','IN_PROGRESS')",
-                (self.clock(),),
-            )
+            cut_short = conn.execute(
+                "SELECT id FROM import_jobs WHERE status IN ('SUBMITTED','IN_PROGRESS')"
+                " ORDER BY submitted_at, id"
+            ).fetchall()
+            for job in cut_short:
+                self._set_status(
+                    conn, job["id"], "FAILED", "interrupted by a restart of the local HealthImaging"
+                )
+
+    def _set_status(
+        self, conn: sqlite3.Connection, job_id: str, status: str, message: str | None = None
+    ) -> None:
+        """Move a job on (a job that ends gets its end time) and announce it."""
+        now = self.clock()
+        ended = now if status in ("COMPLETED", "FAILED") else None
+        conn.execute(
+            "UPDATE import_jobs SET status=?, message=?, ended_at=? WHERE id=?",
+            (status, message, ended, job_id),
+        )
+        job = conn.execute("SELECT * FROM import_jobs WHERE id=?", (job_id,)).fetchone()
+        self.image_sets.events.import_job(conn, job, at=now)
 
     # -- operations ------------------------------------------------------------------
     def _place(self, uri: str, member: str) -> Path | str:
@@ -122,6 +141,8 @@ class ImportJobs:
                 (job_id, p["datastoreId"], p.get("jobName"), p["dataAccessRoleArn"],
                  p["inputS3Uri"], job_output, now, p.get("clientToken")),
             )  # fmt: skip
+            job = conn.execute("SELECT * FROM import_jobs WHERE id=?", (job_id,)).fetchone()
+            self.image_sets.events.import_job(conn, job, at=now)
             result: Result = {"datastoreId": p["datastoreId"], "jobId": job_id,
                               "jobStatus": "SUBMITTED", "submittedAt": now}  # fmt: skip
             idempotency.remember(conn, "StartDICOMImportJob", p, result)
@@ -164,14 +185,16 @@ class ImportJobs:
             }
 
     def list_dicom_import_jobs(self, p: Params) -> Result:
+        status = p.get("jobStatus")
+        keyset = Keyset.of(p, default_size=50, context=f"jobs:{p['datastoreId']}:{status}")
+        after, after_args = keyset.condition(("submitted_at", "id"), descending=True)
         with self.store.read() as conn:
             rows = conn.execute(
-                "SELECT * FROM import_jobs WHERE datastore_id=? ORDER BY submitted_at DESC, id",
-                (p["datastoreId"],),
+                f"SELECT * FROM import_jobs WHERE datastore_id=? AND status=IFNULL(?, status)"
+                f" AND {after} ORDER BY submitted_at DESC, id DESC LIMIT ?",
+                (p["datastoreId"], status, *after_args, keyset.limit),
             ).fetchall()
-        status = p.get("jobStatus")
-        rows = [r for r in rows if status is None or r["status"] == status]
-        chosen, token = page(rows, p, default_size=50, context=f"jobs:{p['datastoreId']}:{status}")
+        chosen, token = keyset.split(rows, lambda row: (row["submitted_at"], row["id"]))
         return {"jobSummaries": [self._properties(r) for r in chosen], "nextToken": token}
 
     # -- the work --------------------------------------------------------------------
@@ -185,8 +208,10 @@ class ImportJobs:
     ) -> None:
         """Import a folder or S3 prefix; every outcome, even an unexpected one, ends in the
         job's row. The report goes to the job's own folder below ``output``."""
+        from reconciler.emulator.dicom_import import read_folder
+
         with self.store.write() as conn:
-            conn.execute("UPDATE import_jobs SET status='IN_PROGRESS' WHERE id=?", (job_id,))
+            self._set_status(conn, job_id, "IN_PROGRESS")
         endpoint = self.image_sets.settings.config.s3_endpoint or ""
         try:
             with tempfile.TemporaryDirectory(prefix="reconciler-import-") as scratch:
@@ -219,10 +244,7 @@ class ImportJobs:
         ) as error:
             status, message = "FAILED", f"{type(error).__name__}: {error}"
         with self.store.write() as conn:
-            conn.execute(
-                "UPDATE import_jobs SET status=?, message=?, ended_at=? WHERE id=?",
-                (status, message, self.clock(), job_id),
-            )
+            self._set_status(conn, job_id, status, message)
 
     def import_batch(self, datastore_id: str, batch: ImportBatch) -> list[dict[str, Any]]:
         """Store each study of ``batch``: merged into its primary image set or a new one."""
@@ -236,6 +258,8 @@ class ImportJobs:
     def _import_study(
         self, conn: sqlite3.Connection, datastore_id: str, study_uid: str, doc: documents.Document
     ) -> dict[str, Any]:
+        from reconciler.emulator.dicom_import import merge_into
+
         sets = self.image_sets
         primary = conn.execute(
             "SELECT * FROM image_sets WHERE datastore_id=? AND study_uid=? AND is_primary=1"
@@ -248,12 +272,21 @@ class ImportJobs:
                 merge_into(existing, doc)
                 version = primary["latest_version"] + 1
                 sets.add_version(conn, primary["id"], version, existing, "UPDATED")
+                now = self.clock()
                 conn.execute(
                     "UPDATE image_sets SET latest_version=?, settled_version=?, updated_at=?,"
                     " workflow_status='UPDATED' WHERE id=?",
-                    (version, version, self.clock(), primary["id"]),
+                    (version, version, now, primary["id"]),
                 )
                 sets.index(conn, primary["id"], existing)
+                sets.events.image_set(
+                    conn,
+                    datastore_id,
+                    primary["id"],
+                    state="ACTIVE",
+                    workflow_status="UPDATED",
+                    at=now,
+                )
                 return {"imageSetId": primary["id"], "imageSetVersion": str(version),
                         "isPrimary": True, "studyInstanceUID": study_uid}  # fmt: skip
         ordinal = conn.execute(

@@ -10,9 +10,6 @@ keeps the buckets in memory: they last as long as the process.
 
 from __future__ import annotations
 
-import importlib.util
-import logging
-import socket
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,13 +18,9 @@ import boto3
 from botocore.config import Config
 
 from reconciler.emulator.exceptions import ValidationException
+from reconciler.emulator.moto_server import MotoServer
 
 INSTALL_HINT = "pip install 'reconciler[s3]'"
-
-
-def available() -> bool:
-    """Whether moto's server (the optional extra) is installed."""
-    return all(importlib.util.find_spec(name) is not None for name in ("moto", "flask"))
 
 
 def is_s3(uri: str) -> bool:
@@ -82,33 +75,13 @@ def upload(endpoint: str, folder: Path, uri: str) -> None:
         s3.upload_file(str(path), bucket, prefix + path.relative_to(folder).as_posix())
 
 
-class LocalS3:
+class LocalS3(MotoServer):
     """moto's S3 server in a thread, on loopback; ``start()`` returns its URL."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not available():
-            raise RuntimeError(f"S3 beside the local HealthImaging needs moto: {INSTALL_HINT}")
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-        self._address = (host, port)
-        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-        self.url = ""
-
-    def start(self) -> str:
-        """Start serving; a port already in use raises OSError (moto's thread would
-        otherwise fail where nobody sees it)."""
-        host, port = self._address
-        if port:
-            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-                probe.bind((host, port))
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
-        return self.url
-
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__(
+            host, port, needs=f"S3 beside the local HealthImaging needs moto: {INSTALL_HINT}"
+        )
 
     def __enter__(self) -> LocalS3:
         self.start()

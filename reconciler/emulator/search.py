@@ -7,7 +7,7 @@ from typing import Any
 
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.imagesets import ImageSets, Params, Result
-from reconciler.emulator.paging import page
+from reconciler.emulator.paging import Keyset
 
 # Union member of SearchByAttributeValue → SQL expression it filters on.
 _COLUMNS = {
@@ -38,7 +38,13 @@ def _operand(field: str, value: Any) -> Any:
     return value
 
 
-def _filter_sql(search_filter: dict[str, Any]) -> tuple[str, list[Any]]:
+def _filter_sql(
+    search_filter: dict[str, Any], paging: tuple[str, bool] | None
+) -> tuple[str, list[Any]]:
+    """The SQL of one filter and its arguments. ``paging`` is the sort column and its
+    direction when a page past the first is asked for: a BETWEEN on that column leaves
+    its bound on the cursor's side to a plain check (``+column`` keeps it out of the
+    index), so the index range starts at the cursor, not at the end of the window."""
     operator = search_filter.get("operator")
     values = search_filter.get("values") or []
     fields = set()
@@ -65,39 +71,48 @@ def _filter_sql(search_filter: dict[str, Any]) -> tuple[str, list[Any]]:
             )
         if len(operands) != 2:
             raise ValidationException("BETWEEN takes exactly two values")
-        return f"{_COLUMNS[field]} BETWEEN ? AND ?", operands
+        column = _COLUMNS[field]
+        if paging is None or paging[0] != column:
+            return f"{column} BETWEEN ? AND ?", operands
+        low, high = ("", "+") if paging[1] else ("+", "")
+        return f"{low}{column} >= ? AND {high}{column} <= ?", operands
     raise ValidationException(f"unknown search operator {operator!r}")
 
 
 class Search(ImageSets):
     def search_image_sets(self, p: Params) -> Result:
         criteria: dict[str, Any] = p.get("searchCriteria") or {}
+        context = json.dumps([p["datastoreId"], criteria], sort_keys=True, default=str)
+        keyset = Keyset.of(p, default_size=50, context=context)
+        sort = criteria.get("sort")
+        column, descending = "updated_at", True
+        if sort:
+            column = _SORT_COLUMNS[sort["sortField"]]
+            descending = sort["sortOrder"] != "ASC"
         clauses = ["datastore_id = ?", "state != 'DELETED'", "workflow_status != 'DELETING'"]
         args: list[Any] = [p["datastoreId"]]
         filters = criteria.get("filters") or []
         if len(filters) > 2:
             raise ValidationException("SearchImageSets accepts at most 2 filters")
+        paging = (column, descending) if keyset.after is not None else None
         for search_filter in filters:
-            sql, operands = _filter_sql(search_filter)
+            sql, operands = _filter_sql(search_filter, paging)
             clauses.append(sql)
             args.extend(operands)
-        sort = criteria.get("sort")
-        column, order = "updated_at", "DESC"
-        if sort:
-            column = _SORT_COLUMNS[sort["sortField"]]
-            order = "ASC" if sort["sortOrder"] == "ASC" else "DESC"
+        after, after_args = keyset.condition((column, "id"), descending=descending)
+        order = "DESC" if descending else "ASC"
         with self.reading() as conn:
             if not conn.execute(
                 "SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)
             ).fetchone():
                 raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
             rows = conn.execute(
-                f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary"
-                f" FROM image_sets WHERE {' AND '.join(clauses)} ORDER BY {column} {order}, id",
-                args,
+                f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary,"
+                f" {column} AS sort_key FROM image_sets WHERE {' AND '.join(clauses)}"
+                f" AND {after} ORDER BY {column} {order}, id {order} LIMIT ?",
+                [*args, *after_args, keyset.limit],
             ).fetchall()
-        context = json.dumps([p["datastoreId"], criteria], sort_keys=True, default=str)
-        chosen, token = page(rows, p, default_size=50, context=context)
+        chosen, token = keyset.split(rows, lambda row: (row["sort_key"], row["id"]))
         summaries = [
             {
                 "imageSetId": row["id"],

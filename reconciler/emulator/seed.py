@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.emulator.backend import Backend
-from reconciler.emulator.dicom_import import read_files, sample_files
 
 SEED_DATASTORE_NAME = "reconciler-local"
 SEED_DATASTORE_ID = hashlib.sha256(b"reconciler-local-seed").hexdigest()[:32]
@@ -43,6 +42,8 @@ def seed(backend: Backend) -> SeedResult:
         ).fetchone()[0]
     if exists:
         return SeedResult(SEED_DATASTORE_ID, count, 0, 0, created=False)
+    from reconciler.emulator.dicom_import import read_files, sample_files  # pydicom: only now
+
     backend.datastores.create(SEED_DATASTORE_NAME, datastore_id=SEED_DATASTORE_ID)
     batch = read_files(sample_files())
     summaries = backend.imports.import_batch(SEED_DATASTORE_ID, batch)

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from reconciler.emulator import boundary, protocol, servicequotas, signatures
@@ -37,6 +37,9 @@ from reconciler.emulator.exceptions import (
     ThrottlingException,
     ValidationException,
 )
+
+if TYPE_CHECKING:
+    from reconciler.emulator.event_delivery import EventDelivery
 
 log = logging.getLogger("reconciler.emulator")
 _REQUEST_ID = iter(range(1, 1 << 62))
@@ -311,6 +314,25 @@ class LocalHealthImaging:
         self.backend = Backend(config)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._events: EventDelivery | None = None
+
+    @property
+    def events_queue_url(self) -> str | None:
+        """The SQS queue its EventBridge events go to (None: events are off)."""
+        return self.config.events_queue_url
+
+    def _start_events(self) -> None:
+        """Start sending events, when they are on (boto3's SQS client only then)."""
+        if self.config.events_queue_url and self._events is None:
+            from reconciler.emulator.event_delivery import EventDelivery
+
+            self._events = EventDelivery(self.backend, self.config.events_queue_url)
+            self._events.start()
+
+    def _stop_events(self) -> None:
+        if self._events is not None:
+            self._events.stop()
+            self._events = None
 
     @property
     def url(self) -> str:
@@ -329,6 +351,7 @@ class LocalHealthImaging:
     def start(self) -> str:
         self.bind()
         assert self._server is not None
+        self._start_events()
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="local-healthimaging", daemon=True
         )
@@ -339,11 +362,13 @@ class LocalHealthImaging:
         """Serve in the calling thread until interrupted (the CLI's ``emulator serve``)."""
         self.bind()
         assert self._server is not None
+        self._start_events()
         try:
             self._server.serve_forever()
         finally:
             self._server.server_close()
             self._server = None
+            self._stop_events()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -353,6 +378,7 @@ class LocalHealthImaging:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._stop_events()
         self.backend.close()
 
     def configure(self, **changes: Any) -> None:

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,8 +34,18 @@ CREATE TABLE IF NOT EXISTS image_sets (
     study_uid TEXT, patient_id TEXT, accession_number TEXT, study_id TEXT,
     study_date_time TEXT, dicom_tags TEXT NOT NULL DEFAULT '{}'
 );
-CREATE INDEX IF NOT EXISTS image_sets_datastore ON image_sets (datastore_id, updated_at);
+-- Every key SearchImageSets filters or sorts on, within a data store. The sort keys end
+-- in id, the listing's tie-break, so a page is read in order from where the last one
+-- stopped (keyset pagination, search.py).
+DROP INDEX IF EXISTS image_sets_datastore;
+CREATE INDEX IF NOT EXISTS image_sets_updated ON image_sets (datastore_id, updated_at, id);
+CREATE INDEX IF NOT EXISTS image_sets_created ON image_sets (datastore_id, created_at, id);
+CREATE INDEX IF NOT EXISTS image_sets_study_date
+    ON image_sets (datastore_id, study_date_time, id);
 CREATE INDEX IF NOT EXISTS image_sets_study ON image_sets (datastore_id, study_uid);
+CREATE INDEX IF NOT EXISTS image_sets_patient ON image_sets (datastore_id, patient_id);
+CREATE INDEX IF NOT EXISTS image_sets_accession ON image_sets (datastore_id, accession_number);
+CREATE INDEX IF NOT EXISTS image_sets_study_id ON image_sets (datastore_id, study_id);
 CREATE INDEX IF NOT EXISTS image_sets_settle ON image_sets (settle_at)
     WHERE settle_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS versions (
@@ -54,6 +64,7 @@ CREATE TABLE IF NOT EXISTS import_jobs (
     role_arn TEXT NOT NULL, input_uri TEXT NOT NULL, output_uri TEXT NOT NULL,
     submitted_at REAL NOT NULL, ended_at REAL, message TEXT, client_token TEXT
 );
+CREATE INDEX IF NOT EXISTS import_jobs_listing ON import_jobs (datastore_id, submitted_at, id);
 CREATE TABLE IF NOT EXISTS frames (
     id TEXT PRIMARY KEY, geometry TEXT NOT NULL, data BLOB NOT NULL
 );
@@ -64,7 +75,47 @@ CREATE TABLE IF NOT EXISTS client_tokens (
 CREATE TABLE IF NOT EXISTS tags (
     arn TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (arn, key)
 ) WITHOUT ROWID;
+-- EventBridge events waiting to be sent (events.py), written in the transaction that
+-- makes the change they announce, sent and deleted in seq order.
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL
+);
 """
+
+# What the query planner is told about the shape of the data, written into sqlite_stat1
+# by hand (SQLite's "fixed statistics"): a data store holds very many image sets, while
+# a study, patient, accession number, StudyID or series names a few. Left to guess,
+# SQLite prefers walking the whole data store in updatedAt order (no sort needed) to
+# looking the study up, and every search by study reads the whole data store. The
+# figures describe a shape, not a count ("rows, rows per first column, per first two,
+# ..."), so the plans are the same for ten image sets and for ten million.
+PLANNER_STATISTICS = (
+    ("image_sets", "sqlite_autoindex_image_sets_1", "1000000 1"),
+    ("image_sets", "image_sets_updated", "1000000 1000000 1 1"),
+    ("image_sets", "image_sets_created", "1000000 1000000 1 1"),
+    ("image_sets", "image_sets_study_date", "1000000 1000000 2 1"),
+    ("image_sets", "image_sets_study", "1000000 1000000 2"),
+    ("image_sets", "image_sets_patient", "1000000 1000000 5"),
+    ("image_sets", "image_sets_accession", "1000000 1000000 2"),
+    ("image_sets", "image_sets_study_id", "1000000 1000000 100"),
+    ("image_sets", "image_sets_settle", "10 1"),
+    ("series", "series", "3000000 3 1"),
+    ("series", "series_uid", "3000000 2"),
+    ("import_jobs", "sqlite_autoindex_import_jobs_1", "10000 1"),
+    ("import_jobs", "import_jobs_listing", "10000 10000 1 1"),
+)
+
+
+def _fix_planner_statistics(conn: sqlite3.Connection) -> None:
+    """Write :data:`PLANNER_STATISTICS` (replacing what an ANALYZE may have left) and
+    have this connection reload them; connections opened later read them on their own."""
+    conn.execute("ANALYZE sqlite_schema")  # creates sqlite_stat1 when it is missing
+    tables = sorted({table for table, _, _ in PLANNER_STATISTICS})
+    conn.execute(f"DELETE FROM sqlite_stat1 WHERE tbl IN ({', '.join('?' * len(tables))})", tables)
+    conn.executemany(
+        "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", PLANNER_STATISTICS
+    )
+    conn.execute("ANALYZE sqlite_schema")  # reload
 
 
 def _private_file(path: Path) -> None:
@@ -94,8 +145,11 @@ class Store:
         self.path = path
         _private_file(path)
         self._local = threading.local()
+        self._committed: list[Callable[[], None]] = []
         # executescript commits on its own, so it runs outside write().
         self._connection().executescript(SCHEMA)
+        with self.write() as conn:
+            _fix_planner_statistics(conn)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -129,6 +183,13 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        for callback in self._committed:
+            callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every committed write (it must be quick: it runs in
+        the writing thread)."""
+        self._committed.append(callback)
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -35,7 +35,7 @@ from reconciler.emulator.dicom_import.files import (
     read_folder,
     sample_files,
 )
-from reconciler.emulator.dicom_import.frames import StoredFrame
+from reconciler.emulator.stored_frames import StoredFrame
 
 __all__ = [
     "FailedFile",

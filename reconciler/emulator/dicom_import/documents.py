@@ -24,8 +24,9 @@ from pydicom.multival import MultiValue
 
 from reconciler.dicom.levels import Level, level_of
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance
-from reconciler.emulator.dicom_import.frames import StoredFrame, _image_frames, _transfer_syntax
+from reconciler.emulator.dicom_import.frames import _image_frames, _transfer_syntax
 from reconciler.emulator.dicom_import.values import _Encoder
+from reconciler.emulator.stored_frames import StoredFrame
 
 SCHEMA_VERSION = "1.1"
 

@@ -32,7 +32,8 @@ from pydicom.tag import Tag
 
 from reconciler.emulator.dicom_import.documents import _UIDS, _merge, _uid, dataset_to_document
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance, _one_line
-from reconciler.emulator.dicom_import.frames import StoredFrame, _transfer_syntax
+from reconciler.emulator.dicom_import.frames import _transfer_syntax
+from reconciler.emulator.stored_frames import StoredFrame
 
 
 @dataclass(frozen=True)

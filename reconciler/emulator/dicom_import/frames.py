@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import zlib
 from array import array
-from dataclasses import dataclass
 from typing import Any
 
 from pydicom import datadict
@@ -41,6 +40,7 @@ from pydicom.uid import UID
 
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance, _one_line
 from reconciler.emulator.dicom_import.values import _PIXEL_DATA, _number_string
+from reconciler.emulator.stored_frames import StoredFrame
 
 _EXTENDED_OFFSETS = 0x7FE00001
 _EXTENDED_LENGTHS = 0x7FE00002
@@ -213,23 +213,6 @@ def _native_extremes(
         return _min_max(frame, bits, stored, signed)
     except (ValueError, OverflowError):
         return None
-
-
-@dataclass(frozen=True)
-class StoredFrame:
-    """One frame's pixel data as an import keeps it for GetImageFrame: native frames in
-    little-endian order, encapsulated ones as their bytestream."""
-
-    id: str
-    rows: int
-    columns: int
-    samples: int
-    bits_allocated: int
-    signed: bool
-    photometric: str
-    planar: int
-    transfer_syntax: str | None  # None: native (uncompressed) pixel data
-    data: bytes
 
 
 def _image_frames(

@@ -86,5 +86,10 @@ LOCAL_URI_SHAPES = frozenset({"S3Uri"})
 LOCAL_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 
+# STS GetCallerIdentity (sts.py) answers on the same port: the caller is an IAM user of
+# LOCAL_ACCOUNT named for the access key it signed with (arn:aws:iam::<account>:user/<key>),
+# UserId "AIDA" + 17 characters derived from the key (the shape IAM gives a user's ID;
+# source: the STS API reference's GetCallerIdentity examples).
+
 # Throttling quotas per operation: the published profiles of quota_profiles.py (source:
 # the developer guide's throttling-limits page), "standard" unless configured.

@@ -48,7 +48,13 @@ class Backend:
         self.quotas = Quotas(self.settings)
         self.region = choices.DEFAULT_REGION
         self.image_sets = ImageSetOperations(self.store, self.settings, self.arn, clock)
-        self.datastores = Datastores(self.store, self.settings, self.arn, clock)
+        self.datastores = Datastores(
+            self.store,
+            self.settings,
+            self.arn,
+            clock=clock,
+            settle_image_sets=self.image_sets.settle_due,
+        )
         self.imports = ImportJobs(self.image_sets, clock)
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for operation in service_model().operation_names:

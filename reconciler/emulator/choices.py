@@ -28,7 +28,10 @@ PAYLOAD_QUOTA_ERROR: type[exc.ServiceError] = exc.ServiceQuotaExceededException
 
 # `{"Study": {"Series": {"<uid>": {}}}}` in removableAttributes removes a whole series,
 # like `{"Instances": {"<sop>": {}}}` removes an instance. Removing the last instance of
-# an image set is refused.
+# an image set is refused. On a primary image set an instance is removed without force
+# (AWS's examples send it so: aws-doc-sdk-examples, update-image-set-metadata.js and
+# medical_imaging_basics.py, "remove_instance"); a whole series needs force there (no
+# public source; the service refuses Series-level changes to primary image sets).
 EMPTY_OBJECT_REMOVES = True
 
 # A dictionary attribute counts as "multi-valued" (force-only) when its dictionary VM
@@ -62,12 +65,13 @@ EMPTY_OBJECT_REMOVES = True
 # another region, data store or a deleted image set ResourceNotFoundException.
 
 # CopyImageSet with promoteToPrimary while another primary image set of the same study
-# exists: ConflictException. A copy into an existing destination whose Patient, Study or
-# Series values differ from the source needs force (then the source's values win);
-# without it the call succeeds and the copy fails asynchronously, as the service does:
-# the destination takes a version that ends COPY_FAILED with this message (the
-# service's own wording for series, reported by users of its public examples), and
-# keeps its document.
+# exists in the same data store: ConflictException (primaries are per data store: a
+# primary elsewhere in the account is no obstacle).
+# A copy into an existing destination whose Patient, Study or Series values differ
+# from the source needs force (then the source's values win); without it the call
+# succeeds and the copy fails asynchronously, as the service does: the destination
+# takes a version that ends COPY_FAILED with this message (the service's own wording
+# for series, reported by users of its public examples), and keeps its document.
 COPY_MISMATCH_MESSAGE = (
     "INVALID_REQUEST: {level} of SourceImageSet and DestinationImageSet don't match."
 )

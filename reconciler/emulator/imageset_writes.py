@@ -171,7 +171,7 @@ class ImageSetWrites(ImageSets):
                 )
                 if destination["id"] == source["id"]:
                     raise ValidationException("source and destination are the same image set")
-                self._check_promotion(conn, doc, promote, exclude=destination["id"])
+                self._check_promotion(conn, source, doc, promote, exclude=destination["id"])
                 current = self.document(conn, destination["id"], destination["settled_version"])
                 try:
                     merged = _merge(current, doc, force)
@@ -183,7 +183,7 @@ class ImageSetWrites(ImageSets):
                 if promote and status == "COPIED":
                     conn.execute("UPDATE image_sets SET is_primary=1 WHERE id=?", (destination_id,))
             else:
-                self._check_promotion(conn, doc, promote, exclude=None)
+                self._check_promotion(conn, source, doc, promote, exclude=None)
                 destination_id = uuid.uuid4().hex
                 version = 1
                 self.create(
@@ -226,15 +226,22 @@ class ImageSetWrites(ImageSets):
         }
 
     def _check_promotion(
-        self, conn: sqlite3.Connection, doc: documents.Document, promote: bool, exclude: str | None
+        self,
+        conn: sqlite3.Connection,
+        source: sqlite3.Row,
+        doc: documents.Document,
+        promote: bool,
+        exclude: str | None,
     ) -> None:
+        """A promotion is refused while another primary image set of the study lives in
+        the same data store (primaries are per data store)."""
         if not promote:
             return
         study_uid = doc.get("Study", {}).get("DICOM", {}).get("StudyInstanceUID")
         other = conn.execute(
-            "SELECT id FROM image_sets WHERE study_uid=? AND is_primary=1 AND state != 'DELETED'"
-            " AND workflow_status != 'DELETING' AND id != ?",
-            (study_uid, exclude or ""),
+            "SELECT id FROM image_sets WHERE datastore_id=? AND study_uid=? AND is_primary=1"
+            " AND state != 'DELETED' AND workflow_status != 'DELETING' AND id != ?",
+            (source["datastore_id"], study_uid, exclude or ""),
         ).fetchone()
         if other is not None:
             raise ConflictException(

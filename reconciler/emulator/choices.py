@@ -80,6 +80,14 @@ COPY_MISMATCH_MESSAGE = (
 # and agrees with its Patient/Study/Series-level values is merged into it as a new
 # version; one that conflicts becomes a new non-primary image set.
 
+# Model validation (patterns, lengths, ranges, enums, required members) is answered in
+# the service's words: "1 validation error detected: Value 'X' at 'datastoreId' failed to
+# satisfy constraint: Member must satisfy regular expression pattern: [0-9a-z]{32}"
+# (asserted verbatim by AWS's get-datastore.integration.test.js). Where no public source
+# shows the wording, AWS's general request-validation wording is followed: every
+# violation listed, "; "-joined; list items "<list>.<n>.member" (1-based), map keys
+# "Map keys must satisfy constraint: [...]" (protocol.py).
+
 # Import jobs read and write local folders, or s3:// URIs of the S3 started beside the
 # emulator (s3.py, `emulator serve --s3`): shapes whose service pattern demands an s3://
 # URI accept a path or file:// URI too (imports.local_path refuses s3:// without S3).

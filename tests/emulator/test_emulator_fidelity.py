@@ -105,3 +105,41 @@ def test_removing_an_instance_from_a_primary_image_set_needs_no_force(
                 "DICOMUpdates": {"removableAttributes": blob(series_removal)}
             },
         )
+
+
+def test_validation_messages_are_worded_as_the_service_words_them(local: Any, client: Any) -> None:
+    """AWS's get-datastore.integration.test.js asserts this message verbatim."""
+    with pytest.raises(client.exceptions.ValidationException) as refused:
+        client.get_datastore(datastoreId="DATASTORE_ID")
+    assert refused.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value 'DATASTORE_ID' at 'datastoreId' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: [0-9a-z]{32}"
+    )
+    # Every violation is listed, nested members by their path, list items 1-based.
+    with pytest.raises(client.exceptions.ValidationException) as refused:
+        client.search_image_sets(
+            datastoreId="a" * 32,
+            maxResults=50,
+            searchCriteria={
+                "filters": [
+                    {"values": [{"DICOMStudyId": "x" * 513}], "operator": "EQUAL"},
+                    {"values": [{"DICOMAccessionNumber": "y" * 513}], "operator": "EQUAL"},
+                ]
+            },
+        )
+    assert refused.value.response["Error"]["Message"] == (
+        "2 validation errors detected: Value '" + "x" * 513 + "' at 'searchCriteria.filters.1."
+        "member.values.1.member.DICOMStudyId' failed to satisfy constraint: Member must have "
+        "length less than or equal to 512; Value '" + "y" * 513 + "' at 'searchCriteria.filters."
+        "2.member.values.1.member.DICOMAccessionNumber' failed to satisfy constraint: Member "
+        "must have length less than or equal to 512"
+    )
+    args = ("--datastore-name", "bad name", "--lossless-storage-format", "PNG")
+    result = aws_cli(local.url, "medical-imaging", "create-datastore", *args)
+    assert result.returncode != 0
+    assert (
+        "2 validation errors detected: Value 'bad name' at 'datastoreName' failed to satisfy "
+        "constraint: Member must satisfy regular expression pattern: [A-Za-z0-9._/#-]+; "
+        "Value 'PNG' at 'losslessStorageFormat' failed to satisfy constraint: Member must "
+        "satisfy enum value set: [HTJ2K, JPEG_2000_LOSSLESS]"
+    ) in result.stderr

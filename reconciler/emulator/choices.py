@@ -104,4 +104,7 @@ DEFAULT_REGION = "us-east-1"
 # source: the STS API reference's GetCallerIdentity examples).
 
 # Throttling quotas per operation: the published profiles of quota_profiles.py (source:
-# the developer guide's throttling-limits page), "standard" unless configured.
+# the developer guide's throttling-limits page), "fast-updates" unless configured: the
+# page's newest text (its Markdown source: UpdateImageSetMetadata 10/s burst 40,
+# StartDICOMImportJob 40/s burst 80); "standard" is its HTML rendering (every image-set
+# write 0.25/s burst 1). Rows the newer text does not change keep the older values.

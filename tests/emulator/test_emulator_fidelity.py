@@ -6,10 +6,25 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import USDOPPLER, aws_cli, blob, metadata, put_document, settle, wait_for
+from conftest import (
+    USDOPPLER,
+    aws_cli,
+    blob,
+    make_client,
+    metadata,
+    put_document,
+    settle,
+    wait_for,
+)
+
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.server import LocalHealthImaging
+from reconciler.emulator.store import ADDED_COLUMNS, Store
 
 SERIES = next(iter(USDOPPLER["Study"]["Series"]))
 SOPS = list(USDOPPLER["Study"]["Series"][SERIES]["Instances"])
@@ -143,3 +158,21 @@ def test_validation_messages_are_worded_as_the_service_words_them(local: Any, cl
         "Value 'PNG' at 'losslessStorageFormat' failed to satisfy constraint: Member must "
         "satisfy enum value set: [HTJ2K, JPEG_2000_LOSSLESS]"
     ) in result.stderr
+
+
+def test_a_database_file_from_before_the_new_columns_is_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    for table, column, _ in ADDED_COLUMNS:  # as a file written before them looks
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    with LocalHealthImaging(EmulatorConfig(db_path=db, quotas_enabled=False)) as local:
+        client = make_client(local.url)
+        datastore = active_datastore(client, "upgraded")
+        assert client.get_datastore(datastoreId=datastore)["datastoreProperties"]
+    conn = sqlite3.connect(db)
+    for table, column, _ in ADDED_COLUMNS:
+        assert column in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+    conn.close()

@@ -103,6 +103,35 @@ DEFAULT_REGION = "us-east-1"
 # UserId "AIDA" + 17 characters derived from the key (the shape IAM gives a user's ID;
 # source: the STS API reference's GetCallerIdentity examples).
 
+# Timestamps are whole milliseconds (the service's three decimals), cut at the clock so
+# a time a client reads back compares equal in a later BETWEEN filter.
+
+# Storage tiers (the developer guide's "Understanding storage tiers"): an image set is
+# FREQUENT_ACCESS after a touch and ARCHIVE_INSTANT_ACCESS after 30 days without one;
+# touches are its creation (import, copy), an update, a copy (source and destination)
+# and a read of its metadata or frames. lastAccessedAt is the last touch (creation
+# until then). Reads record a touch at most once a second per image set.
+
+# includeStudyImageSets: the image set asked for shows UPDATING while LOCKED, the other
+# primary image sets of its study UPDATING_FOR_STUDY_CONSISTENCY (a status of the
+# model's ImageSetWorkflowStatus no public page explains); all end UPDATED.
+
+# CreateDatastore keeps kmsKeyArn, lambdaAuthorizerArn and losslessStorageFormat and
+# reports them (HTJ2K when not given). Frames the service transcodes are kept in the
+# data store's format: StoredTransferSyntaxUID 1.2.840.10008.1.2.4.202 (HTJ2K) or
+# .4.90 (JPEG_2000_LOSSLESS) on every instance with frames, GetImageFrame answers
+# image/jph or image/j2c (developer guide, "Supported transfer syntaxes"). 1-bit frames
+# (binary segmentations) are kept as Explicit VR Little Endian and answered as
+# application/octet-stream (same page). Compressed syntaxes the service transcodes
+# (JPEG extended and lossless, JPEG-LS, JPEG 2000 lossless) are decoded at import
+# (needs reconciler[frames]); RLE is not, and GetImageFrame says so.
+
+# StartDICOMImportJob: importConfiguration is kept and reported by GetDICOMImportJob;
+# its DICOM JSON metadata files are laid over the mapped study or series as an import
+# places attributes (dicom_import/json_metadata.py; the API reference says only that
+# it "enhances existing DICOM files with JSON metadata"). inputOwnerAccountId other
+# than LOCAL_ACCOUNT fails the job with "Access Denied" (S3's expected-bucket-owner).
+
 # Throttling quotas per operation: the published profiles of quota_profiles.py (source:
 # the developer guide's throttling-limits page), "fast-updates" unless configured: the
 # page's newest text (its Markdown source: UpdateImageSetMetadata 10/s burst 40,

@@ -19,6 +19,25 @@ from reconciler.emulator.imagesets import Params, Result
 from reconciler.emulator.paging import page
 from reconciler.emulator.store import Store
 
+# A data store created without losslessStorageFormat stores HTJ2K (the developer
+# guide's "Supported transfer syntaxes": "Data stores use HTJ2K as the storage format
+# by default").
+DEFAULT_LOSSLESS_FORMAT = "HTJ2K"
+# The transfer syntax lossless frames are stored in, per storage format.
+LOSSLESS_SYNTAX = {
+    "HTJ2K": "1.2.840.10008.1.2.4.202",
+    "JPEG_2000_LOSSLESS": "1.2.840.10008.1.2.4.90",
+}
+
+
+def lossless_format(conn: sqlite3.Connection, datastore_id: str) -> str:
+    """The lossless storage format of a data store (HTJ2K unless it was created otherwise)."""
+    row = conn.execute(
+        "SELECT lossless_storage_format FROM datastores WHERE id=?", (datastore_id,)
+    ).fetchone()
+    found: str | None = row[0] if row is not None else None
+    return found or DEFAULT_LOSSLESS_FORMAT
+
 
 class Datastores:
     def __init__(
@@ -61,6 +80,8 @@ class Datastores:
             "datastoreName": row["name"],
             "datastoreStatus": row["status"],
             "kmsKeyArn": row["kms_key_arn"],
+            "lambdaAuthorizerArn": row["lambda_authorizer_arn"],
+            "losslessStorageFormat": row["lossless_storage_format"] or DEFAULT_LOSSLESS_FORMAT,
             "datastoreArn": self.arn(row["id"], None),
             "createdAt": row["created_at"],
             "updatedAt": row["updated_at"],
@@ -79,13 +100,27 @@ class Datastores:
         name: str,
         datastore_id: str | None = None,
         tags: dict[str, str] | None = None,
+        options: Params | None = None,
     ) -> str:
+        """A new data store; ``options``: CreateDatastore's kmsKeyArn,
+        lambdaAuthorizerArn and losslessStorageFormat, kept and reported as given."""
         datastore_id = datastore_id or uuid.uuid4().hex
         now = self.clock()
+        given = options or {}
         conn.execute(
-            "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at)"
-            " VALUES (?, ?, 'CREATING', ?, ?, ?)",
-            (datastore_id, name, now, now, now + self.settings.config.lock_hold_seconds),
+            "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at,"
+            " kms_key_arn, lambda_authorizer_arn, lossless_storage_format)"
+            " VALUES (?, ?, 'CREATING', ?, ?, ?, ?, ?, ?)",
+            (
+                datastore_id,
+                name,
+                now,
+                now,
+                now + self.settings.config.lock_hold_seconds,
+                given.get("kmsKeyArn"),
+                given.get("lambdaAuthorizerArn"),
+                given.get("losslessStorageFormat"),
+            ),
         )
         for key, value in (tags or {}).items():
             conn.execute(
@@ -100,7 +135,9 @@ class Datastores:
             first = idempotency.replay(conn, "CreateDatastore", p)
             if first is not None:  # a retry: the data store the first call made
                 return dict(first)
-            datastore_id = self._create(conn, p.get("datastoreName") or "", tags=p.get("tags"))
+            datastore_id = self._create(
+                conn, p.get("datastoreName") or "", tags=p.get("tags"), options=p
+            )
             result: Result = {"datastoreId": datastore_id, "datastoreStatus": "CREATING"}
             idempotency.remember(conn, "CreateDatastore", p, result)
         return result

@@ -17,6 +17,8 @@ from reconciler.emulator.exceptions import (
 from reconciler.emulator.imagesets import ImageSets, Params, Result
 from reconciler.emulator.updates import Flags, apply_updates, decode_blob, payload_size
 
+STUDY_CONSISTENCY = "UPDATING_FOR_STUDY_CONSISTENCY"
+
 
 class ImageSetWrites(ImageSets):
     # -- UpdateImageSetMetadata ------------------------------------------------------
@@ -72,7 +74,10 @@ class ImageSetWrites(ImageSets):
                 ]
             now = self.clock()
             for target, new_doc in changes:
-                self._write_update(conn, target, new_doc, forced=force)
+                # The other primary image sets of the study are updated for consistency
+                # with the one asked for (choices.py).
+                workflow = "UPDATING" if target["id"] == row["id"] else STUDY_CONSISTENCY
+                self._write_update(conn, target, new_doc, forced=force, workflow=workflow)
         return {
             "datastoreId": row["datastore_id"],
             "imageSetId": row["id"],
@@ -113,6 +118,7 @@ class ImageSetWrites(ImageSets):
         new_doc: documents.Document,
         *,
         forced: bool,
+        workflow: str = "UPDATING",
     ) -> None:
         old_version = row["settled_version"]
         version = row["latest_version"] + 1
@@ -125,13 +131,14 @@ class ImageSetWrites(ImageSets):
             message = "Update failed: the image set metadata would exceed its size limit"
         if status == "UPDATE_FAILED":  # the version is taken, the document stays as it was
             new_doc = self.document(conn, row["id"], old_version)
-        self.add_version(conn, row["id"], version, new_doc, "UPDATING", forced=forced)
+        self.add_version(conn, row["id"], version, new_doc, workflow, forced=forced)
         self.lock(
             conn,
             row["id"],
-            "UPDATING",
+            workflow,
             {"kind": "update", "version": version, "status": status, "message": message},
         )
+        self.touch(conn, row["id"])
 
     # -- DeleteImageSet --------------------------------------------------------------
     def delete_image_set(self, p: Params) -> Result:
@@ -179,6 +186,7 @@ class ImageSetWrites(ImageSets):
                     merged, status, message = current, "COPY_FAILED", str(mismatch)
                 version = destination["latest_version"] + 1
                 self.add_version(conn, destination["id"], version, merged, "COPYING", forced=force)
+                self.touch(conn, destination["id"])
                 destination_id = destination["id"]
                 if promote and status == "COPIED":
                     conn.execute("UPDATE image_sets SET is_primary=1 WHERE id=?", (destination_id,))
@@ -196,6 +204,7 @@ class ImageSetWrites(ImageSets):
                 "COPYING",
                 {"kind": "copy", "version": version, "status": status, "message": message},
             )
+            self.touch(conn, source["id"])  # its data is read (choices.py)
             self.lock(
                 conn,
                 source["id"],

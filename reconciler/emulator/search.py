@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
-from reconciler.emulator.imagesets import ImageSets, Params, Result
+from reconciler.emulator.imagesets import ImageSets, Params, Result, storage_tier
 from reconciler.emulator.paging import page
 
 # Union member of SearchByAttributeValue → SQL expression it filters on.
@@ -92,12 +92,14 @@ class Search(ImageSets):
             ).fetchone():
                 raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
             rows = conn.execute(
-                f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary"
+                f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary,"
+                f" last_accessed_at"
                 f" FROM image_sets WHERE {' AND '.join(clauses)} ORDER BY {column} {order}, id",
                 args,
             ).fetchall()
         context = json.dumps([p["datastoreId"], criteria], sort_keys=True, default=str)
         chosen, token = page(rows, p, default_size=50, context=context)
+        now = self.clock()
         summaries = [
             {
                 "imageSetId": row["id"],
@@ -106,7 +108,8 @@ class Search(ImageSets):
                 "updatedAt": row["updated_at"],
                 "DICOMTags": json.loads(row["dicom_tags"]),
                 "isPrimary": bool(row["is_primary"]),
-                "storageTier": "FREQUENT_ACCESS",
+                "lastAccessedAt": self.last_accessed(row),
+                "storageTier": storage_tier(self.last_accessed(row), now),
             }
             for row in chosen
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import re
 import signal
 import subprocess
@@ -51,6 +52,31 @@ def make_client(url: str, **config: Any) -> Any:
         config=Config(inject_host_prefix=False, retries={"total_max_attempts": 1, "mode": "standard"},
                       **config),
     )  # fmt: skip
+
+
+def aws_cli(
+    url: str, *args: str, region: str = "us-east-1", key: str = "testing"
+) -> subprocess.CompletedProcess[str]:
+    """The AWS CLI (``python -m awscli``, an independent client) aimed at ``url``, with
+    no configuration of this machine's; the host prefix is off, as a local endpoint
+    needs (botocore's documented environment switch)."""
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "awscli", *args, "--endpoint-url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -93,8 +93,9 @@ def emulator() -> None:
     type=click.Choice(sorted(PROFILES)),
     default=DEFAULT_PROFILE,
     show_default=True,
-    help="Request quotas as AWS has published them: standard (updates 0.25/s burst 1), "
-    "fast-updates (updates 10/s burst 40), early-import (imports 0.25/s burst 1).",
+    help="Request quotas as AWS has published them: fast-updates (the newest: updates "
+    "10/s burst 40), standard (updates 0.25/s burst 1), early-import (imports 0.25/s "
+    "burst 1).",
 )
 @click.option(
     "--quota",

@@ -7,6 +7,7 @@ the result; everything the service decides happens here and in the modules it us
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import time
@@ -34,6 +35,12 @@ WRITE_OPERATIONS = frozenset(
 )  # fmt: skip
 
 
+def milliseconds(clock: Callable[[], float]) -> Callable[[], float]:
+    """``clock`` cut to whole milliseconds: the service's timestamps carry three
+    decimals, and a time a client read back must compare equal in a later filter."""
+    return lambda: math.floor(clock() * 1000) / 1000
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
@@ -55,6 +62,7 @@ class ImageSetOperations(ImageSetWrites, Search, FrameReads):
 
 class Backend:
     def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.time) -> None:
+        clock = milliseconds(clock)
         self.config = config
         self.settings = RuntimeSettings(config)
         self.store = Store(config.db_path)
@@ -64,7 +72,14 @@ class Backend:
         self.image_sets = ImageSetOperations(
             self.store, self.settings, self.arn, clock, events=self.events
         )
-        self.datastores = Datastores(self.store, self.settings, self.arn, clock, events=self.events)
+        self.datastores = Datastores(
+            self.store,
+            self.settings,
+            self.arn,
+            clock=clock,
+            events=self.events,
+            settle_image_sets=self.image_sets.settle_due,
+        )
         self.imports = ImportJobs(self.image_sets, clock)
         self.clock = clock
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}

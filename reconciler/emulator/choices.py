@@ -28,7 +28,10 @@ PAYLOAD_QUOTA_ERROR: type[exc.ServiceError] = exc.ServiceQuotaExceededException
 
 # `{"Study": {"Series": {"<uid>": {}}}}` in removableAttributes removes a whole series,
 # like `{"Instances": {"<sop>": {}}}` removes an instance. Removing the last instance of
-# an image set is refused.
+# an image set is refused. On a primary image set an instance is removed without force
+# (AWS's examples send it so: aws-doc-sdk-examples, update-image-set-metadata.js and
+# medical_imaging_basics.py, "remove_instance"); a whole series needs force there (no
+# public source; the service refuses Series-level changes to primary image sets).
 EMPTY_OBJECT_REMOVES = True
 
 # A dictionary attribute counts as "multi-valued" (force-only) when its dictionary VM
@@ -62,12 +65,13 @@ EMPTY_OBJECT_REMOVES = True
 # another region, data store or a deleted image set ResourceNotFoundException.
 
 # CopyImageSet with promoteToPrimary while another primary image set of the same study
-# exists: ConflictException. A copy into an existing destination whose Patient, Study or
-# Series values differ from the source needs force (then the source's values win);
-# without it the call succeeds and the copy fails asynchronously, as the service does:
-# the destination takes a version that ends COPY_FAILED with this message (the
-# service's own wording for series, reported by users of its public examples), and
-# keeps its document.
+# exists in the same data store: ConflictException (primaries are per data store: a
+# primary elsewhere in the account is no obstacle).
+# A copy into an existing destination whose Patient, Study or Series values differ
+# from the source needs force (then the source's values win); without it the call
+# succeeds and the copy fails asynchronously, as the service does: the destination
+# takes a version that ends COPY_FAILED with this message (the service's own wording
+# for series, reported by users of its public examples), and keeps its document.
 COPY_MISMATCH_MESSAGE = (
     "INVALID_REQUEST: {level} of SourceImageSet and DestinationImageSet don't match."
 )
@@ -75,6 +79,14 @@ COPY_MISMATCH_MESSAGE = (
 # Import: a study that matches an existing primary image set (same StudyInstanceUID)
 # and agrees with its Patient/Study/Series-level values is merged into it as a new
 # version; one that conflicts becomes a new non-primary image set.
+
+# Model validation (patterns, lengths, ranges, enums, required members) is answered in
+# the service's words: "1 validation error detected: Value 'X' at 'datastoreId' failed to
+# satisfy constraint: Member must satisfy regular expression pattern: [0-9a-z]{32}"
+# (asserted verbatim by AWS's get-datastore.integration.test.js). Where no public source
+# shows the wording, AWS's general request-validation wording is followed: every
+# violation listed, "; "-joined; list items "<list>.<n>.member" (1-based), map keys
+# "Map keys must satisfy constraint: [...]" (protocol.py).
 
 # Import jobs read and write local folders, or s3:// URIs of the S3 started beside the
 # emulator (s3.py, `emulator serve --s3`): shapes whose service pattern demands an s3://
@@ -86,5 +98,42 @@ LOCAL_URI_SHAPES = frozenset({"S3Uri"})
 LOCAL_ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
 
+# STS GetCallerIdentity (sts.py) answers on the same port: the caller is an IAM user of
+# LOCAL_ACCOUNT named for the access key it signed with (arn:aws:iam::<account>:user/<key>),
+# UserId "AIDA" + 17 characters derived from the key (the shape IAM gives a user's ID;
+# source: the STS API reference's GetCallerIdentity examples).
+
+# Timestamps are whole milliseconds (the service's three decimals), cut at the clock so
+# a time a client reads back compares equal in a later BETWEEN filter.
+
+# Storage tiers (the developer guide's "Understanding storage tiers"): an image set is
+# FREQUENT_ACCESS after a touch and ARCHIVE_INSTANT_ACCESS after 30 days without one;
+# touches are its creation (import, copy), an update, a copy (source and destination)
+# and a read of its metadata or frames. lastAccessedAt is the last touch (creation
+# until then). Reads record a touch at most once a second per image set.
+
+# includeStudyImageSets: the image set asked for shows UPDATING while LOCKED, the other
+# primary image sets of its study UPDATING_FOR_STUDY_CONSISTENCY (a status of the
+# model's ImageSetWorkflowStatus no public page explains); all end UPDATED.
+
+# CreateDatastore keeps kmsKeyArn, lambdaAuthorizerArn and losslessStorageFormat and
+# reports them (HTJ2K when not given). Frames the service transcodes are kept in the
+# data store's format: StoredTransferSyntaxUID 1.2.840.10008.1.2.4.202 (HTJ2K) or
+# .4.90 (JPEG_2000_LOSSLESS) on every instance with frames, GetImageFrame answers
+# image/jph or image/j2c (developer guide, "Supported transfer syntaxes"). 1-bit frames
+# (binary segmentations) are kept as Explicit VR Little Endian and answered as
+# application/octet-stream (same page). Compressed syntaxes the service transcodes
+# (JPEG extended and lossless, JPEG-LS, JPEG 2000 lossless) are decoded at import
+# (needs reconciler[frames]); RLE is not, and GetImageFrame says so.
+
+# StartDICOMImportJob: importConfiguration is kept and reported by GetDICOMImportJob;
+# its DICOM JSON metadata files are laid over the mapped study or series as an import
+# places attributes (dicom_import/json_metadata.py; the API reference says only that
+# it "enhances existing DICOM files with JSON metadata"). inputOwnerAccountId other
+# than LOCAL_ACCOUNT fails the job with "Access Denied" (S3's expected-bucket-owner).
+
 # Throttling quotas per operation: the published profiles of quota_profiles.py (source:
-# the developer guide's throttling-limits page), "standard" unless configured.
+# the developer guide's throttling-limits page), "fast-updates" unless configured: the
+# page's newest text (its Markdown source: UpdateImageSetMetadata 10/s burst 40,
+# StartDICOMImportJob 40/s burst 80); "standard" is its HTML rendering (every image-set
+# write 0.25/s burst 1). Rows the newer text does not change keep the older values.

@@ -20,6 +20,25 @@ from reconciler.emulator.imagesets import Params, Result
 from reconciler.emulator.paging import page
 from reconciler.emulator.store import Store
 
+# A data store created without losslessStorageFormat stores HTJ2K (the developer
+# guide's "Supported transfer syntaxes": "Data stores use HTJ2K as the storage format
+# by default").
+DEFAULT_LOSSLESS_FORMAT = "HTJ2K"
+# The transfer syntax lossless frames are stored in, per storage format.
+LOSSLESS_SYNTAX = {
+    "HTJ2K": "1.2.840.10008.1.2.4.202",
+    "JPEG_2000_LOSSLESS": "1.2.840.10008.1.2.4.90",
+}
+
+
+def lossless_format(conn: sqlite3.Connection, datastore_id: str) -> str:
+    """The lossless storage format of a data store (HTJ2K unless it was created otherwise)."""
+    row = conn.execute(
+        "SELECT lossless_storage_format FROM datastores WHERE id=?", (datastore_id,)
+    ).fetchone()
+    found: str | None = row[0] if row is not None else None
+    return found or DEFAULT_LOSSLESS_FORMAT
+
 
 class Datastores:
     def __init__(
@@ -30,12 +49,16 @@ class Datastores:
         clock: Callable[[], float] = time.time,
         *,
         events: EventLog | None = None,
+        settle_image_sets: Callable[[sqlite3.Connection, float], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.arn = arn
         self.clock = clock
         self.events = events or EventLog(settings, arn, choices.DEFAULT_REGION)
+        # Finishes image set changes whose time has come (ImageSets.settle_due), so a
+        # delete that is due counts as done when the data store's emptiness is judged.
+        self.settle_image_sets = settle_image_sets
 
     def settle(self, conn: sqlite3.Connection) -> None:
         """Finish the creations and deletions whose time has come."""
@@ -69,6 +92,8 @@ class Datastores:
             "datastoreName": row["name"],
             "datastoreStatus": row["status"],
             "kmsKeyArn": row["kms_key_arn"],
+            "lambdaAuthorizerArn": row["lambda_authorizer_arn"],
+            "losslessStorageFormat": row["lossless_storage_format"] or DEFAULT_LOSSLESS_FORMAT,
             "datastoreArn": self.arn(row["id"], None),
             "createdAt": row["created_at"],
             "updatedAt": row["updated_at"],
@@ -87,13 +112,27 @@ class Datastores:
         name: str,
         datastore_id: str | None = None,
         tags: dict[str, str] | None = None,
+        options: Params | None = None,
     ) -> str:
+        """A new data store; ``options``: CreateDatastore's kmsKeyArn,
+        lambdaAuthorizerArn and losslessStorageFormat, kept and reported as given."""
         datastore_id = datastore_id or uuid.uuid4().hex
         now = self.clock()
+        given = options or {}
         conn.execute(
-            "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at)"
-            " VALUES (?, ?, 'CREATING', ?, ?, ?)",
-            (datastore_id, name, now, now, now + self.settings.config.lock_hold_seconds),
+            "INSERT INTO datastores (id, name, status, created_at, updated_at, settle_at,"
+            " kms_key_arn, lambda_authorizer_arn, lossless_storage_format)"
+            " VALUES (?, ?, 'CREATING', ?, ?, ?, ?, ?, ?)",
+            (
+                datastore_id,
+                name,
+                now,
+                now,
+                now + self.settings.config.lock_hold_seconds,
+                given.get("kmsKeyArn"),
+                given.get("lambdaAuthorizerArn"),
+                given.get("losslessStorageFormat"),
+            ),
         )
         self.events.datastore(conn, datastore_id, name, status="CREATING", at=now)
         for key, value in (tags or {}).items():
@@ -109,7 +148,9 @@ class Datastores:
             first = idempotency.replay(conn, "CreateDatastore", p)
             if first is not None:  # a retry: the data store the first call made
                 return dict(first)
-            datastore_id = self._create(conn, p.get("datastoreName") or "", tags=p.get("tags"))
+            datastore_id = self._create(
+                conn, p.get("datastoreName") or "", tags=p.get("tags"), options=p
+            )
             result: Result = {"datastoreId": datastore_id, "datastoreStatus": "CREATING"}
             idempotency.remember(conn, "CreateDatastore", p, result)
         return result
@@ -131,6 +172,8 @@ class Datastores:
     def delete_datastore(self, p: Params) -> Result:
         with self.store.write() as conn:
             row = self._row(conn, p["datastoreId"])
+            if self.settle_image_sets is not None:
+                self.settle_image_sets(conn, self.clock())
             left = conn.execute(
                 "SELECT COUNT(*) FROM image_sets WHERE datastore_id=? AND state != 'DELETED'",
                 (row["id"],),

@@ -17,12 +17,14 @@ from dataclasses import asdict
 from typing import Any
 
 from reconciler.emulator import htj2k
+from reconciler.emulator.datastores import lossless_format
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.imagesets import ImageSets, Params, Result
-from reconciler.emulator.stored_frames import StoredFrame
+from reconciler.emulator.stored_frames import EXPLICIT_VR_LITTLE_ENDIAN, StoredFrame
 
 # Stored transfer syntax → the contentType GetImageFrame answers with (API reference).
 STORED_CONTENT_TYPES = {
+    EXPLICIT_VR_LITTLE_ENDIAN: "application/octet-stream",  # 1-bit frames, kept as they are
     "1.2.840.10008.1.2.4.50": "image/jpeg",
     "1.2.840.10008.1.2.4.91": "image/j2c",
     "1.2.840.10008.1.2.4.201": "image/jph",
@@ -64,6 +66,8 @@ class FrameReads(ImageSets):
             kept = conn.execute(
                 "SELECT geometry, data FROM frames WHERE id=?", (frame_id,)
             ).fetchone()
+            storage_format = lossless_format(conn, row["datastore_id"])
+        self.touch_read(row["id"], row["last_accessed_at"])
         if kept is None:
             raise ResourceNotFoundException(
                 f"Image frame {frame_id}: its pixel data was not kept (imported by an older "
@@ -83,10 +87,13 @@ class FrameReads(ImageSets):
                 "GetImageFrame needs the optional HTJ2K codec on the local HealthImaging: "
                 + htj2k.INSTALL_HINT
             )
+        j2k = storage_format == "JPEG_2000_LOSSLESS"  # the data store's lossless format
         try:
-            blob = htj2k.encode(frame)
+            blob = htj2k.encode_j2k(frame) if j2k else htj2k.encode(frame)
         except htj2k.NotEncodable as reason:
             raise ValidationException(
-                f"Image frame {frame_id}: the local HealthImaging cannot encode {reason} as HTJ2K"
+                f"Image frame {frame_id}: the local HealthImaging cannot encode {reason} as "
+                + ("JPEG 2000" if j2k else "HTJ2K")
             ) from None
-        return {"imageFrameBlob": blob, "contentType": htj2k.CONTENT_TYPE}
+        content_type = htj2k.J2K_CONTENT_TYPE if j2k else htj2k.CONTENT_TYPE
+        return {"imageFrameBlob": blob, "contentType": content_type}

@@ -32,7 +32,7 @@ class NotEncodable(ValueError):
 def _pixels(frame: StoredFrame) -> Any:
     import numpy as np
 
-    if frame.bits_allocated not in (8, 16) or frame.samples not in (1, 3):
+    if frame.bits_allocated not in (8, 16, 32) or frame.samples not in (1, 3):
         raise NotEncodable(
             f"{frame.bits_allocated}-bit data with {frame.samples} samples per pixel"
         )
@@ -74,3 +74,16 @@ def encode(frame: StoredFrame) -> bytes:
 
     codestream = imagecodecs.htj2k_encode(_pixels(frame), reversible=True)
     return jph_file(bytes(codestream), frame)
+
+
+J2K_CONTENT_TYPE = "image/j2c"
+
+
+def encode_j2k(frame: StoredFrame) -> bytes:
+    """A native frame as a lossless JPEG 2000 codestream (a JPEG_2000_LOSSLESS data
+    store's format; needs :func:`available`). OpenJPEG is lossless up to 16 bits."""
+    import imagecodecs
+
+    if frame.bits_allocated > 16:
+        raise NotEncodable(f"{frame.bits_allocated}-bit data as lossless JPEG 2000")
+    return bytes(imagecodecs.jpeg2k_encode(_pixels(frame), codecformat="j2k", reversible=True))

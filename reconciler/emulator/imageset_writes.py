@@ -17,6 +17,8 @@ from reconciler.emulator.exceptions import (
 from reconciler.emulator.imagesets import ImageSets, Params, Result
 from reconciler.emulator.updates import Flags, apply_updates, decode_blob, payload_size
 
+STUDY_CONSISTENCY = "UPDATING_FOR_STUDY_CONSISTENCY"
+
 
 class ImageSetWrites(ImageSets):
     # -- UpdateImageSetMetadata ------------------------------------------------------
@@ -72,7 +74,10 @@ class ImageSetWrites(ImageSets):
                 ]
             now = self.clock()
             for target, new_doc in changes:
-                self._write_update(conn, target, new_doc, forced=force)
+                # The other primary image sets of the study are updated for consistency
+                # with the one asked for (choices.py).
+                workflow = "UPDATING" if target["id"] == row["id"] else STUDY_CONSISTENCY
+                self._write_update(conn, target, new_doc, forced=force, workflow=workflow)
         return {
             "datastoreId": row["datastore_id"],
             "imageSetId": row["id"],
@@ -113,6 +118,7 @@ class ImageSetWrites(ImageSets):
         new_doc: documents.Document,
         *,
         forced: bool,
+        workflow: str = "UPDATING",
     ) -> None:
         old_version = row["settled_version"]
         version = row["latest_version"] + 1
@@ -125,13 +131,14 @@ class ImageSetWrites(ImageSets):
             message = "Update failed: the image set metadata would exceed its size limit"
         if status == "UPDATE_FAILED":  # the version is taken, the document stays as it was
             new_doc = self.document(conn, row["id"], old_version)
-        self.add_version(conn, row["id"], version, new_doc, "UPDATING", forced=forced)
+        self.add_version(conn, row["id"], version, new_doc, workflow, forced=forced)
         self.lock(
             conn,
             row["id"],
-            "UPDATING",
+            workflow,
             {"kind": "update", "version": version, "status": status, "message": message},
         )
+        self.touch(conn, row["id"])
 
     # -- DeleteImageSet --------------------------------------------------------------
     def delete_image_set(self, p: Params) -> Result:
@@ -171,7 +178,7 @@ class ImageSetWrites(ImageSets):
                 )
                 if destination["id"] == source["id"]:
                     raise ValidationException("source and destination are the same image set")
-                self._check_promotion(conn, doc, promote, exclude=destination["id"])
+                self._check_promotion(conn, source, doc, promote, exclude=destination["id"])
                 current = self.document(conn, destination["id"], destination["settled_version"])
                 try:
                     merged = _merge(current, doc, force)
@@ -179,11 +186,12 @@ class ImageSetWrites(ImageSets):
                     merged, status, message = current, "COPY_FAILED", str(mismatch)
                 version = destination["latest_version"] + 1
                 self.add_version(conn, destination["id"], version, merged, "COPYING", forced=force)
+                self.touch(conn, destination["id"])
                 destination_id = destination["id"]
                 if promote and status == "COPIED":
                     conn.execute("UPDATE image_sets SET is_primary=1 WHERE id=?", (destination_id,))
             else:
-                self._check_promotion(conn, doc, promote, exclude=None)
+                self._check_promotion(conn, source, doc, promote, exclude=None)
                 destination_id = uuid.uuid4().hex
                 version = 1
                 self.create(
@@ -196,6 +204,7 @@ class ImageSetWrites(ImageSets):
                 "COPYING",
                 {"kind": "copy", "version": version, "status": status, "message": message},
             )
+            self.touch(conn, source["id"])  # its data is read (choices.py)
             self.lock(
                 conn,
                 source["id"],
@@ -226,15 +235,22 @@ class ImageSetWrites(ImageSets):
         }
 
     def _check_promotion(
-        self, conn: sqlite3.Connection, doc: documents.Document, promote: bool, exclude: str | None
+        self,
+        conn: sqlite3.Connection,
+        source: sqlite3.Row,
+        doc: documents.Document,
+        promote: bool,
+        exclude: str | None,
     ) -> None:
+        """A promotion is refused while another primary image set of the study lives in
+        the same data store (primaries are per data store)."""
         if not promote:
             return
         study_uid = doc.get("Study", {}).get("DICOM", {}).get("StudyInstanceUID")
         other = conn.execute(
-            "SELECT id FROM image_sets WHERE study_uid=? AND is_primary=1 AND state != 'DELETED'"
-            " AND workflow_status != 'DELETING' AND id != ?",
-            (study_uid, exclude or ""),
+            "SELECT id FROM image_sets WHERE datastore_id=? AND study_uid=? AND is_primary=1"
+            " AND state != 'DELETED' AND workflow_status != 'DELETING' AND id != ?",
+            (source["datastore_id"], study_uid, exclude or ""),
         ).fetchone()
         if other is not None:
             raise ConflictException(

@@ -25,6 +25,7 @@ from reconciler.emulator.store import Store
 # The operation whose per-operation LOCKED hold time applies to a workflow status.
 _OPERATION_OF_WORKFLOW = {
     "UPDATING": "UpdateImageSetMetadata",
+    "UPDATING_FOR_STUDY_CONSISTENCY": "UpdateImageSetMetadata",
     "COPYING": "CopyImageSet",
     "COPYING_WITH_READ_ONLY_ACCESS": "CopyImageSet",
     "DELETING": "DeleteImageSet",
@@ -32,6 +33,18 @@ _OPERATION_OF_WORKFLOW = {
 
 Params = dict[str, Any]
 Result = dict[str, Any]
+
+# Intelligent tiering (choices.py): an image set not touched for this long is in the
+# Archive Instant Access tier; a touch brings it back to Frequent Access.
+ARCHIVE_AFTER_SECONDS = 30 * 24 * 3600
+# A read touches an image set at most this often (a write per read would serialize
+# concurrent readers for nothing: the tier moves in days).
+READ_TOUCH_RESOLUTION_SECONDS = 1.0
+
+
+def storage_tier(last_accessed_at: float, now: float) -> str:
+    idle = now - last_accessed_at
+    return "ARCHIVE_INSTANT_ACCESS" if idle >= ARCHIVE_AFTER_SECONDS else "FREQUENT_ACCESS"
 
 
 class ImageSets:
@@ -152,6 +165,25 @@ class ImageSets:
         )
         return now
 
+    def touch(self, conn: sqlite3.Connection, image_set_id: str) -> None:
+        """Record an access that counts for tiering (import, copy, update)."""
+        conn.execute(
+            "UPDATE image_sets SET last_accessed_at=? WHERE id=?", (self.clock(), image_set_id)
+        )
+
+    def touch_read(self, image_set_id: str, last_accessed_at: float | None) -> None:
+        """Record a read (GetImageSetMetadata, GetImageFrame), unless one was just recorded."""
+        now = self.clock()
+        if last_accessed_at is not None and now - last_accessed_at < READ_TOUCH_RESOLUTION_SECONDS:
+            return
+        with self.store.write() as conn:
+            conn.execute("UPDATE image_sets SET last_accessed_at=? WHERE id=?", (now, image_set_id))
+
+    @staticmethod
+    def last_accessed(row: sqlite3.Row) -> float:
+        value: float = row["last_accessed_at"] or row["created_at"]
+        return value
+
     # -- rows and documents ----------------------------------------------------------
     def row(self, conn: sqlite3.Connection, image_set_id: str) -> sqlite3.Row:
         row: sqlite3.Row | None = conn.execute(
@@ -270,9 +302,9 @@ class ImageSets:
         now = self.clock()
         conn.execute(
             "INSERT INTO image_sets (id, datastore_id, is_primary, state, workflow_status,"
-            " latest_version, settled_version, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?)",
-            (image_set_id, datastore_id, int(is_primary), state, workflow, now, now),
+            " latest_version, settled_version, created_at, updated_at, last_accessed_at)"
+            " VALUES (?, ?, ?, ?, ?, 1, 1, ?, ?, ?)",
+            (image_set_id, datastore_id, int(is_primary), state, workflow, now, now, now),
         )
         self.add_version(conn, image_set_id, 1, doc, workflow)
         self.index(conn, image_set_id, doc)
@@ -325,6 +357,8 @@ class ImageSets:
             "message": vrow["message"],
             "imageSetArn": self.arn(row["datastore_id"], row["id"]),
             "isPrimary": bool(row["is_primary"]),
+            "lastAccessedAt": self.last_accessed(row),
+            "storageTier": storage_tier(self.last_accessed(row), self.clock()),
         }
         if vrow["forced"]:
             result["overrides"] = {"forced": True}
@@ -352,6 +386,7 @@ class ImageSets:
             else:
                 version = row["settled_version"]
             blob = self.raw_document(conn, row["id"], version)
+        self.touch_read(row["id"], row["last_accessed_at"])
         return {
             "imageSetMetadataBlob": blob,
             "contentType": "application/json",

@@ -24,7 +24,8 @@ from urllib.parse import unquote, urlparse
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reconciler.emulator import documents, idempotency, s3
+from reconciler.emulator import choices, documents, idempotency, s3
+from reconciler.emulator.datastores import LOSSLESS_SYNTAX, lossless_format
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
 from reconciler.emulator.frame_reads import store_frames
 from reconciler.emulator.imagesets import ImageSets, Params, Result
@@ -59,6 +60,16 @@ def job_output_uri(prefix: str, datastore_id: str, job_id: str) -> str:
     return f"{prefix}{separator}{datastore_id}-DicomImport-{job_id}/"
 
 
+def _check_owner(owner: str | None) -> None:
+    """``inputOwnerAccountId`` is the account the input must belong to (S3's expected
+    bucket owner): everything the local HealthImaging reads belongs to its own account."""
+    if owner is not None and owner != choices.LOCAL_ACCOUNT:
+        raise PermissionError(
+            f"Access Denied: the input belongs to account {choices.LOCAL_ACCOUNT}, "
+            f"not to inputOwnerAccountId {owner}"
+        )
+
+
 def image_set_id_for(datastore_id: str, study_uid: str, ordinal: int) -> str:
     """Deterministic IDs: the same files always give the same image set IDs."""
     digest = hashlib.sha256(f"{datastore_id}/{study_uid}/{ordinal}".encode()).hexdigest()
@@ -79,6 +90,16 @@ def _conflicts(existing: documents.Document, new: documents.Document) -> bool:
             if any(k in old and old[k] != v for k, v in series.get("DICOM", {}).items()):
                 return True
     return False
+
+
+def _stored_syntax(doc: documents.Document, lossless: str) -> None:
+    """Every instance with frames names the syntax its frames are kept in: as imported
+    (set by the import), else the data store's lossless storage format (the developer
+    guide's "Supported transfer syntaxes")."""
+    for series in doc["Study"].get("Series", {}).values():
+        for instance in series.get("Instances", {}).values():
+            if instance.get("ImageFrames"):
+                instance.setdefault("StoredTransferSyntaxUID", lossless)
 
 
 class ImportJobs:
@@ -134,13 +155,24 @@ class ImportJobs:
                 "SELECT 1 FROM datastores WHERE id=?", (p["datastoreId"],)
             ).fetchone():
                 raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
+            configuration = p.get("importConfiguration")
             conn.execute(
                 "INSERT INTO import_jobs (id, datastore_id, name, status, role_arn, input_uri,"
-                " output_uri, submitted_at, client_token)"
-                " VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?)",
-                (job_id, p["datastoreId"], p.get("jobName"), p["dataAccessRoleArn"],
-                 p["inputS3Uri"], job_output, now, p.get("clientToken")),
-            )  # fmt: skip
+                " output_uri, submitted_at, client_token, import_configuration,"
+                " input_owner_account_id) VALUES (?, ?, ?, 'SUBMITTED', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    p["datastoreId"],
+                    p.get("jobName"),
+                    p["dataAccessRoleArn"],
+                    p["inputS3Uri"],
+                    job_output,
+                    now,
+                    p.get("clientToken"),
+                    json.dumps(configuration) if configuration else None,
+                    p.get("inputOwnerAccountId"),
+                ),
+            )
             job = conn.execute("SELECT * FROM import_jobs WHERE id=?", (job_id,)).fetchone()
             self.image_sets.events.import_job(conn, job, at=now)
             result: Result = {"datastoreId": p["datastoreId"], "jobId": job_id,
@@ -176,6 +208,9 @@ class ImportJobs:
             "inputS3Uri": row["input_uri"],
             "outputS3Uri": row["output_uri"],
             "message": row["message"],
+            "importConfiguration": (
+                json.loads(row["import_configuration"]) if row["import_configuration"] else None
+            ),
         }
 
     def get_dicom_import_job(self, p: Params) -> Result:
@@ -209,11 +244,14 @@ class ImportJobs:
         """Import a folder or S3 prefix; every outcome, even an unexpected one, ends in the
         job's row. The report goes to the job's own folder below ``output``."""
         from reconciler.emulator.dicom_import import read_folder
+        from reconciler.emulator.dicom_import.json_metadata import apply_mappings
 
         with self.store.write() as conn:
             self._set_status(conn, job_id, "IN_PROGRESS")
+            job = self._job(conn, datastore_id, job_id)
         endpoint = self.image_sets.settings.config.s3_endpoint or ""
         try:
+            _check_owner(job["input_owner_account_id"])
             with tempfile.TemporaryDirectory(prefix="reconciler-import-") as scratch:
                 names: dict[str, str] = {}
                 if isinstance(source, str):  # s3://: fetched into a private scratch folder
@@ -222,7 +260,12 @@ class ImportJobs:
                     names = s3.download(endpoint, source, folder)
                     batch = read_folder(folder, within=folder)
                 else:
+                    folder = source
                     batch = read_folder(source, within=self.root)
+                if job["import_configuration"]:
+                    configuration = json.loads(job["import_configuration"])
+                    mappings = configuration["dicomJsonMetadataImportConfiguration"]
+                    apply_mappings(batch, folder, mappings["dicomMetadataMappings"])
                 summaries = self.import_batch(datastore_id, batch)
                 uris = (str(source), job_output)
                 job_folder = job_output.rstrip("/").rsplit("/", 1)[-1]
@@ -261,6 +304,7 @@ class ImportJobs:
         from reconciler.emulator.dicom_import import merge_into
 
         sets = self.image_sets
+        _stored_syntax(doc, LOSSLESS_SYNTAX[lossless_format(conn, datastore_id)])
         primary = conn.execute(
             "SELECT * FROM image_sets WHERE datastore_id=? AND study_uid=? AND is_primary=1"
             " AND state='ACTIVE'",
@@ -279,6 +323,7 @@ class ImportJobs:
                     (version, version, now, primary["id"]),
                 )
                 sets.index(conn, primary["id"], existing)
+                sets.touch(conn, primary["id"])
                 sets.events.image_set(
                     conn,
                     datastore_id,

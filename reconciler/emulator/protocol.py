@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -154,7 +155,7 @@ def parse_request(
             if name not in body_members:
                 raise ValidationException(f"unknown member {name}")
             params[name] = _from_json(body_members[name], value, name)
-    validate(shape, params, op.name)
+    validate(shape, params)
     return params
 
 
@@ -168,6 +169,12 @@ def _json_body(body: bytes) -> Any:
 
 
 # -- validation of what botocore leaves to the server --------------------------------
+# Worded as the service words it (AWS's request validation, which AWS's own
+# get-datastore.integration.test.js asserts verbatim): every violation is collected,
+# then "<N> validation error(s) detected: " and the violations joined by "; ", each
+# "Value <value> at '<path>' failed to satisfy constraint: <constraint>". A path is the
+# member's name, nested members joined by ".", list items as "<list>.<n>.member"
+# (1-based, as AWS writes them), map values as "<map>.<key>".
 @cache
 def _compiled(pattern: str) -> re.Pattern[str] | None:
     translated = pattern.replace(r"\p{ASCII}", r"[\x00-\x7f]")
@@ -179,52 +186,95 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
         return None
 
 
-def validate(shape: Shape, value: Any, where: str) -> None:
-    if value is None:
-        return
+def _shown(value: Any) -> str:
+    """A value as the service's messages show it (Java's toString): null unquoted."""
+
+    def text(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, dict):
+            return "{" + ", ".join(f"{k}={text(v)}" for k, v in item.items()) + "}"
+        if isinstance(item, list):
+            return "[" + ", ".join(text(v) for v in item) + "]"
+        if isinstance(item, (bytes, bytearray)):
+            return f"java.nio.HeapByteBuffer[pos=0 lim={len(item)} cap={len(item)}]"
+        return str(item)
+
+    return "null" if value is None else f"'{text(value)}'"
+
+
+def _violations(shape: Shape, value: Any, where: str) -> list[str]:
+    """Every constraint of ``shape`` that ``value`` breaks, in the service's wording."""
     meta = shape.metadata
     kind = shape.type_name
+
+    def broken(constraint: str) -> list[str]:
+        return [f"Value {_shown(value)} at '{where}' failed to satisfy constraint: {constraint}"]
+
     if kind == "structure":
         assert isinstance(shape, StructureShape)
-        for required in meta.get("required", []):
-            if value.get(required) is None:
-                raise ValidationException(f"{where}: {required} is required")
+        found: list[str] = []
+        required = meta.get("required", [])
         for name, member in shape.members.items():
-            validate(member, value.get(name), f"{where}.{name}")
-        return
+            path = f"{where}.{name}" if where else name
+            if value.get(name) is None:
+                if name in required:
+                    found.append(
+                        f"Value null at '{path}' failed to satisfy constraint: "
+                        "Member must not be null"
+                    )
+                continue
+            found += _violations(member, value[name], path)
+        return found
     if kind == "list":
-        _length(meta, len(value), where, "items")
+        found = _length(meta, len(value), broken)
         for index, item in enumerate(value):
-            validate(shape.member, item, f"{where}[{index}]")
-        return
+            found += _violations(shape.member, item, f"{where}.{index + 1}.member")
+        return found
     if kind == "map":
+        found = _length(meta, len(value), broken)
+        for key in value:
+            for failure in _violations(shape.key, key, where):
+                constraint = failure.split("failed to satisfy constraint: ", 1)[1]
+                found += broken(f"Map keys must satisfy constraint: [{constraint}]")
         for key, item in value.items():
-            validate(shape.key, key, f"{where} key")  # the key's pattern too (tag keys)
-            validate(shape.value, item, f"{where}.{key}")
-        return
+            found += _violations(shape.value, item, f"{where}.{key}")
+        return found
     if kind == "string":
-        _length(meta, len(value), where, "characters")
+        found = _length(meta, len(value), broken)
         pattern = None if shape.name in choices.LOCAL_URI_SHAPES else meta.get("pattern")
         compiled = _compiled(pattern) if pattern else None
         if compiled is not None and not compiled.fullmatch(value):
-            raise ValidationException(f"{where}: {value!r} does not match the pattern {pattern}")
+            found += broken(f"Member must satisfy regular expression pattern: {pattern}")
         if "enum" in meta and value not in meta["enum"]:
-            raise ValidationException(f"{where}: {value!r} is not one of {', '.join(meta['enum'])}")
-    elif kind == "blob":
-        _length(meta, len(value), where, "bytes")
-    elif kind in ("integer", "long") and (
-        ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"])
-    ):
-        raise ValidationException(
-            f"{where}: {value} is outside {meta.get('min')}..{meta.get('max')}"
-        )
+            found += broken(f"Member must satisfy enum value set: [{', '.join(meta['enum'])}]")
+        return found
+    if kind == "blob":
+        return _length(meta, len(value), broken)
+    if kind in ("integer", "long"):
+        if "min" in meta and value < meta["min"]:
+            return broken(f"Member must have value greater than or equal to {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            return broken(f"Member must have value less than or equal to {meta['max']}")
+    return []
 
 
-def _length(meta: dict[str, Any], length: int, where: str, unit: str) -> None:
+def _length(meta: dict[str, Any], length: int, broken: Callable[[str], list[str]]) -> list[str]:
     if "min" in meta and length < meta["min"]:
-        raise ValidationException(f"{where}: at least {meta['min']} {unit} required")
+        return broken(f"Member must have length greater than or equal to {meta['min']}")
     if "max" in meta and length > meta["max"]:
-        raise ValidationException(f"{where}: {length} {unit}, at most {meta['max']} allowed")
+        return broken(f"Member must have length less than or equal to {meta['max']}")
+    return []
+
+
+def validate(shape: Shape, value: Any, where: str = "") -> None:
+    """Raise one ValidationException naming every constraint ``value`` breaks."""
+    if value is None:
+        return
+    found = _violations(shape, value, where)
+    if found:
+        noun = "error" if len(found) == 1 else "errors"
+        raise ValidationException(f"{len(found)} validation {noun} detected: " + "; ".join(found))
 
 
 # -- serialization -----------------------------------------------------------------

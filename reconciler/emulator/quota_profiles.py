@@ -3,11 +3,15 @@
 One table, with its source: the "AWS HealthImaging throttling limits" page of the
 developer guide, https://docs.aws.amazon.com/healthimaging/latest/devguide/throttling-limits.html
 (rate in requests per second, burst in requests). The page has shown different defaults
-over time, so each published version is a *profile*, selectable by name
-(``EmulatorConfig.quota_profile``, ``reconciler emulator serve --quota-profile``, the
-``quota_profile`` setting of ``POST /_emulator/settings``); single operations can be
-overridden on top (``quota_overrides`` / ``--quota OP=RATE/BURST``). Every account may
-have any of them raised through AWS Support, so no profile is "the" quota.
+over time, and shows two today: its HTML rendering keeps every image-set write at
+0.25/s burst 1, while its Markdown source (throttling-limits.md, the newer text) lists
+UpdateImageSetMetadata at 10/s burst 40 and StartDICOMImportJob at 40/s burst 80. The
+newest source is the default (``fast-updates``); each published version is a
+*profile*, selectable by name (``EmulatorConfig.quota_profile``, ``reconciler emulator
+serve --quota-profile``, the ``quota_profile`` setting of ``POST /_emulator/settings``);
+single operations can be overridden on top (``quota_overrides`` / ``--quota
+OP=RATE/BURST``). Every account may have any of them raised through AWS Support, so
+no profile is "the" quota.
 """
 
 from __future__ import annotations
@@ -44,20 +48,23 @@ _STANDARD: dict[str, Quota] = {
 }
 
 PROFILES: dict[str, dict[str, Quota]] = {
-    # Most versions of the page: every write to an image set at 0.25/s, burst 1.
+    # Most versions of the page, and its HTML rendering today: every write to an image
+    # set at 0.25/s, burst 1.
     "standard": dict(_STANDARD),
     # An earlier version of the page: StartDICOMImportJob at 0.25/s, burst 1 too.
     "early-import": {**_STANDARD, "StartDICOMImportJob": (0.25, 1)},
-    # The page's newer version (its Markdown source): UpdateImageSetMetadata 10/s
-    # burst 40, StartDICOMImportJob 40/s burst 80. Operations whose rows that version
-    # does not change keep the standard values.
+    # The page's newest version (its Markdown source,
+    # https://docs.aws.amazon.com/healthimaging/latest/devguide/throttling-limits.md):
+    # UpdateImageSetMetadata 10/s burst 40, StartDICOMImportJob 40/s burst 80. Operations
+    # whose rows that version does not change keep the standard values (CopyImageSet and
+    # DeleteImageSet among them: 0.25/s burst 1).
     "fast-updates": {
         **_STANDARD,
         "StartDICOMImportJob": (40.0, 80),
         "UpdateImageSetMetadata": (10.0, 40),
     },
 }
-DEFAULT_PROFILE = "standard"
+DEFAULT_PROFILE = "fast-updates"  # the newest published version
 
 # An operation the table does not name (none today) gets the tagging quotas.
 FALLBACK: Quota = (10.0, 20)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from reconciler.emulator.exceptions import ResourceNotFoundException, ValidationException
-from reconciler.emulator.imagesets import ImageSets, Params, Result
+from reconciler.emulator.imagesets import ImageSets, Params, Result, storage_tier
 from reconciler.emulator.paging import Keyset
 
 # Union member of SearchByAttributeValue → SQL expression it filters on.
@@ -108,11 +108,13 @@ class Search(ImageSets):
                 raise ResourceNotFoundException(f"Datastore {p['datastoreId']} not found")
             rows = conn.execute(
                 f"SELECT id, latest_version, created_at, updated_at, dicom_tags, is_primary,"
-                f" {column} AS sort_key FROM image_sets WHERE {' AND '.join(clauses)}"
+                f" last_accessed_at, {column} AS sort_key FROM image_sets"
+                f" WHERE {' AND '.join(clauses)}"
                 f" AND {after} ORDER BY {column} {order}, id {order} LIMIT ?",
                 [*args, *after_args, keyset.limit],
             ).fetchall()
         chosen, token = keyset.split(rows, lambda row: (row["sort_key"], row["id"]))
+        now = self.clock()
         summaries = [
             {
                 "imageSetId": row["id"],
@@ -121,7 +123,8 @@ class Search(ImageSets):
                 "updatedAt": row["updated_at"],
                 "DICOMTags": json.loads(row["dicom_tags"]),
                 "isPrimary": bool(row["is_primary"]),
-                "storageTier": "FREQUENT_ACCESS",
+                "lastAccessedAt": self.last_accessed(row),
+                "storageTier": storage_tier(self.last_accessed(row), now),
             }
             for row in chosen
         ]

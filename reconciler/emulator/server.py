@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator import boundary, protocol, servicequotas, signatures
+from reconciler.emulator import boundary, protocol, servicequotas, signatures, sts
 from reconciler.emulator.backend import Backend
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.exceptions import (
@@ -48,7 +48,7 @@ _FAULTS = {429: ThrottlingException, 500: InternalServerException}
 # 30,000-byte blobs (base64 in JSON); anything far past that is refused unread.
 MAX_REQUEST_BYTES = 1024 * 1024
 # The region in a SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request.
-_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([a-z0-9-]+)/")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=([^/,\s]+)/\d{8}/([a-z0-9-]+)/")
 
 
 class _RequestTooLarge(ValidationException):
@@ -154,6 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._admin(url.path, body)
         elif servicequotas.is_service_quotas(self.command, url.path, headers):
             self._guarded("handling", lambda: self._service_quotas(headers, body))
+        elif sts.is_sts(self.command, url.path, url.query, headers, body):
+            self._sts(url.query, headers, body)
         else:
             self._guarded("handling", lambda: self._operation(url.path, url.query, headers, body))
 
@@ -189,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "Missing Authentication Token: requests must be SigV4-signed"
             )
         credential = _CREDENTIAL_SCOPE.search(authorization)
-        return credential.group(1) if credential else "us-east-1"
+        return credential.group(2) if credential else "us-east-1"
 
     def _operation(self, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
         """A HealthImaging call: routed, faults injected, signed, within quota, served."""
@@ -211,6 +213,17 @@ class _Handler(BaseHTTPRequestHandler):
         answer = servicequotas.handle(self.server.backend.settings, target, body, region)
         data = json.dumps(answer).encode()
         self._send(200, {"Content-Type": servicequotas.CONTENT_TYPE}, data)
+
+    def _sts(self, query: str, headers: dict[str, str], body: bytes) -> None:
+        """An STS call (sts.py), answered and refused in STS's own XML."""
+        try:
+            self._signed_region(headers)
+            credential = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+            answer = sts.handle(query, headers, body, credential.group(1) if credential else "")
+        except ServiceError as error:
+            self._send(error.status, {"Content-Type": sts.CONTENT_TYPE}, sts.error_body(error))
+            return
+        self._send(200, {"Content-Type": sts.CONTENT_TYPE}, answer)
 
     def _inject_faults(self, operation: str) -> None:
         settings = self.server.backend.settings

@@ -23,7 +23,8 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datastores (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, kms_key_arn TEXT,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, settle_at REAL
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, settle_at REAL,
+    lambda_authorizer_arn TEXT, lossless_storage_format TEXT
 );
 CREATE TABLE IF NOT EXISTS image_sets (
     id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, is_primary INTEGER NOT NULL,
@@ -32,7 +33,7 @@ CREATE TABLE IF NOT EXISTS image_sets (
     created_at REAL NOT NULL, updated_at REAL NOT NULL, deleted_at REAL,
     settle_at REAL, pending TEXT,
     study_uid TEXT, patient_id TEXT, accession_number TEXT, study_id TEXT,
-    study_date_time TEXT, dicom_tags TEXT NOT NULL DEFAULT '{}'
+    study_date_time TEXT, dicom_tags TEXT NOT NULL DEFAULT '{}', last_accessed_at REAL
 );
 -- Every key SearchImageSets filters or sorts on, within a data store. The sort keys end
 -- in id, the listing's tie-break, so a page is read in order from where the last one
@@ -62,7 +63,8 @@ CREATE INDEX IF NOT EXISTS series_uid ON series (series_uid);
 CREATE TABLE IF NOT EXISTS import_jobs (
     id TEXT PRIMARY KEY, datastore_id TEXT NOT NULL, name TEXT, status TEXT NOT NULL,
     role_arn TEXT NOT NULL, input_uri TEXT NOT NULL, output_uri TEXT NOT NULL,
-    submitted_at REAL NOT NULL, ended_at REAL, message TEXT, client_token TEXT
+    submitted_at REAL NOT NULL, ended_at REAL, message TEXT, client_token TEXT,
+    import_configuration TEXT, input_owner_account_id TEXT
 );
 CREATE INDEX IF NOT EXISTS import_jobs_listing ON import_jobs (datastore_id, submitted_at, id);
 CREATE TABLE IF NOT EXISTS frames (
@@ -118,6 +120,24 @@ def _fix_planner_statistics(conn: sqlite3.Connection) -> None:
     conn.execute("ANALYZE sqlite_schema")  # reload
 
 
+# Columns added after a table's first release: a database file made before them gets
+# them on opening (ALTER TABLE ADD COLUMN; the new columns are all nullable).
+ADDED_COLUMNS = (
+    ("datastores", "lambda_authorizer_arn", "TEXT"),
+    ("datastores", "lossless_storage_format", "TEXT"),
+    ("image_sets", "last_accessed_at", "REAL"),
+    ("import_jobs", "import_configuration", "TEXT"),
+    ("import_jobs", "input_owner_account_id", "TEXT"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def _private_file(path: Path) -> None:
     """Create ``path`` 0600 (and missing folders 0700) before SQLite opens it."""
     missing = []
@@ -150,6 +170,7 @@ class Store:
         self._connection().executescript(SCHEMA)
         with self.write() as conn:
             _fix_planner_statistics(conn)
+            _add_missing_columns(conn)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

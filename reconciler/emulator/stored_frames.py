@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Frames an import keeps as they are (1-bit segmentations): the service answers them
+# as application/octet-stream in this syntax.
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+
 
 @dataclass(frozen=True)
 class StoredFrame:

@@ -168,8 +168,8 @@ def _remove(doc: Document, blob: Document, flags: Flags) -> None:
     for obj, node in list(document.objects(blob)):
         if obj.level in (Level.SERIES, Level.INSTANCE) and not node:  # {"<uid>": {}}: whole
             _object(doc, obj)
-            what = f"series {obj.series_uid}" if obj.level is Level.SERIES else None
-            _refuse_structure_removal_on_primary(flags, what or f"instance {obj.sop_uid}")
+            if obj.level is Level.SERIES:  # an instance needs no force (choices.py)
+                _refuse_series_removal_on_primary(flags, f"series {obj.series_uid}")
             document.remove(doc, obj)
     for element in iter_elements(blob):
         _check_level(element)
@@ -192,7 +192,7 @@ def _remove(doc: Document, blob: Document, flags: Flags) -> None:
         raise ValidationException("an update may not remove every instance of an image set")
 
 
-def _refuse_structure_removal_on_primary(flags: Flags, what: str) -> None:
+def _refuse_series_removal_on_primary(flags: Flags, what: str) -> None:
     if flags.is_primary and not flags.force:
         raise ValidationException(f"removing {what} from a primary image set requires force=true")
 

@@ -13,7 +13,9 @@ would sit idle for 24 s, which teaches nothing a user does not learn from the pl
 cost line. Twenty times faster keeps the shape (updates are still the expensive
 calls, 5/s against 500 GetImageSet/s) while a demo takes about a second. The client's
 own rate limiter must use the same scale (:func:`reconciler.session.connect.connect`
-does) or it would pace at the real quota anyway.
+does) or it would pace at the real quota anyway. The quotas scaled are the published
+``standard`` table (every image-set write 0.25/s), the one plan cost lines assume,
+not the emulator's default (the page's newer text, updates at 10/s).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def start_local(
     config = EmulatorConfig(
         db_path=db_path,
         quotas_enabled=True,
+        quota_profile="standard",
         quota_scale=quota_scale,
         lock_hold_seconds=lock_hold_seconds,
         import_root=import_root,

@@ -73,11 +73,15 @@ def test_import_output_is_where_clients_look(client: Any, datastore: str, tmp_pa
 def test_tag_keys_follow_the_models_pattern(client: Any, datastore: str) -> None:
     arn = client.get_datastore(datastoreId=datastore)["datastoreProperties"]["datastoreArn"]
     for key in ("aws:reserved", "bad key", "x" * 129):
-        with pytest.raises(client.exceptions.ValidationException, match="tags key"):
+        with pytest.raises(
+            client.exceptions.ValidationException, match="Map keys must satisfy constraint"
+        ):
             client.tag_resource(resourceArn=arn, tags={key: "v"})
         with pytest.raises(client.exceptions.ValidationException):
             client.untag_resource(resourceArn=arn, tagKeys=[key])
-    with pytest.raises(client.exceptions.ValidationException, match="tags key"):
+    with pytest.raises(
+        client.exceptions.ValidationException, match="Map keys must satisfy constraint"
+    ):
         client.create_datastore(datastoreName="x", tags={"aws:x": "v"})
     client.tag_resource(resourceArn=arn, tags={"Deployment": "Development", "a.b/c:d=e": "1"})
     assert client.list_tags_for_resource(resourceArn=arn)["tags"] == {

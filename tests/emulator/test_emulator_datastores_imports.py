@@ -61,7 +61,10 @@ def test_tags_on_image_sets(client: Any, datastore: str, tmp_path: Path) -> None
     client.tag_resource(resourceArn=arn, tags={"a": "1", "b": "2"})
     client.untag_resource(resourceArn=arn, tagKeys=["a"])
     assert client.list_tags_for_resource(resourceArn=arn)["tags"] == {"b": "2"}
-    with pytest.raises(client.exceptions.ValidationException, match="does not match the pattern"):
+    with pytest.raises(
+        client.exceptions.ValidationException,
+        match="Member must satisfy regular expression pattern",
+    ):
         client.list_tags_for_resource(resourceArn="arn:aws:s3:::bucket")
 
 

@@ -41,7 +41,7 @@ def test_every_profile_names_every_operation_of_the_model() -> None:
 
 
 def test_control_plane_has_its_own_published_quota(tmp_path: Path) -> None:
-    config = EmulatorConfig(db_path=tmp_path / "db.sqlite")  # the standard profile
+    config = EmulatorConfig(db_path=tmp_path / "db.sqlite")  # the default profile
     with LocalHealthImaging(config) as local:
         client = make_client(local.url)
         client.create_datastore(datastoreName="one")  # CreateDatastore: 0.085/s, burst 1
@@ -58,11 +58,15 @@ def test_profile_and_overrides_change_over_the_settings_endpoint(tmp_path: Path)
     with LocalHealthImaging(EmulatorConfig(db_path=tmp_path / "db.sqlite")) as local:
         client = make_client(local.url)
         shown = settings(local.url)
-        assert shown["quota_profile"] == "standard"
+        # The default: the newest published text (the page's Markdown source).
+        assert shown["quota_profile"] == "fast-updates"
+        assert shown["quotas"]["UpdateImageSetMetadata"] == [10.0, 40]
+        assert shown["quotas"]["StartDICOMImportJob"] == [40.0, 80]
+        assert shown["quotas"]["DeleteImageSet"] == [0.25, 1]
+        shown = settings(local.url, {"quota_profile": "standard"})
         assert shown["quotas"]["UpdateImageSetMetadata"] == [0.25, 1]
         shown = settings(local.url, {"quota_profile": "fast-updates"})
         assert shown["quotas"]["UpdateImageSetMetadata"] == [10.0, 40]
-        assert shown["quotas"]["StartDICOMImportJob"] == [40.0, 80]
         # An override for one operation, on top of the profile.
         shown = settings(local.url, {"quota_overrides": {"CreateDatastore": [0.001, 3]}})
         assert shown["quotas"]["CreateDatastore"] == [0.001, 3]

@@ -43,7 +43,7 @@ def test_read_only_mode_refuses_writes_but_serves_reads(
 
 def test_update_quota_throttles_the_second_call(local: Any, client: Any, datastore: str) -> None:
     put_document(local, datastore, USDOPPLER, ISID)
-    local.configure(quotas_enabled=True, lock_hold_seconds=0.0)
+    local.configure(quotas_enabled=True, quota_profile="standard", lock_hold_seconds=0.0)
     change = {
         "DICOMUpdates": {
             "updatableAttributes": blob({"Study": {"DICOM": {"StudyDescription": "A"}}})

@@ -4,9 +4,7 @@ it enforces, judged by the AWS CLI (an independent client) and by its own bucket
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from conftest import aws_cli as run_aws_cli
 from conftest import make_client
 
 from reconciler.emulator.config import EmulatorConfig
@@ -23,13 +22,7 @@ UPDATE = "UpdateImageSetMetadata"
 
 
 def aws_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
-           "AWS_DEFAULT_REGION": "eu-west-1", "AWS_CONFIG_FILE": os.devnull,
-           "AWS_SHARED_CREDENTIALS_FILE": os.devnull}  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "awscli", "service-quotas", *args, "--endpoint-url", url],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    return run_aws_cli(url, "service-quotas", *args, region="eu-west-1")
 
 
 def by_name(quotas: list[dict[str, Any]]) -> dict[str, float]:

@@ -101,7 +101,9 @@ def test_payload_over_the_quota_is_402_and_over_the_model_limit_400(
     with pytest.raises(client.exceptions.ServiceQuotaExceededException, match="maximum payload"):
         update(client, datastore, "1", updatable=big)
     huge = {"Study": {"DICOM": {"StudyDescription": "X" * 31_000}}}
-    with pytest.raises(client.exceptions.ValidationException, match="at most 30000"):
+    with pytest.raises(
+        client.exceptions.ValidationException, match="length less than or equal to 30000"
+    ):
         update(client, datastore, "1", updatable=huge)
 
 

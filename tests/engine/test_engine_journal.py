@@ -455,11 +455,17 @@ def test_last_follows_the_service_clock_not_this_machines(
     """A machine a day ahead does not stay `last`: runs are ordered by the service's
     time (its Date header) where the run recorded it."""
     tokens.extend(["aaaaaa", "bbbbbb"])
-    ahead = start(tmp_path, clock=ticking(T0 + timedelta(days=1)),
-                  context=RunContext(service_time=lambda: "2025-01-02T03:00:00.000Z"))
+    ahead = start(
+        tmp_path,
+        clock=ticking(T0 + timedelta(days=1)),
+        context=RunContext(service_time=lambda: "2025-01-02T03:00:00.000Z"),
+    )
     ahead.end()
-    later = start(tmp_path, clock=ticking(T0),
-                  context=RunContext(service_time=lambda: "2025-01-02T03:10:00.000Z"))
+    later = start(
+        tmp_path,
+        clock=ticking(T0),
+        context=RunContext(service_time=lambda: "2025-01-02T03:10:00.000Z"),
+    )
     later.end()
     assert run_store(tmp_path).resolve("last").run_id == later.run_id
     assert [s.run_id for s in list_runs(tmp_path)] == [later.run_id, ahead.run_id]

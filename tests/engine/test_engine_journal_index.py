@@ -66,8 +66,10 @@ def runs(tmp_path: Path, reads: Reads) -> RunStore:
 
 def run_id(n: int) -> str:
     day, rest = divmod(n, 86400)
-    return f"2025{1 + day // 28:02d}{1 + day % 28:02d}T{rest // 3600:02d}{rest // 60 % 60:02d}" \
+    return (
+        f"2025{1 + day // 28:02d}{1 + day % 28:02d}T{rest // 3600:02d}{rest // 60 % 60:02d}"
         f"{rest % 60:02d}Z-{n:06x}"
+    )
 
 
 def stamp(rid: str, ms: int = 0) -> str:

@@ -8,10 +8,11 @@ Placement
     sequence items stay inside their item.
 
 StoredTransferSyntaxUID
-    Set, to the file's transfer syntax, only for the syntaxes the service documents as
-    stored in their original encoding (JPEG Baseline, JPEG 2000 lossy, HTJ2K, MPEG/HEVC
-    video); absent otherwise, which per the service documentation means HTJ2K lossless
-    (the reference, an Implicit VR import, has no such key).
+    Set, to the file's transfer syntax, for the syntaxes the service documents as stored
+    in their original encoding (JPEG Baseline, JPEG 2000, HTJ2K, MPEG/HEVC video), and to
+    Explicit VR Little Endian for 1-bit frames (binary segmentations, which the service
+    keeps uncompressed). The import job sets every other instance with frames to its
+    data store's lossless format (developer guide, "Supported transfer syntaxes").
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from reconciler.dicom.levels import Level, level_of
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance
 from reconciler.emulator.dicom_import.frames import _image_frames, _transfer_syntax
 from reconciler.emulator.dicom_import.values import _Encoder
-from reconciler.emulator.stored_frames import StoredFrame
+from reconciler.emulator.stored_frames import EXPLICIT_VR_LITTLE_ENDIAN, StoredFrame
 
 SCHEMA_VERSION = "1.1"
 
@@ -97,13 +98,18 @@ def dataset_to_document(ds: Dataset, frames: list[StoredFrame] | None = None) ->
     levels[Level.SERIES]["SeriesInstanceUID"] = series_uid
     levels[Level.INSTANCE]["SOPInstanceUID"] = sop_uid
 
-    instance: dict[str, Any] = {"DICOM": levels[Level.INSTANCE]}
-    if encoder.vrs:
-        instance["DICOMVRs"] = encoder.vrs
-    instance["ImageFrames"] = _image_frames(ds, sop_uid, frames)
+    # DICOMVRs is there on every instance, {} without private tags (as in the reference).
+    instance: dict[str, Any] = {"DICOM": levels[Level.INSTANCE], "DICOMVRs": encoder.vrs}
+    kept: list[StoredFrame] = []
+    instance["ImageFrames"] = _image_frames(ds, sop_uid, kept)
+    if frames is not None:
+        frames.extend(kept)
     ts = _transfer_syntax(ds)
+    stored_as = {frame.transfer_syntax for frame in kept}
     if ts in _STORED_AS_IS and instance["ImageFrames"]:
         instance["StoredTransferSyntaxUID"] = ts
+    elif stored_as == {EXPLICIT_VR_LITTLE_ENDIAN}:  # 1-bit frames, kept as they are
+        instance["StoredTransferSyntaxUID"] = EXPLICIT_VR_LITTLE_ENDIAN
     return {
         "SchemaVersion": SCHEMA_VERSION,
         "Patient": {"DICOM": levels[Level.PATIENT]},

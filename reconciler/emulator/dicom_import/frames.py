@@ -38,9 +38,10 @@ from pydicom.encaps import generate_frames
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
+from reconciler.emulator.dicom_import import transcode
 from reconciler.emulator.dicom_import.errors import _DECODE_ERRORS, UnusableInstance, _one_line
 from reconciler.emulator.dicom_import.values import _PIXEL_DATA, _number_string
-from reconciler.emulator.stored_frames import StoredFrame
+from reconciler.emulator.stored_frames import EXPLICIT_VR_LITTLE_ENDIAN, StoredFrame
 
 _EXTENDED_OFFSETS = 0x7FE00001
 _EXTENDED_LENGTHS = 0x7FE00002
@@ -233,18 +234,44 @@ def _image_frames(
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     planar = _int_attr(ds, "PlanarConfiguration", 0) or 0
 
-    def keep(entry: dict[str, Any], frame: bytes, syntax: str | None) -> dict[str, Any]:
+    def keep(
+        entry: dict[str, Any], frame: bytes, syntax: str | None, **kept: Any
+    ) -> dict[str, Any]:
         if sink is not None:
-            sink.append(StoredFrame(entry["ID"], rows, cols, spp, bits, signed, photometric,
-                                    planar, syntax, frame))  # fmt: skip
+            geometry = {"photometric": photometric, "planar": planar, **kept}
+            sink.append(
+                StoredFrame(
+                    id=entry["ID"],
+                    rows=rows,
+                    columns=cols,
+                    samples=spp,
+                    bits_allocated=bits,
+                    signed=signed,
+                    transfer_syntax=syntax,
+                    data=frame,
+                    **geometry,
+                )
+            )
         return entry
 
     if _is_encapsulated(pixels, ts):
         decoded_size = (rows * cols * spp * bits + 7) // 8
-        return [
-            keep(_frame_entry(sop_uid, i, (cols, rows), frame, decoded_size), frame, ts or "")
-            for i, frame in enumerate(_encapsulated_frames(ds, pixels, nframes))
-        ]
+        entries = []
+        for i, frame in enumerate(_encapsulated_frames(ds, pixels, nframes)):
+            native = None
+            if ts is not None and transcode.transcoded(ts):
+                native = transcode.decode(frame, ts, bits=bits, signed=signed)
+            if native is None:  # kept as it came (or the codec is missing)
+                entry = _frame_entry(sop_uid, i, (cols, rows), frame, decoded_size)
+                entries.append(keep(entry, frame, ts or ""))
+                continue
+            # Transcoded as the service does: a native frame, decoders give it interleaved.
+            extremes = _native_extremes(native, len(native) * 8, bits, stored, signed)
+            entry = _frame_entry(sop_uid, i, (cols, rows), native, decoded_size, extremes)
+            entries.append(
+                keep(entry, native, None, photometric="RGB" if spp == 3 else photometric, planar=0)
+            )
+        return entries
 
     samples = 2 if spp == 3 and photometric == "YBR_FULL_422" else spp
     frame_bits = rows * cols * samples * bits
@@ -261,5 +288,6 @@ def _image_frames(
         extremes = _native_extremes(frame, frame_bits, bits, stored, signed)
         decoded = _interleaved(frame, bits) if samples == 3 and planar == 1 else frame
         entry = _frame_entry(sop_uid, i, (cols, rows), decoded, len(frame), extremes)
-        entries.append(keep(entry, frame, None))
+        # 1-bit frames (binary segmentations) are kept as Explicit VR Little Endian.
+        entries.append(keep(entry, frame, EXPLICIT_VR_LITTLE_ENDIAN if bits == 1 else None))
     return entries

@@ -3,9 +3,10 @@
 Keys
     Standard elements by pydicom keyword. Private elements (odd group) and public
     elements without a keyword are 8 upper-case hex digits, with their VR in the
-    instance's ``DICOMVRs`` (private creators included, as in the reference; omitted
-    when empty). ``DICOMVRs`` is flat: private elements nested in sequence items are
-    listed there too (first VR seen wins), which is how AWS's own samples read it.
+    instance's ``DICOMVRs`` (private creators included, as in the reference; ``{}``
+    on an instance without any, as the service writes it). ``DICOMVRs`` is flat:
+    private elements nested in sequence items are listed there too (first VR seen
+    wins), which is how AWS's own samples read it.
     Repeating-group elements (overlays, curves) use the keyword only for the base group
     (``OverlayData`` = 6000,3000); other groups (6002,3000) are hex keys.
     In Implicit VR files a private element's VR is not in the file: like the reference

@@ -41,7 +41,7 @@ def read_chunked(stream: Stream, limit: int) -> bytes:
             size = int(size_text, 16)
         except ValueError:
             raise ValidationException(
-                f"malformed chunked request body: chunk size {size_text[:20]!r}"
+                f"malformed chunked request body: chunk size {size_text[:20].decode('latin-1')!r}"
             ) from None
         if size < 0:
             raise ValidationException("malformed chunked request body: negative chunk size")

@@ -13,14 +13,14 @@
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
 FUZZY_KEYS = frozenset({"PatientName", "ReferringPhysicianName"})
 _WORD = re.compile(r"[\^=\s,]+")
 
 
-@cache
+@lru_cache(maxsize=256)  # patterns come from clients: a bounded cache
 def _wildcard(pattern: str, fold: bool) -> re.Pattern[str]:
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
     return re.compile(regex, re.DOTALL | (re.IGNORECASE if fold else 0))

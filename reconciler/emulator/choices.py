@@ -137,3 +137,74 @@ DEFAULT_REGION = "us-east-1"
 # page's newest text (its Markdown source: UpdateImageSetMetadata 10/s burst 40,
 # StartDICOMImportJob 40/s burst 80); "standard" is its HTML rendering (every image-set
 # write 0.25/s burst 1). Rows the newer text does not change keep the older values.
+
+# -- DICOMweb (dicomweb/; docs/dicomweb.md) --------------------------------------------
+# Sources: the developer guide's DICOMweb chapter, https://docs.aws.amazon.com/
+# healthimaging/latest/devguide/using-dicomweb.html and its pages dicomweb-search*.html,
+# dicomweb-retrieve*.html, dicomweb-storing.html; DICOM PS3.18 where AHI is silent.
+# The paths are AHI's, below /datastore/{datastoreId}, on the emulator's own port (AHI:
+# the host dicom-medical-imaging.REGION.amazonaws.com), signed like every call.
+
+# QIDO-RS search keys per level, as the search pages list them. The series level
+# accepts the study keys too at both /studies/{uid}/series and /series (the all-series
+# page lists them; the study-series page lists only Modality and SeriesInstanceUID).
+# Any other key is a ValidationException naming the accepted ones, never ignored.
+DICOMWEB_STUDY_KEYS = (
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ModalitiesInStudy",
+    "ReferringPhysicianName",
+    "StudyDescription",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "StudyInstanceUID",
+    "StudyID",
+)
+DICOMWEB_SERIES_KEYS = (
+    *DICOMWEB_STUDY_KEYS,
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "PerformedProcedureStepStartDate",
+    "PerformedProcedureStepStartTime",
+)
+DICOMWEB_INSTANCE_KEYS = (*DICOMWEB_SERIES_KEYS, "SOPClassUID", "SOPInstanceUID")
+# Paging (the search page): limit defaults to and is capped at 1000 (a larger limit is
+# cut to 1000 with PS3.18's Warning header), offset at most 1,000,000, and no search
+# reaches past its 10,000th record. At most 50 includefield values.
+DICOMWEB_MAX_LIMIT = 1000
+DICOMWEB_MAX_OFFSET = 1_000_000
+DICOMWEB_MAX_RESULTS = 10_000
+DICOMWEB_MAX_INCLUDEFIELDS = 50
+# Matching: PN values match case-insensitively (wildcards too); every other VR exactly.
+# An includefield of a sequence's sub-attribute (00080096.00080100) returns the whole
+# sequence. Results carry PS3.18's default attributes of their level plus the level's
+# search keys; a relational search (/series, /instances, /studies/{uid}/instances) also
+# the study's (and series') defaults. Order: studies newest update first, series by
+# SeriesNumber, instances by InstanceNumber, a study's instances newest update first
+# (the search pages' orders).
+
+# WADO-RS metadata's TransferSyntaxUID is the syntax the local service keeps the frames
+# in: Explicit VR Little Endian for native pixel data (the service says its stored
+# syntax, HTJ2K), else the file's encapsulated syntax. Nothing is transcoded: a syntax
+# other than that one (or "*") is 406 NotAcceptableException, which the frames page
+# names for a syntax that "cannot be returned based on the stored transfer syntax".
+# GetDICOMInstance answers a bare application/dicom body (AHI's example asks for one)
+# unless multipart/related; type="application/dicom" is asked for; series metadata
+# lists instances by InstanceNumber.
+
+# STOW-RS: multipart/related; type="application/dicom" or one application/dicom body
+# (AHI's curl example). A body of at most this many bytes is read (AHI: 1 GB); chunked
+# transfer coding is accepted. Status 200 all stored, 202 some, 409 none (PS3.18
+# Table 10.5.3-1). Failure Reason: 0xC000 for a part the import cannot read; for an
+# instance of another study than StoreDICOMStudy's path this value (in PS3.18's A9xx
+# range, the code Microsoft's DICOM service conformance statement gives for it).
+DICOMWEB_MAX_STORE_BYTES = 128 * 1024 * 1024
+DICOMWEB_STUDY_MISMATCH_REASON = 43265
+
+# Quotas: GetDICOMInstance, GetDICOMInstanceMetadata, GetDICOMInstanceFrames and
+# GetDICOMSeriesMetadata are on the throttling page (quota_profiles); the search and
+# store actions are not, and take the fallback quota.

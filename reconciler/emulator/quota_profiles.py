@@ -46,6 +46,15 @@ _STANDARD: dict[str, Quota] = {
     "ListTagsForResource": (10.0, 20),
     "UntagResource": (10.0, 20),
 }
+# The page's rows for HealthImaging's DICOMweb (dicomweb/; not in botocore's model), the
+# same on every version of the page. Its search and store actions have no row.
+DICOMWEB: dict[str, Quota] = {
+    "GetDICOMInstance": (50.0, 100),
+    "GetDICOMInstanceMetadata": (50.0, 100),
+    "GetDICOMInstanceFrames": (50.0, 100),
+    "GetDICOMSeriesMetadata": (50.0, 100),
+}
+_STANDARD.update(DICOMWEB)
 
 PROFILES: dict[str, dict[str, Quota]] = {
     # Most versions of the page, and its HTML rendering today: every write to an image

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from reconciler.emulator import boundary, protocol, servicequotas, signatures, sts
+from reconciler.emulator import boundary, dicomweb, protocol, servicequotas, signatures, sts
 from reconciler.emulator.backend import Backend
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.exceptions import (
@@ -99,15 +99,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
-    def _body(self) -> bytes:
+    def _body(self, limit: int) -> bytes:
         """The request body; a bad or oversized Content-Length is refused unread."""
+        if dicomweb.is_chunked(self.headers.get("Transfer-Encoding")):
+            return dicomweb.read_chunked(self.rfile, limit)
         text = (self.headers.get("Content-Length") or "0").strip()
         if not text.isdigit():
             raise ValidationException("Content-Length must be a whole number of bytes")
         length = int(text)
-        if length > MAX_REQUEST_BYTES:
+        if length > limit:
             raise _RequestTooLarge(
-                f"the request body has {length} bytes; at most {MAX_REQUEST_BYTES} are accepted"
+                f"the request body has {length} bytes; at most {limit} are accepted"
             )
         body = self.rfile.read(length) if length else b""
         if len(body) < length:
@@ -137,8 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(error.status, headers, body)
 
     def _dispatch(self) -> None:
+        url = urlsplit(self.path)
         try:
-            body = self._body()
+            body = self._body(dicomweb.body_limit(self.command, url.path, MAX_REQUEST_BYTES))
         except ServiceError as error:
             self.close_connection = True  # what is left of the body is still unread
             self._error(error)
@@ -146,7 +149,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # timed out or reset while reading the body
             self.close_connection = True
             return
-        url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         if not self._guarded("checking", lambda: self._check_boundary(url.path, headers, body)):
             return
@@ -156,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._guarded("handling", lambda: self._service_quotas(headers, body))
         elif sts.is_sts(self.command, url.path, url.query, headers, body):
             self._sts(url.query, headers, body)
+        elif dicomweb.is_dicomweb(url.path):
+            self._guarded("handling", lambda: self._dicomweb(url.path, url.query, headers, body))
         else:
             self._guarded("handling", lambda: self._operation(url.path, url.query, headers, body))
 
@@ -205,6 +209,17 @@ class _Handler(BaseHTTPRequestHandler):
         params = protocol.parse_request(operation, uri_params, query, headers, body)
         result = backend.handle(name, params)
         self._send(*protocol.serialize_response(operation, result))
+
+    def _dicomweb(self, path: str, query: str, headers: dict[str, str], body: bytes) -> None:
+        """A DICOMweb call (dicomweb/): routed, faults injected, signed, within quota, served."""
+        port = self.server.server_address[1]
+        request, handler = dicomweb.route(self.command, path, query, headers, body, port=port)
+        self._inject_faults(request.operation)
+        self._signed_region(headers)
+        if not self.server.backend.quotas.allow(request.operation):
+            raise ThrottlingException(f"Rate exceeded for {request.operation}")
+        answer = dicomweb.serve(self.server.backend, request, handler)
+        self._send(answer.status, answer.headers, answer.body)
 
     def _service_quotas(self, headers: dict[str, str], body: bytes) -> None:
         """A Service Quotas call (servicequotas.py): signed like any service call."""

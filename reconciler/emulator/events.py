@@ -60,6 +60,9 @@ IMAGE_SET_EVENTS = {
     "COPIED": "Image Set Copied",
     "COPY_FAILED": "Image Set Copy Failed",
     "UPDATING": "Image Set Updating",
+    # The other primaries of a study an includeStudyImageSets update changes: no event
+    # of its own is documented, so they announce what they are doing, an update.
+    "UPDATING_FOR_STUDY_CONSISTENCY": "Image Set Updating",
     "UPDATED": "Image Set Updated",
     "UPDATE_FAILED": "Image Set Update Failed",
     "DELETING": "Image Set Deleting",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import NM_PATIENT_FIX
+from conftest import NM_PATIENT_FIX, settle
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
@@ -74,3 +74,15 @@ def manifest_repository(
     for name in OUTSIDE_VARIABLES + (() if in_ci else CI_VARIABLES):
         monkeypatch.delenv(name, raising=False)
     return root
+
+
+def edit_by_hand(client: Any, image_set: str) -> None:
+    """Someone else changes the image set: back to its seeded version, as a new version."""
+    info = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=image_set)
+    client.update_image_set_metadata(
+        datastoreId=SEED_DATASTORE_ID,
+        imageSetId=image_set,
+        latestVersionId=info["versionId"],
+        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
+    )
+    settle(client, SEED_DATASTORE_ID, image_set)

@@ -15,6 +15,7 @@ import pytest
 from cli_support import (
     FAST_WRITES,
     NM,
+    edit_by_hand,
     manifest_repository,
     run,
     write_nm_patient_fix,
@@ -37,16 +38,6 @@ def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path
     return manifest_repository(
         tmp_path, local, monkeypatch, settings=FAST_WRITES + "lockTimeoutSeconds: 20\n"
     )
-
-
-def edit_by_hand(client: Any, image_set: str) -> None:
-    """Someone else changes the image set: back to its seeded version, as a new version."""
-    version = client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=image_set)["versionId"]
-    client.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID, imageSetId=image_set, latestVersionId=version,
-        updateImageSetMetadataUpdates={"revertToVersionId": "1"},
-    )  # fmt: skip
-    settle(client, SEED_DATASTORE_ID, image_set)
 
 
 def documents(client: Any) -> dict[str, Any]:

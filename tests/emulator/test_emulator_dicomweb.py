@@ -354,7 +354,7 @@ def test_reconciler_apply_is_visible_through_wado_rs(
     (project / "manifests").mkdir(parents=True)
     (project / "manifests" / "nm.yaml").write_text(MANIFEST)
     (project / "reconciler.yaml").write_text(
-        f"endpoint: {writable.url}\ndatastoreId: {DS}\njournalDir: runs\n"
+        f"endpoint: {writable.url}\ndatastoreId: {DS}\n"
         "rateLimits: {UpdateImageSetMetadata: 100}\n"
     )
     environment = {

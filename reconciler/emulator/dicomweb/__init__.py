@@ -25,7 +25,6 @@ from __future__ import annotations
 from reconciler.emulator import choices
 from reconciler.emulator.backend import Backend
 from reconciler.emulator.dicomweb.chunked import is_chunked, read_chunked
-from reconciler.emulator.dicomweb.handlers import HANDLERS
 from reconciler.emulator.dicomweb.request import Request, Response
 from reconciler.emulator.dicomweb.routing import is_dicomweb, is_store, route
 
@@ -47,5 +46,9 @@ def body_limit(method: str, path: str, default: int) -> int:
 
 
 def serve(backend: Backend, request: Request, handler: str) -> Response:
-    """Answer a routed request (``route`` gave ``handler``)."""
+    """Answer a routed request (``route`` gave ``handler``). The handlers (and, through
+    them, pydicom) are imported on the first DICOMweb request: starting the local
+    HealthImaging does not load them."""
+    from reconciler.emulator.dicomweb.handlers import HANDLERS
+
     return HANDLERS[handler](request, backend)

@@ -71,7 +71,7 @@ def run_apply(url: str, folder: Path) -> None:
     (folder / "manifests" / "nm.yaml").write_text(MANIFEST)
     (folder / ".git").mkdir()
     (folder / "reconciler.yaml").write_text(
-        f"endpoint: {url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
+        f"endpoint: {url}\ndatastoreId: {SEED_DATASTORE_ID}\n"
         "rateLimits: {UpdateImageSetMetadata: 100}\n"
     )
     subprocess.run(

@@ -154,9 +154,9 @@ def apply(
             study_wide=study_wide,
             reviewed=session.load_plan(reviewed) if reviewed is not None else None,
         )
-    if result.report is not None:
-        click.echo(report_summary(result.report))
-        rates = pacing_line(result.pacing)
-        if rates:
-            click.echo(rates)
+    if result.report is not None or result.plan.blocked:
+        click.echo(report_summary(result.report, plan=result.plan))
+    rates = pacing_line(result.pacing)
+    if rates:
+        click.echo(rates)
     return result.exit_code

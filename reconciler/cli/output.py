@@ -13,6 +13,7 @@ from reconciler.engine.apply import ApplyReport, ImageSetOutcome
 from reconciler.engine.journal import Outcome
 from reconciler.engine.plan import Plan
 from reconciler.healthimaging.pacing import WRITE_OPERATIONS
+from reconciler.render import values
 from reconciler.render.markdown import render_plan_markdown
 from reconciler.render.text import render_plan_text
 
@@ -102,8 +103,18 @@ def pacing_line(pacing: Mapping[str, Mapping[str, float | int | str | None]]) ->
     return ("Rate reached: " + "; ".join(parts) + ".") if parts else None
 
 
-def report_summary(report: ApplyReport, verb: str = "Apply") -> str:
-    counts = ", ".join(
-        f"{report.count(o)} {o.value.lower().replace('_', ' ')}" for o in Outcome if report.count(o)
-    )
-    return f"{verb} complete (run {report.run_id}): {counts or 'nothing to do'}."
+def report_summary(
+    report: ApplyReport | None, verb: str = "Apply", plan: Plan | None = None
+) -> str:
+    """``Apply complete (run …): 4 updated, 1 blocked (manifest a).``: every outcome
+    counted, and the plan's blocked image sets too (they were never sent)."""
+    counts = []
+    for outcome in Outcome if report is not None else ():
+        if report is not None and report.count(outcome):
+            counts.append(f"{report.count(outcome)} {outcome.value.lower().replace('_', ' ')}")
+    if plan is not None and plan.blocked:
+        counts.append(values.blocked(plan))
+    said = ", ".join(counts) or "nothing to do"
+    if report is None:
+        return f"{verb}: nothing sent; {said}."
+    return f"{verb} complete (run {report.run_id}): {said}."

@@ -153,6 +153,25 @@ class Plan:
         return self.update_calls / self.update_rate if self.update_rate > 0 else 0.0
 
     @property
+    def changed_manifests(self) -> tuple[str, ...]:
+        """The manifests with changes to send (drift, for ``drift``), sorted by name."""
+        names: set[str] = set()
+        for item in self.to_update:
+            named = {c.manifest for c in item.diff.changes if c.manifest}
+            names |= named or set(item.manifests)
+        return tuple(sorted(names))
+
+    @property
+    def blocked_manifests(self) -> tuple[str, ...]:
+        """The manifests held back by a problem, sorted by name: those a problem names,
+        else the blocked image set's manifests."""
+        names: set[str] = set()
+        for item in self.blocked:
+            named = {p.manifest for p in item.diff.problems if p.manifest}
+            names |= named or set(item.manifests)
+        return tuple(sorted(names))
+
+    @property
     def has_changes(self) -> bool:
         return bool(self.to_update)
 

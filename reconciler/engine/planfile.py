@@ -139,6 +139,12 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
         },
         "unresolved": [u if show else mask_unresolved(u) for u in plan.unresolved],
         "left_out": list(plan.left_out),  # manifests --manifest / -l did not target
+        # By name, for CI: the manifests with changes (drift, for drift) and the ones
+        # held back, side by side (a blocked manifest never hides the others' changes).
+        "manifests": {
+            "changed": list(plan.changed_manifests),
+            "blocked": list(plan.blocked_manifests),
+        },
         "image_sets": image_sets,
     }
 

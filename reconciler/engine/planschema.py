@@ -168,6 +168,14 @@ SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "maxLength": 65536},
         },
         "left_out": {"type": "array", "maxItems": 100_000, "items": _TEXT},
+        "manifests": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "changed": {"type": "array", "maxItems": 100_000, "items": _TEXT},
+                "blocked": {"type": "array", "maxItems": 100_000, "items": _TEXT},
+            },
+        },
         "image_sets": {"type": "array", "maxItems": MAX_IMAGE_SETS, "items": _IMAGE_SET},
     },
 }

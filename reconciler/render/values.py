@@ -178,12 +178,30 @@ def summary(plan: Plan, *, verb: str = "plan") -> str:
             f" ({plural(changes, 'change')}, {plural(plan.update_calls, 'update call')}, "
             f"≥ {duration(plan.quota_seconds)} at the {plan.update_rate:g}/s update quota)"
         )
-    line = f"{verb.capitalize()}: {update}, {len(plan.blocked)} blocked, {in_sync(plan)} in sync."
+    line = f"{verb.capitalize()}: {update}, {blocked(plan)}, {in_sync(plan)} in sync."
     return line + looked + unresolved
+
+
+def names(given: tuple[str, ...], shown: int = 3) -> str:
+    """``a, b, c and 2 more``: manifest names for a summary line."""
+    listed = ", ".join(printable(name) for name in given[:shown])
+    return listed + (f" and {len(given) - shown} more" if len(given) > shown else "")
+
+
+def blocked(plan: Plan) -> str:
+    """``0 blocked``, or ``2 blocked (manifests a-patient, b-conflict)``: every summary
+    counts the blocked image sets and names the manifests to fix."""
+    count = f"{len(plan.blocked)} blocked"
+    held = plan.blocked_manifests
+    if not held:
+        return count
+    return f"{count} ({'manifest' if len(held) == 1 else 'manifests'} {names(held)})"
 
 
 __all__ = [
     "MASK",
+    "blocked",
+    "names",
     "duration",
     "image_set_details",
     "in_sync",

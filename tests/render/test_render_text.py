@@ -144,7 +144,8 @@ def test_summary_is_the_last_line() -> None:
     last = plain(scenario()).splitlines()[-1]
     assert last == (
         "Plan: 1 image set to update (7 changes, 2 update calls, ≥ 8 s at the 0.25/s update "
-        "quota), 2 blocked, 19 in sync. 1 selector matches no image set."
+        "quota), 2 blocked (manifests lost, primary-fix), 19 in sync. 1 selector matches no "
+        "image set."
     )
 
 

@@ -59,3 +59,9 @@ class ConfigError(ReconcilerError):
 
 class ValidationFailed(ReconcilerError):
     """Manifests did not validate (the individual problems were printed already)."""
+
+
+class Interrupted(ReconcilerError):
+    """The user stopped the run (Ctrl-C): a call that was not sent yet never will be."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -45,6 +45,12 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
 
 Each waiting caller looks at the schedule again after every wake-up, so a rate change
 or a 429 takes effect for everyone at once.
+
+**Stopping** (Ctrl-C): after :meth:`RateLimiter.stop`, a write that asks for a slot — or
+is waiting for one — gives up at once (:class:`~reconciler.errors.Interrupted`): it was
+never sent. Writes already sent are not the pacer's to stop, and reads go on, so the
+callers can see the calls already on the wire through (wait, verify, journal). A caller
+inside :meth:`RateLimiter.unstoppable` (a replace that has begun) finishes what it began.
 """
 
 from __future__ import annotations
@@ -52,8 +58,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+
+from reconciler.errors import Interrupted
 
 # The pacer sends at this fraction of the rate it believes in: a hair under.
 HEADROOM = 0.97
@@ -392,6 +401,8 @@ class RateLimiter:
             lanes[op] = _Lane(op, start, bursts.get(op, default_burst(rate)), ceilings.get(op),
                               op in (discover or frozenset()), now)  # fmt: skip
         self._lanes = lanes
+        self._stopped = False
+        self._shield = threading.local()
 
     @classmethod
     def for_service(
@@ -495,16 +506,52 @@ class RateLimiter:
                 lane.tat = now + lane.interval() / count + lane.tolerance()
             self._wake.notify_all()
 
+    def stop(self) -> int:
+        """Refuse every write not sent yet, those waiting for a slot at once (see the
+        module docstring). Returns how many writes were waiting for a slot."""
+        with self._wake:
+            self._stopped = True
+            writes = [lane for op, lane in self._lanes.items() if op in WRITE_OPERATIONS]
+            waiting = sum(lane.waiting for lane in writes)
+            self._wake.notify_all()
+            return waiting
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @contextmanager
+    def unstoppable(self) -> Iterator[None]:
+        """This thread's writes are sent even after :meth:`stop` (a procedure that must
+        not be left halfway by choice)."""
+        depth = getattr(self._shield, "depth", 0)
+        self._shield.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._shield.depth = depth
+
+    def _refuse(self, operation: str) -> None:
+        if (
+            self._stopped
+            and operation in WRITE_OPERATIONS
+            and not getattr(self._shield, "depth", 0)
+        ):
+            raise Interrupted(f"{operation} not sent: the run was stopped (Ctrl-C)")
+
     def acquire(self, operation: str) -> Ticket:
         """Block until ``operation`` may be sent; the ticket records the schedule it was
-        sent under (for :meth:`accepted`/:meth:`throttled`)."""
+        sent under (for :meth:`accepted`/:meth:`throttled`). After :meth:`stop`, a write
+        raises :class:`~reconciler.errors.Interrupted` instead (at once, even mid-wait)."""
         with self._wake:
+            self._refuse(operation)
             lane = self._lanes.get(operation)
             if lane is None:
                 return Ticket(operation, 0, 0.0)
             lane.waiting += 1
             try:
                 while True:
+                    self._refuse(operation)
                     now = self._clock()
                     slot = lane.next_slot(now)
                     if slot <= now:

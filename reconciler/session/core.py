@@ -42,7 +42,7 @@ from reconciler.config import (
     resolve_state,
 )
 from reconciler.engine import planfile
-from reconciler.engine.apply import ImageSetOutcome, apply_plan
+from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import (
@@ -176,6 +176,7 @@ class Session:
         # How long apply and revert wait for another writer's state lock (--lock-timeout).
         self.lock_timeout = 0.0
         self._generations: dict[str, str] = {}
+        self._sending = Sending()
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -606,9 +607,18 @@ class Session:
                     lock_timeout=self.config.lock_timeout_seconds,
                     progress=progress,
                     runs=self.runs,
+                    sending=self._sending,
                 )
                 journal.pacing(self.pacing())
             return ApplyResult(plan, report, self.pacing())
+
+    def stop_sending(self) -> int:
+        """Stop a running :meth:`apply` (from a signal handler or another thread): no
+        call not yet sent will be, calls waiting for their slot give up at once, and
+        the calls already sent are seen through and journaled before ``apply``
+        returns. Returns how many image sets that still waits for."""
+        waiting = self.ahi.limiter.stop() if self._ahi is not None else 0
+        return max(0, self._sending.count - waiting)
 
     def pacing(self) -> dict[str, dict[str, float | int | str | None]]:
         """Per operation this session used: the rate its pacer started from and reached

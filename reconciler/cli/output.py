@@ -104,17 +104,24 @@ def pacing_line(pacing: Mapping[str, Mapping[str, float | int | str | None]]) ->
 
 
 def report_summary(
-    report: ApplyReport | None, verb: str = "Apply", plan: Plan | None = None
+    report: ApplyReport | None,
+    verb: str = "Apply",
+    *,
+    plan: Plan | None = None,
+    stopped: bool = False,
 ) -> str:
     """``Apply complete (run …): 4 updated, 1 blocked (manifest a).``: every outcome
-    counted, and the plan's blocked image sets too (they were never sent)."""
+    counted, the plan's blocked image sets too (they were never sent), and after a stop
+    the image sets never begun."""
     counts = []
     for outcome in Outcome if report is not None else ():
         if report is not None and report.count(outcome):
             counts.append(f"{report.count(outcome)} {outcome.value.lower().replace('_', ' ')}")
+    if report is not None and report.untouched:
+        counts.append(f"{report.untouched} not begun")
     if plan is not None and plan.blocked:
         counts.append(values.blocked(plan))
     said = ", ".join(counts) or "nothing to do"
     if report is None:
         return f"{verb}: nothing sent; {said}."
-    return f"{verb} complete (run {report.run_id}): {said}."
+    return f"{verb} {'stopped' if stopped else 'complete'} (run {report.run_id}): {said}."

@@ -186,6 +186,9 @@ class _Lane:
         # The tokens this lane counts on: all but one when there is a spare, which then
         # absorbs a request the network delays into the next one's token.
         self.capacity = self.burst - 1.0 if self.burst >= 2 else 1.0
+        # What the start says the account allows (a quota, a cap, last run's rate):
+        # what plans quote their least time at, before any headroom.
+        self.known = start.rate
         # Every rate below is a rate requests are *sent* at, for the whole account.
         self.rate = start.rate if start.sent else paced(start.rate, self.burst)
         self.start = self.rate
@@ -477,6 +480,15 @@ class RateLimiter:
         with self._lock:
             lane = self._lanes.get(operation)
             return lane.rate if lane else None
+
+    def quota(self, operation: str) -> tuple[float, str] | None:
+        """The rate ``operation`` is known to be allowed (per second, for the whole
+        account: a published quota, a ``rateLimits`` cap, the rate the last run reached
+        or the documented default) and where that came from (:attr:`LaneStart.source`);
+        None when it is not paced. The pacer sends a hair under it (:func:`paced`)."""
+        with self._lock:
+            lane = self._lanes.get(operation)
+            return (lane.known, lane.source) if lane else None
 
     def share(self, index: int, count: int) -> None:
         """Pace as shard ``index`` of ``count`` processes sharing one account: every

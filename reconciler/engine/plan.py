@@ -115,6 +115,8 @@ class Plan:
     endpoint: str
     image_sets: tuple[ImageSetPlan, ...]
     unresolved: tuple[str, ...] = ()
+    # The update quota known when planning (not the pacer's rate, a hair under it) and
+    # where it came from: Service Quotas, rateLimits, remembered or documented.
     update_rate: float = DEFAULT_UPDATE_RATE
     format_version: int = FORMAT_VERSION
     show_phi: bool = field(default=False, compare=False)
@@ -132,6 +134,7 @@ class Plan:
     # drift --since-last-run: how many image sets the manifests select (the plan holds
     # only those that changed, were open at the last drift, or are newly managed).
     selected: int | None = field(default=None, compare=False)
+    update_rate_source: str = field(default="documented", compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
@@ -385,7 +388,10 @@ def make_plan(
             if progress is not None:
                 progress(done, len(chosen))
     plans = group_study_updates(ahi, plans)
-    rate = ahi.limiter.rate("UpdateImageSetMetadata") or DEFAULT_UPDATE_RATE
+    rate, source = ahi.limiter.quota("UpdateImageSetMetadata") or (
+        DEFAULT_UPDATE_RATE,
+        "documented",
+    )
     return Plan(
         left_out=tuple(left_out),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -394,6 +400,7 @@ def make_plan(
         image_sets=tuple(plans),
         unresolved=tuple(str(u) for u in unresolved),
         update_rate=rate,
+        update_rate_source=source,
         combine_forced=combine_forced,
     )
 

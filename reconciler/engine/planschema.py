@@ -143,6 +143,7 @@ SCHEMA: dict[str, Any] = {
         "format_version": {"const": 1},
         "created_at": _TEXT,
         "endpoint": _TEXT,
+        "update_rate_source": _TEXT,
         "manifest_digest": {"type": ["string", "null"], "maxLength": 256},
         "combine_forced": {"type": "boolean"},
         "summary": {

@@ -130,6 +130,17 @@ def duration(seconds: float) -> str:
     return f"{hours} h {rest // 60} min"
 
 
+def quota(plan: Plan) -> str:
+    """The update rate a plan's least time is quoted at, and where it came from:
+    ``the 0.25/s documented update quota``, ``the 5/s update quota Service Quotas lists``."""
+    rate = f"{plan.update_rate:.3g}/s"
+    return {
+        "Service Quotas": f"the {rate} update quota Service Quotas lists",
+        "rateLimits": f"the {rate} rateLimits cap",
+        "remembered": f"{rate}, the update rate the last run reached",
+    }.get(plan.update_rate_source, f"the {rate} documented update quota")
+
+
 def in_sync(plan: Plan) -> int:
     return len(plan.image_sets) - len(plan.to_update) - len(plan.blocked)
 
@@ -176,7 +187,7 @@ def summary(plan: Plan, *, verb: str = "plan") -> str:
         changes = sum(len(item.diff.changes) for item in plan.to_update)
         update += (
             f" ({plural(changes, 'change')}, {plural(plan.update_calls, 'update call')}, "
-            f"≥ {duration(plan.quota_seconds)} at the {plan.update_rate:g}/s update quota)"
+            f"≥ {duration(plan.quota_seconds)} at {quota(plan)})"
         )
     line = f"{verb.capitalize()}: {update}, {blocked(plan)}, {in_sync(plan)} in sync."
     return line + looked + unresolved
@@ -212,6 +223,7 @@ __all__ = [
     "notes",
     "path",
     "plural",
+    "quota",
     "printable",
     "problem",
     "summary",

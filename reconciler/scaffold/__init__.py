@@ -11,6 +11,7 @@ the ones the example tests run.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -128,14 +129,22 @@ def choose_datastore(stores: list[tuple[str, str, str]]) -> str:
 
 
 def project_file(
-    datastore_id: str, *, local: bool, region: str | None, state: str | None = None
+    datastore_id: str, *, endpoint: str | None, region: str | None, state: str | None = None
 ) -> str:
+    """reconciler.yaml for ``datastore_id``: with the endpoint ``init`` ran against
+    (``local`` or a URL; None for AWS, the default), so the next command goes there too."""
     lines = ["# reconciler's project file: defaults for every manifest and command here."]
-    if local:
+    if endpoint == "local":
         lines += [
             "# endpoint: local runs against the embedded local HealthImaging (seeded on first",
             "# use); CI sets RECONCILER_ENDPOINT=aws.",
             "endpoint: local",
+        ]
+    elif endpoint is not None:
+        lines += [
+            "# The HealthImaging endpoint `reconciler init` ran against; CI sets",
+            "# RECONCILER_ENDPOINT=aws.",
+            f"endpoint: {json.dumps(endpoint)}",
         ]
     if region:
         lines.append(f"region: {region}")
@@ -166,7 +175,7 @@ def init(
     datastore_id: Callable[[], str],
     sample: Callable[[str], str | None],
     ci: CI = CI.NONE,
-    local: bool = False,
+    endpoint: str | None = None,
     region: str | None = None,
     state: str | None = None,
 ) -> InitResult:
@@ -180,7 +189,7 @@ def init(
     store: str | None = None
     if not project.exists():
         store = datastore_id()
-        text = project_file(store, local=local, region=region, state=state)
+        text = project_file(store, endpoint=endpoint, region=region, state=state)
         _write_new(project, text, created, kept)
     else:
         kept.append(project)

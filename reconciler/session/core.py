@@ -537,7 +537,7 @@ class Session:
 
     def apply(
         self,
-        source: Plan | PathsLike = (),
+        source: Plan | PlanResult | PathsLike = (),
         *,
         review: Callable[[Plan], bool] | None = None,
         progress: Progress | None = None,
@@ -549,9 +549,9 @@ class Session:
         study_wide: bool = False,
         reviewed: Plan | None = None,
     ) -> ApplyResult:
-        """Make the live metadata match: ``source`` is a :class:`Plan` (applied as it
-        is, pinned to its versions: an image set that moved since is refused as stale)
-        or manifest paths (then interrupted runs are settled *before* planning).
+        """Make the live metadata match: ``source`` is a :class:`Plan` or the
+        :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
+        an image set that moved since is refused as stale) or manifest paths (then interrupted runs are settled *before* planning).
 
         A saved plan (:meth:`load_plan`) is applied only with every opt-in it relies on
         given here too (``replace_primary``, ``allow_force``, ``study_wide``,
@@ -563,6 +563,8 @@ class Session:
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
         """
+        if isinstance(source, PlanResult):  # session.apply(session.plan(...)) reads as meant
+            source = source.plan
         with self._writing("apply", shard):
             if isinstance(source, Plan):
                 plan = source
@@ -704,12 +706,13 @@ class Session:
                     return dump(manifest, "yaml") + "\n"
             return None
 
+        kind = self.endpoint.kind
         return scaffold(
             self.project_dir,
             datastore_id=choose,
             sample=sample,
             ci=CI(ci),
-            local=self.endpoint.kind == "local",
+            endpoint="local" if kind == "local" else self.endpoint.url if kind == "url" else None,
             region=self.region,
             state=str(parse_state(state, "--state")) if state is not None else None,
         )

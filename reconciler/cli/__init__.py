@@ -133,6 +133,7 @@ def cli(
 def _register() -> None:
     from reconciler.cli import (
         apply,
+        ci,
         emulator,
         explain,
         history,
@@ -158,6 +159,7 @@ def _register() -> None:
     cli.add_command(show.show)
     cli.add_command(show.export)
     cli.add_command(init.init)
+    cli.add_command(ci.ci)
 
 
 _register()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import click
 
+from reconciler.ci.hosts import job_url
+from reconciler.ci.notify import JsonStore, LocalJsonStore, notify
 from reconciler.cli.common import (
     combine_forced_option,
     open_session,
@@ -20,6 +23,7 @@ from reconciler.cli.common import (
 from reconciler.cli.output import Output, emit, output_option, write_step_summary
 from reconciler.engine import planfile
 from reconciler.engine.plancheck import OptIns, missing_opt_ins
+from reconciler.session import Session
 
 
 @click.command()
@@ -104,6 +108,14 @@ def plan(
     "(SearchImageSets by updatedAt, on the service's clock), those that were drifted, "
     "blocked or unreadable then, and those of new or edited manifests.",
 )
+@click.option(
+    "--notify",
+    "notify_url",
+    metavar="URL",
+    help="Post to this Slack- or Teams-compatible webhook when drift is new, changed or "
+    "resolved since the last message (manifest names and attribute paths, never values). "
+    "Not with --shard, --manifest or -l: it must see every manifest.",
+)
 @targeting_options
 @click.pass_context
 def drift(
@@ -114,6 +126,7 @@ def drift(
     parallelism: int | None,
     shard: tuple[int, int] | None,
     since_last_run: bool,
+    notify_url: str | None,
     manifest_names: tuple[str, ...],
     labels: tuple[str, ...],
 ) -> int:
@@ -130,11 +143,33 @@ def drift(
     forgets drift nobody fixed. Drift needs only read access to the state: where it
     cannot write, the next --since-last-run checks everything.
     """
+    if notify_url and (shard or manifest_names or labels):
+        raise click.UsageError("--notify must see every manifest: not with --shard, --manifest, -l")
     with open_session(ctx, show_phi) as session:
         set_targeting(session, manifest_names, labels)
         result = session.drift(
             paths, since_last_run=since_last_run, shard=shard, parallelism=parallelism
         )
-    emit(result.plan, outputs, show_phi=session.show_phi, verb="drift")
-    write_step_summary(result.plan, "drift")
+        emit(result.plan, outputs, show_phi=session.show_phi, verb="drift")
+        write_step_summary(result.plan, "drift")
+        if notify_url:
+            said = notify(
+                result.plan, notify_url, _notify_store(session), job=job_url(), warn=_warn
+            )
+            counts = (
+                f"{len(said.new)} new, {len(said.changed)} changed, {len(said.resolved)} resolved"
+            )
+            _warn(f"Notified: {counts}." if said else "Not notified: nothing new since the last.")
     return result.exit_code
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _notify_store(session: Session) -> JsonStore:
+    """Where drift notifications remember what they said, scoped to the session's
+    endpoint, region and profile. The one place notifications touch storage: the state
+    backend's ``session.state`` takes its place (STATE-API)."""
+    scope = hashlib.sha256(session.scope.encode()).hexdigest()[:12]
+    return LocalJsonStore(session.config.cache_dir / "state" / scope)

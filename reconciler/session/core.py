@@ -551,7 +551,8 @@ class Session:
     ) -> ApplyResult:
         """Make the live metadata match: ``source`` is a :class:`Plan` or the
         :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
-        an image set that moved since is refused as stale) or manifest paths (then interrupted runs are settled *before* planning).
+        an image set that moved since is refused as stale) or manifest paths (then
+        interrupted runs are settled *before* planning).
 
         A saved plan (:meth:`load_plan`) is applied only with every opt-in it relies on
         given here too (``replace_primary``, ``allow_force``, ``study_wide``,

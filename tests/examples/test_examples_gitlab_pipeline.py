@@ -31,7 +31,8 @@ from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-TOOL = os.environ.get("RECONCILER_GITLAB_CI_LOCAL") or shutil.which("gitlab-ci-local")
+_GIVEN = os.environ.get("RECONCILER_GITLAB_CI_LOCAL") or shutil.which("gitlab-ci-local")
+TOOL = str(Path(_GIVEN).resolve()) if _GIVEN else None  # the jobs run in another folder
 
 pytestmark = pytest.mark.skipif(
     TOOL is None,

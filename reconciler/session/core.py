@@ -83,7 +83,7 @@ from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.manifest.targeting import Targeting, target
 from reconciler.render.structured import dump
-from reconciler.scaffold import CI, InitResult, choose_datastore
+from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
@@ -689,10 +689,16 @@ class Session:
         return export_manifests(self.ahi, store, found, choices, show_phi=self.show_phi)
 
     def init(
-        self, *, ci: str = "none", datastore_id: str | None = None, state: str | None = None
+        self,
+        *,
+        ci: str = "none",
+        datastore_id: str | None = None,
+        state: str | None = None,
+        extras: Sequence[str] = (),
     ) -> InitResult:
         """Scaffold :attr:`project_dir` as a manifest repository; never overwrites. The
-        data store is ``datastore_id``, else the account's only ACTIVE one."""
+        data store is ``datastore_id``, else the account's only ACTIVE one; ``extras``
+        (``iam``, ``cron``, ``kubernetes``) writes those examples under ``ops/``."""
 
         def choose() -> str:
             return datastore_id or choose_datastore(list(self.ahi.list_datastores()))
@@ -716,6 +722,7 @@ class Session:
             endpoint="local" if kind == "local" else self.endpoint.url if kind == "url" else None,
             region=self.region,
             state=str(parse_state(state, "--state")) if state is not None else None,
+            extras=tuple(Extra(extra) for extra in extras),
         )
 
     def _datastore(self, given: str | None) -> str:

@@ -45,7 +45,9 @@ def test_plan_markdown(snapshot: Any) -> None:
     lines = markdown.splitlines()
     assert lines[3] == "<!-- reconciler:summary -->"  # the summary first, marked for the poster
     assert lines[4].startswith("**Plan: 1 image set to update (7 changes")
-    assert "| API cost of applying | ≈ 6 requests (2 writes): $0.00003 at $0.005 per 1,000" in markdown
+    assert (
+        "| API cost of applying | ≈ 6 requests (2 writes): $0.00003 at $0.005 per 1,000" in markdown
+    )
     assert "<details open><summary>! image set bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" in markdown
 
 

@@ -134,7 +134,10 @@ def test_no_changes(snapshot: Any) -> None:
 def test_drift_wording() -> None:
     assert plain(scenario(), verb="drift").splitlines()[-1].startswith("Drift: 1 image set ")
     quiet = Plan(CREATED_AT, "0" * 64, "local", in_sync(1))
-    assert plain(quiet, verb="drift").splitlines()[-1] == "No drift. 1 image set matches its manifests."
+    assert (
+        plain(quiet, verb="drift").splitlines()[-1]
+        == "No drift. 1 image set matches its manifests."
+    )
 
 
 # -- rules ---------------------------------------------------------------------------
@@ -155,9 +158,12 @@ def test_summary_counts_calls_and_quota_time() -> None:
         for i, p in enumerate([updating()] * 3)
     )
     plan = Plan(CREATED_AT, "0" * 64, "local", (*three, *in_sync(19)))
-    assert summary(plan) == (
-        "Plan: 3 image sets to update (21 changes, 6 update calls, ≥ 24 s at the 0.25/s "
-        "documented update quota), 0 blocked, 19 in sync."  # each: its forced change in a call of its own
+    assert (
+        summary(plan)
+        == (
+            "Plan: 3 image sets to update (21 changes, 6 update calls, ≥ 24 s at the 0.25/s "
+            "documented update quota), 0 blocked, 19 in sync."  # each: its forced change in a call of its own
+        )
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +52,21 @@ class Host(Protocol):
     def close_issue(self, issue: Issue, comment: str) -> None: ...
 
 
+def _pages(
+    call: Callable[[str, str], Any], path: str, query: dict[str, str]
+) -> Iterator[dict[str, Any]]:
+    """Every item of a paged listing (``per_page``/``page``, GitHub's and GitLab's way)."""
+    page = 1
+    while True:
+        items = call("GET", f"{path}?{urlencode({**query, 'per_page': PAGE, 'page': page})}")
+        if not isinstance(items, list):
+            return
+        yield from (i for i in items if isinstance(i, dict))
+        if len(items) < PAGE:
+            return
+        page += 1
+
+
 def _need(env: Mapping[str, str], name: str, why: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -80,17 +95,7 @@ class GitHub:
         )
 
     def _pages(self, path: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
-        page = 1
-        while True:
-            items = self._call(
-                "GET", f"{path}?{urlencode({**query, 'per_page': PAGE, 'page': page})}"
-            )
-            if not isinstance(items, list):
-                return
-            yield from (i for i in items if isinstance(i, dict))
-            if len(items) < PAGE:
-                return
-            page += 1
+        return _pages(self._call, path, query)
 
     def _ours(self, user: Mapping[str, Any]) -> bool:
         if self.author:
@@ -178,17 +183,7 @@ class GitLab:
         return request(method, f"{self.api}{path}", body=body, headers=self.headers)
 
     def _pages(self, path: str, query: dict[str, str]) -> Iterator[dict[str, Any]]:
-        page = 1
-        while True:
-            items = self._call(
-                "GET", f"{path}?{urlencode({**query, 'per_page': PAGE, 'page': page})}"
-            )
-            if not isinstance(items, list):
-                return
-            yield from (i for i in items if isinstance(i, dict))
-            if len(items) < PAGE:
-                return
-            page += 1
+        return _pages(self._call, path, query)
 
     def _whoami(self) -> str:
         if self._me is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.dicom.levels import Level
-from reconciler.engine.changes import ImageSetDiff, PlanProblem
+from reconciler.engine.changes import Change, ImageSetDiff, PlanProblem
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
@@ -158,21 +158,13 @@ class Plan:
     @property
     def changed_manifests(self) -> tuple[str, ...]:
         """The manifests with changes to send (drift, for ``drift``), sorted by name."""
-        names: set[str] = set()
-        for item in self.to_update:
-            named = {c.manifest for c in item.diff.changes if c.manifest}
-            names |= named or set(item.manifests)
-        return tuple(sorted(names))
+        return _owners(self.to_update, lambda item: item.diff.changes)
 
     @property
     def blocked_manifests(self) -> tuple[str, ...]:
         """The manifests held back by a problem, sorted by name: those a problem names,
         else the blocked image set's manifests."""
-        names: set[str] = set()
-        for item in self.blocked:
-            named = {p.manifest for p in item.diff.problems if p.manifest}
-            names |= named or set(item.manifests)
-        return tuple(sorted(names))
+        return _owners(self.blocked, lambda item: item.diff.problems)
 
     @property
     def has_changes(self) -> bool:
@@ -181,6 +173,18 @@ class Plan:
     @property
     def has_problems(self) -> bool:
         return bool(self.blocked or self.unresolved)
+
+
+def _owners(
+    items: Sequence[ImageSetPlan], named: Callable[[ImageSetPlan], Sequence[Change | PlanProblem]]
+) -> tuple[str, ...]:
+    """The manifests ``named`` (changes or problems) names for ``items``, or each item's
+    manifests where none is named; sorted."""
+    names: set[str] = set()
+    for item in items:
+        found = {entry.manifest for entry in named(item) if entry.manifest}
+        names |= found or set(item.manifests)
+    return tuple(sorted(names))
 
 
 def in_shard(image_set_id: str, shard: tuple[int, int] | None) -> bool:

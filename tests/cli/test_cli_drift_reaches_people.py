@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cli_support import manifest_repository, run
-from conftest import blob, settle
+from conftest import set_study_description
 from hosts_support import FakeHosts
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
@@ -44,13 +44,7 @@ def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path
 
 
 def behind_the_back(client: Any, image_set: str, description: str) -> None:
-    latest = settle(client, SEED_DATASTORE_ID, image_set)["versionId"]
-    client.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID, imageSetId=image_set, latestVersionId=latest,
-        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(
-            {"Study": {"DICOM": {"StudyDescription": description}}})}},
-    )  # fmt: skip
-    settle(client, SEED_DATASTORE_ID, image_set)
+    set_study_description(client, SEED_DATASTORE_ID, image_set, description)
 
 
 def test_notify_only_when_drift_is_new_changed_or_resolved(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import blob, metadata, settle
+from conftest import metadata, set_study_description
 from github_runner import Runner
 from hosts_support import FakeHosts
 
@@ -208,20 +208,7 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
 
     # 3. Someone changes the four behind the tool's back; the drift schedule reports it.
     for image_set, _ in GOOD.values():
-        latest = settle(client, SEED_DATASTORE_ID, image_set)["versionId"]
-        client.update_image_set_metadata(
-            datastoreId=SEED_DATASTORE_ID,
-            imageSetId=image_set,
-            latestVersionId=latest,
-            updateImageSetMetadataUpdates={
-                "DICOMUpdates": {
-                    "updatableAttributes": blob(
-                        {"Study": {"DICOM": {"StudyDescription": "CHANGED BY HAND"}}}
-                    )
-                }
-            },
-        )
-        settle(client, SEED_DATASTORE_ID, image_set)
+        set_study_description(client, SEED_DATASTORE_ID, image_set, "CHANGED BY HAND")
     drift = _runner(
         "drift-schedule.yml",
         repo,

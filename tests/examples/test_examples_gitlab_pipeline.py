@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import blob, metadata, settle
+from conftest import metadata, set_study_description
 from hosts_support import FakeHosts
 from test_examples_github_steps import GOOD, NM, NM_STUDY, _manifest
 
@@ -150,20 +150,7 @@ def test_merge_request_main_and_schedule(
 
     # Behind the tool's back, then the schedule: drift of four, one blocked, apart.
     for image_set, _ in GOOD.values():
-        latest = settle(client, SEED_DATASTORE_ID, image_set)["versionId"]
-        client.update_image_set_metadata(
-            datastoreId=SEED_DATASTORE_ID,
-            imageSetId=image_set,
-            latestVersionId=latest,
-            updateImageSetMetadataUpdates={
-                "DICOMUpdates": {
-                    "updatableAttributes": blob(
-                        {"Study": {"DICOM": {"StudyDescription": "CHANGED BY HAND"}}}
-                    )
-                }
-            },
-        )
-        settle(client, SEED_DATASTORE_ID, image_set)
+        set_study_description(client, SEED_DATASTORE_ID, image_set, "CHANGED BY HAND")
     log = pipeline(repo, local, hosts, "schedule", RECONCILER_DRIFT="true")
     assert "reconciler-drift" in log, log
     titles = sorted(i["title"] for i in hosts.issues)

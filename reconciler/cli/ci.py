@@ -1,5 +1,5 @@
 """``reconciler ci``: what a CI job tells people — the living PR comment and the drift
-issues — through GitHub's or GitLab's API (thin over :mod:`reconciler.ci`)."""
+issues — through GitHub's or GitLab's API (thin over :mod:`reconciler.reach`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from reconciler.ci import comment as living
-from reconciler.ci import issues as kept_issues
-from reconciler.ci.hosts import from_environment, job_url
+from reconciler.ci import job_url
 from reconciler.errors import ConfigError
+from reconciler.reach import comment as living
+from reconciler.reach import issues as kept_issues
+from reconciler.reach.hosts import from_environment
 
 _HOST = click.option(
     "--host",

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import click
 
-from reconciler.ci.hosts import job_url
-from reconciler.ci.notify import JsonStore, LocalJsonStore, notify
+from reconciler.ci import job_url
 from reconciler.cli.common import (
     combine_forced_option,
     open_session,
@@ -23,6 +21,7 @@ from reconciler.cli.common import (
 from reconciler.cli.output import Output, emit, output_option, write_step_summary
 from reconciler.engine import planfile
 from reconciler.engine.plancheck import OptIns, missing_opt_ins
+from reconciler.reach.notify import JsonStore, notify
 from reconciler.session import Session
 
 
@@ -168,8 +167,6 @@ def _warn(line: str) -> None:
 
 
 def _notify_store(session: Session) -> JsonStore:
-    """Where drift notifications remember what they said, scoped to the session's
-    endpoint, region and profile. The one place notifications touch storage: the state
-    backend's ``session.state`` takes its place (STATE-API)."""
-    scope = hashlib.sha256(session.scope.encode()).hexdigest()[:12]
-    return LocalJsonStore(session.config.cache_dir / "state" / scope)
+    """Where drift notifications remember what they said: the project's state, within
+    the session's scope (the one place notifications touch storage)."""
+    return session.state

@@ -13,7 +13,7 @@ values are masked unless asked: a PR comment is read by more people than the pla
 author.
 
 Past ``max_chars`` whole sections are left out and the last line says how many and
-where the full plan is (:mod:`reconciler.ci.comment` splits what is left into as many
+where the full plan is (:mod:`reconciler.reach.comment` splits what is left into as many
 comments as the host's size limit needs).
 """
 

@@ -57,7 +57,6 @@ SUBCOMMANDS = ("validate", "plan", "apply", "drift", "revert", "runs", "history"
 # Test values for what the workflows read from GitHub (`${{ … }}`) and GitLab (`$VARS`).
 EXPRESSIONS = {
     "github.event.pull_request.number": "7",
-    "vars.RECONCILER_STATE": "",
     "github.token": "t0ken",
     "secrets.RECONCILER_NOTIFY_URL": "",
     "steps.saved.outputs.path": "saved-plan/plan.json",

@@ -16,8 +16,8 @@ from hosts_support import FakeHosts
 from test_render_markdown import many
 from test_render_text import scenario
 
-from reconciler.ci.comment import split
 from reconciler.cli import cli
+from reconciler.reach.comment import split
 from reconciler.render.markdown import MARKER, render_plan_markdown
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from reconciler.ci.hosts import Comment, Host
 from reconciler.errors import ReconcilerError
+from reconciler.reach.hosts import Comment, Host
 from reconciler.render.markdown import MARKER, SUMMARY_END, SUMMARY_START
 
 PART = "<!-- reconciler-plan part {n} -->"

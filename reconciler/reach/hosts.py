@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from reconciler.ci.http import checked_url, request
 from reconciler.errors import ConfigError
+from reconciler.reach.http import checked_url, request
 
 PAGE = 100
 
@@ -241,14 +241,3 @@ def from_environment(
     if chosen == "gitlab":
         return GitLab(env, need_pull_request=need_pull_request)
     raise ConfigError("not in GitHub Actions or GitLab CI: pass --host github|gitlab")
-
-
-def job_url(env: Mapping[str, str] | None = None) -> str | None:
-    """This CI job's page, for a pointer in what is posted."""
-    env = os.environ if env is None else env
-    server, repo, run = (
-        env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
-    )
-    if server and repo and run:
-        return f"{server}/{repo}/actions/runs/{run}"
-    return env.get("CI_JOB_URL") or None

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
-from reconciler.ci.hosts import Host
+from reconciler.reach.hosts import Host
 from reconciler.render.markdown import code, text
 
 DRIFT_LABEL = "reconciler-drift"

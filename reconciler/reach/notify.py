@@ -2,8 +2,8 @@
 when the drift is new or changed since the last message, and when it is resolved.
 
 What was said is remembered as one fingerprint per drifted or blocked manifest, under
-``notify/drift.json`` of the project's state (:class:`JsonStore`: ``session.state`` of
-the state backend; :class:`LocalJsonStore` until a session has one). A fingerprint is a
+``notify/drift.json`` of the project's state (:class:`JsonStore`: ``session.state``,
+local or S3). A fingerprint is a
 hash of the image sets, their versions and the attribute paths that drifted (for a
 blocked manifest, of its image sets and problems) — never a value: state holds no PHI,
 and neither does the message, which names manifests, counts and attribute paths only.
@@ -15,17 +15,14 @@ connectors both read (markdown links and bullets render in both).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from reconciler.atomicfile import write_atomically
-from reconciler.ci.http import checked_url, request
 from reconciler.dicom.phi import mask_reason
 from reconciler.engine.plan import Plan
 from reconciler.errors import ReconcilerError
+from reconciler.reach.http import checked_url, request
 from reconciler.render.values import names
 
 KEY = "notify/drift.json"
@@ -37,29 +34,6 @@ class JsonStore(Protocol):
 
     def read_json(self, key: str) -> Any | None: ...
     def write_json(self, key: str, value: Any) -> None: ...
-
-
-class LocalJsonStore:
-    """``read_json``/``write_json`` over a folder (0700, files 0600, written whole):
-    the local stand-in for the state backend's ``State``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, key: str) -> Path:
-        parts = [p for p in key.split("/") if p not in ("", ".", "..")]
-        return self.root.joinpath(*parts)
-
-    def read_json(self, key: str) -> Any | None:
-        try:
-            return json.loads(self._path(key).read_text("utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return None  # unreadable: as if nothing was said yet (said again, not lost)
-
-    def write_json(self, key: str, value: Any) -> None:
-        write_atomically(self._path(key), json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass(frozen=True)
@@ -151,7 +125,12 @@ def notify(
     said (a state that cannot be written is a warning: the next check says it again)."""
     checked_url(url, "--notify")
     current = fingerprints(plan)
-    said = compare(store.read_json(KEY), current)
+    try:
+        previous = store.read_json(KEY)
+    except ReconcilerError as error:  # unreadable: say everything again rather than nothing
+        warn(f"Warning: could not read what was notified before ({error})")
+        previous = None
+    said = compare(previous, current)
     if said:
         post("POST", url, body=message(plan, said, current, job), secret_path=True)
     try:

@@ -64,6 +64,11 @@ class _Stopper:
         self.presses += 1
         if self.presses > 1:
             abandoned = "Abandoned: the journal holds what was sent; the next apply settles it."
+            lock = self.session.keeping.lock
+            if lock is not None:  # left held, as a kill leaves it
+                abandoned += (
+                    f" Release the state lock first: reconciler state unlock {lock.lock_id}"
+                )
             click.echo(abandoned, err=True)
             os._exit(ExitCode.INTERRUPTED)
         sent = self.session.stop_sending()

@@ -72,7 +72,7 @@ def test_notify_only_when_drift_is_new_changed_or_resolved(
     assert run("drift", "--notify", hook).exit_code == 0
     assert "1 resolved" in hosts.hooks[-1]["text"] and "all in sync" in hosts.hooks[-1]["text"]
     assert len(hosts.hooks) == 3
-    state = list((project / ".reconciler" / "cache" / "state").rglob("drift.json"))
+    state = list((project / ".reconciler" / "state").rglob("notify/drift.json"))
     assert state and "SOMEONE" not in state[0].read_text()  # fingerprints, never values
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def project(root: Path, proxy: CountingProxy, studies: dict[str, str]) -> Path:
     (root / ".git").mkdir()
     (root / "manifests").mkdir()
     (root / "reconciler.yaml").write_text(
-        f"endpoint: {proxy.url}\ndatastoreId: {SEED_DATASTORE_ID}\njournalDir: runs\n"
+        f"endpoint: {proxy.url}\ndatastoreId: {SEED_DATASTORE_ID}\n"
     )
     for number, study in enumerate(studies.values()):
         (root / "manifests" / f"m{number}.yaml").write_text(
@@ -76,7 +77,7 @@ def start_apply(root: Path) -> subprocess.Popen[str]:
 
 
 def journal_records(root: Path) -> list[dict[str, Any]]:
-    (path,) = (root / "runs").rglob("*.jsonl")
+    (path,) = (root / ".reconciler" / "state").rglob("runs/*.jsonl")  # the local state
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -142,6 +143,28 @@ def test_a_second_ctrl_c_abandons_the_run_like_a_kill(
     intents = {r["image_set_id"] for r in records if r.get("type") == "intent"}
     settled = {r["image_set_id"] for r in records if r.get("type") == "result"}
     assert intents - settled  # the update that was on the wire has no result yet
+
+    # The state lock stays held, as a kill leaves it; the message says how to release it.
+    unlock = re.search(r"reconciler state unlock (\w+)", stderr.text)
+    assert unlock, stderr.text
+    blocked = start_apply(root)
+    assert blocked.wait(timeout=120) == 1  # another apply waits for no abandoned run
+    assert blocked.stderr is not None and "is locked" in blocked.stderr.read()
+    released = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from reconciler.cli import main; main()",
+            "state",
+            "unlock",
+            unlock.group(1),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert released.returncode == 0, released.stderr
 
     local.configure(lock_hold_seconds=0.05)
     again = start_apply(root)

@@ -3,12 +3,12 @@ its shell executor — plan on a merge request, apply on main, drift on a schedu
 against the seeded local HealthImaging and a local stand-in for GitLab's REST API, with
 one blocked manifest and four good ones (issue 23's "Done when").
 
-gitlab-ci-local is not a Python package: `.ci/run`'s recipes stage installs it (and
-points RECONCILER_GITLAB_CI_LOCAL at it) and runs this file; without it, it is skipped
-with that reason. Run it by hand with:
+gitlab-ci-local is not a Python package: `bash .ci/recipes` (a stage of `.ci/run`)
+installs it, points RECONCILER_GITLAB_CI_LOCAL at it and runs this file; without it,
+it is skipped with that reason. By hand (it needs rsync):
 
-    npm install --prefix .ci/node gitlab-ci-local@4.62.0
-    RECONCILER_GITLAB_CI_LOCAL=.ci/node/node_modules/.bin/gitlab-ci-local \\
+    npm install --prefix /tmp/glci gitlab-ci-local@4.62.0
+    RECONCILER_GITLAB_CI_LOCAL=/tmp/glci/node_modules/.bin/gitlab-ci-local \\
         .venv/bin/python -m pytest tests/examples/test_examples_gitlab_pipeline.py
 """
 
@@ -36,8 +36,8 @@ TOOL = str(Path(_GIVEN).resolve()) if _GIVEN else None  # the jobs run in anothe
 
 pytestmark = pytest.mark.skipif(
     TOOL is None,
-    reason="gitlab-ci-local is not installed (npm): .ci/run's recipes stage installs it and "
-    "runs this file; see its docstring to run it by hand",
+    reason="gitlab-ci-local is not installed (npm): bash .ci/recipes installs it and runs "
+    "this file; see its docstring to run it by hand",
 )
 
 

@@ -14,7 +14,9 @@ class ExitCode(enum.IntEnum):
     OK = 0
     ERROR = 1  # an error, including every usage and configuration error (never click's 2)
     CHANGES = 2  # plan --detailed-exitcode found changes; drift found drift
-    PARTIAL = 3  # apply: some image sets failed or were blocked; the others were applied
+    # Some image sets were blocked (plan, drift, apply) or failed (apply); everything
+    # else was planned, checked or applied. Never "error": the rest is a full answer.
+    PARTIAL = 3
     STALE = 4  # apply: a saved plan's pinned version moved
     INTERRUPTED = 130  # Ctrl-C
 
@@ -57,3 +59,9 @@ class ConfigError(ReconcilerError):
 
 class ValidationFailed(ReconcilerError):
     """Manifests did not validate (the individual problems were printed already)."""
+
+
+class Interrupted(ReconcilerError):
+    """The user stopped the run (Ctrl-C): a call that was not sent yet never will be."""
+
+    exit_code = ExitCode.INTERRUPTED

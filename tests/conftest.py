@@ -239,3 +239,16 @@ def serve(db: Path, *args: str, until: str = r"on (http://127\.0\.0\.1:\d+)",
         else:
             process.kill()
         process.wait(timeout=60)  # generous: CI machines may be busy
+
+
+def set_study_description(client: Any, datastore_id: str, image_set_id: str, text: str) -> None:
+    """Someone else's write, made with a bare boto3 client: StudyDescription = ``text``."""
+    latest = settle(client, datastore_id, image_set_id)["versionId"]
+    updates = {"Study": {"DICOM": {"StudyDescription": text}}}
+    client.update_image_set_metadata(
+        datastoreId=datastore_id,
+        imageSetId=image_set_id,
+        latestVersionId=latest,
+        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(updates)}},
+    )
+    settle(client, datastore_id, image_set_id)

@@ -42,6 +42,10 @@ class _Group(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        if not args and parent is None:
+            # `reconciler` alone asks what it can do: the help, on stdout, exit 0 (as
+            # `--help`), not a usage error on stderr (click's no_args_is_help).
+            return super().make_context(info_name, ["--help"], parent, **extra)
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as error:  # the group's own options
@@ -129,6 +133,7 @@ def cli(
 def _register() -> None:
     from reconciler.cli import (
         apply,
+        ci,
         emulator,
         explain,
         history,
@@ -154,6 +159,7 @@ def _register() -> None:
     cli.add_command(show.show)
     cli.add_command(show.export)
     cli.add_command(init.init)
+    cli.add_command(ci.ci)
 
 
 _register()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import click
 
@@ -22,6 +27,9 @@ from reconciler.cli.common import (
 from reconciler.cli.output import outcome_line, pacing_line, render, report_summary
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.plan import Plan
+from reconciler.errors import ExitCode
+from reconciler.render.values import plural
+from reconciler.session import Session
 
 
 def _saved_plan(paths: tuple[Path, ...]) -> Path | None:
@@ -30,13 +38,52 @@ def _saved_plan(paths: tuple[Path, ...]) -> Path | None:
     return None
 
 
+class _Stopper:
+    """Ctrl-C while apply sends: the first stops sending (calls waiting for their slot
+    give up, calls already sent are seen through and journaled), the second abandons
+    the run at once, leaving the journal as a SIGKILL would (the next apply settles it
+    from the service)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.presses = 0
+        self._previous: Any = signal.SIG_DFL  # whatever handler was there before
+        self._armed = False
+
+    def arm(self) -> None:
+        if threading.current_thread() is threading.main_thread() and not self._armed:
+            self._previous = signal.signal(signal.SIGINT, self._pressed)
+            self._armed = True
+
+    def disarm(self) -> None:
+        if self._armed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._armed = False
+
+    def _pressed(self, signum: int, frame: FrameType | None) -> None:
+        self.presses += 1
+        if self.presses > 1:
+            abandoned = "Abandoned: the journal holds what was sent; the next apply settles it."
+            lock = self.session.keeping.lock
+            if lock is not None:  # left held, as a kill leaves it
+                abandoned += (
+                    f" Release the state lock first: reconciler state unlock {lock.lock_id}"
+                )
+            click.echo(abandoned, err=True)
+            os._exit(ExitCode.INTERRUPTED)
+        sent = self.session.stop_sending()
+        waiting = f"waiting for {plural(sent, 'call')} already sent"
+        click.echo(f"stopping: {waiting} (Ctrl-C again to abandon)", err=True)
+
+
 class _Console:
     """What a person sees of an apply: the plan, the question, the ETA per image set."""
 
-    def __init__(self, show_phi: bool, *, ask: bool) -> None:
+    def __init__(self, show_phi: bool, *, ask: bool, stopper: _Stopper | None = None) -> None:
         self.show_phi = show_phi
         self.ask = ask
         self.seconds_each = 0.0
+        self.stopper = stopper
 
     def review(self, plan: Plan) -> bool:
         click.echo(render(plan, "text", show_phi=self.show_phi, color=color(), verb="plan"))
@@ -50,6 +97,8 @@ class _Console:
         )
         # The update quota, not this machine, sets the pace: the ETA follows from it.
         self.seconds_each = plan.update_calls / max(1, len(plan.to_update)) / plan.update_rate
+        if self.stopper is not None:  # from here on, Ctrl-C stops sending
+            self.stopper.arm()
         return True
 
     def progress(self, outcome: ImageSetOutcome, done: int, total: int) -> None:
@@ -141,22 +190,27 @@ def apply(
         session.lock_timeout = lock_timeout
         set_targeting(session, manifest_names, labels)
         ask = saved is None and reviewed is None and not auto_approve
-        console = _Console(session.show_phi, ask=ask)
-        result = session.apply(
-            session.load_plan(saved) if saved is not None else paths,
-            review=console.review,
-            progress=console.progress,
-            shard=shard,
-            parallelism=parallelism,
-            replace_primary=replace_primary,
-            combine_forced=combine_forced,
-            allow_force=allow_force,
-            study_wide=study_wide,
-            reviewed=session.load_plan(reviewed) if reviewed is not None else None,
-        )
-    if result.report is not None:
-        click.echo(report_summary(result.report))
-        rates = pacing_line(result.pacing)
-        if rates:
-            click.echo(rates)
-    return result.exit_code
+        stopper = _Stopper(session)
+        console = _Console(session.show_phi, ask=ask, stopper=stopper)
+        try:
+            result = session.apply(
+                session.load_plan(saved) if saved is not None else paths,
+                review=console.review,
+                progress=console.progress,
+                shard=shard,
+                parallelism=parallelism,
+                replace_primary=replace_primary,
+                combine_forced=combine_forced,
+                allow_force=allow_force,
+                study_wide=study_wide,
+                reviewed=session.load_plan(reviewed) if reviewed is not None else None,
+            )
+        finally:
+            stopper.disarm()
+    stopped = stopper.presses > 0
+    if result.report is not None or result.plan.blocked:
+        click.echo(report_summary(result.report, plan=result.plan, stopped=stopped))
+    rates = pacing_line(result.pacing)
+    if rates:
+        click.echo(rates)
+    return ExitCode.INTERRUPTED if stopped else result.exit_code

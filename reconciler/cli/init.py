@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli.common import Globals
-from reconciler.scaffold import CI
+from reconciler.scaffold import CI, Extra
 from reconciler.session import Session
 
 
@@ -23,20 +23,37 @@ from reconciler.session import Session
     help="The data store for reconciler.yaml (default: the account's only ACTIVE one, "
     "from ListDatastores).",
 )  # fmt: skip
+@click.option(
+    "--with",
+    "extras",
+    multiple=True,
+    type=click.Choice([e.value for e in Extra]),
+    help="Also write these examples under ops/: iam (the read-only, write and replace "
+    "policies and the GitHub OIDC trust), cron (a crontab), kubernetes (a drift CronJob). "
+    "Repeatable.",
+)
 @click.pass_context
-def init(ctx: click.Context, directory: Path, ci: str, datastore_id: str | None) -> int:
+def init(
+    ctx: click.Context,
+    directory: Path,
+    ci: str,
+    datastore_id: str | None,
+    extras: tuple[str, ...],
+) -> int:
     """Scaffold a manifest repository in DIRECTORY (default: here).
 
     Writes reconciler.yaml (the data store chosen from ListDatastores, or given), a
     .gitignore keeping the cache, saved plans, undo values and the local database out
     of git, a sample manifest (the live StudyDescription of one image set, so a first
-    plan is in sync), a pre-commit hook running `reconciler validate`, and the CI
-    recipes of --ci. Never overwrites a file: run twice, it changes nothing.
+    plan is in sync), a pre-commit hook running the installed `reconciler validate` (a
+    local hook: no published tag needed), the CI recipes of --ci and the examples of
+    --with. The recipes install reconciler the way the one running init was installed
+    (RECONCILER_PIP_SPEC). Never overwrites a file: run twice, it changes nothing.
 
     \b
     Examples:
       reconciler --local init my-manifests        # try it with the local HealthImaging
-      reconciler init --ci github --datastore-id 2aa75d103f7f45ab977b0e93f00e6fe9
+      reconciler init --ci github --with iam --datastore-id 2aa75d103f7f45ab977b0e93f00e6fe9
     """
     options: Globals = ctx.find_object(Globals) or Globals()
     directory.mkdir(parents=True, exist_ok=True)
@@ -44,11 +61,13 @@ def init(ctx: click.Context, directory: Path, ci: str, datastore_id: str | None)
         options.endpoint, project_dir=directory, profile=options.profile, region=options.region,
         notify=lambda line: click.echo(line, err=True),
     ) as session:  # fmt: skip
-        result = session.init(ci=ci, datastore_id=datastore_id)
+        result = session.init(ci=ci, datastore_id=datastore_id, extras=extras)
     for path in result.created:
         click.echo(f"created  {path}")
     for path in result.kept:
         click.echo(f"kept     {path} (exists; not changed)")
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
     if result.created:
         click.echo("Next: reconciler validate && reconciler plan")
     else:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from reconciler.ci import job_url
 from reconciler.cli.common import (
-    color,
     combine_forced_option,
     open_session,
     parallelism_option,
@@ -18,9 +18,11 @@ from reconciler.cli.common import (
     shard_option,
     targeting_options,
 )
-from reconciler.cli.output import output_option, render, write_step_summary
+from reconciler.cli.output import Output, emit, output_option, write_step_summary
 from reconciler.engine import planfile
 from reconciler.engine.plancheck import OptIns, missing_opt_ins
+from reconciler.reach.notify import JsonStore, notify
+from reconciler.session import Session
 
 
 @click.command()
@@ -34,7 +36,8 @@ from reconciler.engine.plancheck import OptIns, missing_opt_ins
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
-    help="Exit 2 when there are changes (0: none, 1: error), like Terraform.",
+    help="Exit 2 when there are changes (0: none, 1: error, 3: some image sets are "
+    "blocked: the rest is planned), like Terraform.",
 )
 @phi_option
 @parallelism_option
@@ -47,7 +50,7 @@ def plan(
     ctx: click.Context,
     paths: tuple[Path, ...],
     out: Path | None,
-    output: str,
+    outputs: tuple[Output, ...],
     detailed_exitcode: bool,
     show_phi: bool,
     parallelism: int | None,
@@ -69,6 +72,7 @@ def plan(
       reconciler --local plan                     # manifests/ against the local data
       reconciler plan manifests/ --out plan.json  # save it, then: reconciler apply plan.json
       reconciler plan -o markdown > comment.md    # for a pull request (PHI masked)
+      reconciler plan -o html=plan.html           # a report to share (PHI masked)
     """
     with open_session(ctx, show_phi) as session:
         set_targeting(session, manifest_names, labels)
@@ -85,8 +89,7 @@ def plan(
         flags = "".join(f" {flag}" for flag in missing_opt_ins(result.plan, OptIns()))
         click.echo(f"Saved the plan to {out} (apply it with: reconciler apply {out}{flags})",
                    err=True)  # fmt: skip
-    phi = session.show_phi
-    click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="plan"))
+    emit(result.plan, outputs, show_phi=session.show_phi, verb="plan")
     write_step_summary(result.plan, "plan")
     return result.exit_code
 
@@ -104,24 +107,34 @@ def plan(
     "(SearchImageSets by updatedAt, on the service's clock), those that were drifted, "
     "blocked or unreadable then, and those of new or edited manifests.",
 )
+@click.option(
+    "--notify",
+    "notify_url",
+    metavar="URL",
+    help="Post to this Slack- or Teams-compatible webhook when drift is new, changed or "
+    "resolved since the last message (manifest names and attribute paths, never values). "
+    "Not with --shard, --manifest or -l: it must see every manifest.",
+)
 @targeting_options
 @click.pass_context
 def drift(
     ctx: click.Context,
     paths: tuple[Path, ...],
-    output: str,
+    outputs: tuple[Output, ...],
     show_phi: bool,
     parallelism: int | None,
     shard: tuple[int, int] | None,
     since_last_run: bool,
+    notify_url: str | None,
     manifest_names: tuple[str, ...],
     labels: tuple[str, ...],
 ) -> int:
     """Check whether the live metadata still matches the manifests. Read-only.
 
     Exit codes: 0 in sync, 2 drift (someone or something changed what a manifest
-    owns), 1 error. The report names the manifest, image set and attribute. Made for a
-    scheduled CI job or cron: see the README's drift recipes.
+    owns), 3 some manifests are blocked (the others are checked all the same: -o json
+    lists both), 1 error. The report names the manifest, image set and attribute. Made
+    for a scheduled CI job or cron: see docs/ci.md.
 
     Each drift records in the state when it began (the service's time), what each
     manifest resolved to and which image sets were drifted, blocked or unreadable, so
@@ -129,12 +142,31 @@ def drift(
     forgets drift nobody fixed. Drift needs only read access to the state: where it
     cannot write, the next --since-last-run checks everything.
     """
+    if notify_url and (shard or manifest_names or labels):
+        raise click.UsageError("--notify must see every manifest: not with --shard, --manifest, -l")
     with open_session(ctx, show_phi) as session:
         set_targeting(session, manifest_names, labels)
         result = session.drift(
             paths, since_last_run=since_last_run, shard=shard, parallelism=parallelism
         )
-    phi = session.show_phi
-    click.echo(render(result.plan, output, show_phi=phi, color=color(), verb="drift"))
-    write_step_summary(result.plan, "drift")
+        emit(result.plan, outputs, show_phi=session.show_phi, verb="drift")
+        write_step_summary(result.plan, "drift")
+        if notify_url:
+            said = notify(
+                result.plan, notify_url, _notify_store(session), job=job_url(), warn=_warn
+            )
+            counts = (
+                f"{len(said.new)} new, {len(said.changed)} changed, {len(said.resolved)} resolved"
+            )
+            _warn(f"Notified: {counts}." if said else "Not notified: nothing new since the last.")
     return result.exit_code
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _notify_store(session: Session) -> JsonStore:
+    """Where drift notifications remember what they said: the project's state, within
+    the session's scope (the one place notifications touch storage)."""
+    return session.state

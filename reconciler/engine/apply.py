@@ -4,13 +4,19 @@ check the outcome → re-read and verify → journal.
 Image sets are independent: one failure never stops the others, and the report says
 what happened to each. Nothing is sent to an image set whose version moved since the
 plan (stale): the plan was computed against a document that no longer exists.
+
+Stopping (Ctrl-C, :meth:`Sending.stop` through the pacer): an image set not begun is
+left alone, a call waiting for its slot gives up (journaled SKIPPED: not sent), and a
+call already sent is seen through — waited for, verified, journaled — as is a replace
+that has begun. Progress is reported as image sets finish, not in submission order.
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from reconciler.dicom.phi import mask_service_message
@@ -28,7 +34,7 @@ from reconciler.engine.plan import (
 from reconciler.engine.recovery import candidate_digests
 from reconciler.engine.replace import replace_image_set
 from reconciler.engine.verify import unmet
-from reconciler.errors import ExitCode, ReconcilerError
+from reconciler.errors import ExitCode, Interrupted, ReconcilerError
 from reconciler.healthimaging import HealthImaging, VersionConflict, WorkflowStatus
 
 # UPDATE_FAILED messages are the service's words and may echo the values it refused:
@@ -67,9 +73,15 @@ class ApplyStatus(str, enum.Enum):
 class ApplyReport:
     run_id: str
     outcomes: tuple[ImageSetOutcome, ...]
+    planned: int | None = None  # image sets the plan had to update (None: as outcomes)
 
     def count(self, outcome: Outcome) -> int:
         return sum(1 for o in self.outcomes if o.outcome is outcome)
+
+    @property
+    def untouched(self) -> int:
+        """Image sets of the plan nothing was done to (a stopped run left them alone)."""
+        return 0 if self.planned is None else max(0, self.planned - len(self.outcomes))
 
     @property
     def exit_code(self) -> ExitCode:
@@ -80,6 +92,31 @@ class ApplyReport:
         if any(o.outcome is Outcome.STALE for o in self.outcomes):
             return ExitCode.STALE
         return ExitCode.OK
+
+
+class Sending:
+    """Image sets with a write sent (or waiting for its slot) and no outcome journaled
+    yet: less those waiting for a slot, what a stopped apply still waits for."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._begun: set[str] = set()
+
+    def begin(self, image_set_id: str) -> None:
+        with self._lock:
+            self._begun.add(image_set_id)
+
+    def end(self, image_set_id: str) -> None:
+        with self._lock:
+            self._begun.discard(image_set_id)
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self._begun)
+
+
+NOT_SENT = "not sent: the run was stopped (Ctrl-C)"
 
 
 def _keys(payload: UpdatePayload) -> list[str]:
@@ -100,11 +137,13 @@ class _Applier:
         lock_timeout: float,
         plan: Plan,
         runs: RunStore | None = None,
+        sending: Sending | None = None,
     ) -> None:
         self.ahi = ahi
         self.journal = journal
         self.lock_timeout = lock_timeout
         self.runs = runs
+        self.sending = sending or Sending()
         self.followers: dict[str, list[ImageSetPlan]] = {}
         for item in plan.to_update:
             if isinstance(item.mode, StudyFollower):
@@ -122,11 +161,15 @@ class _Applier:
                       outcome, message, call)  # fmt: skip
 
     def run(self, item: ImageSetPlan) -> list[ImageSetOutcome]:
+        if self.ahi.limiter.stopped:  # stopped before this image set began: left alone
+            return []
         members = [item, *self.followers.get(item.image_set_id, [])]
         try:
             return self._run(item, members)
         except ReconcilerError as error:  # reported for these image sets; others go on
             return [self._done(m, None, Outcome.ERROR, error.message) for m in members]
+        finally:
+            self.sending.end(item.image_set_id)
 
     def _stale(self, members: list[ImageSetPlan]) -> list[ImageSetOutcome] | None:
         """STALE for every member when any moved since the plan (a study-scoped call
@@ -183,6 +226,7 @@ class _Applier:
                 )
             try:  # once the call is sent, an error belongs to this call, not "pending"
                 try:
+                    self.sending.begin(image_set)  # sent, or waiting for its slot
                     result = self.ahi.update_metadata(
                         ds,
                         image_set,
@@ -193,6 +237,8 @@ class _Applier:
                         include_study=isinstance(item.mode, StudyLead),
                     )
                     expected = result.version_id
+                except Interrupted:  # stopped while waiting for its slot: never sent
+                    return [self._done(m, None, Outcome.SKIPPED, NOT_SENT, call) for m in members]
                 except VersionConflict as conflict:
                     # A retried call may have landed the first time: it did if the next
                     # version holds exactly what this call sent.
@@ -222,16 +268,18 @@ class _Applier:
     def _replace(self, item: ImageSetPlan) -> ImageSetOutcome:
         assert self.runs is not None  # apply_plan refused the plan before sending any
         try:
-            replaced = replace_image_set(
-                self.ahi,
-                self.journal,
-                item.datastore_id,
-                item.image_set_id,
-                version=item.version_id,
-                payloads=item.payloads,
-                lock_timeout=self.lock_timeout,
-                runs=self.runs,
-            )
+            self.sending.begin(item.image_set_id)
+            with self.ahi.limiter.unstoppable():  # a replace begun is finished, never halved
+                replaced = replace_image_set(
+                    self.ahi,
+                    self.journal,
+                    item.datastore_id,
+                    item.image_set_id,
+                    version=item.version_id,
+                    payloads=item.payloads,
+                    lock_timeout=self.lock_timeout,
+                    runs=self.runs,
+                )
         except ReconcilerError as error:
             return self._done(item, None, Outcome.ERROR, error.message)
         message = f"replaced by image set {replaced.new_id} (the old ID no longer exists)"
@@ -307,21 +355,23 @@ def apply_plan(
     lock_timeout: float = 300.0,
     progress: Callable[[ImageSetOutcome, int, int], None] | None = None,
     runs: RunStore | None = None,
+    sending: Sending | None = None,
 ) -> ApplyReport:
     """Apply every image set of ``plan`` that has changes; see the module docstring.
     Replaces of primary image sets keep their undo values in ``runs`` (the state): a
-    plan with replaces and no ``runs`` is refused (ValueError) before anything is sent."""
+    plan with replaces and no ``runs`` is refused (ValueError) before anything is sent.
+    ``sending`` tracks the image sets under way (what a stop still waits for)."""
     replacing = [item.image_set_id for item in plan.to_update if item.replace]
     if runs is None and replacing:
         raise ValueError(f"the replace of {replacing[0]} needs the run store")
-    applier = _Applier(ahi, journal, lock_timeout, plan, runs)
+    applier = _Applier(ahi, journal, lock_timeout, plan, runs, sending)
     items = [item for item in plan.to_update if not isinstance(item.mode, StudyFollower)]
     total = len(plan.to_update)
     outcomes: list[ImageSetOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for group in pool.map(applier.run, items):
-            for outcome in group:
+        for done in as_completed([pool.submit(applier.run, item) for item in items]):
+            for outcome in done.result():
                 outcomes.append(outcome)
                 if progress is not None:
                     progress(outcome, len(outcomes), total)
-    return ApplyReport(journal.run_id, tuple(outcomes))
+    return ApplyReport(journal.run_id, tuple(outcomes), total)

@@ -61,40 +61,44 @@ def _intent(item: DesiredValue | Removal) -> tuple[str | None, ...]:
 
 
 def _owners(manifests: Sequence[Manifest], image_set_id: str) -> tuple[Owners, list[PlanProblem]]:
-    """The owner of each address; a second owner with another intent is a problem.
+    """The owner of each address; a second owner with another intent is a problem of
+    *both* owners, so neither side's value is sent (which one a plan would pick is an
+    accident of file order, not a decision anyone made).
 
     The loader's ``find_conflicts`` reports these first; the check is repeated here
-    because two selectors can reach the same image set only once resolved.
+    because two selectors (a StudyInstanceUID and an AccessionNumber, say) can reach the
+    same image set only once resolved.
     """
     owners: Owners = {}
     problems: list[PlanProblem] = []
+
+    def conflict(mine: _Owner, other: _Owner, what: str) -> None:
+        sides = (
+            ((mine, other), (other, mine))
+            if mine.manifest is not other.manifest
+            else ((mine, other),)
+        )
+        for side, across in sides:
+            message = (
+                f"conflict: manifest {side.manifest.name!r} and manifest "
+                f"{across.manifest.name!r} (at {across.item.location}) {what}; give it one "
+                "owner (neither is sent until then)"
+            )
+            problems.append(
+                PlanProblem(image_set_id, message, side.manifest.name, side.item.location)
+            )
+
     for manifest in manifests:
         items: list[DesiredValue | Removal] = [*manifest.sets, *manifest.removals]
         for item in items:
             first = owners.setdefault(item.address, _Owner(manifest, item))
             if first.manifest is not manifest and _intent(first.item) != _intent(item):
-                problems.append(
-                    PlanProblem(
-                        image_set_id,
-                        f"conflict: manifest {manifest.name!r} and manifest "
-                        f"{first.manifest.name!r} (at {first.item.location}) both manage "
-                        f"{item.key or 'the whole object'} here, differently; give it one owner",
-                        manifest.name,
-                        item.location,
-                    )
-                )
+                what = f"both manage {item.key or 'the whole object'} here, differently"
+                conflict(_Owner(manifest, item), first, what)
     for address, owner in owners.items():
         whole = _removed_whole(address, owners)
         if whole is not None and isinstance(owner.item, DesiredValue):
-            problems.append(
-                PlanProblem(
-                    image_set_id,
-                    f"{address.key} is set here, but manifest {whole.manifest.name!r} removes "
-                    f"the whole object at {whole.item.location}",
-                    owner.manifest.name,
-                    owner.item.location,
-                )
-            )
+            conflict(owner, whole, f"set {address.key} here while one removes the whole object")
     return owners, problems
 
 

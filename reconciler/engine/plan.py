@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.dicom.levels import Level
-from reconciler.engine.changes import ImageSetDiff, PlanProblem
+from reconciler.engine.changes import Change, ImageSetDiff, PlanProblem
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
@@ -115,6 +115,8 @@ class Plan:
     endpoint: str
     image_sets: tuple[ImageSetPlan, ...]
     unresolved: tuple[str, ...] = ()
+    # The update quota known when planning (not the pacer's rate, a hair under it) and
+    # where it came from: Service Quotas, rateLimits, remembered or documented.
     update_rate: float = DEFAULT_UPDATE_RATE
     format_version: int = FORMAT_VERSION
     show_phi: bool = field(default=False, compare=False)
@@ -132,6 +134,7 @@ class Plan:
     # drift --since-last-run: how many image sets the manifests select (the plan holds
     # only those that changed, were open at the last drift, or are newly managed).
     selected: int | None = field(default=None, compare=False)
+    update_rate_source: str = field(default="documented", compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
@@ -153,12 +156,35 @@ class Plan:
         return self.update_calls / self.update_rate if self.update_rate > 0 else 0.0
 
     @property
+    def changed_manifests(self) -> tuple[str, ...]:
+        """The manifests with changes to send (drift, for ``drift``), sorted by name."""
+        return _owners(self.to_update, lambda item: item.diff.changes)
+
+    @property
+    def blocked_manifests(self) -> tuple[str, ...]:
+        """The manifests held back by a problem, sorted by name: those a problem names,
+        else the blocked image set's manifests."""
+        return _owners(self.blocked, lambda item: item.diff.problems)
+
+    @property
     def has_changes(self) -> bool:
         return bool(self.to_update)
 
     @property
     def has_problems(self) -> bool:
         return bool(self.blocked or self.unresolved)
+
+
+def _owners(
+    items: Sequence[ImageSetPlan], named: Callable[[ImageSetPlan], Sequence[Change | PlanProblem]]
+) -> tuple[str, ...]:
+    """The manifests ``named`` (changes or problems) names for ``items``, or each item's
+    manifests where none is named; sorted."""
+    names: set[str] = set()
+    for item in items:
+        found = {entry.manifest for entry in named(item) if entry.manifest}
+        names |= found or set(item.manifests)
+    return tuple(sorted(names))
 
 
 def in_shard(image_set_id: str, shard: tuple[int, int] | None) -> bool:
@@ -366,7 +392,10 @@ def make_plan(
             if progress is not None:
                 progress(done, len(chosen))
     plans = group_study_updates(ahi, plans)
-    rate = ahi.limiter.rate("UpdateImageSetMetadata") or DEFAULT_UPDATE_RATE
+    rate, source = ahi.limiter.quota("UpdateImageSetMetadata") or (
+        DEFAULT_UPDATE_RATE,
+        "documented",
+    )
     return Plan(
         left_out=tuple(left_out),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -375,6 +404,7 @@ def make_plan(
         image_sets=tuple(plans),
         unresolved=tuple(str(u) for u in unresolved),
         update_rate=rate,
+        update_rate_source=source,
         combine_forced=combine_forced,
     )
 

@@ -125,6 +125,7 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
         "format_version": plan.format_version,
         "created_at": plan.created_at,
         "endpoint": plan.endpoint,
+        "update_rate_source": plan.update_rate_source,
         "manifest_digest": plan.manifest_digest,
         "combine_forced": plan.combine_forced,
         "summary": {
@@ -139,6 +140,12 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
         },
         "unresolved": [u if show else mask_unresolved(u) for u in plan.unresolved],
         "left_out": list(plan.left_out),  # manifests --manifest / -l did not target
+        # By name, for CI: the manifests with changes (drift, for drift) and the ones
+        # held back, side by side (a blocked manifest never hides the others' changes).
+        "manifests": {
+            "changed": list(plan.changed_manifests),
+            "blocked": list(plan.blocked_manifests),
+        },
         "image_sets": image_sets,
     }
 
@@ -264,6 +271,7 @@ def load(path: Path) -> Plan:
             unresolved=tuple(data["unresolved"]),
             left_out=tuple(data.get("left_out", ())),
             update_rate=data["summary"]["update_rate_per_second"],
+            update_rate_source=str(data.get("update_rate_source", "documented")),
             combine_forced=combine_forced,
             saved_from=str(path),
         )

@@ -143,6 +143,7 @@ SCHEMA: dict[str, Any] = {
         "format_version": {"const": 1},
         "created_at": _TEXT,
         "endpoint": _TEXT,
+        "update_rate_source": _TEXT,
         "manifest_digest": {"type": ["string", "null"], "maxLength": 256},
         "combine_forced": {"type": "boolean"},
         "summary": {
@@ -168,6 +169,14 @@ SCHEMA: dict[str, Any] = {
             "items": {"type": "string", "maxLength": 65536},
         },
         "left_out": {"type": "array", "maxItems": 100_000, "items": _TEXT},
+        "manifests": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "changed": {"type": "array", "maxItems": 100_000, "items": _TEXT},
+                "blocked": {"type": "array", "maxItems": 100_000, "items": _TEXT},
+            },
+        },
         "image_sets": {"type": "array", "maxItems": MAX_IMAGE_SETS, "items": _IMAGE_SET},
     },
 }

@@ -35,6 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reconciler.config import Endpoint
+from reconciler.errors import Interrupted, ReconcilerError
 from reconciler.healthimaging import backoff, metadata, wire
 from reconciler.healthimaging.clock import ServiceClock
 from reconciler.healthimaging.errors import (
@@ -227,14 +228,22 @@ class HealthImaging:
         method = getattr(self._boto, xform_name(operation))
         failures = throttles = 0
         started = time.monotonic()
+        last: ReconcilerError | None = None
         while True:
-            ticket = self._limiter.acquire(operation)
+            try:
+                ticket = self._limiter.acquire(operation)
+            except Interrupted:
+                # Stopped before a retry: a 429 was refused, so nothing was sent; an
+                # attempt that failed otherwise may have landed, and says so.
+                if isinstance(last, ServiceError) and not isinstance(last, Throttled):
+                    raise _with_attempts(last, failures) from None
+                raise
             with self._calls_lock:
                 self._calls[operation] += 1
             try:
                 response = method(**kwargs)
             except (ClientError, BotoCoreError) as exc:
-                error = map_error(exc, operation, image_set_id)
+                error = last = map_error(exc, operation, image_set_id)
                 if isinstance(error, Throttled):
                     throttles += 1
                     wait = self._limiter.throttled(ticket)

@@ -45,6 +45,12 @@ constant: AWS has published UpdateImageSetMetadata at 0.25/s burst 1 and at 10/s
 
 Each waiting caller looks at the schedule again after every wake-up, so a rate change
 or a 429 takes effect for everyone at once.
+
+**Stopping** (Ctrl-C): after :meth:`RateLimiter.stop`, a write that asks for a slot — or
+is waiting for one — gives up at once (:class:`~reconciler.errors.Interrupted`): it was
+never sent. Writes already sent are not the pacer's to stop, and reads go on, so the
+callers can see the calls already on the wire through (wait, verify, journal). A caller
+inside :meth:`RateLimiter.unstoppable` (a replace that has begun) finishes what it began.
 """
 
 from __future__ import annotations
@@ -52,8 +58,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+
+from reconciler.errors import Interrupted
 
 # The pacer sends at this fraction of the rate it believes in: a hair under.
 HEADROOM = 0.97
@@ -177,6 +186,9 @@ class _Lane:
         # The tokens this lane counts on: all but one when there is a spare, which then
         # absorbs a request the network delays into the next one's token.
         self.capacity = self.burst - 1.0 if self.burst >= 2 else 1.0
+        # What the start says the account allows (a quota, a cap, last run's rate):
+        # what plans quote their least time at, before any headroom.
+        self.known = start.rate
         # Every rate below is a rate requests are *sent* at, for the whole account.
         self.rate = start.rate if start.sent else paced(start.rate, self.burst)
         self.start = self.rate
@@ -392,6 +404,8 @@ class RateLimiter:
             lanes[op] = _Lane(op, start, bursts.get(op, default_burst(rate)), ceilings.get(op),
                               op in (discover or frozenset()), now)  # fmt: skip
         self._lanes = lanes
+        self._stopped = False
+        self._shield = threading.local()
 
     @classmethod
     def for_service(
@@ -467,6 +481,15 @@ class RateLimiter:
             lane = self._lanes.get(operation)
             return lane.rate if lane else None
 
+    def quota(self, operation: str) -> tuple[float, str] | None:
+        """The rate ``operation`` is known to be allowed (per second, for the whole
+        account: a published quota, a ``rateLimits`` cap, the rate the last run reached
+        or the documented default) and where that came from (:attr:`LaneStart.source`);
+        None when it is not paced. The pacer sends a hair under it (:func:`paced`)."""
+        with self._lock:
+            lane = self._lanes.get(operation)
+            return (lane.known, lane.source) if lane else None
+
     def share(self, index: int, count: int) -> None:
         """Pace as shard ``index`` of ``count`` processes sharing one account: every
         operation at rate ÷ count, writes starting empty in this shard's phase of a
@@ -495,16 +518,52 @@ class RateLimiter:
                 lane.tat = now + lane.interval() / count + lane.tolerance()
             self._wake.notify_all()
 
+    def stop(self) -> int:
+        """Refuse every write not sent yet, those waiting for a slot at once (see the
+        module docstring). Returns how many writes were waiting for a slot."""
+        with self._wake:
+            self._stopped = True
+            writes = [lane for op, lane in self._lanes.items() if op in WRITE_OPERATIONS]
+            waiting = sum(lane.waiting for lane in writes)
+            self._wake.notify_all()
+            return waiting
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    @contextmanager
+    def unstoppable(self) -> Iterator[None]:
+        """This thread's writes are sent even after :meth:`stop` (a procedure that must
+        not be left halfway by choice)."""
+        depth = getattr(self._shield, "depth", 0)
+        self._shield.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._shield.depth = depth
+
+    def _refuse(self, operation: str) -> None:
+        if (
+            self._stopped
+            and operation in WRITE_OPERATIONS
+            and not getattr(self._shield, "depth", 0)
+        ):
+            raise Interrupted(f"{operation} not sent: the run was stopped (Ctrl-C)")
+
     def acquire(self, operation: str) -> Ticket:
         """Block until ``operation`` may be sent; the ticket records the schedule it was
-        sent under (for :meth:`accepted`/:meth:`throttled`)."""
+        sent under (for :meth:`accepted`/:meth:`throttled`). After :meth:`stop`, a write
+        raises :class:`~reconciler.errors.Interrupted` instead (at once, even mid-wait)."""
         with self._wake:
+            self._refuse(operation)
             lane = self._lanes.get(operation)
             if lane is None:
                 return Ticket(operation, 0, 0.0)
             lane.waiting += 1
             try:
                 while True:
+                    self._refuse(operation)
                     now = self._clock()
                     slot = lane.next_slot(now)
                     if slot <= now:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from reconciler.dicom.document import Address
 from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import mask_values
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, order=True)
@@ -27,9 +30,19 @@ class Location:
     column: int = 0
 
     def __str__(self) -> str:
+        path = self.shown_path
         if self.line <= 0:
-            return self.path
-        return f"{self.path}:{self.line}:{self.column}"
+            return path
+        return f"{path}:{self.line}:{self.column}"
+
+    @property
+    def shown_path(self) -> str:
+        """The path as a message prints it: control characters escaped, and ``./``
+        before one that starts with ``:``. A file name is anyone's to choose, and a line
+        a CI runner reads as ``::stop-commands::…`` would silence every annotation after
+        it (GitHub workflow commands start a line with ``::``)."""
+        path = _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", self.path)
+        return f"./{path}" if path.startswith(":") else path
 
 
 class Severity(str, enum.Enum):

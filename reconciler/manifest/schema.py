@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from reconciler.dicom.phi import is_phi
 from reconciler.manifest import codes
 from reconciler.manifest.model import Problem, error
 from reconciler.manifest.values import close_keywords
@@ -272,9 +274,52 @@ def _explain(failure: ValidationError, document: Document) -> Iterator[Problem]:
         yield error(document.location(path), f"{field}: {failure.message}", codes.SCHEMA_VALUE)
 
 
+# Selector keys whose values are PHI (a patient's ID, an accession number).
+_PHI_SELECTORS = frozenset({"patientId", "accessionNumber"})
+
+
+def _sensitive(key: object, above: bool) -> bool:
+    """Whether values under ``key`` may be a patient's: the Patient level, a PHI
+    attribute or private tag, a PHI selector; a ``vr`` is never PHI."""
+    if key == "vr":
+        return False
+    if isinstance(key, str) and (key == "Patient" or is_phi(key) or key in _PHI_SELECTORS):
+        return True
+    return above
+
+
+def _phi_strings(value: Any, sensitive: bool) -> Iterator[str]:
+    if isinstance(value, str):
+        if sensitive:
+            yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _phi_strings(item, _sensitive(key, sensitive))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _phi_strings(item, sensitive)
+
+
+def _quoted_values(failure: ValidationError) -> tuple[str, ...]:
+    """The values a message about ``failure`` may quote that are PHI: strings at the
+    Patient level, of PHI attributes and private tags, and of ``patientId`` /
+    ``accessionNumber`` selectors — also when a whole mapping holding them is quoted.
+    CI output masks them (the problem's ``phi``)."""
+    path = tuple(failure.absolute_path)
+    if path[:1] != ("spec",):
+        return ()
+    sensitive = False
+    for key in path[1:]:
+        sensitive = _sensitive(key, sensitive)
+    return tuple(dict.fromkeys(_phi_strings(failure.instance, sensitive)))
+
+
 def check_structure(document: Document) -> list[Problem]:
-    """Every structural problem of one document, located and explained."""
+    """Every structural problem of one document, located and explained; values it
+    quotes from where PHI lives are recorded so CI output masks them."""
     problems: list[Problem] = []
     for failure in _validator().iter_errors(document.value):
-        problems.extend(_explain(failure, document))
+        quoted = _quoted_values(failure)
+        for problem in _explain(failure, document):
+            problems.append(replace(problem, phi=quoted) if quoted else problem)
     return problems

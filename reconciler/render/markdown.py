@@ -1,13 +1,20 @@
-"""A plan as GitHub markdown: a PR comment or a ``$GITHUB_STEP_SUMMARY``.
+"""A plan as GitHub/GitLab markdown: a PR comment or a ``$GITHUB_STEP_SUMMARY``.
 
 The first line is the hidden marker ``<!-- reconciler-plan -->``, so a CI job finds its
-earlier comment and edits it instead of adding one per push. The summary comes first;
-then one collapsible ``<details>`` block per image set (blocked ones open, and before
-the others, so a size cap never hides them) with a table of its changes. PHI values
-are masked unless asked: a PR comment is read by more people than the plan's author.
+earlier comment and edits it instead of adding one per push. The summary comes first —
+the summary line, then the rows of :func:`reconciler.render.summary.summary_rows`
+(blast radius, flags, time at the known quota, API cost), between the hidden markers
+``<!-- reconciler:summary -->`` and ``<!-- /reconciler:summary -->`` so that the
+comment's poster can keep it, collapsed, as an earlier plan. Then one collapsible
+``<details>`` block per image set (blocked ones open, and before the others, so a size
+cap never hides them) with a table of its changes; each block starts a line with
+``<details`` and ends one with ``</details>``, where a poster may split the text. PHI
+values are masked unless asked: a PR comment is read by more people than the plan's
+author.
 
-GitHub refuses comments over 65,536 characters: past ``max_chars`` whole sections are
-left out and the last line says how many and where the full plan is.
+Past ``max_chars`` whole sections are left out and the last line says how many and
+where the full plan is (:mod:`reconciler.reach.comment` splits what is left into as many
+comments as the host's size limit needs).
 """
 
 from __future__ import annotations
@@ -19,8 +26,11 @@ from collections.abc import Mapping
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.plan import Action, ImageSetPlan, Plan
 from reconciler.render import values
+from reconciler.render.summary import summary_rows
 
 MARKER = "<!-- reconciler-plan -->"
+SUMMARY_START = "<!-- reconciler:summary -->"
+SUMMARY_END = "<!-- /reconciler:summary -->"
 _TABLE_HEAD = "| | Attribute | Before | After | Notes |\n|---|---|---|---|---|"
 # Markdown punctuation that could start emphasis, a link, code, a heading, HTML or a
 # table cell; ``&``, ``<`` and ``>`` become entities instead.
@@ -134,6 +144,15 @@ def _footer(left_out: dict[str, int], hint: str | None) -> str:
     return f"… {said} not shown." + (f" {hint}" if hint else "")
 
 
+def summary_block(plan: Plan, *, verb: str = "plan") -> str:
+    """The summary line and rows between the summary markers (module docstring)."""
+    rows = [f"| {text(row.label)} | {text(row.value)} |" for row in summary_rows(plan, verb=verb)]
+    when = f"_{'Checked' if verb == 'drift' else 'Planned'} at {text(plan.created_at)}._"
+    line = f"**{text(values.summary(plan, verb=verb))}**"
+    table = "\n".join(["| | |", "|---|---|", *rows])
+    return "\n".join([SUMMARY_START, line, "", table, "", when, SUMMARY_END])
+
+
 def render_plan_markdown(
     plan: Plan,
     *,
@@ -148,7 +167,7 @@ def render_plan_markdown(
     ``full_plan_hint`` (markdown, written as given) ends the text when sections had to be
     left out, e.g. ``"See the full plan in the job's artifacts."``.
     """
-    head = [MARKER + "\n## " + text(title), f"**{text(values.summary(plan, verb=verb))}**"]
+    head = [MARKER + "\n## " + text(title), summary_block(plan, verb=verb)]
     if _masks_any(plan, show_phi):
         head.append(f"PHI values are masked as {code(values.MASK)}.")
     if plan.left_out:
@@ -190,4 +209,4 @@ def render_plan_markdown(
     return rendered
 
 
-__all__ = ["MARKER", "render_plan_markdown"]
+__all__ = ["MARKER", "SUMMARY_END", "SUMMARY_START", "render_plan_markdown", "summary_block"]

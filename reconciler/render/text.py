@@ -9,8 +9,9 @@
       - Series[1.2.3].Instance[1.2.3.4] (entire instance)  # patient-names
       (2 unchanged attributes not shown)
 
-    Plan: 1 image set to update (3 changes, 1 update call, ≥ 4 s at the 0.25/s update
-    quota), 0 blocked, 19 in sync.
+    Endpoint: aws (us-east-1)
+    Plan: 1 image set to update (3 changes, 1 update call, ≥ 4 s at the 0.25/s documented
+    update quota), 0 blocked, 19 in sync.
 
 Image sets in sync are counted, not listed; blocked image sets list their problems,
 then the changes that wait for them. Colour (ANSI) only when asked: the caller knows
@@ -126,7 +127,8 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
         )
     if plan.left_out:
         blocks.append([style(values.left_out(plan), _DIM)])
-    blocks.append([style(values.summary(plan, verb=verb), _BOLD)])
+    endpoint = style(f"Endpoint: {values.printable(plan.endpoint)}", _DIM)
+    blocks.append([endpoint, style(values.summary(plan, verb=verb), _BOLD)])
     return "\n\n".join("\n".join(block) for block in blocks)
 
 

@@ -130,6 +130,17 @@ def duration(seconds: float) -> str:
     return f"{hours} h {rest // 60} min"
 
 
+def quota(plan: Plan) -> str:
+    """The update rate a plan's least time is quoted at, and where it came from:
+    ``the 0.25/s documented update quota``, ``the 5/s update quota Service Quotas lists``."""
+    rate = f"{plan.update_rate:.3g}/s"
+    return {
+        "Service Quotas": f"the {rate} update quota Service Quotas lists",
+        "rateLimits": f"the {rate} rateLimits cap",
+        "remembered": f"{rate}, the update rate the last run reached",
+    }.get(plan.update_rate_source, f"the {rate} documented update quota")
+
+
 def in_sync(plan: Plan) -> int:
     return len(plan.image_sets) - len(plan.to_update) - len(plan.blocked)
 
@@ -176,14 +187,31 @@ def summary(plan: Plan, *, verb: str = "plan") -> str:
         changes = sum(len(item.diff.changes) for item in plan.to_update)
         update += (
             f" ({plural(changes, 'change')}, {plural(plan.update_calls, 'update call')}, "
-            f"≥ {duration(plan.quota_seconds)} at the {plan.update_rate:g}/s update quota)"
+            f"≥ {duration(plan.quota_seconds)} at {quota(plan)})"
         )
-    line = f"{verb.capitalize()}: {update}, {len(plan.blocked)} blocked, {in_sync(plan)} in sync."
+    line = f"{verb.capitalize()}: {update}, {blocked(plan)}, {in_sync(plan)} in sync."
     return line + looked + unresolved
+
+
+def names(given: tuple[str, ...], shown: int = 3) -> str:
+    """``a, b, c and 2 more``: manifest names for a summary line."""
+    listed = ", ".join(printable(name) for name in given[:shown])
+    return listed + (f" and {len(given) - shown} more" if len(given) > shown else "")
+
+
+def blocked(plan: Plan) -> str:
+    """``0 blocked``, or ``2 blocked (manifests a-patient, b-conflict)``: every summary
+    counts the blocked image sets and names the manifests to fix."""
+    count = f"{len(plan.blocked)} blocked"
+    held = plan.blocked_manifests
+    if not held:
+        return count
+    return f"{count} ({'manifest' if len(held) == 1 else 'manifests'} {names(held)})"
 
 
 __all__ = [
     "MASK",
+    "blocked",
     "duration",
     "image_set_details",
     "in_sync",
@@ -191,11 +219,13 @@ __all__ = [
     "left_out",
     "manifests",
     "mask_reason",
+    "names",
     "notes",
     "path",
     "plural",
     "printable",
     "problem",
+    "quota",
     "summary",
     "unresolved",
     "value",

@@ -2,21 +2,30 @@
 
 Writes what a new manifest repository needs, and nothing that exists: every file is
 created with ``O_EXCL``, so a second run changes nothing and a user's file is never
-replaced. The CI recipes are the ones in ``examples/`` (shipped in the package as
-``recipes/``, symbolic links in the source tree that packaging turns into copies), so
-installed code never reads a repository checkout and the recipes ``init`` writes are
-the ones the example tests run.
+replaced. The CI recipes, the IAM policies, the crontab and the Kubernetes CronJob are
+the ones in ``examples/`` (shipped in the package as ``recipes/``, symbolic links in the
+source tree that packaging turns into copies), so installed code never reads a
+repository checkout and what ``init`` writes is what the example tests run.
+
+The recipes install reconciler from ``RECONCILER_PIP_SPEC``; ``init`` writes there how
+the reconciler that runs it was installed (:func:`install_spec`): a release, a VCS URL,
+a wheel's URL. A local folder or file cannot be reached from CI: then the recipes keep
+the release pin and ``init`` says to point it where the project is published.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from importlib.metadata import distributions
 from pathlib import Path
+from typing import Any
 
 from reconciler.errors import ConfigError
+from reconciler.version import __version__
 
 GITIGNORE = """\
 # reconciler: what must stay out of git.
@@ -34,7 +43,8 @@ saved-plan/
 """
 
 PRE_COMMIT = """\
-# Run `pre-commit install` once: every commit then validates the manifests.
+# Run `pre-commit install` once: every commit then validates the manifests with the
+# `reconciler` installed here (a local hook: no published tag is needed).
 repos:
   - repo: local
     hooks:
@@ -86,6 +96,77 @@ EMPTY_SAMPLE = (
 )
 
 
+class Extra(str, enum.Enum):
+    """Examples ``init --with`` writes besides the CI recipes."""
+
+    IAM = "iam"
+    CRON = "cron"
+    KUBERNETES = "kubernetes"
+
+
+_EXTRAS: dict[Extra, tuple[tuple[str, str], ...]] = {
+    Extra.IAM: tuple(
+        (f"iam/{name}", f"ops/iam/{name}")
+        for name in (
+            "read-only-policy.json",
+            "write-policy.json",
+            "replace-primary-policy.json",
+            "github-oidc-trust.json",
+        )
+    ),
+    Extra.CRON: (("cron/crontab", "ops/cron/crontab"),),
+    Extra.KUBERNETES: (
+        (
+            "kubernetes/reconciler-drift-cronjob.yaml",
+            "ops/kubernetes/reconciler-drift-cronjob.yaml",
+        ),
+    ),
+}
+DISTRIBUTION = "healthimaging-reconciler"
+# The placeholder the shipped recipes carry where the install spec goes.
+PLACEHOLDER = f"{DISTRIBUTION}==0.1.0"
+
+
+def spec_from(direct_url: dict[str, Any] | None, version: str) -> tuple[str, str | None]:
+    """How to install again what ``direct_url`` (PEP 610's direct_url.json of the
+    installed distribution; None: from an index) describes, and a note when CI cannot
+    install it from there."""
+    release = f"{DISTRIBUTION}=={version}"
+    if not direct_url:
+        return release, None
+    url = str(direct_url.get("url", ""))
+    vcs = direct_url.get("vcs_info") or {}
+    if vcs and not url.startswith("file:"):
+        commit = vcs.get("commit_id") or vcs.get("requested_revision")
+        return f"{vcs.get('vcs', 'git')}+{url}" + (f"@{commit}" if commit else ""), None
+    if "archive_info" in direct_url and url.startswith(("https://", "http://")):
+        return f"{DISTRIBUTION} @ {url}", None
+    return release, (
+        f"reconciler was installed from {url or 'a local folder'}, which CI cannot reach: "
+        f"the recipes install {release} — set RECONCILER_PIP_SPEC in them to where the "
+        "project is published (a release, a git URL such as git+https://…@TAG, a wheel's URL)"
+    )
+
+
+def install_spec() -> tuple[str, str | None]:
+    """:func:`spec_from` for the running reconciler."""
+    # A checkout's build metadata (an .egg-info beside the source) may be found first:
+    # the installed distribution is the one that recorded how it was installed.
+    found_all = list(distributions(name=DISTRIBUTION))
+    if not found_all:  # run from a checkout without installing
+        return f"{DISTRIBUTION}=={__version__}", (
+            "reconciler is not installed as a distribution here: set RECONCILER_PIP_SPEC in "
+            "the recipes to where the project is published"
+        )
+    found = next((d for d in found_all if d.read_text("direct_url.json")), found_all[0])
+    raw = found.read_text("direct_url.json")
+    try:
+        direct = json.loads(raw) if raw else None
+    except ValueError:
+        direct = None
+    return spec_from(direct if isinstance(direct, dict) else None, found.version)
+
+
 class CI(str, enum.Enum):
     GITHUB = "github"
     GITLAB = "gitlab"
@@ -107,6 +188,7 @@ class InitResult:
     directory: Path
     created: tuple[Path, ...]
     kept: tuple[Path, ...]  # existed already: left exactly as they were
+    notes: tuple[str, ...] = ()  # what the user must still do (e.g. the install spec)
 
 
 def recipe(name: str) -> str:
@@ -128,14 +210,22 @@ def choose_datastore(stores: list[tuple[str, str, str]]) -> str:
 
 
 def project_file(
-    datastore_id: str, *, local: bool, region: str | None, state: str | None = None
+    datastore_id: str, *, endpoint: str | None, region: str | None, state: str | None = None
 ) -> str:
+    """reconciler.yaml for ``datastore_id``: with the endpoint ``init`` ran against
+    (``local`` or a URL; None for AWS, the default), so the next command goes there too."""
     lines = ["# reconciler's project file: defaults for every manifest and command here."]
-    if local:
+    if endpoint == "local":
         lines += [
             "# endpoint: local runs against the embedded local HealthImaging (seeded on first",
             "# use); CI sets RECONCILER_ENDPOINT=aws.",
             "endpoint: local",
+        ]
+    elif endpoint is not None:
+        lines += [
+            "# The HealthImaging endpoint `reconciler init` ran against; CI sets",
+            "# RECONCILER_ENDPOINT=aws.",
+            f"endpoint: {json.dumps(endpoint)}",
         ]
     if region:
         lines.append(f"region: {region}")
@@ -166,9 +256,11 @@ def init(
     datastore_id: Callable[[], str],
     sample: Callable[[str], str | None],
     ci: CI = CI.NONE,
-    local: bool = False,
+    endpoint: str | None = None,
     region: str | None = None,
     state: str | None = None,
+    extras: tuple[Extra, ...] = (),
+    spec: tuple[str, str | None] | None = None,
 ) -> InitResult:
     """Scaffold ``directory``. ``datastore_id`` is asked only when reconciler.yaml must
     be written; ``sample`` gives the sample manifest's YAML for a data store (or None)."""
@@ -180,7 +272,7 @@ def init(
     store: str | None = None
     if not project.exists():
         store = datastore_id()
-        text = project_file(store, local=local, region=region, state=state)
+        text = project_file(store, endpoint=endpoint, region=region, state=state)
         _write_new(project, text, created, kept)
     else:
         kept.append(project)
@@ -192,6 +284,10 @@ def init(
         _write_new(example, (SAMPLE_HEADER + body) if body else EMPTY_SAMPLE, created, kept)
     elif example.exists():
         kept.append(example)
-    for source, target in _RECIPES[ci]:
-        _write_new(directory / target, recipe(source), created, kept)
-    return InitResult(directory, tuple(created), tuple(kept))
+    written = [*_RECIPES[ci], *(item for extra in extras for item in _EXTRAS[extra])]
+    install, note = spec if spec is not None else install_spec()
+    for source, target in written:
+        text = recipe(source).replace(PLACEHOLDER, install)
+        _write_new(directory / target, text, created, kept)
+    notes = (note,) if note and written else ()
+    return InitResult(directory, tuple(created), tuple(kept), notes)

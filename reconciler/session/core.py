@@ -42,7 +42,7 @@ from reconciler.config import (
     resolve_state,
 )
 from reconciler.engine import planfile
-from reconciler.engine.apply import ImageSetOutcome, apply_plan
+from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import (
@@ -83,7 +83,7 @@ from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.manifest.targeting import Targeting, target
 from reconciler.render.structured import dump
-from reconciler.scaffold import CI, InitResult, choose_datastore
+from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
@@ -176,6 +176,7 @@ class Session:
         # How long apply and revert wait for another writer's state lock (--lock-timeout).
         self.lock_timeout = 0.0
         self._generations: dict[str, str] = {}
+        self._sending = Sending()
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -536,7 +537,7 @@ class Session:
 
     def apply(
         self,
-        source: Plan | PathsLike = (),
+        source: Plan | PlanResult | PathsLike = (),
         *,
         review: Callable[[Plan], bool] | None = None,
         progress: Progress | None = None,
@@ -548,9 +549,10 @@ class Session:
         study_wide: bool = False,
         reviewed: Plan | None = None,
     ) -> ApplyResult:
-        """Make the live metadata match: ``source`` is a :class:`Plan` (applied as it
-        is, pinned to its versions: an image set that moved since is refused as stale)
-        or manifest paths (then interrupted runs are settled *before* planning).
+        """Make the live metadata match: ``source`` is a :class:`Plan` or the
+        :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
+        an image set that moved since is refused as stale) or manifest paths (then
+        interrupted runs are settled *before* planning).
 
         A saved plan (:meth:`load_plan`) is applied only with every opt-in it relies on
         given here too (``replace_primary``, ``allow_force``, ``study_wide``,
@@ -562,6 +564,8 @@ class Session:
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
         """
+        if isinstance(source, PlanResult):  # session.apply(session.plan(...)) reads as meant
+            source = source.plan
         with self._writing("apply", shard):
             if isinstance(source, Plan):
                 plan = source
@@ -606,9 +610,18 @@ class Session:
                     lock_timeout=self.config.lock_timeout_seconds,
                     progress=progress,
                     runs=self.runs,
+                    sending=self._sending,
                 )
                 journal.pacing(self.pacing())
             return ApplyResult(plan, report, self.pacing())
+
+    def stop_sending(self) -> int:
+        """Stop a running :meth:`apply` (from a signal handler or another thread): no
+        call not yet sent will be, calls waiting for their slot give up at once, and
+        the calls already sent are seen through and journaled before ``apply``
+        returns. Returns how many image sets that still waits for."""
+        waiting = self.ahi.limiter.stop() if self._ahi is not None else 0
+        return max(0, self._sending.count - waiting)
 
     def pacing(self) -> dict[str, dict[str, float | int | str | None]]:
         """Per operation this session used: the rate its pacer started from and reached
@@ -676,10 +689,16 @@ class Session:
         return export_manifests(self.ahi, store, found, choices, show_phi=self.show_phi)
 
     def init(
-        self, *, ci: str = "none", datastore_id: str | None = None, state: str | None = None
+        self,
+        *,
+        ci: str = "none",
+        datastore_id: str | None = None,
+        state: str | None = None,
+        extras: Sequence[str] = (),
     ) -> InitResult:
         """Scaffold :attr:`project_dir` as a manifest repository; never overwrites. The
-        data store is ``datastore_id``, else the account's only ACTIVE one."""
+        data store is ``datastore_id``, else the account's only ACTIVE one; ``extras``
+        (``iam``, ``cron``, ``kubernetes``) writes those examples under ``ops/``."""
 
         def choose() -> str:
             return datastore_id or choose_datastore(list(self.ahi.list_datastores()))
@@ -694,14 +713,16 @@ class Session:
                     return dump(manifest, "yaml") + "\n"
             return None
 
+        kind = self.endpoint.kind
         return scaffold(
             self.project_dir,
             datastore_id=choose,
             sample=sample,
             ci=CI(ci),
-            local=self.endpoint.kind == "local",
+            endpoint="local" if kind == "local" else self.endpoint.url if kind == "url" else None,
             region=self.region,
             state=str(parse_state(state, "--state")) if state is not None else None,
+            extras=tuple(Extra(extra) for extra in extras),
         )
 
     def _datastore(self, given: str | None) -> str:

@@ -5,8 +5,12 @@ that calls :class:`reconciler.Session` (a Lambda, a GitHub App, a notebook) read
 same verdict a CI job does. Precedence, when more than one applies, is
 error > partial failure > stale > changes/drift > ok (:func:`reconciler.errors.worst`).
 Warnings — a selector that matches no image set — never change an exit code. A blocked
-image set (or manifest) is an error of a plan or drift, and makes an apply partial (3):
-apply goes ahead with everything that is not blocked.
+image set (or manifest) is never an error (1): it makes a plan, a drift and an apply
+*partial* (3). Everything that is not blocked is planned, checked or applied in full,
+so a PR check fails on its author's blocked manifests while still showing the rest, an
+apply on merge applies the rest, and a drift cron reports drift and blocked manifests
+side by side (``-o json``: ``manifests.changed`` and ``manifests.blocked``) instead of
+hiding the drift behind "the check failed" (docs/exit-codes.md).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from reconciler.errors import ExitCode, worst
 @dataclass(frozen=True)
 class PlanResult:
     """``Session.plan``: what apply would change. ``detailed`` makes changes exit 2
-    (Terraform's ``-detailed-exitcode``); otherwise a plan with changes exits 0."""
+    (Terraform's ``-detailed-exitcode``); otherwise a plan with changes exits 0. Blocked
+    image sets or manifests exit 3 either way: the rest is planned all the same."""
 
     plan: Plan
     detailed: bool = False
@@ -31,15 +36,17 @@ class PlanResult:
     @property
     def exit_code(self) -> ExitCode:
         return worst(
-            ExitCode.ERROR if self.plan.blocked else ExitCode.OK,
+            ExitCode.PARTIAL if self.plan.blocked else ExitCode.OK,
             ExitCode.CHANGES if self.detailed and self.plan.has_changes else ExitCode.OK,
         )
 
 
 @dataclass(frozen=True)
 class DriftResult:
-    """``Session.drift``: whether the live metadata still matches the manifests;
-    ``coverage``: how many image sets the manifests select and how many were read."""
+    """``Session.drift``: whether the live metadata still matches the manifests: 2 on
+    drift, 3 when some manifests are blocked (drift among the others is reported in
+    full all the same: :attr:`drifted`, :attr:`blocked`); ``coverage``: how many image
+    sets the manifests select and how many were read."""
 
     plan: Plan
     coverage: Coverage | None = None
@@ -49,9 +56,19 @@ class DriftResult:
         return not self.plan.has_changes and not self.plan.has_problems
 
     @property
+    def drifted(self) -> tuple[str, ...]:
+        """The manifests whose image sets drifted, by name."""
+        return self.plan.changed_manifests
+
+    @property
+    def blocked(self) -> tuple[str, ...]:
+        """The manifests that could not be checked or applied as they are, by name."""
+        return self.plan.blocked_manifests
+
+    @property
     def exit_code(self) -> ExitCode:
         return worst(
-            ExitCode.ERROR if self.plan.blocked else ExitCode.OK,
+            ExitCode.PARTIAL if self.plan.blocked else ExitCode.OK,
             ExitCode.CHANGES if self.plan.has_changes else ExitCode.OK,
         )
 

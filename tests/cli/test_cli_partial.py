@@ -6,6 +6,7 @@ a bare boto3 client."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,9 @@ from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 NM = "07293c9559d92802df5cd515a22a5149"  # primary: Patient-level changes are refused
 NM_STUDY = "1.3.6.1.4.1.5962.1.2.8.20040826185059.5457"
+ECG = "9137bfa228e5828208da69564672a92c"  # a primary image set with an AccessionNumber
+ECG_STUDY = "1.3.76.13.65829.2.20130125082826.1072139.2"
+ECG_ACCESSION = "03028041970546"
 HEAD = "apiVersion: reconciler/v1\nkind: ImageSetMetadata\n"
 
 
@@ -38,20 +42,51 @@ def test_a_blocked_patient_change_does_not_hold_back_a_study_change(
     manifest(project, "a-patient", study, "    Patient: {PatientName: NUCLEAR^SAMPLE}\n")
     manifest(project, "b-study", study, "    Study: {StudyDescription: NM BONE SCAN}\n")
     planned = run("plan", "--detailed-exitcode")
-    assert planned.exit_code == 1, planned.output  # blocked: an error of the plan
+    assert planned.exit_code == 3, planned.output  # partial: blocked, the rest planned
     assert "StudyDescription" in planned.output and "b-study" in planned.output
     assert "a-patient" in planned.output and "--replace-primary" in planned.output
-    assert "1 image set to update" in planned.output and "1 blocked" in planned.output
+    assert "1 image set to update" in planned.output
+    assert "1 blocked (manifest a-patient)" in planned.output
+    shown = json.loads(run("plan", "-o", "json").output)
+    assert shown["manifests"] == {"changed": ["b-study"], "blocked": ["a-patient"]}
 
     applied = run("apply", "--auto-approve")
     assert applied.exit_code == 3, applied.output  # partial: the rest was applied
+    assert "1 updated, 1 blocked (manifest a-patient)." in applied.output
     doc = metadata(client, SEED_DATASTORE_ID, NM)
     assert doc["Study"]["DICOM"]["StudyDescription"] == "NM BONE SCAN"
     assert doc["Patient"]["DICOM"]["PatientName"] != "NUCLEAR^SAMPLE"
 
     again = run("plan", "--detailed-exitcode")  # only the blocked manifest is left
-    assert again.exit_code == 1, again.output
+    assert again.exit_code == 3, again.output
     assert "b-study" not in again.output and "0 image sets to update" in again.output
+    drifted = run("drift", "-o", "json")
+    assert drifted.exit_code == 3, drifted.output  # blocked, and no drift among the rest
+    assert json.loads(drifted.output)["manifests"] == {"changed": [], "blocked": ["a-patient"]}
+    nothing = run("apply", "--auto-approve")
+    assert nothing.exit_code == 3, nothing.output
+    assert "Apply: nothing sent; 1 blocked (manifest a-patient)." in nothing.output
+
+
+def test_a_conflict_across_selectors_blocks_every_side(project: Path, client: Any) -> None:
+    """Two manifests reach the seeded ECG study through different selectors with
+    different StudyDescriptions: validate cannot see it; the plan sends neither value,
+    names both manifests and counts the image set as blocked."""
+    by_uid, by_accession = (
+        f'{{studyInstanceUID: "{ECG_STUDY}"}}',
+        f'{{accessionNumber: "{ECG_ACCESSION}"}}',
+    )
+    manifest(project, "by-uid", by_uid, "    Study: {StudyDescription: ECG RESTING}\n")
+    manifest(project, "by-accession", by_accession, "    Study: {StudyDescription: ECG 12 LEAD}\n")
+    assert run("validate").exit_code == 0  # only resolving shows they meet
+    planned = run("plan", "--detailed-exitcode")
+    assert planned.exit_code == 3, planned.output
+    assert "0 image sets to update" in planned.output
+    assert "1 blocked (manifests by-accession, by-uid)" in planned.output
+    applied = run("apply", "--auto-approve")
+    assert applied.exit_code == 3, applied.output
+    assert "nothing sent; 1 blocked (manifests by-accession, by-uid)" in applied.output
+    assert metadata(client, SEED_DATASTORE_ID, ECG)["Study"]["DICOM"]["StudyDescription"] == "ECG"
 
 
 def test_an_unmatched_selector_is_a_warning_not_an_error(project: Path, client: Any) -> None:

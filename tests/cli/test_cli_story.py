@@ -199,7 +199,7 @@ def test_incremental_drift_and_shards(project: Path, client: Any) -> None:
 def test_patient_and_series_fixes_on_a_primary_image_set(project: Path, client: Any) -> None:
     write_nm_patient_fix(project)
     blocked = run("plan")
-    assert blocked.exit_code == 1 and "--replace-primary" in blocked.output
+    assert blocked.exit_code == 3 and "--replace-primary" in blocked.output
     planned = run("plan", "--replace-primary")
     assert "replace: corrected copy promoted, image set ID will change" in planned.output
     applied = run("apply", "--replace-primary", "--auto-approve")

@@ -274,9 +274,13 @@ def test_two_owners_with_different_values_conflict() -> None:
         manifest(put(Level.STUDY, "StudyDescription", "A", line=3), name="a"),
         manifest(put(Level.STUDY, "StudyDescription", "B", line=7), name="b"),
     )
-    (problem,) = result.problems
-    assert "conflict" in problem.message and problem.manifest == "b"
-    assert "'a'" in problem.message and "t.yaml:3:1" in problem.message
+    # Both sides are held: which value a plan would send is no decision anyone made.
+    by = {p.manifest: p for p in result.problems}
+    problem_a, problem_b = by["a"], by["b"]
+    assert "conflict" in problem_b.message and problem_b.manifest == "b"
+    assert "'a'" in problem_b.message and "t.yaml:3:1" in problem_b.message
+    assert "'b'" in problem_a.message and "t.yaml:7:1" in problem_a.message
+    assert len(result.problems) == 2
 
 
 def test_a_set_inside_a_whole_removal_of_another_manifest_conflicts() -> None:
@@ -286,6 +290,7 @@ def test_a_set_inside_a_whole_removal_of_another_manifest_conflicts() -> None:
     )
     assert [c.key for c in result.changes] == [None]
     assert "removes the whole object" in result.problems[0].message
+    assert {p.manifest for p in result.problems} == {"a", "b"}
 
 
 def test_changes_are_in_document_order() -> None:

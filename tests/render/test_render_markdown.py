@@ -42,7 +42,12 @@ def test_plan_markdown(snapshot: Any) -> None:
     markdown = render_plan_markdown(scenario(), full_plan_hint=HINT)
     assert markdown == snapshot
     assert markdown.startswith(MARKER + "\n## reconciler plan\n")
-    assert markdown.splitlines()[3].startswith("**Plan: 1 image set to update (7 changes")
+    lines = markdown.splitlines()
+    assert lines[3] == "<!-- reconciler:summary -->"  # the summary first, marked for the poster
+    assert lines[4].startswith("**Plan: 1 image set to update (7 changes")
+    assert (
+        "| API cost of applying | ≈ 6 requests (2 writes): $0.00003 at $0.005 per 1,000" in markdown
+    )
     assert "<details open><summary>! image set bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" in markdown
 
 
@@ -126,7 +131,7 @@ def test_cells_escape_pipes_backticks_and_newlines() -> None:
         put(Level.INSTANCE, "ImageComments", "line 1\nline 2 <b>", S, SOP),
     )
     markdown = render_plan_markdown(Plan(CREATED_AT, "0" * 64, "local", (image_set(doc, m),)))
-    rows = table_rows(markdown)
+    rows = table_rows(markdown.split("<!-- /reconciler:summary -->")[1])  # the change table
     assert all(len(UNESCAPED_PIPE.findall(row)) == 6 for row in rows), rows
     assert '`"a \\| b"`' in markdown
     assert '```"``code`` \\| more"```' in markdown  # a fence longer than the value's runs

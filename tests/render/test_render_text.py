@@ -128,13 +128,16 @@ def test_no_changes(snapshot: Any) -> None:
     plan = Plan(CREATED_AT, "0" * 64, "local", in_sync(22))
     text = plain(plan)
     assert text == snapshot
-    assert text == "No changes. 22 image sets match their manifests."
+    assert text == "Endpoint: local\nNo changes. 22 image sets match their manifests."
 
 
 def test_drift_wording() -> None:
     assert plain(scenario(), verb="drift").splitlines()[-1].startswith("Drift: 1 image set ")
     quiet = Plan(CREATED_AT, "0" * 64, "local", in_sync(1))
-    assert plain(quiet, verb="drift") == "No drift. 1 image set matches its manifests."
+    assert (
+        plain(quiet, verb="drift").splitlines()[-1]
+        == "No drift. 1 image set matches its manifests."
+    )
 
 
 # -- rules ---------------------------------------------------------------------------
@@ -143,8 +146,9 @@ def test_drift_wording() -> None:
 def test_summary_is_the_last_line() -> None:
     last = plain(scenario()).splitlines()[-1]
     assert last == (
-        "Plan: 1 image set to update (7 changes, 2 update calls, ≥ 8 s at the 0.25/s update "
-        "quota), 2 blocked, 19 in sync. 1 selector matches no image set."
+        "Plan: 1 image set to update (7 changes, 2 update calls, ≥ 8 s at the 0.25/s documented "
+        "update quota), 2 blocked (manifests lost, primary-fix), 19 in sync. 1 selector matches "
+        "no image set."
     )
 
 
@@ -154,9 +158,12 @@ def test_summary_counts_calls_and_quota_time() -> None:
         for i, p in enumerate([updating()] * 3)
     )
     plan = Plan(CREATED_AT, "0" * 64, "local", (*three, *in_sync(19)))
-    assert summary(plan) == (
-        "Plan: 3 image sets to update (21 changes, 6 update calls, ≥ 24 s at the 0.25/s "
-        "update quota), 0 blocked, 19 in sync."  # each: its forced change in a call of its own
+    assert (
+        summary(plan)
+        == (
+            "Plan: 3 image sets to update (21 changes, 6 update calls, ≥ 24 s at the 0.25/s "
+            "documented update quota), 0 blocked, 19 in sync."  # each: its forced change in a call of its own
+        )
     )
 
 

@@ -46,7 +46,9 @@ print(json.dumps({
 def _project(root: Path) -> Path:
     shutil.copytree(ROOT / "manifests", root / "manifests")
     (root / ".git").mkdir()
-    shutil.copy(ROOT / "reconciler.yaml", root / "reconciler.yaml")  # endpoint: local
+    shutil.copy(ROOT / "reconciler.yaml", root / "reconciler.yaml")
+    with (root / "reconciler.yaml").open("a") as settings:
+        settings.write("endpoint: local\n")  # the quickstart's --local, as a setting
     return root
 
 

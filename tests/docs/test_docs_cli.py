@@ -5,24 +5,13 @@ Regenerate after changing a command: ``python tools/cli_docs.py`` (docs/contribu
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import difflib
 from pathlib import Path
-from types import ModuleType
+
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cli_docs", ROOT / "tools" / "cli_docs.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-cli_docs = _generator()
+cli_docs = load_tool("cli_docs")
 
 
 def test_every_command_explains_itself() -> None:
@@ -35,7 +24,12 @@ def test_every_command_explains_itself() -> None:
 
 def test_every_command_has_its_page_and_the_pages_are_its_help() -> None:
     stale = cli_docs.stale()
-    assert stale == [], f"{stale}: run `python tools/cli_docs.py`"
+    diffs = []
+    for page in cli_docs.pages():
+        if page.path.exists():
+            old, new = page.path.read_text("utf-8"), cli_docs.rendered(page)
+            diffs += difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="")
+    assert stale == [], f"{stale}: run `python tools/cli_docs.py`\n" + "\n".join(diffs)
 
 
 def test_every_command_is_on_a_page() -> None:

@@ -58,8 +58,10 @@ def _environment(home: Path) -> dict[str, str]:
         "AWS_CONFIG_FILE": str(home / ".aws" / "config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws" / "credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
-        # A session against `aws` asks Service Quotas: keep that on loopback (refused).
+        # A session against `aws` asks Service Quotas and STS (whose account scopes the
+        # state): keep them on loopback (refused) unless a page serves them.
         "AWS_ENDPOINT_URL_SERVICE_QUOTAS": "http://127.0.0.1:9",
+        "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:9",
     }
 
 
@@ -97,7 +99,7 @@ def _services(found: list[Step], tmp_path: Path, home: Path) -> Iterator[dict[st
             url = served.found.group(1)
             exports["served"] = heredoc(str(home / ".aws" / "config"), PROFILES) + (
                 # The SDKs' own settings for an endpoint of your own: `aws` means it.
-                f"export AWS_ENDPOINT_URL_MEDICAL_IMAGING={url} "
+                f"export AWS_ENDPOINT_URL_MEDICAL_IMAGING={url} AWS_ENDPOINT_URL_STS={url} "
                 f"AWS_ENDPOINT_URL_SERVICE_QUOTAS={url} AWS_DISABLE_HOST_PREFIX_INJECTION=true\n"
             )
         if "iam" in names:

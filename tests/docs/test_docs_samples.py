@@ -145,8 +145,13 @@ def _ported(found: list[Step]) -> list[Step]:
 
 def _script(found: list[Step], exports: dict[str, str], out: Path) -> str:
     """One bash script for the page: each command's output and exit code to out/N."""
-    # Servers run in process groups of their own (set -m): Ctrl-C goes to the group.
-    stop = 'for p in "${servers[@]}"; do kill -INT -- "-$p" 2>/dev/null; done; wait'
+    # Servers run in process groups of their own (set -m): Ctrl-C goes to the group, and
+    # a group still there 10 s later (SIGINT ignored where the tests were started) is killed.
+    stop = (
+        'for p in "${servers[@]}"; do kill -INT -- "-$p" 2>/dev/null; done; '
+        'for _ in $(seq 100); do [ -z "$(jobs -pr)" ] && break; sleep 0.1; done; '
+        'for p in "${servers[@]}"; do kill -KILL -- "-$p" 2>/dev/null; done; wait'
+    )
     lines = ["set -u", "servers=()", f"trap {shlex.quote(stop)} EXIT"]
     server = None
     for number, step in enumerate(found):

@@ -120,7 +120,7 @@ class Scenario:
     published: bool = True
     slow: bool = False  # at 0.25/s: --quick runs it at QUICK_FACTOR × the rate
     max_429: int | None = 0  # None: several processes share the quota
-    # 429s the first run may spend probing above the documented rate, cold (README:
+    # 429s the first run may spend probing above the documented rate, cold (docs/performance.md:
     # "The cost"); a run that starts from a remembered rate or a cap spends none.
     cold_429: int = 0
     max_ratio: float | None = None

@@ -21,7 +21,7 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
-# When several things happened, the exit code says the most serious one (README,
+# When several things happened, the exit code says the most serious one (docs/cli/index.md,
 # "Exit codes"): Ctrl-C > error > partial > stale > changes/drift > ok. Warnings (a
 # selector that matches nothing, a hint) are printed and never change the exit code.
 PRECEDENCE: tuple[ExitCode, ...] = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -40,6 +42,19 @@ spec:
       "{NM_SERIES}": {{SeriesDescription: WHOLE BODY ANT/POST}}
 """
 USDOPPLER: dict[str, Any] = json.loads((DATA / "metadata-usdoppler.json").read_text())
+
+
+def load_tool(name: str) -> ModuleType:
+    """The repository's ``tools/<name>.py`` (scripts, not part of the package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_client(url: str, **config: Any) -> Any:

@@ -1,8 +1,8 @@
 """Every place where the local HealthImaging decides what the real service leaves unsaid.
 
 AHI.md marks these *(choice)*. They live here, named, so that each can be changed in
-one line when the real behaviour is confirmed; the README's "Documented choices" table
-mirrors this file.
+one line when the real behaviour is confirmed; the "Documented choices" table of
+docs/local-healthimaging.md mirrors this file.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class EmulatorConfig:
     require_auth: bool = True
     read_only: bool = False
     faults: Faults = field(default_factory=Faults)
-    # The trust boundary (README "The local HealthImaging", RELIABILITY.md): admin calls
+    # The trust boundary (docs/local-healthimaging.md, docs/reliability.md): admin calls
     # must be signed by one of these keys (access key -> secret); imports read and write
     # only below import_root (None: the current folder at start); a request must arrive
     # whole within request_timeout_seconds, and its answer leave within as long; at

@@ -186,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _signed_region(self, headers: dict[str, str]) -> str:
         """The region a service call is signed for (us-east-1 when it does not say);
         AccessDenied for an unsigned call when signatures are required. Signatures
-        are not verified (README: the local HealthImaging's trust boundary)."""
+        are not verified (docs/local-healthimaging.md: the trust boundary)."""
         authorization = headers.get("authorization", "")
         if self.server.backend.settings.config.require_auth and not authorization.startswith(
             "AWS4-HMAC-SHA256"

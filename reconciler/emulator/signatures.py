@@ -4,7 +4,7 @@ The emulator recomputes a request's signature from what arrived on the wire (met
 path, query, the headers the client says it signed, the body) with the secret of the
 access key named in ``Authorization``, and compares. Admin calls (``/_emulator/``)
 must pass this check against the emulator's configured credentials; service calls
-only need a well-formed SigV4 header (any key), as documented in the README.
+only need a well-formed SigV4 header (any key), as docs/local-healthimaging.md documents.
 
 :func:`sign` is the other half: the one place the project's own Python code signs a
 request by hand (admin calls from tests and programs), again with botocore's signer.

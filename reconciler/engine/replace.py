@@ -14,7 +14,7 @@ replace is finished or rolled back by the next apply (:func:`resume`):
 
 The study is without a primary image set from the moment the delete settles until the
 promoted copy settles: two write calls, about 8 s at the default quota of 0.25/s each
-plus the LOCKED time of each (README: "Corrections on primary image sets").
+plus the LOCKED time of each (docs/primary-image-sets.md).
 """
 
 from __future__ import annotations

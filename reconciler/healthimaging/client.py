@@ -128,6 +128,10 @@ def make_boto3_client(
     custom = endpoint.kind != "aws"
     if custom and not endpoint.url:
         raise ValueError(f"the {endpoint.kind} endpoint has no URL yet")
+    # Against aws, botocore's default holds, so the standard AWS settings apply as in any
+    # SDK: AWS_ENDPOINT_URL_MEDICAL_IMAGING with AWS_DISABLE_HOST_PREFIX_INJECTION (or
+    # their config-file keys) reach HealthImaging through an endpoint of your own.
+    prefix = {"inject_host_prefix": False} if custom else {}
     config = Config(
         # One attempt per botocore call: HealthImaging._call retries through the pacer.
         retries={"mode": "standard", "total_max_attempts": 1},
@@ -135,7 +139,7 @@ def make_boto3_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         user_agent_extra=f"reconciler/{__version__}",
-        inject_host_prefix=not custom,
+        **prefix,
     )
     try:
         if endpoint.kind == "local":

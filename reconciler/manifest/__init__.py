@@ -7,7 +7,7 @@ The engine needs only :func:`load_tree` and the model::
     for manifest in result.manifests:
         manifest.selector, manifest.sets, manifest.removals, manifest.digest
 
-See the README's "Writing manifests" section for the format.
+The format is documented in docs/manifests.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The problem codes ``reconciler validate`` prints in brackets, each with what it means.
 
 Codes are stable identifiers (CI scripts and docs refer to them); messages may improve.
-The README's error-code table is this dictionary.
+docs/manifests.md's table of problem codes is this dictionary.
 """
 
 from __future__ import annotations

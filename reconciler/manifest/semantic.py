@@ -6,7 +6,7 @@ the DICOM dictionary and the service's rules (reconciler.dicom) and collects the
 parts that have the right shape: anything else was already reported by the schema
 check, and is skipped here rather than reported twice.
 
-Rules decided here (documented in the README's "Writing manifests"):
+Rules decided here (documented in docs/manifests.md):
 - what the service *always* rejects (wrong level, never-updatable elements, private
   tags outside the Instance level) is an error, force or not;
 - what the service accepts *only with force* (identifiers, private tags, sequences,

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from cli_support import FAST_WRITES, manifest_repository, run
-from test_cli_docs import commands
+from conftest import load_tool
 
 from reconciler.errors import ExitCode, worst
 
 ROOT = Path(__file__).resolve().parents[2]
+commands = load_tool("cli_docs").every_command  # the command tree the CLI pages are made from
 
 
 @pytest.fixture

@@ -110,7 +110,7 @@ def test_each_recipe_signs_for_the_region_it_sets(
     calls = {"crontab": cron_calls, "CronJob": cronjob_calls,
              "gitlab": lambda: gitlab_calls("reconciler-plan")}[recipe]()  # fmt: skip
     recipe_env = dict(calls[0].env)
-    # The region variable the recipe sets (GitLab's is a CI/CD variable the README
+    # The region variable the recipe sets (GitLab's is a CI/CD variable docs/ci.md
     # documents as AWS_REGION), given a value that is not the custom-endpoint default.
     names = [n for n in ("AWS_REGION", "AWS_DEFAULT_REGION") if n in recipe_env] or ["AWS_REGION"]
     env = {**base_env(project, proxy.url), **recipe_env, **dict.fromkeys(names, "eu-north-1")}

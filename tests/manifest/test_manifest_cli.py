@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reconciler.cli.validate import validate
+from reconciler.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).parent / "corpus"
@@ -28,7 +28,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return CliRunner().invoke(validate, list(args), env=env, catch_exceptions=False)
+    # Through the group, as a user runs it (a command invoked on its own would cache a
+    # help option without the group's -h, for every later --help in this process).
+    return CliRunner().invoke(cli, ["validate", *args], env=env, catch_exceptions=False)
 
 
 def test_valid_tree_exits_0(project: Path) -> None:
@@ -98,7 +100,9 @@ def test_github_annotations(project: Path) -> None:
 def test_github_annotations_keep_json_stdout_clean(project: Path) -> None:
     (project / "bad.yaml").write_text("a: [\n")
     runner = CliRunner()
-    result = runner.invoke(validate, ["-o", "json", "bad.yaml"], env={"GITHUB_ACTIONS": "true"})
+    result = runner.invoke(
+        cli, ["validate", "-o", "json", "bad.yaml"], env={"GITHUB_ACTIONS": "true"}
+    )
     assert json.loads(result.stdout)["errors"] == 1
     assert result.stderr.startswith("::error file=bad.yaml,line=2,col=1")
 

@@ -1,4 +1,4 @@
-"""Run the reliability suite and print the figures RELIABILITY.md quotes.
+"""Run the reliability suite and print the figures docs/reliability.md quotes.
 
     .venv/bin/python tests/reliability/figures.py [pytest options, e.g. -n 2]
 

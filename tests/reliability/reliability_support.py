@@ -1,6 +1,6 @@
 """What the reliability tests share: a fault-injecting proxy, a project folder wired to
 the local HealthImaging through it, an oracle for the expected documents, and the
-figures RELIABILITY.md quotes.
+figures docs/reliability.md quotes.
 
 The proxy sits between reconciler and the emulator and sees every request, so it
 counts what was sent and answered, and injects the faults the emulator itself cannot:

@@ -163,7 +163,7 @@ def test_admin_calls_need_a_valid_signature_by_the_emulators_key(tmp_path: Path)
 
 
 def test_the_default_admin_key_is_the_key_local_clients_sign_with() -> None:
-    """The README promises it: what --local's client signs with also signs admin calls."""
+    """The docs promise it: what --local's client signs with also signs admin calls."""
     from reconciler.emulator.config import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
     from reconciler.healthimaging.client import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
 

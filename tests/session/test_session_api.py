@@ -111,17 +111,16 @@ def test_a_program_without_click_gets_what_the_cli_gets(tmp_path: Path) -> None:
     assert [_comparable(p) for p in cli_plans] == [_comparable(p) for p in story["plans"]]
 
 
-def _readme_example() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Use it as a library", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+def _library_example() -> str:
+    text = (ROOT / "docs" / "library.md").read_text(encoding="utf-8")
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.mark.slow
-def test_the_readme_library_example_runs_as_written(tmp_path: Path) -> None:
+def test_the_library_example_runs_as_written(tmp_path: Path) -> None:
     project = _project(tmp_path / "project")
     done = subprocess.run(
-        [sys.executable, "-c", _readme_example()],
+        [sys.executable, "-c", _library_example()],
         cwd=project,
         capture_output=True,
         text=True,

@@ -96,10 +96,12 @@ def aws_cli(
 
 @pytest.fixture(autouse=True)
 def _service_quotas_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A session against ``aws`` asks AWS Service Quotas for the account's quotas; no
-    test may reach the internet, so that call goes to a closed loopback port (refused:
-    "nothing published"). Endpoints given by URL are not affected."""
+    """A session against ``aws`` asks AWS Service Quotas for the account's quotas and STS
+    who the credentials are; no test may reach the internet, so those calls go to a
+    closed loopback port (refused: "nothing published", "unknown"). Endpoints given by
+    URL are not affected."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_SERVICE_QUOTAS", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
     monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
 
 

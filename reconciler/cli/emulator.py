@@ -157,8 +157,9 @@ def emulator() -> None:
     "--s3",
     "with_s3",
     is_flag=True,
-    help="Serve S3 beside it (moto's; pip install 'reconciler[s3]') on a second port, printed "
-    "as 'S3 on URL': imports then take s3:// URIs and write their reports there.",
+    help="Serve S3 beside it (moto's; pip install 'healthimaging-reconciler[s3]') on a "
+    "second port, printed as 'S3 on URL': imports then take s3:// URIs and write their "
+    "reports there.",
 )
 @sidecar_port_option("--s3-port", "the S3 that --s3 starts")
 @click.option(
@@ -166,8 +167,8 @@ def emulator() -> None:
     "with_events",
     is_flag=True,
     help="Send the service's EventBridge events (Image Set Updated, Import Job Completed, "
-    "...) to an SQS queue served beside it (moto's; pip install 'reconciler[events]'), "
-    "printed as 'Events (SQS) on QUEUE_URL'.",
+    "...) to an SQS queue served beside it (moto's; pip install "
+    "'healthimaging-reconciler[events]'), printed as 'Events (SQS) on QUEUE_URL'.",
 )
 @sidecar_port_option("--events-port", "the SQS that --events starts")
 def serve(db: Path, host: str, port: int, seed: bool, lock_hold: float, quota_scale: float,

@@ -124,7 +124,7 @@ DEFAULT_REGION = "us-east-1"
 # (binary segmentations) are kept as Explicit VR Little Endian and answered as
 # application/octet-stream (same page). Compressed syntaxes the service transcodes
 # (JPEG extended and lossless, JPEG-LS, JPEG 2000 lossless) are decoded at import
-# (needs reconciler[frames]); RLE is not, and GetImageFrame says so.
+# (needs healthimaging-reconciler[frames]); RLE is not, and GetImageFrame says so.
 
 # StartDICOMImportJob: importConfiguration is kept and reported by GetDICOMImportJob;
 # its DICOM JSON metadata files are laid over the mapped study or series as an import

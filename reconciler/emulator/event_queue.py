@@ -3,7 +3,7 @@
 On AWS, HealthImaging sends its events to EventBridge and a rule with an SQS target
 puts each one, whole, as the body of a message in a queue (AWS's metadata-index sample
 does exactly that). Locally, ``reconciler emulator serve --events`` starts moto's SQS
-(``pip install 'reconciler[events]'``) on a loopback port, creates the standard queue
+(``pip install 'healthimaging-reconciler[events]'``) on a loopback port, creates the standard queue
 :data:`QUEUE_NAME` and prints its URL as ``Events (SQS) on QUEUE_URL``; the local
 HealthImaging sends every event there (``EmulatorConfig.events_queue_url``). Any SQS
 client reads them with only the endpoint changed. Like SQS's standard queues, the
@@ -21,7 +21,7 @@ from botocore.config import Config
 from reconciler.emulator import choices
 from reconciler.emulator.moto_server import MotoServer
 
-INSTALL_HINT = "pip install 'reconciler[events]'"
+INSTALL_HINT = "pip install 'healthimaging-reconciler[events]'"
 QUEUE_NAME = "local-healthimaging-events"
 
 

@@ -4,7 +4,7 @@ HealthImaging stores frames as HTJ2K and GetImageFrame answers ``image/jph``: th
 codestream in JPH boxes (ISO/IEC 15444-15 Annex D, the JP2 box layout), which is why
 AWS's Python example decodes the answer with OpenJPEG's JP2 reader. Encoding HTJ2K
 needs a codec: ``imagecodecs`` (its ``htj2k_encode`` wraps OpenJPH), installed with
-the optional extra ``reconciler[frames]``. Without it :func:`available` is False and
+the optional extra ``healthimaging-reconciler[frames]``. Without it :func:`available` is False and
 GetImageFrame says so in one line.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from reconciler.emulator.stored_frames import StoredFrame
 
-INSTALL_HINT = "pip install 'reconciler[frames]'"
+INSTALL_HINT = "pip install 'healthimaging-reconciler[frames]'"
 CONTENT_TYPE = "image/jph"
 
 

@@ -2,7 +2,7 @@
 
 Real import workflows put DICOM files in S3, import with ``s3://`` URIs and read the
 job's output manifest back from S3. ``reconciler emulator serve --s3`` starts moto's
-S3 (``pip install 'reconciler[s3]'``) on a second loopback port and prints it as
+S3 (``pip install 'healthimaging-reconciler[s3]'``) on a second loopback port and prints it as
 ``S3 on http://127.0.0.1:PORT``; the local HealthImaging then reads ``s3://`` inputs
 from it and writes each job's report into it (``EmulatorConfig.s3_endpoint``). moto
 keeps the buckets in memory: they last as long as the process.
@@ -20,7 +20,7 @@ from botocore.config import Config
 from reconciler.emulator.exceptions import ValidationException
 from reconciler.emulator.moto_server import MotoServer
 
-INSTALL_HINT = "pip install 'reconciler[s3]'"
+INSTALL_HINT = "pip install 'healthimaging-reconciler[s3]'"
 
 
 def is_s3(uri: str) -> bool:

@@ -127,7 +127,7 @@ def test_unknown_frames_and_a_missing_codec_are_one_line_errors(
         client.get_image_frame(datastoreId=datastore, imageSetId=image_set,
                                imageFrameInformation={"imageFrameId": frame["id"]})  # fmt: skip
     message = caught.value.response["Error"]["Message"]
-    assert "\n" not in message and "pip install 'reconciler[frames]'" in message
+    assert "\n" not in message and "pip install 'healthimaging-reconciler[frames]'" in message
     assert frame_reads.STORED_CONTENT_TYPES["1.2.840.10008.1.2.4.202"] == "image/jph"
 
 

@@ -3,7 +3,7 @@
 HealthImaging keeps a few compressed transfer syntaxes as they are (JPEG baseline,
 JPEG 2000, HTJ2K, video) and transcodes the others to its lossless storage format
 (developer guide, "Supported transfer syntaxes"). The local one decodes such a frame
-at import with the optional codec (``imagecodecs``, ``reconciler[frames]``), so the
+at import with the optional codec (``imagecodecs``, ``healthimaging-reconciler[frames]``), so the
 frame is kept as native little-endian pixels: its checksum and minimum/maximum are
 those of the decoded pixels, as the service computes them, and GetImageFrame encodes
 it as the data store's format. Without the codec (or for a syntax it cannot decode)

@@ -269,3 +269,26 @@ def set_study_description(client: Any, datastore_id: str, image_set_id: str, tex
         updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(updates)}},
     )
     settle(client, datastore_id, image_set_id)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server on loopback — what ``reconciler emulator serve --s3`` starts —
+    one per test process (each xdist worker), shared by its tests; each test takes a
+    bucket of its own (:func:`state_bucket`)."""
+    from reconciler.emulator.s3 import LocalS3
+
+    with LocalS3() as server:
+        yield server.url
+
+
+@pytest.fixture
+def state_bucket(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh bucket on the shared S3 server, with this process's S3 clients (the state
+    backend's) pointed at it with test credentials; a :class:`tests.state_support.Bucket`."""
+    from tests.state_support import new_bucket, s3_environment
+
+    for name, value in s3_environment(moto_s3).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return new_bucket(moto_s3)

@@ -1,16 +1,29 @@
 """What tests of state share: a local state in a temporary folder, and where a run's
-log lies in it (to read, cut or corrupt it as a crash or an attacker would)."""
+log lies in it (to read, cut or corrupt it as a crash or an attacker would); an S3
+state in a fresh bucket of moto's S3 server, and a bare boto3 client to see what the
+server holds."""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
+from botocore.config import Config
+
+from reconciler.config import parse_state
 from reconciler.engine.journal import Journal, RunStore
 from reconciler.engine.journal.store import log_key, undo_key
-from reconciler.state import Scope, State
+from reconciler.state import Backend, Scope, State
 from reconciler.state.local import LocalBackend
+from reconciler.state.open import open_backend
 
 SCOPE = Scope("local/test", "the tests' local HealthImaging")
+Opener = Callable[[], Backend]  # opens the backend under test afresh: a second process
 
 
 def local_state(root: Path, scope: Scope = SCOPE) -> State:
@@ -37,3 +50,74 @@ def log_path(store: RunStore, journal: Journal | str) -> Path:
 
 def undo_path(store: RunStore, run_id: str) -> Path:
     return state_file(store, undo_key(run_id))
+
+
+# -- S3 state: moto's S3 server (what `reconciler emulator serve --s3` starts) ----------------
+# A key ARN as stateKmsKeyId holds one; moto's S3 records it on the objects it encrypts.
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def s3_environment(endpoint: str) -> dict[str, str]:
+    """What points a process's S3 clients (the state backend's) at ``endpoint``, with
+    test credentials and no configuration of this machine's."""
+    return {**S3_CREDENTIALS, "AWS_ENDPOINT_URL_S3": endpoint}
+
+
+def bare_s3(endpoint: str) -> Any:
+    """A plain boto3 S3 client, as any program makes one: what the server holds is read
+    with it, never through the code under test."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+@dataclass
+class Bucket:
+    """A fresh bucket on the S3 server at ``endpoint``, seen with a bare boto3 client."""
+
+    endpoint: str
+    name: str
+    s3: Any
+
+    def url(self, prefix: str = "state") -> str:
+        return f"s3://{self.name}/{prefix}"
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def body(self, key: str) -> bytes:
+        data: bytes = self.s3.get_object(Bucket=self.name, Key=key)["Body"].read()
+        return data
+
+    def head(self, key: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self.s3.head_object(Bucket=self.name, Key=key)
+        return answer
+
+
+def new_bucket(endpoint: str) -> Bucket:
+    s3 = bare_s3(endpoint)
+    name = f"state-{uuid.uuid4().hex[:16]}"
+    s3.create_bucket(Bucket=name)
+    return Bucket(endpoint, name, s3)
+
+
+def s3_state(bucket: Bucket, scope: Scope = SCOPE, *, prefix: str = "state") -> State:
+    """The S3 state backend at ``bucket``'s ``prefix`` (the process's S3 endpoint and
+    credentials must point at it: :func:`s3_environment`), within ``scope``."""
+    spec = parse_state(bucket.url(prefix), "test")
+    backend = open_backend(spec, project=Path.cwd(), region="us-east-1", kms_key_id=KMS_KEY)
+    return State(backend, scope)

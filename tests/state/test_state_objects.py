@@ -109,6 +109,22 @@ def test_delete_with_a_tag_removes_only_what_was_read(backend: Backend, opener: 
         backend.delete("scope/never/was.json", if_tag=newer)
 
 
+def test_list_by_prefix(backend: Backend) -> None:
+    keys = ["a/runs/2.jsonl", "a/runs/1.jsonl", "a/runs/index.json", "a/undo/1.json"]
+    keys += ["a/rates.json", "ab/runs/1.jsonl", "b/runs/1.jsonl"]
+    for key in keys:
+        backend.put(key, b"x")
+    under_a = sorted(k for k in keys if k.startswith("a/"))
+    assert backend.list("a/runs/") == ["a/runs/1.jsonl", "a/runs/2.jsonl", "a/runs/index.json"]
+    assert backend.list("a/") == under_a
+    assert backend.list("a/runs/1") == ["a/runs/1.jsonl"]  # a prefix, not only a folder
+    assert backend.list("a") == [*under_a, "ab/runs/1.jsonl"]
+    assert backend.list("c/") == []
+    assert backend.list("a/nothing/") == []
+    backend.delete("a/runs/2.jsonl")
+    assert backend.list("a/runs/") == ["a/runs/1.jsonl", "a/runs/index.json"]
+
+
 @pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "./a", "a/."])
 def test_a_key_that_is_not_a_relative_name_is_refused(backend: Backend, key: str) -> None:
     with pytest.raises(ValueError, match="not a state key"):

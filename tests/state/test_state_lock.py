@@ -9,6 +9,10 @@ import time
 from typing import Any
 
 import pytest
+from state_backends import backend as backend  # the fixtures
+from state_backends import kind as kind
+from state_backends import opener as opener
+from state_backends import state as state
 
 from reconciler.state import (
     LockHeld,

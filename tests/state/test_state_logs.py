@@ -4,6 +4,9 @@ line while the log grows, folded into one object when it is closed."""
 from __future__ import annotations
 
 import pytest
+from state_backends import backend as backend  # the fixtures
+from state_backends import kind as kind
+from state_backends import opener as opener
 
 from reconciler.state import Backend, Conflict, StateError
 from reconciler.state.s3 import PARTS

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+from state_backends import backend as backend  # the fixtures
+from state_backends import kind as kind
+from state_backends import opener as opener
 
 from reconciler.state import Backend, Conflict
 from tests.state_support import Opener

@@ -1,6 +1,13 @@
 """One behavioural suite, two backends: every test taking ``backend`` (or ``state``) runs
 against the local backend (a temporary project's ``.reconciler/state``) and against
-the S3 backend (a fresh bucket of moto's S3 server, one server per test process)."""
+the S3 backend (a fresh bucket of moto's S3 server, one server per test process).
+
+A test module imports the fixtures it uses, with those they use (``kind``, ``opener``)::
+
+    from state_backends import backend as backend  # the fixtures
+    from state_backends import kind as kind
+    from state_backends import opener as opener
+"""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ _KMS_RE = re.compile(r"[A-Za-z0-9:/_+=,.@-]{1,2048}\Z")
 # Settings of earlier versions, refused with what replaced them.
 _GONE = {
     "journalDir": "journalDir is no longer a setting: runs live in the state backend "
-    "(`state:`, default local: .reconciler/state); `reconciler state migrate --from DIR` "
+    "(`state:`, default local: .reconciler/state); `reconciler state migrate --from-journal DIR` "
     "brings the runs of an earlier journal folder into it",
 }
 

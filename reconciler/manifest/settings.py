@@ -14,6 +14,7 @@ manifests' own); :func:`read_project_config` raises the first as a one-line
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -211,8 +212,7 @@ class _Checker:
         projections), and only ``.reconciler/`` is kept out of git by ``reconciler
         init``'s ``.gitignore`` and out of what the CI recipes upload."""
         cache = values.get("cache_dir")
-        private = (self.root / STATE_DIR).resolve()
-        if cache is not None and not cache.is_relative_to(private):
+        if cache is not None and not cache.is_relative_to(self.root / STATE_DIR):
             self._problem(
                 ("cacheDir",),
                 f"cacheDir must lie in {STATE_DIR}/ (it holds PHI: "
@@ -222,14 +222,26 @@ class _Checker:
             values.pop("cache_dir")
 
     def _inside(self, key: str, value: Any) -> Path | None:
-        """``value`` resolved against the project folder; refused when it leads out."""
-        resolved: Path = (self.root / value).resolve()  # follows symlinks: links out too
-        if resolved.is_relative_to(self.root):
-            return resolved
+        """``value`` under the project folder (:func:`_under`); refused when it leads
+        out, by its ``..`` or through a symbolic link."""
+        given = _under(self.root, value)
+        if given.is_relative_to(self.root) and given.resolve().is_relative_to(self.root):
+            return given
         folder = display_path(self.root)
-        self._problem((key,), f"{key} {value!r} leads outside the project folder {folder} "
-                      "(path traversal); use a path inside it")  # fmt: skip
+        self._problem(
+            (key,),
+            f"{key} {value!r} leads outside the project folder {folder} (path traversal); "
+            "use a path inside it",
+        )
         return None
+
+
+def _under(root: Path, value: Path) -> Path:
+    """``root / value`` with its ``.`` and ``..`` taken out, and its symbolic links kept:
+    the state backend refuses a folder reached through one (a link committed by a pull
+    request, ``.reconciler/cache -> ../manifests``, must not move the cache's PHI into
+    a committed folder), which it can only do if the path still names the link."""
+    return Path(os.path.normpath(root / value))
 
 
 def _too_large(path: Path, shown: str) -> Problem | None:
@@ -248,7 +260,7 @@ def with_defaults(values: dict[str, Any], root: Path, path: Path | None) -> Proj
     defaults = ProjectConfig()
     for name in _PATH_FIELDS:
         if name not in values:
-            values[name] = (root / getattr(defaults, name)).resolve()
+            values[name] = _under(root, getattr(defaults, name))
     return ProjectConfig(**values, path=path, root=root)
 
 

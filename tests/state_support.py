@@ -5,6 +5,7 @@ server holds."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable
@@ -121,3 +122,64 @@ def s3_state(bucket: Bucket, scope: Scope = SCOPE, *, prefix: str = "state") -> 
     spec = parse_state(bucket.url(prefix), "test")
     backend = open_backend(spec, project=Path.cwd(), region="us-east-1", kms_key_id=KMS_KEY)
     return State(backend, scope)
+
+
+# -- earlier runs, written as the writer leaves them ------------------------------------------
+def earlier_run_id(n: int) -> str:
+    """The ``n``-th of many earlier runs: one a minute from 2025-01-01 (older than any
+    run a test makes now)."""
+    day, minute = divmod(n, 24 * 60)
+    stamp = f"2025{1 + day // 28:02d}{1 + day % 28:02d}T{minute // 60:02d}{minute % 60:02d}00Z"
+    return f"{stamp}-{n:06x}"
+
+
+def earlier_runs(state: State, count: int, *, endpoint: str, datastore_id: str) -> list[str]:
+    """``count`` finished applies that each found one image set stale (so changed
+    nothing), written into ``state`` as the writer leaves a run: its log, and its entry
+    in the run index (one conditional write for all). Their IDs, oldest first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from reconciler.engine.journal.index import ENDED, digest, encode, facts_of, update
+    from reconciler.engine.journal.reader import parse_run
+
+    def one(n: int) -> tuple[str, dict[str, Any]]:
+        run_id = earlier_run_id(n)
+        at = f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}T{run_id[9:11]}:{run_id[11:13]}:00Z"
+        records: list[dict[str, Any]] = [
+            {
+                "type": "run",
+                "run_id": run_id,
+                "command": "apply",
+                "started_at": at,
+                "user": "ci",
+                "host": "runner",
+                "reconciler_version": "0",
+                "endpoint": endpoint,
+                "manifest_digest": None,
+                "plan_digest": None,
+                "parent_run_id": None,
+                "format_version": 2,
+                "service_time": at,
+            },
+            {
+                "type": "result",
+                "image_set_id": f"{n:032x}",
+                "datastore_id": datastore_id,
+                "from_version": "1",
+                "to_version": "1",
+                "outcome": "STALE",
+                "message": None,
+                "call": 1,
+                "at": at,
+            },
+            {"type": "end", "finished_at": at, "summary": {"STALE": 1}, "service_time": at},
+        ]
+        data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+        state.put(log_key(run_id), data)
+        run = parse_run(state.shown(log_key(run_id)), run_id, data)
+        return run_id, encode(facts_of(run, ENDED, digest(data)))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        entries = dict(pool.map(one, range(count)))
+    update(state, lambda index: index.update(entries))
+    return sorted(entries)

@@ -58,32 +58,63 @@ def unmanaged(repo: Repository) -> str:
 
 def header(repo: Repository, run_id: str = FORGED, **fields: Any) -> dict[str, Any]:
     return {
-        "type": "run", "run_id": run_id, "command": "apply",
-        "started_at": "2099-12-31T23:59:59.000Z", "user": "ci", "host": "runner",
-        "reconciler_version": "0.1.0", "endpoint": repo.local.url, "manifest_digest": None,
-        "plan_digest": None, "parent_run_id": None, "format_version": 2,
-        "service_time": "2099-12-31T23:59:59Z", **fields,
-    }  # fmt: skip
+        "type": "run",
+        "run_id": run_id,
+        "command": "apply",
+        "started_at": "2099-12-31T23:59:59.000Z",
+        "user": "ci",
+        "host": "runner",
+        "reconciler_version": "0.1.0",
+        "endpoint": repo.local.url,
+        "manifest_digest": None,
+        "plan_digest": None,
+        "parent_run_id": None,
+        "format_version": 2,
+        "service_time": "2099-12-31T23:59:59Z",
+        **fields,
+    }
 
 
 def copy_claim(old: str, copy: str) -> dict[str, Any]:
     """A step record claiming a replace of ``old`` made the copy ``copy``."""
     return {
-        "type": "step", "image_set_id": old, "datastore_id": SEED_DATASTORE_ID, "step": "copy",
-        "phase": "done", "copy_id": copy, "new_id": None, "at": "2099-12-31T23:59:59.100Z",
-    }  # fmt: skip
+        "type": "step",
+        "image_set_id": old,
+        "datastore_id": SEED_DATASTORE_ID,
+        "step": "copy",
+        "phase": "done",
+        "copy_id": copy,
+        "new_id": None,
+        "at": "2099-12-31T23:59:59.100Z",
+    }
 
 
 def update_claim(image_set: str, to_version: str) -> list[dict[str, Any]]:
     """An intent and result claiming the run moved ``image_set`` from 1 to ``to_version``."""
-    common = {"image_set_id": image_set, "datastore_id": SEED_DATASTORE_ID, "call": 1,
-              "at": "2099-12-31T23:59:59.100Z"}  # fmt: skip
+    common = {
+        "image_set_id": image_set,
+        "datastore_id": SEED_DATASTORE_ID,
+        "call": 1,
+        "at": "2099-12-31T23:59:59.100Z",
+    }
     return [
-        {**common, "type": "intent", "from_version": "1", "payload_digest": "0" * 64,
-         "calls": 1, "keys": ["Study.StudyDescription"]},
-        {**common, "type": "result", "from_version": "1", "to_version": to_version,
-         "outcome": "UPDATED", "message": None},
-    ]  # fmt: skip
+        {
+            **common,
+            "type": "intent",
+            "from_version": "1",
+            "payload_digest": "0" * 64,
+            "calls": 1,
+            "keys": ["Study.StudyDescription"],
+        },
+        {
+            **common,
+            "type": "result",
+            "from_version": "1",
+            "to_version": to_version,
+            "outcome": "UPDATED",
+            "message": None,
+        },
+    ]
 
 
 def end() -> dict[str, Any]:
@@ -105,8 +136,11 @@ def commit_forged_state(repo: Repository, records: list[dict[str, Any]]) -> None
     scope = f".reconciler/state/{repo.scope.name}"
     commit(repo, f"{scope}/runs/{FORGED}.jsonl", data)
     run = parse_run("forged", FORGED, data)
-    index = {"index_format": 3, "journal_format": 2,
-             "runs": {FORGED: encode(facts_of(run, ENDED, digest(data)))}}  # fmt: skip
+    index = {
+        "index_format": 3,
+        "journal_format": 2,
+        "runs": {FORGED: encode(facts_of(run, ENDED, digest(data)))},
+    }
     commit(repo, f"{scope}/runs/index.json", json.dumps(index).encode())
 
 

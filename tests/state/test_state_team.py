@@ -32,8 +32,10 @@ def test_two_applies_at_once_one_runs_the_other_waits_then_names_the_holder(
     with team(tmp_path, lock_hold=3.0) as made:
         for name in ("laptop", "ci"):
             made.clone(name)
-        started = [made.start(n, "apply", "--auto-approve", "--lock-timeout", "2s")
-                   for n in ("laptop", "ci")]  # fmt: skip
+        started = [
+            made.start(n, "apply", "--auto-approve", "--lock-timeout", "2s")
+            for n in ("laptop", "ci")
+        ]
         done = [(p.wait(timeout=120), *p.communicate()) for p in started]
         codes = sorted(code for code, _, _ in done)
         assert codes == [0, 1], done
@@ -124,8 +126,9 @@ def test_a_replace_killed_midway_is_resumed_from_a_fresh_clone(tmp_path: Path) -
         made.clone("fresh", manifests=fix)
         phi = made.patient_values() | {"NUCLEAR^SAMPLE", "MRN00008"}
         killed = made.start("ci", "apply", "--replace-primary", "--auto-approve")
-        wait_for_record(made, "step", "the old primary's deletion", step="delete-primary",
-                        phase="done")  # fmt: skip
+        wait_for_record(
+            made, "step", "the old primary's deletion", step="delete-primary", phase="done"
+        )
         kill(killed)
         assert NM not in made.image_sets()
         lock = made.lock()

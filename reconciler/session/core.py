@@ -26,12 +26,11 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from reconciler.config import (
     MAX_PARALLELISM,
@@ -177,6 +176,7 @@ class Session:
         self.lock_timeout = 0.0
         self._generations: dict[str, str] = {}
         self._sending = Sending()
+        self._runs: RunStore | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -188,7 +188,9 @@ class Session:
     @property
     def runs(self) -> RunStore:
         """The runs of this scope: journals, their index and undo values."""
-        return RunStore(self.state)
+        if self._runs is None:
+            self._runs = RunStore(self.state)
+        return self._runs
 
     @property
     def principal(self) -> str:
@@ -216,15 +218,21 @@ class Session:
             datastores=self.generations(datastore_ids),
         )
 
+    @contextmanager
     def _writing(
         self, operation: str, shard: Shard | None = None, *, connected: bool = True
-    ) -> AbstractContextManager[Any]:
+    ) -> Iterator[StateLock]:
         """Hold the state lock of what ``operation`` writes (everything, or one shard).
-        ``connected``: the lock names the principal the service knows us as."""
+        ``connected``: the lock names the principal the service knows us as. Holding
+        the whole state's lock, nobody else writes runs: the run index is then read
+        once (and again after each of our own writes), not once per look-up."""
         endpoint = self.ahi.endpoint if connected else None
-        return self.keeping.locked(
+        with self.keeping.locked(
             operation, shard=shard, timeout=self.lock_timeout, endpoint=endpoint
-        )
+        ) as lock:
+            pinned = self.runs.pinned() if lock.holder.name == lock_name(None) else nullcontext()
+            with pinned:
+                yield lock
 
     # -- state commands -----------------------------------------------------------------
     def migrate_state(self, to: str) -> int:

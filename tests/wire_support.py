@@ -46,6 +46,9 @@ class Exchange:
     status: int
     sent: float  # time.monotonic() when the request reached the proxy
     answered: float
+    target: str = ""  # the request's path and query
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
 
 
 def operation_of(method: str, path: str, target: str | None = None) -> str:
@@ -133,7 +136,17 @@ class CountingProxy:
         with self._lock:
             operation = operation_of(handler.command, handler.path,
                                      handler.headers.get("X-Amz-Target"))  # fmt: skip
-            self.exchanges.append(Exchange(operation, response.status, sent, time.monotonic()))
+            self.exchanges.append(
+                Exchange(
+                    operation,
+                    response.status,
+                    sent,
+                    time.monotonic(),
+                    target=handler.path,
+                    headers=tuple(handler.headers.items()),
+                    body=body,
+                )
+            )
         handler.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in _HOP_BY_HOP:

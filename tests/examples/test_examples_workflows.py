@@ -417,12 +417,6 @@ def project(tmp_path: Path, local: Any, moto_s3: str, monkeypatch: pytest.Monkey
     return repo
 
 
-def state_objects() -> list[str]:
-    """The keys the recipes' state bucket holds, read with a bare boto3 client."""
-    s3 = bare_s3(os.environ["AWS_ENDPOINT_URL_S3"])
-    return [o["Key"] for o in s3.list_objects_v2(Bucket=STATE_BUCKET).get("Contents", [])]
-
-
 def base_env(project: Path, url: str, **platform: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items()
             if not k.startswith(("AWS_", "RECONCILER_", "GITHUB_", "GITLAB_", "CI"))}  # fmt: skip

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -31,18 +30,15 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import boto3
-from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from state_support import earlier_runs  # noqa: E402
 from wire_support import CountingProxy, Exchange  # noqa: E402
 
 from reconciler.emulator.s3 import LocalS3  # noqa: E402
+from reconciler.emulator.s3 import client as s3_client  # noqa: E402
 from reconciler.emulator.seed import SEED_DATASTORE_ID  # noqa: E402
 
 MANIFEST = """\
@@ -68,17 +64,6 @@ CREDENTIALS = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=Config(s3={"addressing_style": "path"}, max_pool_connections=16),
-    )
 
 
 def s3_operation(exchange: Exchange) -> str:
@@ -154,83 +139,16 @@ class Project:
 
 
 def seed_runs(project: Project, count: int) -> None:
-    """``count`` earlier runs written straight to the server as the writer leaves them:
-    each a finished apply that updated two image sets, its log, and its entry in the
-    run index (written through the writer's own index functions)."""
-    from reconciler.engine.journal.index import ENDED, digest, encode, facts_of, update
-    from reconciler.engine.journal.reader import parse_run
+    """``count`` earlier runs written straight to the server (not through the proxy) as
+    the writer leaves them: each a finished apply that updated two image sets, its log,
+    and its entry in the run index (tests/state_support.py: earlier_runs)."""
     from reconciler.state import Scope, State
     from reconciler.state.s3 import S3Backend
 
-    scope = project.scope()
+    scope = project.scope().removeprefix(f"{PREFIX}/")
     backend = S3Backend(f"s3://{project.bucket}/{PREFIX}", project.s3)
-    state = State(backend, Scope(scope.removeprefix(f"{PREFIX}/"), "bench"))
-
-    def one(n: int) -> tuple[str, dict[str, Any]]:
-        run_id, data = synthetic_run(n)
-        state.put(f"runs/{run_id}.jsonl", data)
-        run = parse_run(state.shown(f"runs/{run_id}.jsonl"), run_id, data)
-        return run_id, encode(facts_of(run, ENDED, digest(data)))
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        entries = dict(pool.map(one, range(count)))
-    update(state, lambda index: index.update(entries))
-
-
-def synthetic_run(n: int) -> tuple[str, bytes]:
-    """Run ID and log of the ``n``-th earlier run (2025, one a minute): an apply that
-    updated two image sets."""
-    day, minute = divmod(n, 24 * 60)
-    stamp = f"2025{1 + day // 28:02d}{1 + day % 28:02d}T{minute // 60:02d}{minute % 60:02d}00Z"
-    run_id = f"{stamp}-{n:06x}"
-    at = f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:00Z"
-    records: list[dict[str, Any]] = [
-        {
-            "type": "run",
-            "run_id": run_id,
-            "command": "apply",
-            "started_at": at,
-            "user": "ci",
-            "host": "runner",
-            "reconciler_version": "bench",
-            "endpoint": "local",
-            "manifest_digest": None,
-            "plan_digest": None,
-            "parent_run_id": None,
-            "format_version": 2,
-            "service_time": at,
-        }
-    ]
-    for k in range(2):
-        common = {"image_set_id": f"{n:016x}{k:016x}", "datastore_id": SEED_DATASTORE_ID}
-        records.append(
-            {
-                **common,
-                "type": "intent",
-                "from_version": "1",
-                "payload_digest": "0" * 64,
-                "call": 1,
-                "calls": 1,
-                "keys": ["Study.StudyDescription"],
-                "at": at,
-            }
-        )
-        records.append(
-            {
-                **common,
-                "type": "result",
-                "from_version": "1",
-                "to_version": "2",
-                "outcome": "UPDATED",
-                "message": None,
-                "call": 1,
-                "at": at,
-            }
-        )
-    records.append(
-        {"type": "end", "finished_at": at, "summary": {"UPDATED": 2}, "service_time": at}
-    )
-    return run_id, b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
+    state = State(backend, Scope(scope, "bench"))
+    earlier_runs(state, count, endpoint="local", datastore_id=SEED_DATASTORE_ID, threads=10)
 
 
 def shown(requests: Counter[str]) -> str:

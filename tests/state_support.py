@@ -5,6 +5,7 @@ server holds."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import uuid
@@ -133,10 +134,12 @@ def earlier_run_id(n: int) -> str:
     return f"{stamp}-{n:06x}"
 
 
-def earlier_runs(state: State, count: int, *, endpoint: str, datastore_id: str) -> list[str]:
-    """``count`` finished applies that each found one image set stale (so changed
-    nothing), written into ``state`` as the writer leaves a run: its log, and its entry
-    in the run index (one conditional write for all). Their IDs, oldest first."""
+def earlier_runs(
+    state: State, count: int, *, endpoint: str, datastore_id: str, threads: int = 8
+) -> list[str]:
+    """``count`` finished applies (each updated two image sets), written into ``state``
+    as the writer leaves a run: its log, and its entry in the run index (one conditional
+    write for all). Their IDs, oldest first. The benchmark of many runs uses it too."""
     from concurrent.futures import ThreadPoolExecutor
 
     from reconciler.engine.journal.index import ENDED, digest, encode, facts_of, update
@@ -145,41 +148,95 @@ def earlier_runs(state: State, count: int, *, endpoint: str, datastore_id: str) 
     def one(n: int) -> tuple[str, dict[str, Any]]:
         run_id = earlier_run_id(n)
         at = f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]}T{run_id[9:11]}:{run_id[11:13]}:00Z"
-        records: list[dict[str, Any]] = [
-            {
-                "type": "run",
-                "run_id": run_id,
-                "command": "apply",
-                "started_at": at,
-                "user": "ci",
-                "host": "runner",
-                "reconciler_version": "0",
-                "endpoint": endpoint,
-                "manifest_digest": None,
-                "plan_digest": None,
-                "parent_run_id": None,
-                "format_version": 2,
-                "service_time": at,
-            },
-            {
-                "type": "result",
-                "image_set_id": f"{n:032x}",
-                "datastore_id": datastore_id,
-                "from_version": "1",
-                "to_version": "1",
-                "outcome": "STALE",
-                "message": None,
-                "call": 1,
-                "at": at,
-            },
-            {"type": "end", "finished_at": at, "summary": {"STALE": 1}, "service_time": at},
-        ]
+        header = {
+            "type": "run",
+            "run_id": run_id,
+            "command": "apply",
+            "started_at": at,
+            "user": "ci",
+            "host": "runner",
+            "reconciler_version": "0",
+            "endpoint": endpoint,
+            "manifest_digest": None,
+            "plan_digest": None,
+            "parent_run_id": None,
+            "format_version": 2,
+            "service_time": at,
+        }
+        records: list[dict[str, Any]] = [header]
+        for k in range(2):
+            call = {"image_set_id": f"{n:016x}{k:016x}", "datastore_id": datastore_id}
+            call.update({"from_version": "1", "call": 1, "at": at})
+            keys = ["Study.StudyDescription"]
+            records.append({**call, "type": "intent", "payload_digest": "0" * 64, "calls": 1})
+            records[-1]["keys"] = keys
+            records.append({**call, "type": "result", "to_version": "2", "outcome": "UPDATED"})
+            records[-1]["message"] = None
+        records.append({"type": "end", "finished_at": at, "summary": {"UPDATED": 2}})
+        records[-1]["service_time"] = at
         data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in records)
         state.put(log_key(run_id), data)
         run = parse_run(state.shown(log_key(run_id)), run_id, data)
         return run_id, encode(facts_of(run, ENDED, digest(data)))
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         entries = dict(pool.map(one, range(count)))
     update(state, lambda index: index.update(entries))
     return sorted(entries)
+
+
+# -- what the local HealthImaging holds, read with a bare boto3 client ------------------------
+class SeedReads:
+    """Reads of the seeded data store with ``self.ahi``, a bare boto3 medical-imaging
+    client (never the code under test)."""
+
+    ahi: Any
+
+    def image_sets(self, criteria: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Every image set of the seeded data store (or those ``criteria`` find): ID →
+        its GetImageSet answer."""
+        from reconciler.emulator.seed import SEED_DATASTORE_ID
+
+        found = {}
+        pages = self.ahi.get_paginator("search_image_sets").paginate(
+            datastoreId=SEED_DATASTORE_ID, searchCriteria=criteria or {}
+        )
+        for page in pages:
+            for summary in page["imageSetsMetadataSummaries"]:
+                image_set = summary["imageSetId"]
+                found[image_set] = self.ahi.get_image_set(
+                    datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
+                )
+        return found
+
+    def study(self, study_uid: str) -> dict[str, Any]:
+        """The image sets of a study: ID → its GetImageSet answer."""
+        wanted = {"DICOMStudyInstanceUID": study_uid}
+        return self.image_sets({"filters": [{"values": [wanted], "operator": "EQUAL"}]})
+
+    def versions(self, image_set: str) -> int:
+        """How many versions ``image_set`` has."""
+        from reconciler.emulator.seed import SEED_DATASTORE_ID
+
+        pages = self.ahi.get_paginator("list_image_set_versions").paginate(
+            datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
+        )
+        return sum(len(page["imageSetPropertiesList"]) for page in pages)
+
+    def document(self, image_set: str) -> Any:
+        from reconciler.emulator.seed import SEED_DATASTORE_ID
+
+        answer = self.ahi.get_image_set_metadata(
+            datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
+        )
+        return json.loads(gzip.decompress(answer["imageSetMetadataBlob"].read()))
+
+    def patient_values(self) -> set[str]:
+        """Every Patient-level value and accession number in the data store now (PHI),
+        long enough to be searched for in bytes."""
+        values: set[str] = set()
+        for image_set in self.image_sets():
+            document = self.document(image_set)
+            values.update(str(v) for v in document["Patient"]["DICOM"].values())
+            values.add(str(document["Study"]["DICOM"].get("AccessionNumber")))
+        return {v for v in values if len(v) >= 4 and v != "None"}

@@ -11,7 +11,6 @@ What the servers hold is read with bare boto3 clients, never the code under test
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from collections.abc import Iterator
@@ -22,12 +21,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import make_client
+from wire_support import CountingProxy
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.state import Scope
-from tests.state_support import KMS_KEY, Bucket
+from tests.state_support import KMS_KEY, Bucket, SeedReads
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "team"
@@ -40,7 +40,7 @@ OUTSIDE = ("RECONCILER_ENDPOINT", "RECONCILER_STATE", "RECONCILER_SHOW_PHI", "GI
 
 
 @dataclass
-class Repository:
+class Repository(SeedReads):
     """See the module docstring."""
 
     root: Path
@@ -77,40 +77,9 @@ class Repository:
     def state_keys(self, part: str = "") -> list[str]:
         return [k for k in self.bucket.keys(f"{PREFIX}/") if part in k]
 
-    def versions(self) -> dict[str, int]:
+    def all_versions(self) -> dict[str, int]:
         """Every image set of the data store → how many versions it has."""
-        found = {}
-        for image_set in self.image_sets():
-            pages = self.ahi.get_paginator("list_image_set_versions").paginate(
-                datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
-            )
-            found[image_set] = sum(len(p["imageSetPropertiesList"]) for p in pages)
-        return found
-
-    def image_sets(self, criteria: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Every image set of the data store (or those ``criteria`` find): ID → its
-        GetImageSet answer."""
-        found = {}
-        pages = self.ahi.get_paginator("search_image_sets").paginate(
-            datastoreId=SEED_DATASTORE_ID, searchCriteria=criteria or {}
-        )
-        for page in pages:
-            for summary in page["imageSetsMetadataSummaries"]:
-                image_set = summary["imageSetId"]
-                found[image_set] = self.ahi.get_image_set(
-                    datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
-                )
-        return found
-
-    def study(self, study_uid: str) -> dict[str, Any]:
-        wanted = {"DICOMStudyInstanceUID": study_uid}
-        return self.image_sets({"filters": [{"values": [wanted], "operator": "EQUAL"}]})
-
-    def document(self, image_set: str) -> Any:
-        answer = self.ahi.get_image_set_metadata(
-            datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
-        )
-        return json.loads(gzip.decompress(answer["imageSetMetadataBlob"].read()))
+        return {image_set: self.versions(image_set) for image_set in self.image_sets()}
 
     def documents(self) -> dict[str, Any]:
         return {i: self.document(i) for i in self.image_sets()}
@@ -124,6 +93,15 @@ class Repository:
             if relative.parts[0] not in (".reconciler", ".git") and path.is_file():
                 found[relative.as_posix()] = path.read_bytes()
         return found
+
+
+@pytest.fixture
+def s3_proxy(state_bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
+    """A counting proxy in front of the S3 server that the tool knows nothing about:
+    the process's S3 clients (the state backend's) go through it."""
+    with CountingProxy(state_bucket.endpoint) as counting:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", counting.url)
+        yield counting
 
 
 def repository(

@@ -12,7 +12,6 @@ through the code under test.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from typing import Any
 from conftest import make_client, serve, wait_for
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
-from tests.state_support import KMS_KEY, Bucket, new_bucket, s3_environment
+from tests.state_support import KMS_KEY, Bucket, SeedReads, new_bucket, s3_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 CT = "b537144549630a4b5c6386f265599afc"
@@ -47,7 +46,7 @@ PREFIX = "team"  # the state's prefix in the bucket
 
 
 @dataclass
-class Team:
+class Team(SeedReads):
     """See the module docstring. ``s3`` and ``ahi`` are bare boto3 clients."""
 
     root: Path
@@ -131,52 +130,6 @@ class Team:
                 if record.get("type") == kind:
                     found.append(record)
         return found
-
-    # -- what the local HealthImaging holds ---------------------------------------------------
-    def versions(self, image_set: str) -> int:
-        pages = self.ahi.get_paginator("list_image_set_versions").paginate(
-            datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
-        )
-        return sum(len(page["imageSetPropertiesList"]) for page in pages)
-
-    def document(self, image_set: str, version: str | None = None) -> Any:
-        kwargs = {"versionId": version} if version else {}
-        answer = self.ahi.get_image_set_metadata(
-            datastoreId=SEED_DATASTORE_ID, imageSetId=image_set, **kwargs
-        )
-        return json.loads(gzip.decompress(answer["imageSetMetadataBlob"].read()))
-
-    def study(self, study_uid: str) -> dict[str, Any]:
-        """The image sets of a study: ID → its GetImageSet answer."""
-        wanted = {"DICOMStudyInstanceUID": study_uid}
-        criteria = {"filters": [{"values": [wanted], "operator": "EQUAL"}]}
-        return self.image_sets(criteria)
-
-    def image_sets(self, criteria: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Every image set of the data store (or those ``criteria`` find): ID → its
-        GetImageSet answer."""
-        found = {}
-        pages = self.ahi.get_paginator("search_image_sets").paginate(
-            datastoreId=SEED_DATASTORE_ID, searchCriteria=criteria or {}
-        )
-        for page in pages:
-            for summary in page["imageSetsMetadataSummaries"]:
-                image_set = summary["imageSetId"]
-                found[image_set] = self.ahi.get_image_set(
-                    datastoreId=SEED_DATASTORE_ID, imageSetId=image_set
-                )
-        return found
-
-    def patient_values(self) -> set[str]:
-        """Every Patient-level value and accession number in the data store now (PHI),
-        long enough to be found by a search of the state's bytes."""
-        values: set[str] = set()
-        for image_set in self.image_sets():
-            document = self.document(image_set)
-            values.update(str(v) for v in document["Patient"]["DICOM"].values())
-            accession = document["Study"]["DICOM"].get("AccessionNumber")
-            values.add(str(accession))
-        return {v for v in values if len(v) >= 4 and v != "None"}
 
 
 def lock_id_in(stderr: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from ci_support import Repository, lines, repository
-from conftest import NM_PATIENT_FIX, NM_STUDY, settle
+from conftest import NM_PATIENT_FIX, NM_STUDY, set_study_description
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
 from reconciler.emulator.server import LocalHealthImaging
@@ -147,12 +147,12 @@ def commit_forged_state(repo: Repository, records: list[dict[str, Any]]) -> None
 # -- 1: a forged journal line ------------------------------------------------------------
 def test_1_a_forged_replace_committed_to_git_is_not_state(applied: Repository) -> None:
     victim = unmanaged(applied)
-    before = applied.versions()
+    before = applied.all_versions()
     commit_forged_state(applied, [header(applied), copy_claim(CT, victim)])
     merged = applied.run("apply", "--auto-approve")
     assert merged.exit_code == 0, merged.output
     assert "No changes" in merged.stdout and "Resumed" not in merged.stderr
-    assert applied.versions() == before  # the victim stands, nothing moved
+    assert applied.all_versions() == before  # the victim stands, nothing moved
     listed = applied.run("state", "list")
     assert listed.exit_code == 0 and FORGED not in listed.stdout
     assert applied.state_keys(FORGED) == []
@@ -169,10 +169,10 @@ def test_1_a_line_added_to_an_ended_run_in_local_state_is_never_acted_on(
     [log] = (repo.local_state() / "runs").glob("*.jsonl")
     with log.open("ab") as appended:
         appended.write(lines(copy_claim(CT, victim)))
-    before = repo.versions()
+    before = repo.all_versions()
     again = repo.run("apply", "--auto-approve", ci=False)
     assert again.exit_code == 0, again.output
-    assert "Resumed" not in again.stderr and repo.versions() == before
+    assert "Resumed" not in again.stderr and repo.all_versions() == before
     shown = repo.run("runs", "show", log.stem, ci=False)
     assert shown.exit_code == 1
     assert "the run's log changed after the run ended" in shown.stderr
@@ -180,24 +180,11 @@ def test_1_a_line_added_to_an_ended_run_in_local_state_is_never_acted_on(
 
 
 # -- 2: a forged future-dated run, an edited journal line ----------------------------------
-def another_writer(repo: Repository, image_set: str, description: str) -> None:
-    """Someone else's change, through the service (the forged run would roll it back)."""
-    version = repo.ahi.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=image_set)
-    change = {"SchemaVersion": 1.1, "Study": {"DICOM": {"StudyDescription": description}}}
-    repo.ahi.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID,
-        imageSetId=image_set,
-        latestVersionId=version["versionId"],
-        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": json.dumps(change)}},
-    )
-    settle(repo.ahi, SEED_DATASTORE_ID, image_set)
-
-
 def test_2_a_forged_future_run_committed_to_git_is_not_what_revert_last_reverts(
     applied: Repository,
 ) -> None:
     victim = unmanaged(applied)
-    another_writer(applied, victim, "THEIRS")
+    set_study_description(applied.ahi, SEED_DATASTORE_ID, victim, "THEIRS")
     commit_forged_state(applied, [header(applied), *update_claim(victim, "2"), end()])
     reverted = applied.run("revert", "--run", "last", "--auto-approve")
     assert reverted.exit_code == 0, reverted.output
@@ -213,15 +200,15 @@ def test_2_an_edited_line_in_local_state_restores_nothing(repo: Repository) -> N
     applied = repo.run("apply", "--auto-approve", ci=False)
     assert applied.exit_code == 0, applied.output
     victim = unmanaged(repo)
-    another_writer(repo, victim, "THEIRS")
+    set_study_description(repo.ahi, SEED_DATASTORE_ID, victim, "THEIRS")
     [log] = (repo.local_state() / "runs").glob("*.jsonl")
     text = log.read_text().replace(CT, victim)
     log.write_text(text)
-    before = repo.versions()
+    before = repo.all_versions()
     refused = repo.run("revert", "--run", "last", "--auto-approve", ci=False)
     assert refused.exit_code == 1, refused.output
     assert "the run's log changed after the run ended" in refused.stderr
-    assert repo.versions() == before
+    assert repo.all_versions() == before
 
 
 # -- 3: a forged undo file ---------------------------------------------------------------

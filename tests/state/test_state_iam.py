@@ -17,7 +17,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from ci_support import PREFIX, Repository, repository
+from ci_support import s3_proxy as s3_proxy  # the fixture
 from conftest import NM_PATIENT_FIX
 from wire_support import CountingProxy, Exchange
 
@@ -142,13 +142,6 @@ def requests_of(exchanges: list[Exchange], role: str) -> list[Request]:
     return found
 
 
-@pytest.fixture
-def proxy(state_bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
-    with CountingProxy(state_bucket.endpoint) as counting:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", counting.url)
-        yield counting
-
-
 def commands(repo: Repository, proxy: CountingProxy, *runs: tuple[str, ...]) -> list[Exchange]:
     proxy.reset()
     for args in runs:
@@ -161,7 +154,7 @@ def test_each_role_may_make_every_s3_request_its_commands_make(
     tmp_path: Path,
     local: LocalHealthImaging,
     state_bucket: Bucket,
-    proxy: CountingProxy,
+    s3_proxy: CountingProxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = repository(tmp_path / "repo", local, state_bucket, monkeypatch)
@@ -172,7 +165,7 @@ def test_each_role_may_make_every_s3_request_its_commands_make(
 
     applying = commands(
         repo,
-        proxy,
+        s3_proxy,
         ("apply", "--replace-primary", "--auto-approve"),
         ("revert", "--run", "last", "--auto-approve"),
     )
@@ -182,10 +175,16 @@ def test_each_role_may_make_every_s3_request_its_commands_make(
         Key=f"{PREFIX}/{repo.scope.name}/locks/all.json",
         Body=json.dumps(lock).encode(),
     )
-    applying += commands(repo, proxy, ("state", "unlock", "0" * 32))
+    applying += commands(repo, s3_proxy, ("state", "unlock", "0" * 32))
     (repo.root / "manifests" / "nm-patient.yaml").unlink()  # plan would say it needs a replace
     planning = commands(
-        repo, proxy, ("plan",), ("drift",), ("runs",), ("state", "list"), ("runs", "show", "last")
+        repo,
+        s3_proxy,
+        ("plan",),
+        ("drift",),
+        ("runs",),
+        ("state", "list"),
+        ("runs", "show", "last"),
     )
 
     as_apply = requests_of(applying, APPLY_ROLE)

@@ -5,23 +5,16 @@ earlier runs as with none, and the run index read once per command."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ci_support import Repository, repository
+from ci_support import s3_proxy as s3_proxy  # the fixture
 from wire_support import CountingProxy
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
 from reconciler.emulator.server import LocalHealthImaging
 from tests.state_support import Bucket, earlier_runs, s3_state
-
-
-@pytest.fixture
-def proxy(state_bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
-    with CountingProxy(state_bucket.endpoint) as counting:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", counting.url)
-        yield counting
 
 
 def requests(proxy: CountingProxy, repo: Repository, *args: str) -> Counter[str]:
@@ -41,14 +34,14 @@ def test_plan_and_a_no_op_apply_ask_the_same_of_s3_state_at_0_and_300_runs(
     tmp_path: Path,
     local: LocalHealthImaging,
     state_bucket: Bucket,
-    proxy: CountingProxy,
+    s3_proxy: CountingProxy,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     repo = repository(tmp_path / "repo", local, state_bucket, monkeypatch)
     applied = repo.run("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     at_first = {
-        what: requests(proxy, repo, *what) for what in (("plan",), ("apply", "--auto-approve"))
+        what: requests(s3_proxy, repo, *what) for what in (("plan",), ("apply", "--auto-approve"))
     }
     assert at_first[("plan",)]["GET index.json"] == 1
     assert at_first[("apply", "--auto-approve")]["GET index.json"] == 1
@@ -58,5 +51,5 @@ def test_plan_and_a_no_op_apply_ask_the_same_of_s3_state_at_0_and_300_runs(
     state = s3_state(state_bucket, repo.scope, prefix="team")
     earlier_runs(state, 300, endpoint=repo.local.url, datastore_id=SEED_DATASTORE_ID)
     assert len(repo.state_keys("/runs/")) == 302
-    later = {what: requests(proxy, repo, *what) for what in at_first}
+    later = {what: requests(s3_proxy, repo, *what) for what in at_first}
     assert later == at_first

@@ -96,6 +96,14 @@ class Repository(SeedReads):
 
 
 @pytest.fixture
+def repo(
+    tmp_path: Path, local: LocalHealthImaging, state_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> Repository:
+    """A repository as :func:`repository` makes it, in ``tmp_path/repo``."""
+    return repository(tmp_path / "repo", local, state_bucket, monkeypatch)
+
+
+@pytest.fixture
 def s3_proxy(state_bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingProxy]:
     """A counting proxy in front of the S3 server that the tool knows nothing about:
     the process's S3 clients (the state backend's) go through it."""

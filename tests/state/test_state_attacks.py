@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from ci_support import Repository, lines, repository
+from ci_support import repo as repo  # the fixture
 from conftest import NM_PATIENT_FIX, NM_STUDY, set_study_description
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
@@ -33,13 +34,6 @@ MR = "bad85aed10043cb5842729f8fd06c578"
 NM = "07293c9559d92802df5cd515a22a5149"
 MANAGED = (CT, MR, NM)
 FORGED = "20991231T235959Z-0f0f0f"  # dated far ahead: the newest by any clock
-
-
-@pytest.fixture
-def repo(
-    tmp_path: Path, local: LocalHealthImaging, state_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
-) -> Repository:
-    return repository(tmp_path / "repo", local, state_bucket, monkeypatch)
 
 
 @pytest.fixture

@@ -22,14 +22,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from ci_support import PREFIX, Repository, repository
-from ci_support import s3_proxy as s3_proxy  # the fixture
+from ci_support import PREFIX, Repository
+from ci_support import repo as repo  # the fixtures
+from ci_support import s3_proxy as s3_proxy
 from conftest import NM_PATIENT_FIX
 from wire_support import CountingProxy, Exchange
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
-from reconciler.emulator.server import LocalHealthImaging
 from tests.state_support import KMS_KEY, Bucket
 
 IAM = Path(__file__).resolve().parents[2] / "examples" / "iam"
@@ -151,13 +150,8 @@ def commands(repo: Repository, proxy: CountingProxy, *runs: tuple[str, ...]) -> 
 
 
 def test_each_role_may_make_every_s3_request_its_commands_make(
-    tmp_path: Path,
-    local: LocalHealthImaging,
-    state_bucket: Bucket,
-    s3_proxy: CountingProxy,
-    monkeypatch: pytest.MonkeyPatch,
+    repo: Repository, state_bucket: Bucket, s3_proxy: CountingProxy
 ) -> None:
-    repo = repository(tmp_path / "repo", local, state_bucket, monkeypatch)
     (repo.root / "manifests" / "nm-patient.yaml").write_text(NM_PATIENT_FIX)
     bucket = policy("state-bucket-policy.json", state_bucket.name)
     read_only = policy("read-only-policy.json", state_bucket.name)

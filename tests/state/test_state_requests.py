@@ -5,15 +5,13 @@ earlier runs as with none, and the run index read once per command."""
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
-import pytest
-from ci_support import Repository, repository
-from ci_support import s3_proxy as s3_proxy  # the fixture
+from ci_support import Repository
+from ci_support import repo as repo  # the fixtures
+from ci_support import s3_proxy as s3_proxy
 from wire_support import CountingProxy
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
-from reconciler.emulator.server import LocalHealthImaging
 from tests.state_support import Bucket, earlier_runs, s3_state
 
 
@@ -31,13 +29,8 @@ def requests(proxy: CountingProxy, repo: Repository, *args: str) -> Counter[str]
 
 
 def test_plan_and_a_no_op_apply_ask_the_same_of_s3_state_at_0_and_300_runs(
-    tmp_path: Path,
-    local: LocalHealthImaging,
-    state_bucket: Bucket,
-    s3_proxy: CountingProxy,
-    monkeypatch: pytest.MonkeyPatch,
+    repo: Repository, state_bucket: Bucket, s3_proxy: CountingProxy
 ) -> None:
-    repo = repository(tmp_path / "repo", local, state_bucket, monkeypatch)
     applied = repo.run("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     at_first = {

@@ -60,6 +60,7 @@ from reconciler.healthimaging.models import (
     VersionInfo,
 )
 from reconciler.healthimaging.pacing import RateLimiter
+from reconciler.jsonsafe import TooDeep
 from reconciler.version import __version__
 
 log = logging.getLogger("reconciler.healthimaging")
@@ -355,9 +356,14 @@ class HealthImaging:
         try:
             return metadata.parse(raw)
         except ValueError as exc:
+            why = (
+                str(exc)
+                if isinstance(exc, TooDeep)
+                else f"not a JSON object ({type(exc).__name__})"
+            )
             raise ServiceError(
-                f"GetImageSetMetadata of image set {image_set_id}: the metadata is not "
-                f"a JSON object ({type(exc).__name__})",
+                f"GetImageSetMetadata of image set {image_set_id}: the metadata cannot be "
+                f"read: {why}",
                 code="BadMetadata",
                 operation="GetImageSetMetadata",
                 image_set_id=image_set_id,

@@ -114,3 +114,26 @@ def test_a_journal_line_nested_200000_deep_is_an_unreadable_run(project: Project
     assert reverted.exit_code == 0, reverted.output
     assert project.data_lost({}) == 0
     _clean(project, listed.output, applied.output, reverted.output)
+
+
+def test_service_error_messages_are_masked_and_tokens_redacted(project: Project) -> None:
+    """The service (or a proxy before it) answers with messages that quote PHI values
+    and a session token in every form: a refused update, a refused read in a PR plan.
+    Printed, journaled, in the markdown plan: masked and redacted."""
+    quoting = (f"Invalid value 'SAMPLE^CT ONE' for PatientName; PatientID: MRN00041, "
+               f"x-amz-security-token: {TOKEN} X-Amz-Security-Token={TOKEN[:90]}%2F{TOKEN[90:]}"
+               f" and bare {TOKEN}")  # fmt: skip
+    project.proxy.add(action="fail", operation="GetImageSetMetadata", image_set=CT, status=403,
+                      code="AccessDeniedException", message=quoting, times=3)  # fmt: skip
+    planned = project.run("plan", "-o", "markdown")
+    assert planned.exit_code == 1, planned.output
+    assert CT in planned.output and "access denied" in planned.output
+    project.proxy.clear()
+    project.proxy.add(action="fail", operation="UpdateImageSetMetadata", image_set=CT,
+                      status=400, code="ValidationException", message=quoting)  # fmt: skip
+    applied = project.run("apply", "--auto-approve")
+    assert applied.exit_code == 3, applied.output
+    assert "Invalid value *** for PatientName; PatientID: ***" in applied.output
+    assert "x-amz-security-token: [redacted]" in applied.output
+    assert "Invalid value *** for PatientName" in _state_text(project)  # journaled, masked
+    _clean(project, planned.output, applied.output)

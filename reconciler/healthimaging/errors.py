@@ -121,17 +121,21 @@ _THROTTLE_CODES = frozenset(
 _SECRETS = (
     (re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b"), "[redacted]"),
     (
-        re.compile(r"(?i)(Credential|Signature|X-Amz-Security-Token|X-Amz-Signature)(\s*[=:]\s*)"
-                   r"[^\s,&;]+"),
+        re.compile(
+            r"(?i)(Credential|Signature|X-Amz-Security-Token|X-Amz-Signature)(\s*[=:]\s*)"
+            r"[^\s,&;]+"
+        ),
         r"\1\2[redacted]",
     ),
     (
-        re.compile(r"(?i)(aws_secret_access_key|aws_session_token|security_?token|"
-                   r"session_?token)(\W{0,3}\s*[=:]\s*\W{0,3})[^\s,&;'\"*]+"),
+        re.compile(
+            r"(?i)(aws_secret_access_key|aws_session_token|security_?token|"
+            r"session_?token)(\W{0,3}\s*[=:]\s*\W{0,3})[^\s,&;'\"*]+"
+        ),
         r"\1\2[redacted]",
     ),
     (re.compile(r"(?:[A-Za-z0-9+/_-]|%[0-9A-Fa-f]{2}){80,}(?:=|%3[Dd]){0,2}"), "[redacted]"),
-)  # fmt: skip
+)
 _MAX_DETAIL = 300
 
 

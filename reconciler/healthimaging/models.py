@@ -74,6 +74,7 @@ class ImageSetInfo:
     forced: bool  # the version was made with force=true (overrides.forced)
     created_at: datetime | None
     updated_at: datetime | None
+    arn: str | None = None  # imageSetArn (GetImageSet answers it; ListImageSetVersions not)
 
     @property
     def locked(self) -> bool:
@@ -95,6 +96,7 @@ class ImageSetInfo:
             forced=bool(data.get("overrides", {}).get("forced", False)),
             created_at=data.get("createdAt"),
             updated_at=data.get("updatedAt"),
+            arn=data.get("imageSetArn"),
         )
 
 
@@ -171,18 +173,20 @@ class UpdateResult:
     state: ImageSetState
     workflow_status: WorkflowStatus
     message: str | None = None
+    arn: str | None = None  # imageSetArn, where the answer has it (CopyImageSet's)
 
     @classmethod
     def from_wire(
         cls, data: wire.UpdateImageSetMetadataResponse | wire.CopyImageSetProperties
     ) -> UpdateResult:
-        message = data.get("message")
+        message, arn = data.get("message"), data.get("imageSetArn")
         return cls(
             image_set_id=data.get("imageSetId", ""),
             version_id=data.get("latestVersionId", ""),
             state=_state(data.get("imageSetState")),
             workflow_status=_status(data.get("imageSetWorkflowStatus")),
             message=message if isinstance(message, str) else None,
+            arn=arn if isinstance(arn, str) else None,
         )
 
 

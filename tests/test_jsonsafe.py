@@ -14,9 +14,11 @@ from reconciler import jsonsafe
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=30,
-)  # fmt: skip
+)
 
 
 def nesting(value: Any) -> int:
@@ -36,9 +38,12 @@ def test_depth_counts_nesting_and_ignores_brackets_in_strings(value: Any) -> Non
 
 @pytest.mark.parametrize(
     ("around", "opening", "closing", "levels"),
-    [("{}", "[", "]", 200_000), ("{}", '{"a":', "}", 200_000),
-     ('{"Patient": {"DICOM": {"PatientName": {}}}}', "[", "]", 200_003)],
-)  # fmt: skip
+    [
+        ("{}", "[", "]", 200_000),
+        ("{}", '{"a":', "}", 200_000),
+        ('{"Patient": {"DICOM": {"PatientName": {}}}}', "[", "]", 200_003),
+    ],
+)
 def test_two_hundred_thousand_levels_are_refused_not_a_recursion_error(
     around: str, opening: str, closing: str, levels: int
 ) -> None:

@@ -97,9 +97,18 @@ def test_update_failed_message_is_masked_when_printed_and_journaled(
 
 @pytest.mark.parametrize(
     ("value", "shown"),
-    [("1", True), ("true", True), ("YES", True), (" Yes ", True),
-     ("0", False), ("false", False), ("No", False), ("", False), ("  ", False)],
-)  # fmt: skip
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        (" Yes ", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("", False),
+        ("  ", False),
+    ],
+)
 def test_show_phi_variable_reads_yes_and_no(
     project: Path, monkeypatch: pytest.MonkeyPatch, value: str, shown: bool
 ) -> None:
@@ -116,8 +125,14 @@ def test_any_other_show_phi_value_is_a_usage_error_naming_the_variable(
     """`off` once meant "show" (anything but empty, 0, false or no did): now every
     command refuses it, before it reads or prints anything."""
     monkeypatch.setenv("RECONCILER_SHOW_PHI", value)
-    for args in (("plan",), ("plan", "-o", "markdown"), ("drift",), ("validate",),
-                 ("apply", "--auto-approve"), ("runs",)):  # fmt: skip
+    for args in (
+        ("plan",),
+        ("plan", "-o", "markdown"),
+        ("drift",),
+        ("validate",),
+        ("apply", "--auto-approve"),
+        ("runs",),
+    ):
         result = run(*args)
         assert result.exit_code == 1, (args, result.output)
         [line] = result.output.strip().splitlines()

@@ -236,8 +236,9 @@ class FaultProxy:
                         rule.code)  # fmt: skip
             return
         if rule is not None and rule.action == "respond" and rule.reply is not None:
-            self._reply(handler, rule.status, [("Content-Type", "application/json")],
-                        rule.reply(), None)  # fmt: skip
+            self._reply(
+                handler, rule.status, [("Content-Type", "application/json")], rule.reply(), None
+            )
             return
         if rule is not None and rule.action == "blackhole":
             self._stop.wait(60)

@@ -139,14 +139,19 @@ _SECRETS = (
 _MAX_DETAIL = 300
 
 
+def redact(text: str) -> str:
+    """``text`` with whatever looks like a credential redacted (see :data:`_SECRETS`)."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def clean(text: str) -> str:
     """One line of at most a few hundred characters, with credential-like parts redacted
     and whatever may be a PHI value masked, as UPDATE_FAILED messages are
     (:func:`~reconciler.dicom.phi.mask_service_message`): the service's words may quote
     the values it refused, and they are printed in CI, journaled and put in PR comments."""
-    line = mask_service_message(" ".join(str(text).split()))
-    for pattern, replacement in _SECRETS:
-        line = pattern.sub(replacement, line)
+    line = redact(mask_service_message(" ".join(str(text).split())))
     return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 3] + "..."
 
 

@@ -198,7 +198,14 @@ class Replacer:
     def copy(self, version: str) -> str:
         self._step(COPY, "start")
         result = self.ahi.copy_image_set(self.ds, self.old_id, version)
-        copy_id = self._made(result.destination, proof.COPY, self.old_id, version)
+        try:
+            copy_id = self._made(result.destination, proof.COPY, self.old_id, version)
+        except ReconcilerError as error:  # untagged, a later run could not prove it ours
+            self.rollback(result.destination.image_set_id)  # this process made it
+            raise ReplaceFailed(
+                f"the copy could not be tagged ({error.message}); rolled back, image set "
+                f"{self.old_id} unchanged (the role needs medical-imaging:TagResource)"
+            ) from error
         self._step(COPY, "done", copy_id=copy_id)
         self._settled(copy_id, "the copy")
         self._settled(self.old_id, "the copy (source)")

@@ -28,26 +28,32 @@ from reconciler.engine.journal import list_runs
 
 DS = SEED_DATASTORE_ID
 TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD" + "Zm9yZ2Vk" * 40 + "=="
-PHI = ("SAMPLE^CT ONE", "MRN00041")  # the seeded CT's PatientName and PatientID
+PHI = ("SAMPLE^CT ONE", "MRN00041")  # what the shipped manifests set CT's Patient to
 
 
-def _state_text(project: Project) -> str:
-    """Everything the tool keeps between runs: the journals and the project's state."""
-    files = [
-        p
-        for d in (project.runs_dir(), project.root / ".reconciler")
-        if d.exists()
-        for p in d.rglob("*")
-        if p.is_file()
-    ]
+def _state_text(project: Project, *, journals_only: bool = False) -> str:
+    """What the tool keeps between runs: the journals, and the project's state folder."""
+    folders = [project.runs_dir()] + ([] if journals_only else [project.root / ".reconciler"])
+    files = [p for d in folders if d.exists() for p in d.rglob("*") if p.is_file()]
     return "".join(p.read_text(errors="replace") for p in files)
 
 
 def _clean(project: Project, *outputs: str) -> None:
-    """No PHI value, no token, no traceback in what was printed or kept."""
-    everything = "\n".join(outputs) + _state_text(project)
-    for secret in (*PHI, TOKEN, TOKEN[:60]):
+    """No token anywhere; no PHI value in what was printed or journaled (undo values
+    may hold PHI, and the projection cache's values are the state backend's concern);
+    no traceback."""
+    shown = "\n".join(outputs) + _state_text(project, journals_only=True)
+    everything = shown + _state_text(project)
+    for secret in (TOKEN, TOKEN[:60]):
         assert secret not in everything, secret
+    seeded = {
+        str(doc["Patient"]["DICOM"][key])
+        for doc in project.original.values()
+        for key in ("PatientName", "PatientID", "PatientBirthDate")
+        if len(str(doc["Patient"].get("DICOM", {}).get(key) or "")) >= 4
+    }
+    for secret in (*PHI, *seeded):
+        assert secret not in shown, secret
     assert "Traceback" not in everything and "RecursionError" not in everything
 
 
@@ -172,7 +178,20 @@ def test_service_error_messages_are_masked_and_tokens_redacted(project: Project)
     assert "Invalid value *** for PatientName; PatientID: ***" in applied.output
     assert "x-amz-security-token: [redacted]" in applied.output
     assert "Invalid value *** for PatientName" in _state_text(project)  # journaled, masked
-    _clean(project, planned.output, applied.output)
+    # A version's own message (UPDATE_FAILED) is the service's words too.
+    project.proxy.clear()
+    project.local.configure(faults={"fail_updates": 10, "fail_message": quoting})
+    failed = project.run("apply", "--auto-approve")
+    assert failed.exit_code == 3 and "UPDATE_FAILED" in failed.output, failed.output
+    history = project.run("history", CT, "--show-phi")  # shows PHI when asked, never a token
+    assert history.exit_code == 0 and "[redacted]" in history.output, history.output
+    _clean(
+        project,
+        planned.output,
+        applied.output,
+        failed.output,
+        history.output.replace("SAMPLE^CT ONE", "").replace("MRN00041", ""),
+    )
 
 
 # -- hostile records -------------------------------------------------------------------
@@ -691,3 +710,23 @@ def test_an_image_set_deleted_mid_revert_is_an_error_and_the_others_are_reverted
         assert project.document(image_set) == project.original[image_set]
     _clean(project, reverted.output)
     record_figures("image set deleted mid-revert", project.traffic, data_lost=0)
+
+
+def test_a_copy_that_cannot_be_tagged_is_rolled_back(project: Project) -> None:
+    """Without TagResource (an IAM policy from before tags), the replace's copy could
+    never be proven reconciler's by a later run: it is deleted at once, NM unchanged."""
+    _replace_nm(project)
+    project.proxy.add(
+        action="fail",
+        operation="TagResource",
+        status=403,
+        code="AccessDeniedException",
+        message="not authorized",
+    )
+    applied = project.run("apply", "--replace-primary", "--auto-approve")
+    assert applied.exit_code == 3, applied.output
+    assert "the copy could not be tagged" in applied.output
+    assert "medical-imaging:TagResource" in applied.output
+    assert _study(project) == [(NM, True)]
+    assert project.document(NM) == project.original[NM]
+    _clean(project, applied.output)

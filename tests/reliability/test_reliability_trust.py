@@ -215,7 +215,7 @@ def test_an_update_that_failed_verification_is_reverted_by_version_not_by_run(
     assert by_version.exit_code == 0, by_version.output
     lost = project.data_lost({})
     assert lost == 0
-    record_figures("update landed but failed verification, then revert --run",
+    record_figures("update landed but failed verification, then revert by version",
                    project.traffic, data_lost=lost)  # fmt: skip
 
 

@@ -89,6 +89,7 @@ def test_metadata_nested_200000_deep_is_an_error_for_that_image_set_only(
     doc["Patient"] = {"DICOM": {**doc["Patient"]["DICOM"], "PatientName": "@DEEP@"}}
     raw = json.dumps(doc).replace('"@DEEP@"', "[" * 200_000 + '"x"' + "]" * 200_000)
     deep = _plant_version(project, MR, raw.encode())
+    project.note_fault("metadata nested 200,000 deep")
     outputs = []
     for args, code in (
         (("plan",), 1),
@@ -179,6 +180,7 @@ def test_service_error_messages_are_masked_and_tokens_redacted(project: Project)
         failed.output,
         history.output.replace("SAMPLE^CT ONE", "").replace("MRN00041", ""),
     )
+    record_figures("service messages quoting PHI and a session token", project.traffic, data_lost=0)
 
 
 # -- hostile records -------------------------------------------------------------------
@@ -324,6 +326,7 @@ def test_forged_replace_steps_never_delete_or_promote_an_image_set(
     before = _snapshot(project)
     writes_before = project.traffic.writes
     _plant_run(project, "20250101T000000Z-f0f0f0", FORGED_STEPS[scenario](copy_id))
+    project.note_fault("forged journal")
     applied = project.run("apply", "--auto-approve")
     assert applied.exit_code == 0, applied.output
     assert "Resumed the replace of image set" in applied.output
@@ -412,6 +415,7 @@ def test_forged_results_never_restore_what_the_run_did_not_change(
     before = _snapshot(project)
     run_id = "20250101T000000Z-c1a1e0"
     _plant_run(project, run_id, FORGED_CLAIMS[claim])
+    project.note_fault("forged journal")
     reverted = project.run("revert", "--run", run_id, "--auto-approve", *(["--force"] * force))
     assert reverted.exit_code == 3, reverted.output
     assert f"✗ image set {MR}" in reverted.output
@@ -467,6 +471,7 @@ def test_forged_undo_values_are_never_written_into_a_primary_image_set(
         )
     )
     before, writes = _snapshot(project), project.traffic.writes
+    project.note_fault("forged journal and undo file", 2)
     reverted = project.run("revert", "--run", run_id, "--auto-approve", "--force")
     assert reverted.exit_code == 3, reverted.output
     assert f"✗ image set {new}" in reverted.output
@@ -647,7 +652,9 @@ def test_revert_reports_deleted_and_moved_image_sets_and_reverts_the_others(
     assert applied.exit_code == 0, applied.output
     if deleted:
         _delete(project, deleted)
+        project.note_fault("image set deleted")
     if moved:
+        project.note_fault("another writer")
         latest = project.versions(moved)[-1]["versionId"]
         _their_update(project, moved, latest, "their own change")
     kept = project.document(moved) if moved else None
@@ -710,3 +717,6 @@ def test_a_copy_that_cannot_be_tagged_is_rolled_back(project: Project) -> None:
     assert _study(project) == [(NM, True)]
     assert project.document(NM) == project.original[NM]
     _clean(project, applied.output)
+    record_figures(
+        "replace whose copy cannot be tagged (rolled back)", project.traffic, data_lost=0
+    )

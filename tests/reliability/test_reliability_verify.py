@@ -24,7 +24,6 @@ from reliability_support import CT, MANAGED, MR, NM, Project, record_figures
 from reliability_support import project as project
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID
-from reconciler.engine.journal import list_runs
 
 DS = SEED_DATASTORE_ID
 TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD" + "Zm9yZ2Vk" * 40 + "=="
@@ -116,11 +115,8 @@ def test_a_journal_line_nested_200000_deep_is_an_unreadable_run(project: Project
     """A hostile journal: a valid header, then a line nested 200,000 deep. `runs`
     lists it as unreadable, apply and `revert --run last` go on without it."""
     run_id = "20250101T000000Z-abcdef"
-    header = _header(project, run_id)
-    project.runs_dir().mkdir(exist_ok=True)
-    (project.runs_dir() / f"{run_id}.jsonl").write_text(
-        json.dumps(header) + "\n" + "[" * 200_000 + "]" * 200_000 + "\n" + "{}\n"
-    )
+    lines = [json.dumps(_header(project, run_id)), "[" * 200_000 + "]" * 200_000, "{}"]
+    _enter(project, run_id, lines)
     listed = project.run("runs")
     assert listed.exit_code == 0 and "unreadable" in listed.output, listed.output
     applied = project.run("apply", "--auto-approve")
@@ -207,16 +203,22 @@ def _header(project: Project, run_id: str, command: str = "apply") -> dict[str, 
     }
 
 
+def _enter(project: Project, run_id: str, lines: list[str]) -> None:
+    """A run log with these lines, entered in the run index as a finished run: what
+    someone who can write the project's state can leave there."""
+    data = ("\n".join(lines) + "\n").encode()
+    project.runs_dir().mkdir(parents=True, exist_ok=True)
+    (project.runs_dir() / f"{run_id}.jsonl").write_bytes(data)
+    project.store().finished(run_id, data, ended=True)
+
+
 def _plant_run(
     project: Project, run_id: str, records: list[dict[str, Any]], command: str = "apply"
 ) -> None:
     """A journal as a forger (or a corrupted copy) would leave it: the records given,
     under a valid header for this endpoint, ended."""
-    header = _header(project, run_id, command)
     end = {"type": "end", "finished_at": _at(59), "summary": {}}
-    project.runs_dir().mkdir(exist_ok=True)
-    lines = [json.dumps(r) for r in (header, *records, end)]
-    (project.runs_dir() / f"{run_id}.jsonl").write_text("\n".join(lines) + "\n")
+    _enter(project, run_id, [json.dumps(r) for r in (_header(project, run_id), *records, end)])
 
 
 def _step(
@@ -283,9 +285,10 @@ def _crashed_copy(project: Project, monkeypatch: pytest.MonkeyPatch) -> str:
         project.run("apply", "--replace-primary", "--auto-approve")
     monkeypatch.setattr(Replacer, "_step", real)
     (project.root / "manifests" / "nm.yaml").unlink()
-    [killed] = list_runs(project.runs_dir())
+    [killed] = project.store().summaries()
     [copy_id] = [image_set for image_set, primary in _study(project) if not primary]
-    killed.path.unlink()
+    (project.runs_dir() / f"{killed.run_id}.jsonl").unlink()  # the run and its index entry
+    (project.runs_dir() / "index.json").unlink()
     return copy_id
 
 
@@ -439,39 +442,33 @@ FORGED_UNDO = {
 def test_forged_undo_values_are_never_written_into_a_primary_image_set(
     project: Project, scenario: str
 ) -> None:
-    """A journal says its run replaced an image set by NM, and an undo file holds the
+    """A journal says its run replaced an image set by NM, and its undo values hold the
     "old" values. `revert --run` would replace NM with them: the service does not
     confirm NM was promoted by that run (no tags), or the old image set still exists;
     NM is reported, nothing is copied, deleted or written."""
     old, new = FORGED_UNDO[scenario]
     run_id = "20250101T000000Z-0dd0dd"
-    _plant_run(
-        project,
-        run_id,
-        [
-            _step(old, "copy", "done", copy_id=MR),
-            _step(old, "promote", "done", copy_id=MR, new_id=new),
-        ],
-    )
     forged = json.dumps({"SchemaVersion": 1.1, "Patient": {"DICOM": {"PatientName": "FORGED^X"}}})
-    undo = project.root / ".reconciler" / "undo" / f"{run_id}.undo.json"
-    undo.parent.mkdir(parents=True, exist_ok=True)
-    undo.write_text(
-        json.dumps(
-            {
-                old: {
-                    "datastore_id": DS,
-                    "old_version": "1",
-                    "copy_id": MR,
-                    "new_id": new,
-                    "new_version": "1",
-                    "payloads": [{"updatable": forged, "removable": None, "force": True}],
-                }
-            }
-        )
-    )
+    entry = {
+        "datastore_id": DS,
+        "old_version": "1",
+        "copy_id": MR,
+        "new_id": new,
+        "new_version": "1",
+        "payloads": [{"updatable": forged, "removable": None, "force": True}],
+    }
+    # Undo values with their digest in the journal, as a run records them: what the
+    # undo values' own check accepts; the service's tags are what refuses them.
+    digest = project.store().write_undo(run_id, old, entry)
+    undo_step = {**_step(old, "undo", "done"), "undo_digest": digest}
+    steps = [
+        _step(old, "copy", "done", copy_id=MR),
+        undo_step,
+        _step(old, "promote", "done", copy_id=MR, new_id=new),
+    ]
+    _plant_run(project, run_id, steps)
     before, writes = _snapshot(project), project.traffic.writes
-    project.note_fault("forged journal and undo file", 2)
+    project.note_fault("forged journal and undo values", 2)
     reverted = project.run("revert", "--run", run_id, "--auto-approve", "--force")
     assert reverted.exit_code == 3, reverted.output
     assert f"✗ image set {new}" in reverted.output
@@ -489,7 +486,7 @@ def test_a_replace_tags_what_it_makes_and_its_revert_is_proven(project: Project)
     (project.root / "manifests" / "nm.yaml").write_text(NM_PATIENT_FIX)
     applied = project.run("apply", "--replace-primary", "--auto-approve")
     assert applied.exit_code == 0, applied.output
-    run_id = list_runs(project.runs_dir())[0].run_id
+    run_id = project.store().summaries()[0].run_id
     [(new_id, primary)] = _study(project)
     assert primary and new_id != NM
     arn = project.client.get_image_set(datastoreId=DS, imageSetId=new_id)["imageSetArn"]

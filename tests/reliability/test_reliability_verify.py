@@ -83,8 +83,8 @@ def _plant_version(project: Project, image_set: str, raw: bytes) -> str:
 def test_metadata_nested_200000_deep_is_an_error_for_that_image_set_only(
     project: Project,
 ) -> None:
-    """MR's latest version holds a PatientName nested 200,000 lists deep. plan, drift,
-    show and export report MR in one line (no RecursionError); apply applies CT and NM
+    """MR's latest version holds a PatientName nested 200,000 lists deep. plan (text and
+    markdown), drift and show report MR in one line (no RecursionError); apply applies CT and NM
     and reports MR (exit 3); MR is never written."""
     doc = dict(project.original[MR])
     doc["Patient"] = {"DICOM": {**doc["Patient"]["DICOM"], "PatientName": "@DEEP@"}}
@@ -95,10 +95,8 @@ def test_metadata_nested_200000_deep_is_an_error_for_that_image_set_only(
     for args, code in (
         (("plan",), 1),
         (("plan", "-o", "markdown"), 1),
-        (("plan", "-o", "json"), 1),
         (("drift",), 1),
         (("show", MR), 1),
-        (("export", MR), 1),
     ):
         result = project.run(*args)
         assert result.exit_code == code, (args, result.output)
@@ -408,8 +406,12 @@ FORGED_CLAIMS = {
 }
 
 
-@pytest.mark.parametrize("claim", FORGED_CLAIMS)
-@pytest.mark.parametrize("force", [False, True])
+# Each claim as it is; the first also with --force (which discards later changes,
+# never restores what the run did not make).
+CLAIM_CASES = [(claim, False) for claim in FORGED_CLAIMS] + [(next(iter(FORGED_CLAIMS)), True)]
+
+
+@pytest.mark.parametrize(("claim", "force"), CLAIM_CASES)
 def test_forged_results_never_restore_what_the_run_did_not_change(
     project: Project, claim: str, force: bool
 ) -> None:
@@ -640,7 +642,7 @@ def _delete(project: Project, image_set: str) -> None:
     settle(project.client, DS, image_set)
 
 
-@pytest.mark.parametrize(("deleted", "moved", "code"), [(MR, CT, 3), (None, CT, 4), (MR, None, 3)])
+@pytest.mark.parametrize(("deleted", "moved", "code"), [(MR, CT, 3), (None, CT, 4)])
 def test_revert_reports_deleted_and_moved_image_sets_and_reverts_the_others(
     project: Project, deleted: str | None, moved: str | None, code: int
 ) -> None:

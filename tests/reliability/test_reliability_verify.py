@@ -92,10 +92,10 @@ def test_metadata_nested_200000_deep_is_an_error_for_that_image_set_only(
     deep = _plant_version(project, MR, raw.encode())
     project.note_fault("metadata nested 200,000 deep")
     outputs = []
-    for args, code in (
-        (("plan",), 1),
-        (("plan", "-o", "markdown"), 1),
-        (("drift",), 1),
+    for args, code in (  # an image set that cannot be read is blocked (3); show fails (1)
+        (("plan",), 3),
+        (("plan", "-o", "markdown"), 3),
+        (("drift",), 3),
         (("show", MR), 1),
     ):
         result = project.run(*args)
@@ -146,7 +146,7 @@ def test_service_error_messages_are_masked_and_tokens_redacted(project: Project)
         times=3,
     )
     planned = project.run("plan", "-o", "markdown")
-    assert planned.exit_code == 1, planned.output
+    assert planned.exit_code == 3, planned.output  # CT blocked, the others planned
     assert CT in planned.output and "access denied" in planned.output
     project.proxy.clear()
     project.proxy.add(

@@ -6,6 +6,7 @@ import copy
 import gzip
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -182,9 +183,12 @@ def test_a_delete_at_a_version_checks_it_right_before_it_is_sent(
     pacer granted the delete its slot, and sends nothing when it moved (or is LOCKED)."""
     hi = counted.hi
     put_document(local, datastore, USDOPPLER, ISID)
+    local.configure(faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 60}}})
     hi.update_metadata(datastore, ISID, "1", updatable=describe("theirs"), removable=None)
     with pytest.raises(VersionMoved, match="LOCKED"):  # their write is in flight
         hi.delete_image_set(datastore, ISID, at_version="1")
+    with local.backend.store.write() as conn:  # let it settle now
+        conn.execute("UPDATE image_sets SET settle_at=? WHERE id=?", (time.time(), ISID))
     hi.wait_until_settled(datastore, ISID, timeout=5)
     with pytest.raises(VersionMoved, match="moved to version 2 since version 1"):
         hi.delete_image_set(datastore, ISID, at_version="1")

@@ -501,6 +501,12 @@ def test_iam_policies_are_valid_least_privilege_json() -> None:
              "SearchImageSets", "ListImageSetVersions", "GetDatastore")}  # fmt: skip
     assert actions(read_only) == reads
     assert actions(write) == reads | {"medical-imaging:UpdateImageSetMetadata"}
+    # --replace-primary: copies, deletes, and the tags that prove a copy is the run's.
+    replace = json.loads((IAM / "replace-primary-policy.json").read_text())
+    assert actions(replace) == {
+        f"medical-imaging:{a}"
+        for a in ("CopyImageSet", "DeleteImageSet", "TagResource", "ListTagsForResource")
+    }
 
     plan_role, apply_role = trust["ReconcilerPlanRole"], trust["ReconcilerApplyRole"]
     for role in (plan_role, apply_role):

@@ -22,6 +22,9 @@ def _show(items: Sequence[RevertItem]) -> None:
         if item.already is not None:
             click.echo(f"  = image set {item.image_set_id}: {item.already}")
             continue
+        if item.problem is not None:
+            click.echo(f"  ✗ image set {item.image_set_id}: {item.problem}")
+            continue
         note = ""
         if item.moved:
             note = f"  ! changed since the run (it left version {item.expected_version})"
@@ -35,7 +38,7 @@ def _show(items: Sequence[RevertItem]) -> None:
             f"  ↩ image set {item.image_set_id}: version {item.live_version} → a new version "
             f"equal to version {item.to_version}{note}"
         )
-    todo = sum(1 for item in items if item.already is None)
+    todo = sum(1 for item in items if item.already is None and item.problem is None)
     click.echo(f"Revert: {todo} image sets, {todo} update calls.")
 
 
@@ -71,7 +74,9 @@ def revert(
 
     A revert creates a new version whose metadata equals the old one; history is
     kept. Image sets changed by someone else since the run are refused (exit 4)
-    unless --force. Journaled like apply, so a revert can itself be reverted.
+    unless --force. An image set that is gone, or whose history does not show the
+    change the run recorded, is not restored (exit 3); the others are. Journaled like
+    apply, so a revert can itself be reverted.
     """
     if (run_id is None) == (image_set is None):
         raise click.UsageError("give either --run ID or IMAGE_SET --to-version N")

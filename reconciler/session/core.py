@@ -757,7 +757,11 @@ class Session:
         if run_id is not None:
             run = self.run_to_revert(run_id)
             children = revert_runs_of(self.runs, run)
-            return tuple(plan_revert_run(self.ahi, run, children, runs=self.runs))
+            return tuple(
+                plan_revert_run(
+                    self.ahi, run, children, runs=self.runs, parallelism=self._threads(None)
+                )
+            )
         if to_version is None:
             raise ConfigError("an image set needs the version to go back to (--to-version N)")
         assert image_set is not None

@@ -437,10 +437,12 @@ def make_runs(directory: Path, tokens: list[str], seconds: list[int]) -> list[st
 
 
 def test_list_runs_newest_first(tmp_path: Path, tokens: list[str]) -> None:
-    older, newer, middle = make_runs(tmp_path, tokens, [0, 3600, 60])
+    """Newest is the run that reached the state last (the index's sequence), whatever
+    the clock of the machine that wrote it said."""
+    first, second, third = make_runs(tmp_path, tokens, [0, 3600, 60])
     summaries = list_runs(tmp_path)
-    assert [s.run_id for s in summaries] == [newer, middle, older]
-    top = summaries[0]
+    assert [s.run_id for s in summaries] == [third, second, first]
+    top = summaries[1]
     assert (top.command, top.user, top.host, top.image_sets, top.incomplete) == (
         "apply", "alice", "ci-7", 1, False,
     )  # fmt: skip
@@ -469,6 +471,26 @@ def test_last_follows_the_service_clock_not_this_machines(
     later.end()
     assert run_store(tmp_path).resolve("last").run_id == later.run_id
     assert [s.run_id for s in list_runs(tmp_path)] == [later.run_id, ahead.run_id]
+
+
+def test_last_is_the_run_that_ended_last_when_service_times_tie(
+    tmp_path: Path, tokens: list[str]
+) -> None:
+    """The service's Date has one-second steps: two runs in one second can be estimated
+    in the wrong order. The index's sequence (the order runs reached the state) decides;
+    an index rebuilt from the logs falls back to the service's time."""
+    tokens.extend(["aaaaaa", "bbbbbb", "cccccc"])
+    earlier = start(tmp_path, context=RunContext(service_time=lambda: "2025-01-02T03:00:35.001Z"))
+    earlier.end()
+    later = start(tmp_path, context=RunContext(service_time=lambda: "2025-01-02T03:00:35.000Z"))
+    later.end()
+    assert run_store(tmp_path).resolve("last").run_id == later.run_id
+    store = run_store(tmp_path)
+    store.state.delete("runs/index.json")
+    assert store.resolve("last").run_id == earlier.run_id  # rebuilt: by the service's time
+    third = start(tmp_path, context=RunContext(service_time=lambda: "2025-01-02T03:00:34.000Z"))
+    third.end()
+    assert run_store(tmp_path).resolve("last").run_id == third.run_id
 
 
 def test_last_means_the_most_recent_even_within_one_second(

@@ -545,6 +545,12 @@ def test_iam_policies_are_valid_least_privilege_json() -> None:
     assert not any(a.startswith("sts:") for a in actions(read_only) | actions(write))
     bucket = json.loads((IAM / "state-bucket-policy.json").read_text())
     assert {s["Effect"] for s in bucket["Statement"]} == {"Allow", "Deny"}
+    # --replace-primary: copies, deletes, and the tags that prove a copy is the run's.
+    replace = json.loads((IAM / "replace-primary-policy.json").read_text())
+    assert actions(replace) == {
+        f"medical-imaging:{a}"
+        for a in ("CopyImageSet", "DeleteImageSet", "TagResource", "ListTagsForResource")
+    }
 
     plan_role, apply_role = trust["ReconcilerPlanRole"], trust["ReconcilerApplyRole"]
     for role in (plan_role, apply_role):

@@ -176,12 +176,14 @@ def test_a_replace_reads_as_one_updated_image_set_in_runs(project: Project) -> N
     assert primary and new_id != NM
 
 
-def test_an_update_that_failed_verification_is_revertable(
+def test_an_update_that_failed_verification_is_reverted_by_version_not_by_run(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The service takes MR's update but the new version lacks the PatientID (a service
-    that drops a value): apply reports ERROR with the version, and `revert --run` puts
-    that image set back too."""
+    that drops a value): apply reports ERROR with the version. That version is not
+    provably the run's (it differs from version 1 by more than the journaled payload),
+    so `revert --run` reverts the others and reports MR (exit 3); reverting MR by image
+    set and version, which the user names, puts it back."""
     from reconciler.emulator import imageset_writes
 
     real = imageset_writes.apply_updates
@@ -202,11 +204,18 @@ def test_an_update_that_failed_verification_is_revertable(
     assert project.document(MR)["Patient"]["DICOM"]["PatientID"] == "DROPPED"
     monkeypatch.setattr(imageset_writes, "apply_updates", real)
     reverted = project.run("revert", "--run", "last", "--auto-approve")
-    assert reverted.exit_code == 0, reverted.output
-    assert MR in reverted.output
+    assert reverted.exit_code == 3, reverted.output
+    assert f"✗ image set {MR}: the service's history of the image set does not show" in (
+        reverted.output
+    )
+    assert [v["versionId"] for v in project.versions(MR)] == ["1", "2"]  # not restored
+    assert project.document(CT) == project.original[CT]
+    assert project.document(NM) == project.original[NM]
+    by_version = project.run("revert", MR, "--to-version", "1", "--auto-approve")
+    assert by_version.exit_code == 0, by_version.output
     lost = project.data_lost({})
     assert lost == 0
-    record_figures("update landed but failed verification, then revert --run",
+    record_figures("update landed but failed verification, then revert by version",
                    project.traffic, data_lost=lost)  # fmt: skip
 
 

@@ -11,8 +11,15 @@ Concurrent writers (shards) update the index with conditional writes, retried.
 Per run it holds the summary (:class:`RunSummary`) and the facts callers need
 (:class:`RunFacts`): whether the run changed anything, which image sets it replaced
 and by which, the last step of each replace, the calls whose outcome it does not
-record and the earlier calls it settled, the service's time (what orders runs: never
-this machine's clock), the lock it was written under and a digest of its finished log.
+record and the earlier calls it settled, the order of the run, the lock it was
+written under and a digest of its finished log.
+
+Runs are ordered by ``seq``, a number the index hands out under its conditional write
+when a run is entered and again when it ends: the order in which runs reached the
+shared state, whatever any clock says (the service's ``Date`` has one-second steps, so
+two runs in one second tie on it). A run killed and settled later keeps the number it
+started with. Entries without one (an index rebuilt from the logs) fall back to the
+service's time, then this machine's.
 
 The index holds what the journal holds (IDs, versions, outcomes, user and host names),
 never attribute values. Every entry carries a digest of its own content: an entry
@@ -28,7 +35,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.engine.journal.reader import newest_first_key, parse_run, unreadable
@@ -48,14 +55,16 @@ Call = tuple[str, str, int]  # data store, image set, call
 class RunFacts:
     """One run as the index knows it (see the module docstring).
 
-    ``status``: open (no facts yet: read its log), ended or interrupted. ``order`` is
-    the service's time of the run (its end, else its start), "" when unknown.
+    ``status``: open (no facts yet: read its log), ended or interrupted. ``seq`` is
+    its place in the index's order (0: unknown); ``order`` is the service's time of the
+    run (its end, else its start), "" when unknown.
     """
 
     run_id: str
     status: str
     summary: RunSummary
     order: str = ""
+    seq: int = 0
     lock_id: str | None = None
     log_digest: str | None = None
     datastores: Mapping[str, str] = field(default_factory=dict)
@@ -89,9 +98,13 @@ class RunFacts:
         """Whether a call of this run is unrecorded and not in ``settled``."""
         return any((self.run_id, *call) not in settled for call in self.unrecorded)
 
-    def sort_key(self) -> tuple[str, str, str, str]:
-        """Newest first when reversed: by the service's time, then this machine's."""
-        return (self.order, *newest_first_key(self.run_id, self.started_at))
+    def sort_key(self) -> tuple[int, str, str, str, str]:
+        """Newest first when reversed: by the index's sequence, then the service's
+        time, then this machine's."""
+        return (self.seq, self.order, *newest_first_key(self.run_id, self.started_at))
+
+    def numbered(self, seq: int) -> RunFacts:
+        return replace(self, seq=seq)
 
 
 def digest(data: bytes) -> str:
@@ -155,6 +168,7 @@ def encode(facts: RunFacts) -> dict[str, Any]:
     entry = {
         "status": facts.status,
         "order": facts.order,
+        "seq": facts.seq,
         "lock_id": facts.lock_id,
         "log_digest": facts.log_digest,
         "datastores": dict(facts.datastores),
@@ -217,6 +231,7 @@ def decode(run_id: str, entry: Any, location: str) -> RunFacts | None:
             status=_text(body["status"]),
             summary=summary,
             order=_text(body["order"]),
+            seq=_number(body.get("seq", 0)),
             lock_id=_maybe(body["lock_id"]),
             log_digest=_maybe(body["log_digest"]),
             datastores=_names(body["datastores"]),
@@ -302,6 +317,12 @@ def update(state: State, change: Callable[[dict[str, Any]], None]) -> None:
     )
 
 
+def next_seq(entries: dict[str, Any]) -> int:
+    """The sequence number after every one ``entries`` hold."""
+    numbers = (e.get("seq") for e in entries.values() if isinstance(e, dict))
+    return 1 + max((n for n in numbers if isinstance(n, int)), default=0)
+
+
 def log_facts(state: State, run_id: str, key: str, status: str) -> RunFacts:
     """The facts of run ``run_id`` read from its log ``key`` (a run that cannot be
     read is listed with its problem)."""
@@ -333,6 +354,7 @@ __all__ = [
     "facts_of",
     "load_entries",
     "log_facts",
+    "next_seq",
     "opening",
     "problem_facts",
     "update",

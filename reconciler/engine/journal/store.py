@@ -26,6 +26,7 @@ from reconciler.engine.journal.index import (
     facts_of,
     load_entries,
     log_facts,
+    next_seq,
     problem_facts,
     update,
 )
@@ -101,16 +102,27 @@ class RunStore:
         def enter(entries: dict[str, Any]) -> None:
             if run_id in entries:
                 raise Conflict(f"run {run_id} exists already")
-            entries[run_id] = encode(first)
+            entries[run_id] = encode(first.numbered(next_seq(entries)))
 
         self.change_index(enter)
         return self.state.append(log_key(run_id))
 
     def finished(self, run_id: str, data: bytes, *, ended: bool) -> None:
-        """Fold the facts of run ``run_id`` (its whole log: ``data``) into the index."""
+        """Fold the facts of run ``run_id`` (its whole log: ``data``) into the index: a
+        run that ended is numbered again (it is the newest to reach the index); one
+        interrupted keeps the number it started with."""
         status = ENDED if ended else INTERRUPTED
         facts = self._facts_from(run_id, data, status)
-        self.change_index(lambda entries: entries.__setitem__(run_id, encode(facts)))
+
+        def fold(entries: dict[str, Any]) -> None:
+            if ended:
+                seq = next_seq(entries)
+            else:
+                before = entries.get(run_id)
+                seq = before.get("seq", 0) if isinstance(before, dict) else 0
+            entries[run_id] = encode(facts.numbered(seq if isinstance(seq, int) else 0))
+
+        self.change_index(fold)
 
     def _facts_from(self, run_id: str, data: bytes, status: str) -> RunFacts:
         location = self.state.shown(log_key(run_id))
@@ -153,7 +165,7 @@ class RunStore:
             if facts is None:
                 facts = log_facts(self.state, run_id, log_key(run_id), INTERRUPTED)
             elif facts.status == OPEN:
-                facts = log_facts(self.state, run_id, log_key(run_id), OPEN)
+                facts = log_facts(self.state, run_id, log_key(run_id), OPEN).numbered(facts.seq)
             found.append(facts)
         return sorted(found, key=RunFacts.sort_key, reverse=True)
 

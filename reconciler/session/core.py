@@ -43,6 +43,7 @@ from reconciler.config import (
 )
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
+from reconciler.engine.context import sources_of
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import (
@@ -78,7 +79,8 @@ from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
 from reconciler.manifest import load_tree
-from reconciler.manifest.model import LoadResult, Manifest
+from reconciler.manifest.model import LoadResult, Manifest, Why
+from reconciler.manifest.reasons import phi_in_text
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.manifest.targeting import Targeting, target
@@ -102,6 +104,24 @@ Progress = Callable[[ImageSetOutcome, int, int], None]
 Shard = tuple[int, int]
 Targets = tuple[list[Target], list[Unresolved]]
 PathsLike = Sequence[str | os.PathLike[str]]
+
+
+def _journal_why(journal: Journal, plan: Plan) -> None:
+    """The reason and ticket of every manifest whose changes the run sends."""
+    names = sorted({name for item in plan.to_update for name in item.manifests})
+    for name in names:
+        source = plan.sources.get(name)
+        if source is not None and source.why.given:
+            journal.why(name, source.why.reason, source.why.ticket)
+
+
+def check_why(why: Why) -> None:
+    """A reason or ticket given to revert, checked for PHI like a manifest's."""
+    for what, text in (("reason", why.reason), ("ticket", why.ticket)):
+        found = phi_in_text(text) if text is not None else None
+        if found is not None:
+            raise ConfigError(f"the {what} seems to hold PHI ({found}); it goes into the run "
+                              "records and the audit trail: say why without it")  # fmt: skip
 
 
 class Cancelled(ReconcilerError):
@@ -379,7 +399,7 @@ class Session:
             scope=self._cache_scope(stores),
             warn=self._notify,
         )
-        return make_plan(
+        plan = make_plan(
             self.ahi,
             loaded.manifests,
             manifest_digest=loaded.digest,
@@ -393,6 +413,7 @@ class Session:
             combine_forced=combine_forced,
             left_out=self._left_out,
         )
+        return dataclasses.replace(plan, sources=sources_of(loaded.manifests))
 
     def _replacements(self) -> dict[str, str]:
         """Old image set ID → the one that replaced it, from the state; {} (said once)
@@ -602,6 +623,7 @@ class Session:
             )
             self._recovery_journal = None
             with journal:
+                _journal_why(journal, plan)
                 report = apply_plan(
                     self.ahi,
                     plan,
@@ -791,10 +813,14 @@ class Session:
         review: Callable[[Sequence[RevertItem]], bool] | None = None,
         progress: Progress | None = None,
         parallelism: int | None = None,
+        why: Why | None = None,
     ) -> RevertResult:
         """Put image sets back to recorded versions (a new version equal to the old
         one). Image sets that moved since the run are refused (stale) unless ``force``.
-        Journaled like apply, so a revert can itself be reverted."""
+        Journaled like apply, so a revert can itself be reverted. ``why``: the reason
+        and ticket of the revert, journaled and audited (checked for PHI first)."""
+        why = why or Why()
+        check_why(why)
         with self._writing("revert"):
             parent = None
             # A revert of a replace is a replace: one an interrupted revert left halfway
@@ -820,6 +846,8 @@ class Session:
                 parent_run_id=parent,
                 context=self._context([item.datastore_id for item in items]),
             ) as journal:
+                if why.given:
+                    journal.why(None, why.reason, why.ticket)
                 report = apply_revert(
                     self.ahi,
                     items,

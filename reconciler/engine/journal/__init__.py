@@ -47,6 +47,7 @@ from reconciler.engine.journal.records import (
     ResultRecord,
     RunHeader,
     StepRecord,
+    WhyRecord,
 )
 from reconciler.engine.journal.run import (
     SETTLED_MARK_RE,
@@ -91,4 +92,5 @@ __all__ = [
     "UndoEntries",
     "parse_run",
     "undo_digest",
+    "WhyRecord",
 ]

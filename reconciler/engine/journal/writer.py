@@ -28,6 +28,7 @@ from reconciler.engine.journal.records import (
     ResultRecord,
     RunHeader,
     StepRecord,
+    WhyRecord,
     _Record,
 )
 from reconciler.engine.journal.store import RunStore, log_key
@@ -289,6 +290,18 @@ class Journal:
             )
             self._append(record)
             self._close(ended=True)
+        return record
+
+    def why(self, manifest: str | None, reason: str | None, ticket: str | None) -> WhyRecord:
+        """Record why the run changes what it does (a manifest's reason and ticket)."""
+        with self._lock:
+            record = WhyRecord(
+                manifest=manifest,
+                reason=_clip(reason),
+                ticket=_clip(ticket),
+                at=_iso(self._clock()),
+            )
+            self._append(record)
         return record
 
     def step(

@@ -8,11 +8,11 @@ and versions), but both are rendered, saved, journaled and audited with it.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from reconciler.manifest.model import Location, Manifest, Why
+from reconciler.manifest.policies import Enforcement
 
 
 @dataclass(frozen=True)
@@ -27,13 +27,6 @@ class Source:
 def sources_of(manifests: Iterable[Manifest]) -> dict[str, Source]:
     """Each manifest by name, as a plan keeps it."""
     return {m.name: Source(m.name, m.location, m.why) for m in manifests}
-
-
-class Enforcement(str, enum.Enum):
-    """``mandatory``: a failure fails the plan and refuses the apply; ``advisory``: reported."""
-
-    MANDATORY = "mandatory"
-    ADVISORY = "advisory"
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ SHARED_OWNERSHIP: Final = "shared-ownership"
 DUPLICATE_NAME: Final = "duplicate-name"
 # reconciler.yaml
 PROJECT: Final = "project-file"
+POLICY: Final = "policy"
 
 DESCRIPTIONS: Final[dict[str, str]] = {
     FILE_MISSING: "a path given on the command line does not exist",
@@ -95,4 +96,5 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     SHARED_OWNERSHIP: "warning: two manifests set the same attribute to the same value",
     DUPLICATE_NAME: "two manifests have the same metadata.name",
     PROJECT: "reconciler.yaml has a bad datastoreId or region",
+    POLICY: "a policy rule in reconciler.yaml or policies/ is unknown or badly written",
 }

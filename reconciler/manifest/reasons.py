@@ -93,8 +93,12 @@ def _check_one(
     key: str, text: str, limit: int, values: tuple[str, ...], where: Location
 ) -> Problem | None:
     if len(text) > limit:
-        return error(where, f"the {key} is {len(text)} characters long; at most {limit} "
-                     "(link the ticket for the details)", codes.REASON)  # fmt: skip
+        return error(
+            where,
+            f"the {key} is {len(text)} characters long; at most {limit} "
+            "(link the ticket for the details)",
+            codes.REASON,
+        )
     found = phi_in_text(text, values)
     if found is None:
         return None

@@ -80,10 +80,14 @@ from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
 from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest, Why
+from reconciler.manifest.policies import PolicySet, load_policies
 from reconciler.manifest.reasons import phi_in_text
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.manifest.targeting import Targeting, target
+from reconciler.policy import Facts, evaluate, refuse_failures
+from reconciler.policy.approval import Approval, plan_digest
+from reconciler.policy.patients import count_patients
 from reconciler.render.structured import dump
 from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
@@ -197,6 +201,7 @@ class Session:
         self.lock_timeout = 0.0
         self._generations: dict[str, str] = {}
         self._sending = Sending()
+        self._policies: PolicySet | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -204,6 +209,25 @@ class Session:
         """The project's state in its backend, within this session's scope (the AWS
         account and region, the endpoint URL, or the local HealthImaging's database)."""
         return self.keeping.state
+
+    @property
+    def policies(self) -> PolicySet:
+        """The project's policy rules (``policies:`` in reconciler.yaml, ``policies/``);
+        a badly written rule raises :class:`ConfigError` at its line."""
+        if self._policies is None:
+            policies, problems = load_policies(self.config.path, self.config.root)
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise ConfigError(errors[0].message, location=str(errors[0].location))
+            self._policies = policies
+        return self._policies
+
+    def check_policies(self, plan: Plan, approval: Approval | None = None) -> Plan:
+        """``plan`` with the findings of the project's rules (approval rules only when
+        ``approval`` is given: at apply)."""
+        approvals = None if approval is None else approval.approvers
+        facts = Facts(patients=lambda p: count_patients(self.ahi, p), approvals=approvals)
+        return dataclasses.replace(plan, findings=evaluate(self.policies, plan, facts))
 
     @property
     def runs(self) -> RunStore:
@@ -448,7 +472,7 @@ class Session:
             replace_primary=replace_primary,
             combine_forced=combine_forced,
         )
-        return PlanResult(plan, detailed)
+        return PlanResult(self.check_policies(plan), detailed)
 
     def drift(
         self,
@@ -569,6 +593,7 @@ class Session:
         allow_force: bool = False,
         study_wide: bool = False,
         reviewed: Plan | None = None,
+        approval: Approval | None = None,
     ) -> ApplyResult:
         """Make the live metadata match: ``source`` is a :class:`Plan` or the
         :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
@@ -581,6 +606,12 @@ class Session:
         plan describes (:mod:`reconciler.engine.plancheck`). ``reviewed`` (with manifest
         paths): plan from them and apply only if that is exactly the reviewed plan
         (:mod:`reconciler.engine.reviewed`), else raise saying what differs.
+
+        Whatever its source, the plan is checked against the project's policies first:
+        one failing a mandatory rule raises :class:`~reconciler.policy.PolicyFailed`
+        before anything is sent (each finding goes to ``notify``). ``approval``: who
+        approved the plan and what it means, recorded with the plan's digest in the
+        audit trail (a ``requireApprovals`` rule counts its approvers).
 
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
@@ -608,6 +639,8 @@ class Session:
                 )
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
+            plan = self.check_policies(plan, approval or Approval(()))
+            refuse_failures(plan.findings, self._notify)
             if not plan.has_changes:
                 if review is not None:
                     review(plan)
@@ -619,6 +652,7 @@ class Session:
                 command="apply",
                 endpoint=self.label,
                 manifest_digest=plan.manifest_digest,
+                plan_digest=plan_digest(plan),
                 context=self._context([p.datastore_id for p in plan.to_update]),
             )
             self._recovery_journal = None

@@ -140,6 +140,7 @@ def _register() -> None:
         history,
         init,
         plan,
+        rehearse,
         revert,
         runs,
         show,
@@ -161,6 +162,7 @@ def _register() -> None:
     cli.add_command(show.export)
     cli.add_command(init.init)
     cli.add_command(ci.ci)
+    cli.add_command(rehearse.rehearse)
 
 
 _register()

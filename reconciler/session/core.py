@@ -93,6 +93,7 @@ from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
+from reconciler.session.rehearsal import RehearsalResult
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
 from reconciler.state.local import LocalBackend
@@ -151,8 +152,9 @@ class Session:
     ``endpoint`` is ``"aws"``, ``"local"`` (the embedded local HealthImaging, seeded on
     first use) or a URL; None means ``$RECONCILER_ENDPOINT``, then ``reconciler.yaml``,
     then AWS. ``project_dir`` is where ``reconciler.yaml`` is looked for (and upward)
-    and what relative manifest paths hang off. The connection opens on first use and
-    closes with the ``with`` block (or :meth:`close`).
+    and what relative manifest paths hang off; ``config`` replaces what that file says
+    (a throwaway copy of the project, as ``reconciler test`` makes). The connection
+    opens on first use and closes with the ``with`` block (or :meth:`close`).
     """
 
     def __init__(
@@ -165,9 +167,10 @@ class Session:
         notify: Callable[[str], None] | None = None,
         environ: Mapping[str, str] | None = None,
         state: str | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
-        self.config: ProjectConfig = load_project_config(self.project_dir)
+        self.config: ProjectConfig = config or load_project_config(self.project_dir)
         env = os.environ if environ is None else environ
         self.endpoint = resolve_endpoint(endpoint, env, self.config)
         self.state_spec = resolve_state(state, env, self.config)
@@ -786,6 +789,16 @@ class Session:
         if store is None:
             raise ConfigError("--datastore-id is needed (no datastoreId in reconciler.yaml)")
         return store
+
+    def rehearse(
+        self, paths: PathsLike = (), *, replace_primary: bool = False, combine_forced: bool = False
+    ) -> RehearsalResult:
+        """``reconciler test``: apply, revert and apply again on a throwaway local copy of
+        the targeted image sets' managed attributes (:mod:`reconciler.session.rehearsal`).
+        Reads only, here."""
+        from reconciler.session.rehearsal import rehearse
+
+        return rehearse(self, paths, replace_primary=replace_primary, combine_forced=combine_forced)
 
     # -- revert ------------------------------------------------------------------------
     def revert_items(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import NM, FAST_WRITES, manifest_repository, run, write_nm_patient_fix
+from cli_support import FAST_WRITES, NM, manifest_repository, run, write_nm_patient_fix
 from conftest import make_client
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID

@@ -134,6 +134,7 @@ def cli(
 def _register() -> None:
     from reconciler.cli import (
         apply,
+        audit,
         ci,
         emulator,
         explain,
@@ -163,6 +164,7 @@ def _register() -> None:
     cli.add_command(init.init)
     cli.add_command(ci.ci)
     cli.add_command(rehearse.rehearse)
+    cli.add_command(audit.audit_group, name="audit")
 
 
 _register()

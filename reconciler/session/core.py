@@ -33,6 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from reconciler import audit
 from reconciler.config import (
     MAX_PARALLELISM,
     Endpoint,
@@ -42,7 +43,7 @@ from reconciler.config import (
     resolve_state,
 )
 from reconciler.engine import planfile
-from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
+from reconciler.engine.apply import ApplyReport, ImageSetOutcome, Sending, apply_plan
 from reconciler.engine.context import sources_of
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
@@ -224,6 +225,16 @@ class Session:
                 raise ConfigError(errors[0].message, location=str(errors[0].location))
             self._policies = policies
         return self._policies
+
+    def _audit(self, events: list[dict[str, object]]) -> None:
+        """Append ``events`` to the audit trail, with who made them."""
+        if events:
+            who = audit.who(self.principal, self.project_dir).as_dict()
+            audit.append(audit.state_of(self), events, who)
+
+    def _replaced(self, run_id: str) -> dict[str, str]:
+        """Old image set ID → new, for the replaces run ``run_id`` made."""
+        return self.runs.load(run_id).replacements()
 
     def check_policies(self, plan: Plan, approval: Approval | None = None) -> Plan:
         """``plan`` with the findings of the project's rules (approval rules only when
@@ -672,6 +683,18 @@ class Session:
                     sending=self._sending,
                 )
                 journal.pacing(self.pacing())
+            replacing = any(i.replace for i in plan.to_update)
+            replaced = self._replaced(report.run_id) if replacing else {}
+            self._audit(
+                audit.apply_events(
+                    plan,
+                    report,
+                    endpoint=self.label,
+                    replaced=replaced,
+                    approval=approval,
+                    plan_digest=plan_digest(plan),
+                )
+            )
             return ApplyResult(plan, report, self.pacing())
 
     def stop_sending(self) -> int:
@@ -905,4 +928,45 @@ class Session:
                     progress=progress,
                     runs=self.runs,
                 )
+            self._audit_revert(items, report, parent, why)
             return RevertResult(items, report, parent)
+
+    def _audit_revert(
+        self, items: Sequence[RevertItem], report: ApplyReport, parent: str | None, why: Why
+    ) -> None:
+        """The revert's audit records: the keys its run changed (by image set), the study
+        of each image set (read from the version put back), replaces and the reason."""
+        keys: dict[str, tuple[str, ...]] = {}
+        if parent is not None:
+            for entry in self.run_to_revert(parent).image_sets():
+                keys[entry.image_set_id] = tuple(entry.keys)
+        replaced = self._replaced(report.run_id) if any(i.undo for i in items) else {}
+        studies: dict[str, str | None] = {}
+        for outcome in report.outcomes:
+            studies[outcome.image_set_id] = self._study_of(
+                outcome.datastore_id,
+                replaced.get(outcome.image_set_id, outcome.image_set_id),
+                outcome.to_version,
+            )
+        self._audit(
+            audit.revert_events(
+                items,
+                report,
+                endpoint=self.label,
+                keys=keys,
+                studies=studies,
+                replaced=replaced,
+                why=why,
+            )
+        )
+
+    def _study_of(self, datastore_id: str, image_set_id: str, version: str | None) -> str | None:
+        """The StudyInstanceUID of that version, or None when it cannot be read."""
+        if not version:
+            return None
+        try:
+            doc = self.ahi.get_metadata(datastore_id, image_set_id, version)
+        except ReconcilerError:
+            return None
+        uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
+        return uid if isinstance(uid, str) else None

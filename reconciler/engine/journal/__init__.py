@@ -90,7 +90,7 @@ __all__ = [
     "RunSummary",
     "StepRecord",
     "UndoEntries",
+    "WhyRecord",
     "parse_run",
     "undo_digest",
-    "WhyRecord",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from audit_formats import check_dicom, check_fhir
-from cli_support import NM, FAST_WRITES, manifest_repository, run, write_nm_patient_fix
+from cli_support import FAST_WRITES, NM, manifest_repository, run, write_nm_patient_fix
 
 CT = "b537144549630a4b5c6386f265599afc"
 MR = "bad85aed10043cb5842729f8fd06c578"

@@ -181,8 +181,10 @@ def _sources(data: dict[str, Any]) -> dict[str, Source]:
         why = Why(item["reason"], item["ticket"])
         for text in (why.reason, why.ticket):
             if text is not None and phi_in_text(text) is not None:
-                raise PlanFileError(f"manifest {name}: its reason or ticket seems to "
-                                    "hold PHI (the plan file was edited); plan again")  # fmt: skip
+                raise PlanFileError(
+                    f"manifest {name}: its reason or ticket seems to hold PHI (the plan file "
+                    "was edited); plan again"
+                )
         location = _from_location(item["location"]) or Location("")
         sources[name] = Source(name, location, why)
     return sources

@@ -126,8 +126,10 @@ def check_why(why: Why) -> None:
     for what, text in (("reason", why.reason), ("ticket", why.ticket)):
         found = phi_in_text(text) if text is not None else None
         if found is not None:
-            raise ConfigError(f"the {what} seems to hold PHI ({found}); it goes into the run "
-                              "records and the audit trail: say why without it")  # fmt: skip
+            raise ConfigError(
+                f"the {what} seems to hold PHI ({found}); it goes into the run records and "
+                "the audit trail: say why without it"
+            )
 
 
 class Cancelled(ReconcilerError):

@@ -20,18 +20,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from reconciler.audit.records import OUTCOME_INDICATOR
 from reconciler.version import __version__
 
 PRIVATE = "99RECONCILER"  # the coding scheme of our own codes (PS3.16: 99 = private)
-_OUTCOME = {
-    "UPDATED": "0",
-    "RECOVERED": "0",
-    "SKIPPED": "4",
-    "STALE": "4",
-    "CONFLICT": "4",
-    "UPDATE_FAILED": "8",
-    "ERROR": "8",
-}
 
 
 def _code(parent: ET.Element, tag: str, code: str, system: str, meaning: str) -> None:
@@ -81,7 +73,7 @@ def message(record: dict[str, Any]) -> ET.Element:
         {
             "EventActionCode": "U",
             "EventDateTime": record["at"],
-            "EventOutcomeIndicator": _OUTCOME.get(record["outcome"], "8"),
+            "EventOutcomeIndicator": OUTCOME_INDICATOR.get(record["outcome"], "8"),
         },
     )
     _code(event, "EventID", "110103", "DCM", "DICOM Instances Accessed")

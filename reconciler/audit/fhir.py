@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from reconciler.audit.records import OUTCOME_INDICATOR
 from reconciler.version import __version__
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -30,17 +31,6 @@ MANIFEST = "urn:healthimaging-reconciler:manifest"
 PLAN_DIGEST = "urn:healthimaging-reconciler:plan-sha256"
 GIT_COMMIT = "urn:git:commit"
 BALP_UPDATE = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Update"
-
-# Journal outcomes as AuditEvent.outcome (0 success, 4 minor, 8 serious failure).
-_OUTCOME = {
-    "UPDATED": "0",
-    "RECOVERED": "0",
-    "SKIPPED": "4",
-    "STALE": "4",
-    "CONFLICT": "4",
-    "UPDATE_FAILED": "8",
-    "ERROR": "8",
-}
 
 
 def _coding(system: str, code: str, display: str) -> dict[str, Any]:
@@ -143,7 +133,7 @@ def audit_event(record: dict[str, Any]) -> dict[str, Any]:
         "subtype": [_coding("http://hl7.org/fhir/restful-interaction", "update", "update")],
         "action": "U",
         "recorded": record["at"],
-        "outcome": _OUTCOME.get(record["outcome"], "8"),
+        "outcome": OUTCOME_INDICATOR.get(record["outcome"], "8"),
         "outcomeDesc": record["outcome"],
         "agent": agents,
         "source": source,

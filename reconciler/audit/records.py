@@ -32,6 +32,19 @@ from reconciler.version import __version__
 FORMAT_VERSION = 1
 APPLY, REVERT, REPLACE = "apply", "revert", "replace"
 
+# An outcome as the audit standards' outcome indicator (RFC 3881, which FHIR's
+# AuditEvent.outcome and DICOM's EventOutcomeIndicator share): 0 success, 4 minor
+# failure (nothing was changed), 8 serious failure.
+OUTCOME_INDICATOR = {
+    "UPDATED": "0",
+    "RECOVERED": "0",
+    "SKIPPED": "4",
+    "STALE": "4",
+    "CONFLICT": "4",
+    "UPDATE_FAILED": "8",
+    "ERROR": "8",
+}
+
 
 @dataclass(frozen=True)
 class Who:
@@ -109,27 +122,34 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every event of one run shares."""
+
+    run_id: str
+    endpoint: str
+    replaced: Mapping[str, str]  # old image set ID → the one that replaced it
+
+
 def _event(
     action: str,
     outcome: ImageSetOutcome,
+    run: _Run,
     *,
-    run_id: str,
-    endpoint: str,
     study_uid: str | None,
     keys: Sequence[str],
-    manifests: Sequence[str],
-    why: Sequence[dict[str, Any]],
-    new_image_set_id: str | None = None,
+    manifests: Sequence[str] = (),
+    why: Sequence[dict[str, Any]] = (),
     approval: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "action": action,
         "at": _now(),
-        "run_id": run_id,
-        "endpoint": endpoint,
+        "run_id": run.run_id,
+        "endpoint": run.endpoint,
         "datastore_id": outcome.datastore_id,
         "image_set_id": outcome.image_set_id,
-        "new_image_set_id": new_image_set_id,
+        "new_image_set_id": run.replaced.get(outcome.image_set_id),
         "study_uid": study_uid,
         "keys": list(keys),
         "from_version": outcome.from_version or None,
@@ -161,6 +181,7 @@ def apply_events(
             "meaning": approval.meaning,
             "plan_digest": plan_digest,
         }
+    run = _Run(report.run_id, endpoint, replaced)
     events = []
     for outcome in report.outcomes:
         item = items.get((outcome.datastore_id, outcome.image_set_id))
@@ -172,17 +193,17 @@ def apply_events(
             if name in plan.sources and plan.sources[name].why.given
         ]
         action = REPLACE if item is not None and item.replace else APPLY
+        keys = list(dict.fromkeys(_key(c) for c in changes))
+        study = item.study_uid if item else None
         events.append(
             _event(
                 action,
                 outcome,
-                run_id=report.run_id,
-                endpoint=endpoint,
-                study_uid=item.study_uid if item else None,
-                keys=list(dict.fromkeys(_key(c) for c in changes)),
+                run,
+                study_uid=study,
+                keys=keys,
                 manifests=names,
                 why=whys,
-                new_image_set_id=replaced.get(outcome.image_set_id),
                 approval=approved,
             )
         )
@@ -202,23 +223,14 @@ def revert_events(
     """One event per image set outcome of a revert (of a replace: a replace)."""
     by_id = {item.image_set_id: item for item in items}
     whys = [_why(None, why)] if why.given else []
+    run = _Run(report.run_id, endpoint, replaced)
     events = []
     for outcome in report.outcomes:
         item = by_id.get(outcome.image_set_id)
         action = REPLACE if item is not None and item.undo else REVERT
-        events.append(
-            _event(
-                action,
-                outcome,
-                run_id=report.run_id,
-                endpoint=endpoint,
-                study_uid=studies.get(outcome.image_set_id),
-                keys=keys.get(outcome.image_set_id, ()),
-                manifests=(),
-                why=whys,
-                new_image_set_id=replaced.get(outcome.image_set_id),
-            )
-        )
+        study = studies.get(outcome.image_set_id)
+        changed = keys.get(outcome.image_set_id, ())
+        events.append(_event(action, outcome, run, study_uid=study, keys=changed, why=whys))
     return events
 
 

@@ -39,6 +39,13 @@ def _finding(
     return Finding(rule.name, rule.enforcement, message + owner, location, manifest)
 
 
+def _at(rule: Rule, change: Change, message: str) -> Finding:
+    """A finding about ``change``: at its line, naming its manifest."""
+    return _finding(
+        rule, f"manifest {change.manifest!r} {message}", change.location, change.manifest
+    )
+
+
 def _key(change: Change) -> str:
     return f"{change.level.value}.{change.key}" if change.key else f"{change.level.value} (entire)"
 
@@ -143,14 +150,7 @@ def require_reason(rule: Rule, plan: Plan, facts: Facts, root: Path) -> list[Fin
         elif rule.ticket_pattern and not re.fullmatch(rule.ticket_pattern, str(given["ticket"])):
             problem = f"needs a ticket matching {rule.ticket_pattern}"
         if problem:
-            found.append(
-                _finding(
-                    rule,
-                    f"manifest {change.manifest!r} changes {_key(change)}, which {problem}",
-                    change.location,
-                    change.manifest,
-                )
-            )
+            found.append(_at(rule, change, f"changes {_key(change)}, which {problem}"))
     return found
 
 
@@ -191,16 +191,8 @@ def allow_force(rule: Rule, plan: Plan, facts: Facts, root: Path) -> list[Findin
     found = []
     for _, change in _changes(plan):
         if change.force_reason and not allowed(rule, root, change.manifest, change.location.path):
-            found.append(
-                _finding(
-                    rule,
-                    f"manifest {change.manifest!r} changes {_key(change)} "
-                    f"with force, which only manifests in {_places(rule)} may "
-                    "use",
-                    change.location,
-                    change.manifest,
-                )
-            )
+            message = f"changes {_key(change)} with force, which only manifests in "
+            found.append(_at(rule, change, message + f"{_places(rule)} may use"))
     return found
 
 
@@ -209,16 +201,8 @@ def allow_phi_values(rule: Rule, plan: Plan, facts: Facts, root: Path) -> list[F
     for _, change in _changes(plan):
         writes = change.phi and change.op is not ChangeOp.REMOVE and change.after is not None
         if writes and not allowed(rule, root, change.manifest, change.location.path):
-            found.append(
-                _finding(
-                    rule,
-                    f"manifest {change.manifest!r} writes a PHI value to "
-                    f"{_key(change)}; PHI values may be written only by "
-                    f"manifests in {_places(rule)}",
-                    change.location,
-                    change.manifest,
-                )
-            )
+            message = f"writes a PHI value to {_key(change)}; PHI values may be written only "
+            found.append(_at(rule, change, message + f"by manifests in {_places(rule)}"))
     return found
 
 
@@ -234,27 +218,15 @@ def ownership(rule: Rule, plan: Plan, facts: Facts, root: Path) -> list[Finding]
         if change.key in attributes:
             continue
         shown = folder.relative_to(root).as_posix() if folder.is_relative_to(root) else folder
-        found.append(
-            _finding(
-                rule,
-                f"manifest {change.manifest!r} changes {_key(change)}, but "
-                f"manifests in {shown}/ may change only "
-                f"{', '.join(attributes)}",
-                change.location,
-                change.manifest,
-            )
-        )
+        only = ", ".join(attributes)
+        message = f"changes {_key(change)}, but manifests in {shown}/ may change only {only}"
+        found.append(_at(rule, change, message))
     return found
 
 
 def never_remove(rule: Rule, plan: Plan, facts: Facts, root: Path) -> list[Finding]:
     return [
-        _finding(
-            rule,
-            f"manifest {change.manifest!r} removes {_key(change)}, which no manifest may remove",
-            change.location,
-            change.manifest,
-        )
+        _at(rule, change, f"removes {_key(change)}, which no manifest may remove")
         for _, change in _changes(plan)
         if change.op is ChangeOp.REMOVE and change.key in rule.attributes
     ]

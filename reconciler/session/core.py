@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager, ExitStack
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler import audit
 from reconciler.config import (
@@ -94,12 +94,14 @@ from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
-from reconciler.session.rehearsal import RehearsalResult
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
 from reconciler.state.local import LocalBackend
 from reconciler.state.migrate import migrate
 from reconciler.state.open import open_backend
+
+if TYPE_CHECKING:
+    from reconciler.session.rehearsal import RehearsalResult
 
 LOG = logging.getLogger("reconciler")
 # A local clock further than this from the service's is worth a warning (runs and drift

@@ -26,9 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.dicom import document
 from reconciler.dicom.document import Address
-from reconciler.emulator.config import EmulatorConfig
-from reconciler.emulator.seed import SEED_DATASTORE_ID
-from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.journal import Outcome
 from reconciler.engine.plan import ImageSetPlan, Plan
 from reconciler.engine.projection import prune
@@ -140,6 +137,11 @@ class Rehearsal:
 
 def seed_throwaway(db: Path, seeded: Sequence[Seeded]) -> None:
     """The throwaway service's database, holding ``seeded`` at version 1."""
+    # Imported here: the emulator (and pydicom) load only when a rehearsal runs.
+    from reconciler.emulator.config import EmulatorConfig
+    from reconciler.emulator.seed import SEED_DATASTORE_ID
+    from reconciler.emulator.server import LocalHealthImaging
+
     service = LocalHealthImaging(EmulatorConfig(db_path=db, quotas_enabled=False))
     try:
         stores = {s.datastore_id for s in seeded}
@@ -217,11 +219,16 @@ def rehearse(
     loaded = real.load(paths)
     plan = real.plan(paths, replace_primary=replace_primary, combine_forced=combine_forced).plan
     rehearsal = Rehearsal(plan, loaded.manifests)
+    failures: list[str] = []
+    for item in plan.blocked:
+        failures.append(
+            f"image set {item.image_set_id}: blocked in the plan, so it cannot be "
+            "tested (reconciler plan says why)"
+        )
     seeded = rehearsal.export(
         lambda item: real.ahi.get_metadata(item.datastore_id, item.image_set_id, item.version_id)
     )
     steps = [f"copied {len(seeded)} image sets' managed attributes into a throwaway service"]
-    failures: list[str] = []
     chosen = [real._here(p).resolve() for p in paths] or [real._here("manifests").resolve()]
     with tempfile.TemporaryDirectory(prefix="reconciler-test-") as name:
         folder = Path(name)

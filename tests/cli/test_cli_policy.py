@@ -18,21 +18,21 @@ RULES = {
     "maxImageSets": (
         "maxImageSets: {limit: 2}",
         [
-            "reconciler.yaml:6:3: error: policy maxImageSets (mandatory): the plan changes 3 "
+            "reconciler.yaml:5:3: error: policy maxImageSets (mandatory): the plan changes 3 "
             "image sets; at most 2"
         ],
     ),
     "maxStudies": (
         "maxStudies: {limit: 1, enforcement: mandatory}",
         [
-            "reconciler.yaml:6:3: error: policy maxStudies (mandatory): the plan changes image "
+            "reconciler.yaml:5:3: error: policy maxStudies (mandatory): the plan changes image "
             "sets of 3 studies; at most 1"
         ],
     ),
     "maxPatients": (
         "maxPatients: {limit: 2}",
         [
-            "reconciler.yaml:6:3: error: policy maxPatients (mandatory): the plan changes image "
+            "reconciler.yaml:5:3: error: policy maxPatients (mandatory): the plan changes image "
             "sets of 3 patients; at most 2"
         ],
     ),
@@ -127,7 +127,7 @@ def test_findings_are_in_the_json_and_markdown_plans(
     data = json.loads(run("plan", "-o", "json").stdout)
     [finding] = data["policy_findings"]
     assert finding["rule"] == "maxImageSets" and finding["enforcement"] == "mandatory"
-    assert finding["location"]["line"] == 6
+    assert finding["location"]["line"] == 5
     assert data["manifests"]["mr1-patient-id"]["ticket"] == "HIM-1022"
     markdown = run("plan", "-o", "markdown").stdout
     assert "**Policy: 1 mandatory rule failure (apply refuses this plan).**" in markdown
@@ -187,7 +187,7 @@ def test_a_badly_written_policy_is_one_line_at_its_place(
     result = run("plan")
     assert result.exit_code == 1
     assert result.stderr.strip() == (
-        "Error: reconciler.yaml:6:3: unknown policy rule 'maxImageSet'; did you mean maxImageSets?"
+        "Error: reconciler.yaml:5:3: unknown policy rule 'maxImageSet'; did you mean maxImageSets?"
     )
     (root / "policies").mkdir()
     (root / "reconciler.yaml").write_text(
@@ -201,7 +201,7 @@ def test_a_badly_written_policy_is_one_line_at_its_place(
     assert validated.exit_code == 1
     assert (
         "policies/security.yaml:3:3: error: policy maxImageSets is declared twice (first at "
-        "reconciler.yaml:6:3); keep one [policy]"
+        "reconciler.yaml:5:3); keep one [policy]"
     ) in validated.stdout
     assert re.search(
         r"policies/security.yaml:4:\d+: error: neverRemove: 'PatientNam' is not a "

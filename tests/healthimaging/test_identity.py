@@ -1,5 +1,6 @@
-"""The principal ARN an audit record names: STS GetCallerIdentity, asked of moto's STS
-on loopback (AWS_ENDPOINT_URL_STS, as boto3 reads it); "unknown" where there is no STS."""
+"""Who the credentials are (the principal a state lock and an audit record name, the
+account that scopes state): STS GetCallerIdentity, asked of moto's STS on loopback
+(AWS_ENDPOINT_URL_STS, as boto3 reads it); None where nothing answers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from reconciler.config import Endpoint
-from reconciler.healthimaging.identity import UNKNOWN, caller_arn
+from reconciler.healthimaging.identity import caller_identity
 
 
 @pytest.fixture
@@ -29,14 +30,15 @@ def sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def test_the_principal_is_the_callers_arn(sts: str) -> None:
-    arn = caller_arn(Endpoint("aws"), "us-east-1", None)
-    assert arn.startswith("arn:aws:") and ":123456789012:" in arn
+    who = caller_identity(Endpoint("aws"), "us-east-1", None)
+    assert who is not None
+    assert who.arn.startswith("arn:aws:") and who.account == "123456789012"
+    assert who.partition == "aws"
 
 
-def test_no_sts_no_credentials_or_no_answer_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert caller_arn(Endpoint("local", "http://127.0.0.1:1"), None, None) == UNKNOWN
-    assert caller_arn(Endpoint("url", "http://127.0.0.1:1"), None, None) == UNKNOWN
+def test_no_answer_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert caller_identity(Endpoint("url", "http://127.0.0.1:9"), None, None) is None
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")  # nothing listens
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    assert caller_arn(Endpoint("aws"), "us-east-1", None) == UNKNOWN
+    assert caller_identity(Endpoint("aws"), "us-east-1", None) is None

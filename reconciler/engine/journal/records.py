@@ -167,6 +167,10 @@ class WhyRecord(_Record):
     at: str
 
 
+# Any record of a run's journal.
+Record = RunHeader | IntentRecord | ResultRecord | EndRecord | StepRecord | WhyRecord
+
+
 class _Malformed(Exception):
     """A record does not have the shape its type needs."""
 

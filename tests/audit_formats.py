@@ -20,6 +20,8 @@ from fhir.resources.R4B.provenance import Provenance
 from lxml import etree
 
 from reconciler.audit import dicom, fhir
+from reconciler.state import Scope, State
+from reconciler.state.local import LocalBackend
 
 SCHEMA = Path(__file__).parent / "audit" / "dicom-audit-message.rnc"
 
@@ -51,6 +53,32 @@ def check_dicom(text: str) -> None:
     for line in text.splitlines():
         document = etree.fromstring(line.encode("utf-8"))
         assert schema.validate(document), schema.error_log.last_error
+
+
+def local_trails(root: Path) -> list[State]:
+    """The scopes holding an audit trail in the local state of the projects at ``root``
+    or up to two folders below it (where tests make them): found without walking
+    anything else a test leaves (image files, databases)."""
+    projects = level = [root]
+    for _ in range(2):
+        level = [child for parent in level for child in _folders(parent)]
+        projects = projects + level
+    found = []
+    for project in projects:
+        folder = project / ".reconciler" / "state"
+        if not folder.is_dir():
+            continue
+        for audit in sorted(folder.glob("**/audit")):
+            name = audit.parent.relative_to(folder).as_posix()
+            found.append(State(LocalBackend(folder, project), Scope(name, name)))
+    return found
+
+
+def _folders(parent: Path) -> list[Path]:
+    try:
+        return [p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
 
 
 def check_records(records: list[dict[str, Any]]) -> None:

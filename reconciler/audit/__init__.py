@@ -1,27 +1,25 @@
-"""The audit trail: one record per change attempted by apply, revert and a replace,
-hash-chained in the state backend and exported as FHIR R4 (AuditEvent + Provenance) or
-DICOM audit messages (PS3.15 A.5).
+"""The audit trail: one record per change attempted by apply, revert and a replace, and
+per outcome a later run settled; hash-chained in the state backend and exported as
+FHIR R4 (AuditEvent + Provenance) or DICOM audit messages (PS3.15 A.5).
 
-- :mod:`.records`: who, what, why, approval and when of each attempted change;
-- :mod:`.trail`: sealing, appending, reading and verifying the chain;
-- :mod:`.fhir`, :mod:`.dicom`: the standard formats;
-- :mod:`.storage`: the one place that touches the state backend.
+- :mod:`.records`: who, what, why, approval and when of each outcome;
+- :mod:`.observer`: writing each record as the journal goes, before the journal does;
+- :mod:`.trail`: the logs in the state backend, their index, reading and verifying;
+- :mod:`.fhir`, :mod:`.dicom`: the standard formats.
 """
 
 from __future__ import annotations
 
-from reconciler.audit.records import Who, apply_events, revert_events, who
-from reconciler.audit.storage import state_of
-from reconciler.audit.trail import AuditError, append, records, verify
+from reconciler.audit.observer import AuditObserver
+from reconciler.audit.records import Who, apply_about
+from reconciler.audit.trail import AuditError, Verdict, records, verify
 
 __all__ = [
     "AuditError",
+    "AuditObserver",
+    "Verdict",
     "Who",
-    "append",
-    "apply_events",
+    "apply_about",
     "records",
-    "revert_events",
-    "state_of",
     "verify",
-    "who",
 ]

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from reconciler.audit.records import OUTCOME_INDICATOR
+from reconciler.audit.records import OUTCOME_INDICATOR, details
 from reconciler.version import __version__
 
 PRIVATE = "99RECONCILER"  # the coding scheme of our own codes (PS3.16: 99 = private)
@@ -38,29 +38,13 @@ def _detail(parent: ET.Element, kind: str, value: str) -> None:
 
 
 def _details(record: dict[str, Any]) -> Iterable[tuple[str, str]]:
-    yield "action", record["action"]
-    yield "run", record["run_id"]
-    yield "endpoint", record["endpoint"]
-    for kind, key in (
-        ("from-version", "from_version"),
-        ("to-version", "to_version"),
-        ("replaced-by", "new_image_set_id"),
-    ):
-        if record.get(key):
-            yield kind, str(record[key])
-    if record.get("keys"):
-        yield "attributes", ", ".join(record["keys"])
-    for why in record.get("why") or []:
-        owner = f"{why['manifest']}: " if why.get("manifest") else ""
-        if why.get("reason"):
-            yield "reason", owner + why["reason"]
-        if why.get("ticket"):
-            yield "ticket", owner + why["ticket"]
+    *described, this = details(record)
+    yield from described
     approval = record.get("approval")
     if approval:
         yield "approval", f"{approval['meaning']}: {', '.join(approval['approvers'])}"
         yield "plan-sha256", approval["plan_digest"]
-    yield "record", f"{record['seq']} sha256:{record['digest']}"
+    yield this
 
 
 def message(record: dict[str, Any]) -> ET.Element:

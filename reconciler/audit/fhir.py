@@ -21,7 +21,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.audit.records import OUTCOME_INDICATOR
+from reconciler.audit.records import OUTCOME_INDICATOR, details
 from reconciler.version import __version__
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
@@ -42,23 +42,7 @@ def _image_set(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _details(record: dict[str, Any]) -> list[dict[str, Any]]:
-    details = [
-        ("action", record["action"]),
-        ("run", record["run_id"]),
-        ("endpoint", record["endpoint"]),
-        ("from-version", record.get("from_version")),
-        ("to-version", record.get("to_version")),
-        ("attributes", ", ".join(record.get("keys") or []) or None),
-        ("replaced-by", record.get("new_image_set_id")),
-        ("record", f"{record['seq']} sha256:{record['digest']}"),
-    ]
-    for why in record.get("why") or []:
-        owner = f"{why['manifest']}: " if why.get("manifest") else ""
-        details += [
-            ("reason", owner + why["reason"] if why.get("reason") else None),
-            ("ticket", owner + why["ticket"] if why.get("ticket") else None),
-        ]
-    return [{"type": kind, "valueString": str(value)} for kind, value in details if value]
+    return [{"type": kind, "valueString": text} for kind, text in details(record)]
 
 
 def audit_event(record: dict[str, Any]) -> dict[str, Any]:

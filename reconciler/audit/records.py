@@ -1,35 +1,33 @@
-"""Audit records: one per change attempted by ``apply``, ``revert`` and a replace.
+"""Audit records: one per change attempted by ``apply``, ``revert`` and a replace, and
+per outcome a later run settled (an interrupted call, a halfway replace).
 
 A record says who (the AWS principal ARN, the operating-system user and host, in CI the
 job's URL, and the git commit of the manifests), what (endpoint, data store, image set,
 its StudyInstanceUID, the attribute *keys* changed — never their values — the versions
-from and to, the outcome), why (each manifest's reason and ticket, or the revert's),
-with what approval (approvers, the meaning of their approval, the plan's digest) and
-when. Records carry no PHI: values never enter them, and reasons were checked for PHI
-when the manifests were validated.
+from and to, the outcome, and for a settled outcome the call it settles), why (each
+manifest's reason and ticket, or the revert's), with what approval (approvers, the
+meaning of their approval, the plan's digest) and when. Records carry no PHI: values
+never enter them, and reasons were checked for PHI when the manifests were validated.
+
+:class:`About` is what the command knows of an image set before its outcome (from the
+plan, the revert's items, or the run that started the call); :func:`event` makes the
+record's content of it and of the journal's result.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
-import socket
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.engine.apply import ApplyReport, ImageSetOutcome
 from reconciler.engine.changes import Change
-from reconciler.engine.plan import ImageSetPlan, Plan
+from reconciler.engine.journal import ResultRecord, RunHeader, WhyRecord
+from reconciler.engine.plan import Plan
 from reconciler.engine.revert import RevertItem
 from reconciler.manifest.model import Why
 from reconciler.policy.approval import Approval
-from reconciler.version import __version__
 
-FORMAT_VERSION = 1
 APPLY, REVERT, REPLACE = "apply", "revert", "replace"
 
 # An outcome as the audit standards' outcome indicator (RFC 3881, which FHIR's
@@ -64,116 +62,65 @@ class Who:
         }
 
 
-def _login() -> str:
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):
-        user = "unknown"
-    try:
-        host = socket.gethostname() or "unknown"
-    except OSError:
-        host = "unknown"
-    return f"{user}@{host}"
+@dataclass(frozen=True)
+class About:
+    """What a record says of an image set beside its outcome."""
+
+    action: str
+    study_uid: str | None = None
+    keys: tuple[str, ...] = ()
+    manifests: tuple[str, ...] = ()
+    why: tuple[dict[str, Any], ...] = ()
+    approval: dict[str, Any] | None = field(default=None, hash=False)
 
 
-def ci_job_url(environ: Mapping[str, str]) -> str | None:
-    """The URL of the CI job running this, where the CI service says it."""
-    server, repo, run = (
-        environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
-    )
-    if server and repo and run:
-        return f"{server}/{repo}/actions/runs/{run}"
-    return environ.get("CI_JOB_URL") or environ.get("BUILD_URL") or None
+Expected = Mapping[tuple[str, str], About]  # (data store, image set) → what is known
 
 
-def git_commit(environ: Mapping[str, str], folder: Path) -> str | None:
-    """The commit of the manifests: the CI service's, else ``git rev-parse HEAD``."""
-    for name in ("GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT"):
-        if environ.get(name):
-            return environ[name]
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--verify", "-q", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and len(commit) in (40, 64) else None
-
-
-def who(principal: str, folder: Path, environ: Mapping[str, str] | None = None) -> Who:
-    environ = os.environ if environ is None else environ
-    return Who(principal, _login(), ci_job_url(environ), git_commit(environ, folder))
-
-
-def _key(change: Change) -> str:
+def key_of(change: Change) -> str:
     return f"{change.level.value}.{change.key}" if change.key else f"{change.level.value} (entire)"
 
 
-def _why(manifest: str | None, why: Why) -> dict[str, Any]:
+def why_of(manifest: str | None, why: Why) -> dict[str, Any]:
     return {"manifest": manifest, "reason": why.reason, "ticket": why.ticket}
+
+
+def whys_of(records: Iterable[WhyRecord]) -> tuple[dict[str, Any], ...]:
+    """The reasons a run's journal records, as audit records carry them."""
+    return tuple(why_of(r.manifest, Why(r.reason, r.ticket)) for r in records)
+
+
+def details(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """What both export formats list of a record, as (kind, text), in this order: the
+    action, run, endpoint, versions, attribute keys, new image set, the call a settled
+    outcome settles, each reason and ticket (with its manifest); then the record itself
+    (its log, number and digest)."""
+    found = [
+        ("action", record.get("action")),
+        ("run", record.get("run_id")),
+        ("endpoint", record.get("endpoint")),
+        ("from-version", record.get("from_version")),
+        ("to-version", record.get("to_version")),
+        ("attributes", ", ".join(record.get("keys") or [])),
+        ("replaced-by", record.get("new_image_set_id")),
+        ("settles", record.get("settles")),
+    ]
+    for why in record.get("why") or []:
+        owner = f"{why['manifest']}: " if why.get("manifest") else ""
+        found += [
+            ("reason", owner + why["reason"] if why.get("reason") else None),
+            ("ticket", owner + why["ticket"] if why.get("ticket") else None),
+        ]
+    found.append(("record", f"{record['log']} #{record['seq']} sha256:{record['digest']}"))
+    return [(kind, str(text)) for kind, text in found if text]
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
-class _Run:
-    """What every event of one run shares."""
-
-    run_id: str
-    endpoint: str
-    replaced: Mapping[str, str]  # old image set ID → the one that replaced it
-
-
-def _event(
-    action: str,
-    outcome: ImageSetOutcome,
-    run: _Run,
-    *,
-    study_uid: str | None,
-    keys: Sequence[str],
-    manifests: Sequence[str] = (),
-    why: Sequence[dict[str, Any]] = (),
-    approval: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "action": action,
-        "at": _now(),
-        "run_id": run.run_id,
-        "endpoint": run.endpoint,
-        "datastore_id": outcome.datastore_id,
-        "image_set_id": outcome.image_set_id,
-        "new_image_set_id": run.replaced.get(outcome.image_set_id),
-        "study_uid": study_uid,
-        "keys": list(keys),
-        "from_version": outcome.from_version or None,
-        "to_version": outcome.to_version,
-        "outcome": outcome.outcome.value,
-        "manifests": list(manifests),
-        "why": list(why),
-        "approval": approval,
-    }
-
-
-def apply_events(
-    plan: Plan,
-    report: ApplyReport,
-    *,
-    endpoint: str,
-    replaced: Mapping[str, str],
-    approval: Approval | None,
-    plan_digest: str,
-) -> list[dict[str, Any]]:
-    """One event per image set outcome of an apply (a replace is its own action)."""
-    items: dict[tuple[str, str], ImageSetPlan] = {
-        (i.datastore_id, i.image_set_id): i for i in plan.to_update
-    }
+def apply_about(plan: Plan, approval: Approval | None, plan_digest: str) -> Expected:
+    """What an apply of ``plan`` knows of each image set it changes."""
     approved = None
     if approval is not None and approval.approvers:
         approved = {
@@ -181,57 +128,67 @@ def apply_events(
             "meaning": approval.meaning,
             "plan_digest": plan_digest,
         }
-    run = _Run(report.run_id, endpoint, replaced)
-    events = []
-    for outcome in report.outcomes:
-        item = items.get((outcome.datastore_id, outcome.image_set_id))
-        changes: Iterable[Change] = item.diff.changes if item else ()
-        names = item.manifests if item else ()
-        whys = [
-            _why(name, plan.sources[name].why)
-            for name in names
-            if name in plan.sources and plan.sources[name].why.given
-        ]
-        action = REPLACE if item is not None and item.replace else APPLY
-        keys = list(dict.fromkeys(_key(c) for c in changes))
-        study = item.study_uid if item else None
-        events.append(
-            _event(
-                action,
-                outcome,
-                run,
-                study_uid=study,
-                keys=keys,
-                manifests=names,
-                why=whys,
-                approval=approved,
-            )
+    known = {}
+    for item in plan.to_update:
+        sources = [plan.sources[name] for name in item.manifests if name in plan.sources]
+        known[(item.datastore_id, item.image_set_id)] = About(
+            action=REPLACE if item.replace else APPLY,
+            study_uid=item.study_uid,
+            keys=tuple(dict.fromkeys(key_of(c) for c in item.diff.changes)),
+            manifests=tuple(item.manifests),
+            why=tuple(why_of(s.name, s.why) for s in sources if s.why.given),
+            approval=approved,
         )
-    return events
+    return known
 
 
-def revert_events(
+def revert_about(
     items: Sequence[RevertItem],
-    report: ApplyReport,
+    why: Why,
     *,
-    endpoint: str,
     keys: Mapping[str, Sequence[str]],
     studies: Mapping[str, str | None],
-    replaced: Mapping[str, str],
-    why: Why,
-) -> list[dict[str, Any]]:
-    """One event per image set outcome of a revert (of a replace: a replace)."""
-    by_id = {item.image_set_id: item for item in items}
-    whys = [_why(None, why)] if why.given else []
-    run = _Run(report.run_id, endpoint, replaced)
-    events = []
-    for outcome in report.outcomes:
-        item = by_id.get(outcome.image_set_id)
-        action = REPLACE if item is not None and item.undo else REVERT
-        study = studies.get(outcome.image_set_id)
-        changed = keys.get(outcome.image_set_id, ())
-        events.append(_event(action, outcome, run, study_uid=study, keys=changed, why=whys))
-    return events
+) -> Expected:
+    """What a revert knows of each image set it puts back: the keys and study the
+    reverted run recorded for it (by image set ID), and the revert's own reason."""
+    whys = (why_of(None, why),) if why.given else ()
+    return {
+        (item.datastore_id, item.image_set_id): About(
+            action=REPLACE if item.undo else REVERT,
+            study_uid=studies.get(item.image_set_id),
+            keys=tuple(keys.get(item.image_set_id, ())),
+            why=whys,
+        )
+        for item in items
+    }
 
 
-__all__ = ["FORMAT_VERSION", "Who", "__version__", "apply_events", "revert_events", "who"]
+def event(
+    result: ResultRecord,
+    header: RunHeader,
+    about: About,
+    who: Who,
+    *,
+    new_image_set_id: str | None = None,
+    settles: str | None = None,
+) -> dict[str, Any]:
+    """The content of the record of ``result`` (sealed by :mod:`.trail`)."""
+    return {
+        "action": about.action,
+        "at": _now(),
+        "run_id": header.run_id,
+        "endpoint": header.endpoint,
+        "datastore_id": result.datastore_id,
+        "image_set_id": result.image_set_id,
+        "new_image_set_id": new_image_set_id,
+        "study_uid": about.study_uid,
+        "keys": list(about.keys),
+        "from_version": result.from_version or None,
+        "to_version": result.to_version,
+        "outcome": result.outcome.value,
+        "settles": settles,
+        "manifests": list(about.manifests),
+        "why": list(about.why),
+        "approval": about.approval,
+        "who": who.as_dict(),
+    }

@@ -34,8 +34,9 @@ def audit_group() -> None:
 
     Each record says who (AWS principal, user, CI job, git commit), what (data store,
     image set, StudyInstanceUID, attribute keys but never values, versions, outcome),
-    why (reason, ticket), with what approval, and when. Records are hash-chained and
-    kept in the project's state (.reconciler/audit/ for the local backend).
+    why (reason, ticket), with what approval, and when. Records are hash-chained, one
+    chain per run, and kept in the state backend (--state: audit/ of the scope; under
+    .reconciler/state/ for the local backend).
     """
 
 
@@ -64,7 +65,7 @@ def audit_group() -> None:
 def export(ctx: click.Context, since: dt.datetime | None, fmt: str, out: Path | None) -> None:
     """Export the audit trail (all of it, or --since a time)."""
     with open_session(ctx) as session:
-        found = audit.records(audit.state_of(session), since)
+        found = audit.records(session.state, since)
     if fmt == "fhir":
         text = json.dumps(fhir.bundle(found), indent=2, ensure_ascii=False) + "\n"
     elif fmt == "dicom":
@@ -83,18 +84,25 @@ def export(ctx: click.Context, since: dt.datetime | None, fmt: str, out: Path | 
 @audit_group.command()
 @click.pass_context
 def verify(ctx: click.Context) -> int:
-    """Check the audit trail's hash chain: finds a removed, inserted or edited record.
+    """Check the audit trail's hash chains: finds a removed, inserted or edited record.
 
-    Exit 0 when intact; 1 with one line per break, naming the record.
+    Exit 0 when intact; 1 with one line per break, naming the log and the record. A log
+    still open (its run going on, or killed) is checked up to its last record; its end
+    is checked once the next apply or revert has settled it.
     """
     with open_session(ctx) as session:
-        state = audit.state_of(session)
-        problems = audit.verify(state)
-        count = len(audit.records(state))
-    for problem in problems:
+        verdict = audit.verify(session.state)
+    for problem in verdict.problems:
         click.echo(problem)
-    if problems:
-        click.echo(f"The audit trail is broken: {len(problems)} problems in {count} records.")
+    counted = f"{_many(verdict.records, 'record')} in {_many(verdict.logs, 'log')}"
+    if verdict.open:
+        counted += f" ({verdict.open} still open)"
+    if not verdict.intact:
+        click.echo(f"The audit trail is broken: {len(verdict.problems)} problems in {counted}.")
         return ExitCode.ERROR
-    click.echo(f"The audit trail is intact: {count} records.")
+    click.echo(f"The audit trail is intact: {counted}.")
     return ExitCode.OK
+
+
+def _many(count: int, thing: str) -> str:
+    return f"{count} {thing}{'' if count == 1 else 's'}"

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from reconciler import audit
+from reconciler import audit, ci
 from reconciler.config import (
     MAX_PARALLELISM,
     Endpoint,
@@ -43,7 +43,7 @@ from reconciler.config import (
     resolve_state,
 )
 from reconciler.engine import planfile
-from reconciler.engine.apply import ApplyReport, ImageSetOutcome, Sending, apply_plan
+from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
 from reconciler.engine.context import sources_of
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
@@ -56,7 +56,7 @@ from reconciler.engine.incremental import (
     selected,
     state_after,
 )
-from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunStore
+from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunHeader, RunStore
 from reconciler.engine.journal.legacy import import_journals
 from reconciler.engine.origins import change_origins
 from reconciler.engine.plan import Plan, make_plan
@@ -210,6 +210,9 @@ class Session:
         self._generations: dict[str, str] = {}
         self._sending = Sending()
         self._policies: PolicySet | None = None
+        self._ci: tuple[str | None, str | None] | None = None  # the job's URL and commit
+        # The audit trail of the runs this session writes (each outcome as it is known).
+        self.audit = audit.AuditObserver(lambda: self.state, self._who, self._study_of)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -230,15 +233,12 @@ class Session:
             self._policies = policies
         return self._policies
 
-    def _audit(self, events: list[dict[str, object]]) -> None:
-        """Append ``events`` to the audit trail, with who made them."""
-        if events:
-            who = audit.who(self.principal, self.project_dir).as_dict()
-            audit.append(audit.state_of(self), events, who)
-
-    def _replaced(self, run_id: str) -> dict[str, str]:
-        """Old image set ID → new, for the replaces run ``run_id`` made."""
-        return self.runs.load(run_id).replacements()
+    def _who(self, header: RunHeader) -> audit.Who:
+        """Who ran a run, for its audit records: the principal, the user and host its
+        journal names, and in CI the job's URL; the commit of the manifests."""
+        if self._ci is None:
+            self._ci = (ci.job_url(), ci.commit(folder=self.project_dir))
+        return audit.Who(self.principal, f"{header.user}@{header.host}", *self._ci)
 
     def check_policies(self, plan: Plan, approval: Approval | None = None) -> Plan:
         """``plan`` with the findings of the project's rules (approval rules only when
@@ -276,6 +276,7 @@ class Session:
             service_time=self.ahi.service_clock.now_iso,
             lock_id=lock.lock_id if lock is not None else None,
             datastores=self.generations(datastore_ids),
+            observer=self.audit,
         )
 
     def _writing(
@@ -674,7 +675,8 @@ class Session:
                 context=self._context([p.datastore_id for p in plan.to_update]),
             )
             self._recovery_journal = None
-            with journal:
+            known = audit.apply_about(plan, approval, plan_digest(plan))
+            with journal, self.audit.expecting(known):
                 _journal_why(journal, plan)
                 report = apply_plan(
                     self.ahi,
@@ -687,18 +689,6 @@ class Session:
                     sending=self._sending,
                 )
                 journal.pacing(self.pacing())
-            replacing = any(i.replace for i in plan.to_update)
-            replaced = self._replaced(report.run_id) if replacing else {}
-            self._audit(
-                audit.apply_events(
-                    plan,
-                    report,
-                    endpoint=self.label,
-                    replaced=replaced,
-                    approval=approval,
-                    plan_digest=plan_digest(plan),
-                )
-            )
             return ApplyResult(plan, report, self.pacing())
 
     def stop_sending(self) -> int:
@@ -900,9 +890,10 @@ class Session:
             # A revert of a replace is a replace: one an interrupted revert left halfway
             # is finished (or rolled back) first, then found done (or done again) below.
             self._resume_replaces()
+            reverted = None
             if run_id is not None:
-                parent = self.run_to_revert(run_id).run_id
-                run_id = parent  # `last` is resolved once: the items and the journal agree
+                reverted = self.run_to_revert(run_id)
+                parent = run_id = reverted.run_id  # `last` resolved once: items and journal
             items = self.revert_items(
                 run_id=run_id,
                 image_set=image_set,
@@ -913,13 +904,16 @@ class Session:
                 return RevertResult(items, None, parent)
             if review is not None and not review(items):
                 raise Cancelled("cancelled: nothing was changed")
-            with Journal.start(
-                self.runs,
-                command="revert",
-                endpoint=self.label,
-                parent_run_id=parent,
-                context=self._context([item.datastore_id for item in items]),
-            ) as journal:
+            with (
+                Journal.start(
+                    self.runs,
+                    command="revert",
+                    endpoint=self.label,
+                    parent_run_id=parent,
+                    context=self._context([item.datastore_id for item in items]),
+                ) as journal,
+                self.audit.expecting(self.audit.revert_about(items, why, reverted)),
+            ):
                 if why.given:
                     journal.why(None, why.reason, why.ticket)
                 report = apply_revert(
@@ -932,43 +926,13 @@ class Session:
                     progress=progress,
                     runs=self.runs,
                 )
-            self._audit_revert(items, report, parent, why)
             return RevertResult(items, report, parent)
 
-    def _audit_revert(
-        self, items: Sequence[RevertItem], report: ApplyReport, parent: str | None, why: Why
-    ) -> None:
-        """The revert's audit records: the keys its run changed (by image set), the study
-        of each image set (read from the version put back), replaces and the reason."""
-        keys: dict[str, tuple[str, ...]] = {}
-        if parent is not None:
-            for entry in self.run_to_revert(parent).image_sets():
-                keys[entry.image_set_id] = tuple(entry.keys)
-        replaced = self._replaced(report.run_id) if any(i.undo for i in items) else {}
-        studies: dict[str, str | None] = {}
-        for outcome in report.outcomes:
-            studies[outcome.image_set_id] = self._study_of(
-                outcome.datastore_id,
-                replaced.get(outcome.image_set_id, outcome.image_set_id),
-                outcome.to_version,
-            )
-        self._audit(
-            audit.revert_events(
-                items,
-                report,
-                endpoint=self.label,
-                keys=keys,
-                studies=studies,
-                replaced=replaced,
-                why=why,
-            )
-        )
-
     def _study_of(self, datastore_id: str, image_set_id: str, version: str | None) -> str | None:
-        """The StudyInstanceUID of that version, or None when it cannot be read."""
-        if not version:
-            return None
+        """The StudyInstanceUID of that version (None: the latest), or None when it
+        cannot be read: for the audit records of outcomes no plan described."""
         try:
+            version = version or self.ahi.get_image_set(datastore_id, image_set_id).version_id
             doc = self.ahi.get_metadata(datastore_id, image_set_id, version)
         except ReconcilerError:
             return None

@@ -23,7 +23,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "audit"
 def sample_record() -> dict[str, Any]:
     """An apply of two Patient-level corrections, approved, from a GitHub Actions job."""
     record: dict[str, Any] = {
-        "format_version": 1,
+        "format_version": 2,
+        "log": "20261201T093010Z-3f9a0c",
         "seq": 1,
         "id": "0f8e2b4c-2a59-4a55-9d0e-6d1f2f6f4b1a",
         "prev": GENESIS,
@@ -39,6 +40,7 @@ def sample_record() -> dict[str, Any]:
         "from_version": "3",
         "to_version": "4",
         "outcome": "UPDATED",
+        "settles": None,
         "manifests": ["mr1-patient-id"],
         "why": [
             {

@@ -1,6 +1,7 @@
 """The audit trail: a record per change attempted by apply, revert and a replace; who,
-what (keys, never values), why, approval; hash-chained; exported as FHIR R4 and DICOM
-audit messages; ``audit verify`` finds a removed, an inserted and an edited record."""
+what (keys, never values), why, approval; hash-chained, one chain per run, in the state
+backend; exported as FHIR R4 and DICOM audit messages; ``audit verify`` finds a removed,
+an inserted and an edited record, and a removed or inserted log."""
 
 from __future__ import annotations
 
@@ -9,18 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_formats import check_dicom, check_fhir
+from audit_formats import check_dicom, check_fhir, local_trails
 from cli_support import FAST_WRITES, NM, manifest_repository, run, write_nm_patient_fix
+
+from reconciler.audit import records
+from reconciler.audit.trail import digest_of
+from reconciler.emulator.s3 import LocalS3, client
 
 CT = "b537144549630a4b5c6386f265599afc"
 MR = "bad85aed10043cb5842729f8fd06c578"
 
 
 def trail(root: Path) -> list[dict[str, Any]]:
-    lines = []
-    for log in sorted((root / ".reconciler" / "audit").glob("trail-*.jsonl")):
-        lines += [json.loads(line) for line in log.read_text().splitlines() if line]
-    return lines
+    """The records in the project's (local) state, oldest first."""
+    return [record for state in local_trails(root) for record in records(state)]
+
+
+def logs(root: Path) -> list[Path]:
+    """The audit logs' files in the project's local state."""
+    return sorted((root / ".reconciler" / "state").glob("**/audit/logs/*.jsonl"))
 
 
 @pytest.fixture
@@ -51,15 +59,17 @@ def test_apply_and_revert_write_one_record_per_image_set(
         ).exit_code
         == 0
     )
-    records = trail(project)
-    assert [r["seq"] for r in records] == [1, 2, 3, 4, 5, 6]
-    done = sorted((r["action"], r["image_set_id"], r["outcome"]) for r in records)
+    found = trail(project)
+    runs = list(dict.fromkeys(r["run_id"] for r in found))
+    assert len(runs) == 2  # one log per run, each its own chain
+    assert [(r["log"], r["seq"]) for r in found] == [(run, n) for run in runs for n in (1, 2, 3)]
+    done = sorted((r["action"], r["image_set_id"], r["outcome"]) for r in found)
     assert done == [
         (action, image_set, "UPDATED")
         for action in ("apply", "revert")
         for image_set in sorted((NM, CT, MR))
     ]
-    [mr] = [r for r in records if r["image_set_id"] == MR and r["action"] == "apply"]
+    [mr] = [r for r in found if r["image_set_id"] == MR and r["action"] == "apply"]
     assert mr["keys"] == ["Patient.PatientID", "Series.SeriesDescription"]
     assert (mr["from_version"], mr["to_version"]) == ("1", "2")
     assert mr["study_uid"] == "1.3.6.1.4.1.5962.1.2.4.20040826185059.5457"
@@ -71,7 +81,7 @@ def test_apply_and_revert_write_one_record_per_image_set(
         }
     ]
     assert mr["who"] == {
-        "principal": "unknown",
+        "principal": "arn:aws:iam::123456789012:user/reconciler-local",  # its STS says
         "user": mr["who"]["user"],
         "ci_job_url": "https://github.example/imaging/manifests/actions/runs/42",
         "git_commit": "a" * 40,
@@ -79,12 +89,12 @@ def test_apply_and_revert_write_one_record_per_image_set(
     approval = mr["approval"]
     assert approval["approvers"] == ["alice", "bob"]
     assert approval["meaning"] == "approved for production apply"
-    header = json.loads((project / "runs" / f"{mr['run_id']}.jsonl").read_text().splitlines()[0])
-    assert approval["plan_digest"] == header["plan_digest"]  # the journal names the same plan
-    [undo] = [r for r in records if r["image_set_id"] == MR and r["action"] == "revert"]
+    shown = json.loads(run("runs", "show", mr["run_id"], "-o", "json").stdout)
+    assert approval["plan_digest"] == shown["run"]["plan_digest"]  # the journal's plan
+    [undo] = [r for r in found if r["image_set_id"] == MR and r["action"] == "revert"]
     assert undo["keys"] == mr["keys"] and undo["study_uid"] == mr["study_uid"]
     assert undo["why"] == [{"manifest": None, "reason": "undo after review", "ticket": "HIM-9"}]
-    assert run("audit", "verify").stdout == "The audit trail is intact: 6 records.\n"
+    assert run("audit", "verify").stdout == "The audit trail is intact: 6 records in 2 logs.\n"
 
 
 def test_exports_are_valid_fhir_r4_and_dicom_audit_messages(project: Path) -> None:
@@ -116,15 +126,13 @@ def test_a_replace_is_recorded_as_one_with_the_new_image_set(project: Path) -> N
 
 
 def _damage(project: Path, how: str) -> None:
-    [log] = (project / ".reconciler" / "audit").glob("trail-*.jsonl")
+    [log] = logs(project)
     lines = log.read_text().splitlines()
     if how == "removed":
         del lines[1]
     elif how == "inserted":
         forged = json.loads(lines[0])
         forged["image_set_id"] = "0" * 32
-        from reconciler.audit.trail import digest_of
-
         forged["digest"] = digest_of(forged)  # a careful forger recomputes the digest
         lines.insert(1, json.dumps(forged))
     elif how == "edited":
@@ -133,6 +141,12 @@ def _damage(project: Path, how: str) -> None:
         lines[1] = json.dumps(record)
     elif how == "truncated":
         lines = lines[:-1]
+    elif how == "log removed":
+        log.unlink()
+        return
+    elif how == "log inserted":
+        log.with_name("20990101T000000Z-0a0b0c.jsonl").write_text(log.read_text())
+        return
     log.write_text("\n".join(lines) + "\n")
 
 
@@ -142,8 +156,10 @@ def _damage(project: Path, how: str) -> None:
     [
         ("removed", "record 2 was removed before record 3"),
         ("inserted", "the record before record 2 (numbered 1) was inserted"),
-        ("edited", "record 2 was edited: its digest does not match its content"),
-        ("truncated", "record 3 was removed from the end of the trail (the head names record 3)"),
+        ("edited", "record 2 was edited: its digest does not match"),
+        ("truncated", "record 3 was removed from the end (the index names record 3)"),
+        ("log removed", "was removed: the index lists 3 records in it"),
+        ("log inserted", "20990101T000000Z-0a0b0c.jsonl: a log the audit index does not list"),
     ],
 )
 def test_verify_finds_a_removed_an_inserted_and_an_edited_record(
@@ -162,3 +178,30 @@ def test_a_refused_apply_writes_no_record(project: Path) -> None:
         out.write("policies:\n  maxImageSets: {limit: 1}\n")
     assert run("apply", "--auto-approve").exit_code == 1
     assert trail(project) == []
+
+
+def test_verify_and_export_read_the_configured_state_backend(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LocalS3() as s3:
+        bucket = client(s3.url)
+        bucket.create_bucket(Bucket="reconciler-state")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+        monkeypatch.setenv("RECONCILER_STATE", "s3://reconciler-state/team")
+        assert run("apply", "--auto-approve").exit_code == 0
+        assert trail(project) == []  # nothing in the local state
+        listed = bucket.list_objects_v2(Bucket="reconciler-state", Prefix="team/")["Contents"]
+        kept = sorted(o["Key"].split("/audit/")[1] for o in listed if "/audit/" in o["Key"])
+        # The index, and the run's log (its parts folded into one object when it closed).
+        assert len(kept) == 2 and kept[0] == "index.json" and kept[1].startswith("logs/")
+
+        assert run("audit", "verify").stdout == "The audit trail is intact: 3 records in 1 log.\n"
+        check_fhir(json.loads(run("audit", "export", "--format", "fhir").stdout))
+        monkeypatch.delenv("RECONCILER_STATE")
+        shown = run("--state", "s3://reconciler-state/team", "audit", "export")
+        assert len(shown.stdout.splitlines()) == 3
+        assert run("audit", "verify").stdout == (
+            "The audit trail is intact: 0 records in 0 logs.\n"  # the local state: none
+        )

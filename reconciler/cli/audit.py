@@ -98,7 +98,8 @@ def verify(ctx: click.Context) -> int:
     if verdict.open:
         counted += f" ({verdict.open} still open)"
     if not verdict.intact:
-        click.echo(f"The audit trail is broken: {len(verdict.problems)} problems in {counted}.")
+        problems = _many(len(verdict.problems), "problem")
+        click.echo(f"The audit trail is broken: {problems} ({counted}).")
         return ExitCode.ERROR
     click.echo(f"The audit trail is intact: {counted}.")
     return ExitCode.OK

@@ -10,11 +10,13 @@
         drift = s.drift(["manifests"])         # read-only; drift.in_sync
         s.revert(run_id=report.run_id)         # or image_set=..., to_version=...
 
-Everything a caller must not be able to skip lives here, not in the CLI: the state lock
-around every write, settling the calls and replaces that interrupted runs left open
-(before anything is applied), the journal, the drift state of ``drift
---since-last-run`` and the bookkeeping of replaced image sets — all kept in the
-project's state backend (:mod:`reconciler.state`: local, or S3 for teams). The CLI
+Everything a caller must not be able to skip lives here, not in the CLI: the project's
+policies (a plan failing a mandatory rule is never applied), the state lock around
+every write, settling the calls and replaces that interrupted runs left open (before
+anything is applied), the journal, the audit trail (each outcome recorded as it is
+known, :mod:`reconciler.audit`), the drift state of ``drift --since-last-run`` and the
+bookkeeping of replaced image sets — all kept in the project's state backend
+(:mod:`reconciler.state`: local, or S3 for teams). The CLI
 adds only what is a person's: confirmation, progress lines, colour and wording.
 Messages meant for the user (a resumed replace, a recovered call, a manifest warning)
 go to ``notify``; by default they are logged.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -84,10 +85,11 @@ def test_two_writers_at_once_on_local_state(tmp_path: Path) -> None:
 
 @pytest.fixture
 def s3_state() -> Iterator[State]:
+    name = f"reconciler-state-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive its server
     with LocalS3() as s3:
         s3_client = client(s3.url)
-        s3_client.create_bucket(Bucket="reconciler-state")
-        yield State(S3Backend("s3://reconciler-state/team", s3_client), Scope("local/t", "t"))
+        s3_client.create_bucket(Bucket=name)
+        yield State(S3Backend(f"s3://{name}/team", s3_client), Scope("local/t", "t"))
 
 
 def test_two_writers_at_once_on_s3_state(s3_state: State) -> None:

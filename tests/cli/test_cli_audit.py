@@ -6,6 +6,7 @@ an inserted and an edited record, and a removed or inserted log."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -183,16 +184,17 @@ def test_a_refused_apply_writes_no_record(project: Path) -> None:
 def test_verify_and_export_read_the_configured_state_backend(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    name = f"reconciler-state-{uuid.uuid4().hex[:12]}"  # moto's buckets outlive its server
     with LocalS3() as s3:
         bucket = client(s3.url)
-        bucket.create_bucket(Bucket="reconciler-state")
+        bucket.create_bucket(Bucket=name)
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.url)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-        monkeypatch.setenv("RECONCILER_STATE", "s3://reconciler-state/team")
+        monkeypatch.setenv("RECONCILER_STATE", f"s3://{name}/team")
         assert run("apply", "--auto-approve").exit_code == 0
         assert trail(project) == []  # nothing in the local state
-        listed = bucket.list_objects_v2(Bucket="reconciler-state", Prefix="team/")["Contents"]
+        listed = bucket.list_objects_v2(Bucket=name, Prefix="team/")["Contents"]
         kept = sorted(o["Key"].split("/audit/")[1] for o in listed if "/audit/" in o["Key"])
         # The index, and the run's log (its parts folded into one object when it closed).
         assert len(kept) == 2 and kept[0] == "index.json" and kept[1].startswith("logs/")
@@ -200,7 +202,7 @@ def test_verify_and_export_read_the_configured_state_backend(
         assert run("audit", "verify").stdout == "The audit trail is intact: 3 records in 1 log.\n"
         check_fhir(json.loads(run("audit", "export", "--format", "fhir").stdout))
         monkeypatch.delenv("RECONCILER_STATE")
-        shown = run("--state", "s3://reconciler-state/team", "audit", "export")
+        shown = run("--state", f"s3://{name}/team", "audit", "export")
         assert len(shown.stdout.splitlines()) == 3
         assert run("audit", "verify").stdout == (
             "The audit trail is intact: 0 records in 0 logs.\n"  # the local state: none

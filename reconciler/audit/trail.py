@@ -325,7 +325,8 @@ def _gone(key: str, entry: dict[str, Any]) -> str:
             f"{key} is missing: the index lists it as open; it was removed, or its writer "
             "was killed before its first record"
         )
-    return f"{key} was removed: the index lists {entry.get('records')} records in it"
+    count = entry.get("records")
+    return f"{key} was removed: the index lists {count} record{'' if count == 1 else 's'} in it"
 
 
 def _chain(key: str, log_id: str, read: _Read, *, closed: bool) -> list[str]:

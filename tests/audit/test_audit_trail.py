@@ -180,3 +180,20 @@ def test_an_outcome_that_cannot_be_audited_stops_the_run_and_the_next_apply_audi
     assert settled["keys"] == list(sent.keys) and settled["action"] == "apply"
     assert settled["study_uid"] is not None
     assert len(trail) == 3
+
+
+@pytest.mark.tampered
+def test_verify_names_a_removed_and_an_inserted_log(tmp_path: Path) -> None:
+    state = local_state(tmp_path)
+    for log_id in ("20261201T090000Z-00000a", "20261201T090100Z-00000b"):
+        log = LogWriter(state, log_id, lock_id=None)
+        log.write(_event(1))
+        log.close(ended=True)
+    logs = tmp_path / ".reconciler" / "state" / "local" / "test" / "audit" / "logs"
+    (logs / "20261201T090100Z-00000b.jsonl").rename(logs / "20261201T090200Z-00000c.jsonl")
+    assert verify(state).problems == [
+        "audit/logs/20261201T090100Z-00000b.jsonl was removed: the index lists 1 record in it",
+        "audit/logs/20261201T090200Z-00000c.jsonl: a log the audit index does not list (inserted)",
+        "audit/logs/20261201T090200Z-00000c.jsonl:1: record 1 names log "
+        "'20261201T090100Z-00000b' (moved)",
+    ]

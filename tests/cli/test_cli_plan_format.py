@@ -34,7 +34,7 @@ def test_the_json_plan_and_the_saved_plan_follow_the_shipped_schema(project: Pat
     assert list(validator.iter_errors(printed)) == []
     assert printed["format_version"] == 1
     assert [f["rule"] for f in printed["policy_findings"]] == ["maxStudies"]
-    assert printed["manifests"]["ct1-patient-name"] == {
+    assert printed["sources"]["ct1-patient-name"] == {
         "location": {"path": "manifests/patient-corrections.yaml", "line": 7, "column": 1},
         "reason": "name registered as a study label",
         "ticket": "HIM-1021",
@@ -63,7 +63,7 @@ def test_reasons_go_from_a_saved_plan_into_the_run_records(project: Path) -> Non
 def test_a_saved_plan_whose_reason_was_edited_to_hold_phi_is_refused(project: Path) -> None:
     assert run("plan", "--out", "plan.json").exit_code == 0
     saved = json.loads((project / "plan.json").read_text())
-    saved["manifests"]["mr1-patient-id"]["reason"] = "was DOE^JANE"
+    saved["sources"]["mr1-patient-id"]["reason"] = "was DOE^JANE"
     (project / "plan.json").write_text(json.dumps(saved))
     refused = run("apply", "plan.json", "--allow-force")
     assert refused.exit_code == 1

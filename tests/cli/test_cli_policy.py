@@ -128,7 +128,7 @@ def test_findings_are_in_the_json_and_markdown_plans(
     [finding] = data["policy_findings"]
     assert finding["rule"] == "maxImageSets" and finding["enforcement"] == "mandatory"
     assert finding["location"]["line"] == 5
-    assert data["manifests"]["mr1-patient-id"]["ticket"] == "HIM-1022"
+    assert data["sources"]["mr1-patient-id"]["ticket"] == "HIM-1022"
     markdown = run("plan", "-o", "markdown").stdout
     assert "**Policy: 1 mandatory rule failure (apply refuses this plan).**" in markdown
     assert (

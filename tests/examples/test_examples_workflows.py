@@ -62,7 +62,6 @@ EXPRESSIONS = {
     "steps.saved.outputs.path": "saved-plan/plan.json",
     "vars.RECONCILER_STATE": "local",  # the tests keep state on the runner's disk
     "steps.saved.outputs.pr": "7",
-    "github.token": "a-github-token",
 }
 VARIABLES = {
     "RECONCILER_PLAN_ROLE_ARN": "arn:aws:iam::123456789012:role/reconciler-plan",

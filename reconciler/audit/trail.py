@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler import jsonsafe
 from reconciler.errors import ReconcilerError
 from reconciler.state import Appender, Blob, State, dumps, held
 
@@ -79,8 +80,8 @@ def _index(blob: Blob | None) -> dict[str, dict[str, Any]] | None:
     if blob is None:
         return {}
     try:
-        document = json.loads(blob.data)
-    except (ValueError, RecursionError):
+        document = jsonsafe.loads(blob.data)
+    except ValueError:  # not JSON, or nested past what is read
         return None
     logs = document.get("logs") if isinstance(document, dict) else None
     if not isinstance(logs, dict) or not all(isinstance(e, dict) for e in logs.values()):
@@ -114,8 +115,8 @@ def _read(data: bytes) -> _Read:
     found: list[tuple[int, dict[str, Any] | None]] = []
     for number, raw in enumerate(lines, start=1):
         try:
-            record = json.loads(raw)
-        except (ValueError, RecursionError):
+            record = jsonsafe.loads(raw)
+        except ValueError:  # not JSON, or nested past what is read
             if number == len(lines) and not data.endswith(b"\n"):
                 return _Read(found, cut=True)  # the write a crash interrupted
             record = None

@@ -105,6 +105,27 @@ def _service_quotas_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _audit_records_are_standard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every audit trail a test leaves in the local state of a project in its tmp_path
+    (every apply, revert and replace through the library or the CLI writes one) must
+    verify and export as valid FHIR R4 and DICOM audit messages."""
+    root: Path | None = None
+    if "tmp_path" in request.fixturenames:
+        root = request.getfixturevalue("tmp_path")
+    yield
+    if root is None:
+        return
+    from audit_formats import check_records, local_trails
+
+    from reconciler.audit import records, verify
+
+    for state in local_trails(root):
+        if request.node.get_closest_marker("tampered") is None:
+            assert verify(state).problems == [], state.location
+        check_records(records(state))
+
+
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[LocalHealthImaging]:
     config = EmulatorConfig(db_path=tmp_path / "ahi.sqlite", lock_hold_seconds=0.05,

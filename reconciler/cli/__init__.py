@@ -134,12 +134,14 @@ def cli(
 def _register() -> None:
     from reconciler.cli import (
         apply,
+        audit,
         ci,
         emulator,
         explain,
         history,
         init,
         plan,
+        rehearse,
         revert,
         runs,
         show,
@@ -161,6 +163,8 @@ def _register() -> None:
     cli.add_command(show.export)
     cli.add_command(init.init)
     cli.add_command(ci.ci)
+    cli.add_command(rehearse.rehearse)
+    cli.add_command(audit.audit_group, name="audit")
 
 
 _register()

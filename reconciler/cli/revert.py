@@ -15,6 +15,7 @@ from reconciler.cli.common import (
 from reconciler.cli.output import outcome_line, report_summary
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.revert import RevertItem
+from reconciler.manifest.model import Why
 
 
 def _show(items: Sequence[RevertItem]) -> None:
@@ -51,6 +52,10 @@ def _show(items: Sequence[RevertItem]) -> None:
 @click.option("--datastore-id", metavar="ID", help="With IMAGE_SET (default: reconciler.yaml).")
 @click.option("--force", is_flag=True, help="Revert image sets that changed since the run too.")
 @click.option("--auto-approve", is_flag=True, help="Revert without asking.")
+@click.option("--reason", metavar="TEXT", help="Why (journaled and audited; no PHI).")
+@click.option(
+    "--ticket", metavar="ID", help="The ticket the revert answers (journaled and audited)."
+)
 @parallelism_option
 @lock_timeout_option
 @click.pass_context
@@ -62,6 +67,8 @@ def revert(
     datastore_id: str | None,
     force: bool,
     auto_approve: bool,
+    reason: str | None,
+    ticket: str | None,
     parallelism: int | None,
     lock_timeout: float,
 ) -> int:
@@ -105,6 +112,7 @@ def revert(
             review=review,
             progress=progress,
             parallelism=parallelism,
+            why=Why(reason, ticket),
         )
     if result.report is None and result.items:
         click.echo("Nothing to revert: an earlier revert of the run already put every image "

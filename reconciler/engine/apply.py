@@ -119,14 +119,6 @@ class Sending:
 NOT_SENT = "not sent: the run was stopped (Ctrl-C)"
 
 
-def _keys(payload: UpdatePayload) -> list[str]:
-    """What a call changes, as level.key paths: keys only, never values (no PHI)."""
-    return [
-        ".".join(part for part in (c.level.value, c.key or "(entire)") if part)
-        for c in payload.changes
-    ]
-
-
 class _Applier:
     """Applies one image set — or, for a study-scoped update, its whole study — per run."""
 
@@ -222,7 +214,7 @@ class _Applier:
                     payload_digest=payload_digest(payload),
                     call=call,
                     calls=calls,
-                    keys=_keys(payload),
+                    keys=payload.keys,
                 )
             try:  # once the call is sent, an error belongs to this call, not "pending"
                 try:

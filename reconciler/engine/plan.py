@@ -18,6 +18,7 @@ from typing import Any
 
 from reconciler.dicom.levels import Level
 from reconciler.engine.changes import Change, ImageSetDiff, PlanProblem
+from reconciler.engine.context import Finding, Source
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
@@ -135,6 +136,10 @@ class Plan:
     # only those that changed, were open at the last drift, or are newly managed).
     selected: int | None = field(default=None, compare=False)
     update_rate_source: str = field(default="documented", compare=False)
+    # The manifests by name: where each is, its reason and ticket (engine.context).
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+    # The project's policy rules this plan fails (reconciler.policy); none: it passes.
+    findings: tuple[Finding, ...] = field(default=(), compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:

@@ -215,8 +215,15 @@ class Replacer:
         latest = "1"
         for call, payload in enumerate(payloads, start=1):
             self._step(UPDATE, "start", copy_id=copy_id)
-            self.journal.intent(copy_id, self.ds, latest, payload_digest(payload), call=call,
-                                calls=len(payloads))  # fmt: skip
+            self.journal.intent(
+                copy_id,
+                self.ds,
+                latest,
+                payload_digest(payload),
+                call=call,
+                calls=len(payloads),
+                keys=payload.keys,
+            )
             result = self.ahi.update_metadata(
                 self.ds, copy_id, latest, updatable=payload.updatable,
                 removable=payload.removable, force=payload.force,

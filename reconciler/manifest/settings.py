@@ -34,6 +34,7 @@ from reconciler.config import (
 from reconciler.errors import ConfigError
 from reconciler.manifest import codes
 from reconciler.manifest.model import Location, Problem, error
+from reconciler.manifest.policies import load_policies
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
 from reconciler.suggest import closest
@@ -141,6 +142,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "serviceQuotas": ("service_quotas", _boolean),
     "showPhi": ("show_phi", _boolean),
     "lockTimeoutSeconds": ("lock_timeout_seconds", _seconds),
+    "policies": ("", lambda value: value),  # read by reconciler.manifest.policies
 }
 
 
@@ -173,6 +175,8 @@ class _Checker:
             if value is None:  # `key:` with no value: the default
                 continue
             name = SETTINGS[key][0]
+            if not name:
+                continue
             checked = self._rate_limits(value) if key == "rateLimits" else self._one(key, value)
             if checked is not None and name in _PATH_FIELDS:
                 checked = self._inside(key, checked)
@@ -288,7 +292,8 @@ def check_project_file(path: Path) -> tuple[ProjectConfig, list[Problem]]:
     checker = _Checker(document, root)
     values = checker.settings()
     checker.private_places(values)
-    return with_defaults(values, root, path), problems + checker.problems
+    _, policy_problems = load_policies(path, root)
+    return with_defaults(values, root, path), problems + checker.problems + policy_problems
 
 
 def read_project_config(path: Path) -> ProjectConfig:

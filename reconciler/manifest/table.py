@@ -8,6 +8,9 @@ whose key it fills) is left out of that row's manifest; an empty selector cell i
 error. A value that is exactly one placeholder of a numeric attribute (US, FD, ...)
 becomes a number.
 
+``metadata.annotations`` (a ``reason``, a ``ticket``) may name columns too: each row then
+carries its own (a RIS report's ticket column), checked for PHI like any reason.
+
 Each row becomes an ordinary ``ImageSetMetadata`` document named ``<name>-<line>``
 whose positions point into the CSV, so the schema check, the DICOM rules and the
 conflict check that follow report ``file.csv:line:column`` of the cell that produced a
@@ -253,10 +256,14 @@ def expand_table(document: Document, path: Path) -> tuple[list[Document], list[P
         for key in ("set", "remove"):
             if key in spec:
                 out_spec[key] = filler.value(key, spec[key], ("spec", key))[1]
+        row_metadata = dict(metadata)
+        if isinstance(metadata.get("annotations"), dict):  # a reason or ticket per row
+            notes: YamlPath = ("metadata", "annotations")
+            row_metadata["annotations"] = filler.value("", metadata["annotations"], notes)[1]
         value = {
             "apiVersion": root["apiVersion"],
             "kind": "ImageSetMetadata",
-            "metadata": {"name": f"{name}-{row.line}", **metadata},
+            "metadata": {"name": f"{name}-{row.line}", **row_metadata},
             "spec": out_spec,
         }
         filler.values[()] = (row.line, 1)

@@ -10,11 +10,13 @@
         drift = s.drift(["manifests"])         # read-only; drift.in_sync
         s.revert(run_id=report.run_id)         # or image_set=..., to_version=...
 
-Everything a caller must not be able to skip lives here, not in the CLI: the state lock
-around every write, settling the calls and replaces that interrupted runs left open
-(before anything is applied), the journal, the drift state of ``drift
---since-last-run`` and the bookkeeping of replaced image sets — all kept in the
-project's state backend (:mod:`reconciler.state`: local, or S3 for teams). The CLI
+Everything a caller must not be able to skip lives here, not in the CLI: the project's
+policies (a plan failing a mandatory rule is never applied), the state lock around
+every write, settling the calls and replaces that interrupted runs left open (before
+anything is applied), the journal, the audit trail (each outcome recorded as it is
+known, :mod:`reconciler.audit`), the drift state of ``drift --since-last-run`` and the
+bookkeeping of replaced image sets — all kept in the project's state backend
+(:mod:`reconciler.state`: local, or S3 for teams). The CLI
 adds only what is a person's: confirmation, progress lines, colour and wording.
 Messages meant for the user (a resumed replace, a recovered call, a manifest warning)
 go to ``notify``; by default they are logged.
@@ -31,7 +33,9 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
+from reconciler import audit, ci
 from reconciler.config import (
     MAX_PARALLELISM,
     Endpoint,
@@ -42,6 +46,7 @@ from reconciler.config import (
 )
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
+from reconciler.engine.context import sources_of
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import (
@@ -53,7 +58,7 @@ from reconciler.engine.incremental import (
     selected,
     state_after,
 )
-from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunStore
+from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunHeader, RunStore
 from reconciler.engine.journal.legacy import import_journals
 from reconciler.engine.origins import change_origins
 from reconciler.engine.plan import Plan, make_plan
@@ -77,10 +82,15 @@ from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
 from reconciler.manifest import load_tree
-from reconciler.manifest.model import LoadResult, Manifest
+from reconciler.manifest.model import LoadResult, Manifest, Why
+from reconciler.manifest.policies import PolicySet, load_policies
+from reconciler.manifest.reasons import phi_in_text
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.manifest.targeting import Targeting, target
+from reconciler.policy import Facts, evaluate, refuse_failures
+from reconciler.policy.approval import Approval, plan_digest
+from reconciler.policy.patients import count_patients
 from reconciler.render.structured import dump
 from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
@@ -92,6 +102,9 @@ from reconciler.state.local import LocalBackend
 from reconciler.state.migrate import migrate
 from reconciler.state.open import open_backend
 
+if TYPE_CHECKING:
+    from reconciler.session.rehearsal import RehearsalResult
+
 LOG = logging.getLogger("reconciler")
 # A local clock further than this from the service's is worth a warning (runs and drift
 # windows are ordered by the service's clock, but people read this machine's).
@@ -101,6 +114,26 @@ Progress = Callable[[ImageSetOutcome, int, int], None]
 Shard = tuple[int, int]
 Targets = tuple[list[Target], list[Unresolved]]
 PathsLike = Sequence[str | os.PathLike[str]]
+
+
+def _journal_why(journal: Journal, plan: Plan) -> None:
+    """The reason and ticket of every manifest whose changes the run sends."""
+    names = sorted({name for item in plan.to_update for name in item.manifests})
+    for name in names:
+        source = plan.sources.get(name)
+        if source is not None and source.why.given:
+            journal.why(name, source.why.reason, source.why.ticket)
+
+
+def check_why(why: Why) -> None:
+    """A reason or ticket given to revert, checked for PHI like a manifest's."""
+    for what, text in (("reason", why.reason), ("ticket", why.ticket)):
+        found = phi_in_text(text) if text is not None else None
+        if found is not None:
+            raise ConfigError(
+                f"the {what} seems to hold PHI ({found}); it goes into the run records and "
+                "the audit trail: say why without it"
+            )
 
 
 class Cancelled(ReconcilerError):
@@ -126,8 +159,9 @@ class Session:
     ``endpoint`` is ``"aws"``, ``"local"`` (the embedded local HealthImaging, seeded on
     first use) or a URL; None means ``$RECONCILER_ENDPOINT``, then ``reconciler.yaml``,
     then AWS. ``project_dir`` is where ``reconciler.yaml`` is looked for (and upward)
-    and what relative manifest paths hang off. The connection opens on first use and
-    closes with the ``with`` block (or :meth:`close`).
+    and what relative manifest paths hang off; ``config`` replaces what that file says
+    (a throwaway copy of the project, as ``reconciler test`` makes). The connection
+    opens on first use and closes with the ``with`` block (or :meth:`close`).
     """
 
     def __init__(
@@ -140,9 +174,10 @@ class Session:
         notify: Callable[[str], None] | None = None,
         environ: Mapping[str, str] | None = None,
         state: str | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
-        self.config: ProjectConfig = load_project_config(self.project_dir)
+        self.config: ProjectConfig = config or load_project_config(self.project_dir)
         env = os.environ if environ is None else environ
         self.endpoint = resolve_endpoint(endpoint, env, self.config)
         self.state_spec = resolve_state(state, env, self.config)
@@ -177,6 +212,10 @@ class Session:
         self._generations: dict[str, str] = {}
         self._sending = Sending()
         self._runs: RunStore | None = None
+        self._policies: PolicySet | None = None
+        self._ci: tuple[str | None, str | None] | None = None  # the job's URL and commit
+        # The audit trail of the runs this session writes (each outcome as it is known).
+        self.audit = audit.AuditObserver(lambda: self.state, self._who, self._study_of)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -184,6 +223,32 @@ class Session:
         """The project's state in its backend, within this session's scope (the AWS
         account and region, the endpoint URL, or the local HealthImaging's database)."""
         return self.keeping.state
+
+    @property
+    def policies(self) -> PolicySet:
+        """The project's policy rules (``policies:`` in reconciler.yaml, ``policies/``);
+        a badly written rule raises :class:`ConfigError` at its line."""
+        if self._policies is None:
+            policies, problems = load_policies(self.config.path, self.config.root)
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise ConfigError(errors[0].message, location=str(errors[0].location))
+            self._policies = policies
+        return self._policies
+
+    def _who(self, header: RunHeader) -> audit.Who:
+        """Who ran a run, for its audit records: the principal, the user and host its
+        journal names, and in CI the job's URL; the commit of the manifests."""
+        if self._ci is None:
+            self._ci = (ci.job_url(), ci.commit(folder=self.project_dir))
+        return audit.Who(self.principal, f"{header.user}@{header.host}", *self._ci)
+
+    def check_policies(self, plan: Plan, approval: Approval | None = None) -> Plan:
+        """``plan`` with the findings of the project's rules (approval rules only when
+        ``approval`` is given: at apply)."""
+        approvals = None if approval is None else approval.approvers
+        facts = Facts(patients=lambda p: count_patients(self.ahi, p), approvals=approvals)
+        return dataclasses.replace(plan, findings=evaluate(self.policies, plan, facts))
 
     @property
     def runs(self) -> RunStore:
@@ -216,6 +281,7 @@ class Session:
             service_time=self.ahi.service_clock.now_iso,
             lock_id=lock.lock_id if lock is not None else None,
             datastores=self.generations(datastore_ids),
+            observer=self.audit,
         )
 
     @contextmanager
@@ -387,7 +453,7 @@ class Session:
             scope=self._cache_scope(stores),
             warn=self._notify,
         )
-        return make_plan(
+        plan = make_plan(
             self.ahi,
             loaded.manifests,
             manifest_digest=loaded.digest,
@@ -401,6 +467,7 @@ class Session:
             combine_forced=combine_forced,
             left_out=self._left_out,
         )
+        return dataclasses.replace(plan, sources=sources_of(loaded.manifests))
 
     def _replacements(self) -> dict[str, str]:
         """Old image set ID → the one that replaced it, from the state; {} (said once)
@@ -435,7 +502,7 @@ class Session:
             replace_primary=replace_primary,
             combine_forced=combine_forced,
         )
-        return PlanResult(plan, detailed)
+        return PlanResult(self.check_policies(plan), detailed)
 
     def drift(
         self,
@@ -556,6 +623,7 @@ class Session:
         allow_force: bool = False,
         study_wide: bool = False,
         reviewed: Plan | None = None,
+        approval: Approval | None = None,
     ) -> ApplyResult:
         """Make the live metadata match: ``source`` is a :class:`Plan` or the
         :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
@@ -568,6 +636,12 @@ class Session:
         plan describes (:mod:`reconciler.engine.plancheck`). ``reviewed`` (with manifest
         paths): plan from them and apply only if that is exactly the reviewed plan
         (:mod:`reconciler.engine.reviewed`), else raise saying what differs.
+
+        Whatever its source, the plan is checked against the project's policies first:
+        one failing a mandatory rule raises :class:`~reconciler.policy.PolicyFailed`
+        before anything is sent (each finding goes to ``notify``). ``approval``: who
+        approved the plan and what it means, recorded with the plan's digest in the
+        audit trail (a ``requireApprovals`` rule counts its approvers).
 
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
@@ -595,6 +669,8 @@ class Session:
                 )
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
+            plan = self.check_policies(plan, approval or Approval(()))
+            refuse_failures(plan.findings, self._notify)
             if not plan.has_changes:
                 if review is not None:
                     review(plan)
@@ -606,10 +682,13 @@ class Session:
                 command="apply",
                 endpoint=self.label,
                 manifest_digest=plan.manifest_digest,
+                plan_digest=plan_digest(plan),
                 context=self._context([p.datastore_id for p in plan.to_update]),
             )
             self._recovery_journal = None
-            with journal:
+            known = audit.apply_about(plan, approval, plan_digest(plan))
+            with journal, self.audit.expecting(known):
+                _journal_why(journal, plan)
                 report = apply_plan(
                     self.ahi,
                     plan,
@@ -739,6 +818,16 @@ class Session:
             raise ConfigError("--datastore-id is needed (no datastoreId in reconciler.yaml)")
         return store
 
+    def rehearse(
+        self, paths: PathsLike = (), *, replace_primary: bool = False, combine_forced: bool = False
+    ) -> RehearsalResult:
+        """``reconciler test``: apply, revert and apply again on a throwaway local copy of
+        the targeted image sets' managed attributes (:mod:`reconciler.session.rehearsal`).
+        Reads only, here."""
+        from reconciler.session.rehearsal import rehearse
+
+        return rehearse(self, paths, replace_primary=replace_primary, combine_forced=combine_forced)
+
     # -- revert ------------------------------------------------------------------------
     def revert_items(
         self,
@@ -799,18 +888,23 @@ class Session:
         review: Callable[[Sequence[RevertItem]], bool] | None = None,
         progress: Progress | None = None,
         parallelism: int | None = None,
+        why: Why | None = None,
     ) -> RevertResult:
         """Put image sets back to recorded versions (a new version equal to the old
         one). Image sets that moved since the run are refused (stale) unless ``force``.
-        Journaled like apply, so a revert can itself be reverted."""
+        Journaled like apply, so a revert can itself be reverted. ``why``: the reason
+        and ticket of the revert, journaled and audited (checked for PHI first)."""
+        why = why or Why()
+        check_why(why)
         with self._writing("revert"):
             parent = None
             # A revert of a replace is a replace: one an interrupted revert left halfway
             # is finished (or rolled back) first, then found done (or done again) below.
             self._resume_replaces()
+            reverted = None
             if run_id is not None:
-                parent = self.run_to_revert(run_id).run_id
-                run_id = parent  # `last` is resolved once: the items and the journal agree
+                reverted = self.run_to_revert(run_id)
+                parent = run_id = reverted.run_id  # `last` resolved once: items and journal
             items = self.revert_items(
                 run_id=run_id,
                 image_set=image_set,
@@ -821,13 +915,18 @@ class Session:
                 return RevertResult(items, None, parent)
             if review is not None and not review(items):
                 raise Cancelled("cancelled: nothing was changed")
-            with Journal.start(
-                self.runs,
-                command="revert",
-                endpoint=self.label,
-                parent_run_id=parent,
-                context=self._context([item.datastore_id for item in items]),
-            ) as journal:
+            with (
+                Journal.start(
+                    self.runs,
+                    command="revert",
+                    endpoint=self.label,
+                    parent_run_id=parent,
+                    context=self._context([item.datastore_id for item in items]),
+                ) as journal,
+                self.audit.expecting(self.audit.revert_about(items, why, reverted)),
+            ):
+                if why.given:
+                    journal.why(None, why.reason, why.ticket)
                 report = apply_revert(
                     self.ahi,
                     items,
@@ -839,3 +938,14 @@ class Session:
                     runs=self.runs,
                 )
             return RevertResult(items, report, parent)
+
+    def _study_of(self, datastore_id: str, image_set_id: str, version: str | None) -> str | None:
+        """The StudyInstanceUID of that version (None: the latest), or None when it
+        cannot be read: for the audit records of outcomes no plan described."""
+        try:
+            version = version or self.ahi.get_image_set(datastore_id, image_set_id).version_id
+            doc = self.ahi.get_metadata(datastore_id, image_set_id, version)
+        except ReconcilerError:
+            return None
+        uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
+        return uid if isinstance(uid, str) else None

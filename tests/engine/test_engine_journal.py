@@ -17,7 +17,18 @@ import pytest
 
 from reconciler import __version__
 from reconciler.engine import journal as journal_module
-from reconciler.engine.journal import Changed, Journal, JournalError, Outcome, RunContext, RunStore
+from reconciler.engine.journal import (
+    Changed,
+    Journal,
+    JournalError,
+    Outcome,
+    Record,
+    ResultRecord,
+    RunContext,
+    RunHeader,
+    RunStore,
+)
+from reconciler.errors import ReconcilerError
 from tests.state_support import log_path, run_store
 
 DS = "2aa75d103f7f45ab977b0e93f00e6fe9"
@@ -197,6 +208,54 @@ def test_a_failed_write_stops_the_journal(tmp_path: Path, monkeypatch: pytest.Mo
     # Nothing more is appended after a line that may be half-written.
     with pytest.raises(JournalError, match="failed earlier"):
         journal.result(A, DS, "1", None, Outcome.ERROR)
+
+
+class Refusing:
+    """An observer (the audit trail) that records the journal's records it is told of,
+    and cannot record results."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+        self.closes: list[bool] = []
+
+    def recording(self, header: RunHeader, record: Record) -> None:
+        if isinstance(record, ResultRecord):
+            raise ReconcilerError("the audit trail cannot be written (no space)")
+        self.told.append(type(record).__name__)
+
+    def closed(self, header: RunHeader, *, ended: bool) -> None:
+        self.closes.append(ended)
+
+
+def test_an_observer_that_fails_stops_the_run_before_the_record(tmp_path: Path) -> None:
+    observer = Refusing()
+    journal = start(tmp_path, context=RunContext(observer=observer))
+    journal.intent(A, DS, "1", "d", keys=["Study.StudyDescription"])
+    with pytest.raises(ReconcilerError, match="audit trail cannot be written"):
+        journal.result(A, DS, "1", "2", Outcome.UPDATED)
+    assert observer.told == ["RunHeader", "IntentRecord"] and observer.closes == [False]
+    with pytest.raises(JournalError, match="failed earlier: the audit trail"):
+        journal.intent(B, DS, "1", "d")
+    # The result was not journaled: the call stays pending, for the next apply to settle.
+    run = load_run(tmp_path, journal.run_id)
+    assert run.incomplete and [i.image_set_id for i in run.pending()] == [A]
+
+
+def test_why_records_leave_out_what_was_not_given(tmp_path: Path) -> None:
+    with start(tmp_path) as journal:
+        journal.why("ct1-study-description", "RIS names studies so", None)
+        journal.why(None, None, "HIM-9")
+    lines = [json.loads(line) for line in path_of(journal).read_text().splitlines()]
+    assert [sorted(line) for line in lines if line["type"] == "why"] == [
+        ["at", "manifest", "reason", "type"],
+        ["at", "ticket", "type"],
+    ]
+    run = load_run(tmp_path, journal.run_id)
+    assert [(w.manifest, w.reason, w.ticket) for w in run.whys] == [
+        ("ct1-study-description", "RIS names studies so", None),
+        (None, None, "HIM-9"),
+    ]
+    assert run.header.format_version == 2
 
 
 def test_refuses_what_must_not_be_recorded(tmp_path: Path) -> None:

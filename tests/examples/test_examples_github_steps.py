@@ -24,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_formats import local_trails
 from conftest import metadata, set_study_description
 from github_runner import Runner
 from hosts_support import FakeHosts
 
+from reconciler.audit import records
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from tests.state_support import Bucket
 
@@ -203,6 +205,10 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
     (gh[1] / "runs.json").write_text(
         json.dumps([{"databaseId": 555, "head_sha": "a" * 40, "status": "completed"}])
     )
+    reviews = [("alice", "APPROVED"), ("bob", "COMMENTED"), ("alice", "APPROVED")]
+    (gh[1] / "reviews.json").write_text(
+        json.dumps([{"user": {"login": who}, "state": state} for who, state in reviews])
+    )
     apply = _runner(
         "apply-on-merge.yml",
         repo,
@@ -223,6 +229,10 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
         "NUCLEAR^SAMPLE"
     )
     assert not uploaded.exists()  # the used saved plan (it holds PHI) was deleted
+    # The pull request's approving reviewer is the plan's approver in the audit trail.
+    trail = [r for state in local_trails(repo) for r in records(state)]
+    assert len(trail) == 4 and {r["outcome"] for r in trail} == {"UPDATED"}
+    assert {tuple(r["approval"]["approvers"]) for r in trail} == {("alice",)}
     assert "## reconciler run" in apply.summary
     # The run is in the team's state (S3), and nothing of the state is in the checkout.
     assert [k for k in state_bucket.keys("team/") if k.endswith(".jsonl")]

@@ -53,7 +53,7 @@ BIN = Path(sys.executable).parent  # the venv's `reconciler` sits next to its py
 
 MARKER = "<!-- reconciler-plan -->"
 SEEDED_PHI = ("CompressedSamples^CT1", "CompressedSamples^MR1", "SAMPLE^CT ONE", "MRN00041", "4MR1")
-SUBCOMMANDS = ("validate", "plan", "apply", "drift", "revert", "runs", "history", "ci")
+SUBCOMMANDS = ("validate", "plan", "apply", "drift", "revert", "runs", "history", "ci", "test")
 
 # Test values for what the workflows read from GitHub (`${{ … }}`) and GitLab (`$VARS`).
 EXPRESSIONS = {
@@ -62,6 +62,7 @@ EXPRESSIONS = {
     "secrets.RECONCILER_NOTIFY_URL": "",
     "steps.saved.outputs.path": "saved-plan/plan.json",
     "vars.RECONCILER_STATE": "s3://examples-state/team",  # moto's S3 (the project fixture)
+    "steps.saved.outputs.pr": "7",
 }
 STATE_BUCKET, STATE_PREFIX = "examples-state", "team"
 VARIABLES = {
@@ -458,7 +459,7 @@ def test_crontab_and_kubernetes_cronjob_check_drift(project: Path, local: Any) -
 def test_every_example_calls_reconciler_as_its_job_needs() -> None:
     calls = all_calls()
     used = {name: {subcommand(c.command) for c in found} for name, found in calls.items()}
-    assert used["plan-on-pull-request.yml"] >= {"validate", "plan", "ci"}
+    assert used["plan-on-pull-request.yml"] >= {"validate", "plan", "ci", "test"}
     assert used["apply-on-merge.yml"] >= {"apply", "runs", "drift"}
     assert used["drift-schedule.yml"] == {"drift", "ci"}
     assert used[".gitlab-ci.yml reconciler-plan"] >= {"validate", "plan", "ci"}

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_formats import local_trails
 from conftest import NM_PATIENT_FIX, NM_STUDY, make_client, metadata, settle, wait_for
 from reliability_support import CT, MANAGED, MR, NM, Project, after_one_apply, record_figures
 from reliability_support import project as project
 
+from reconciler.audit import records
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.emulator.server import LocalHealthImaging
@@ -294,6 +296,11 @@ def test_runs_replacements_and_the_cache_are_scoped_to_their_endpoint(
     assert "Resumed the replace of image set" in on_a.output
     [(a_new, primary)] = _study_sets(project.client)
     assert primary and a_new != NM
+    # Audited as a replace, by the run that finished it, with what the copy's calls changed.
+    trail = [r for state in local_trails(project.root) for r in records(state)]
+    [resumed] = [r for r in trail if r["outcome"] == "RECOVERED"]
+    assert (resumed["action"], resumed["image_set_id"]) == ("replace", NM)
+    assert resumed["new_image_set_id"] == a_new and "Patient.PatientID" in resumed["keys"]
     assert metadata(project.client, SEED_DATASTORE_ID, a_new)["Patient"]["DICOM"][
         "PatientID"] == "MRN00008"  # fmt: skip
 
@@ -418,6 +425,8 @@ def test_a_revert_of_a_replace_that_dies_midway_is_finished_not_repeated(
     again = project.run("revert", "--run", replacing, "--auto-approve")
     assert again.exit_code == 0, again.output
     assert "Resumed the replace of image set" in again.output
+    trail = [r for state in local_trails(project.root) for r in records(state)]
+    assert [r["action"] for r in trail if r["outcome"] == "RECOVERED"] == ["replace"]
     restored, lost = _one_primary_as_before(project)
     assert lost == 0
     third = project.run("revert", "--run", replacing, "--auto-approve")

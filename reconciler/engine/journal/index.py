@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -41,12 +39,11 @@ from typing import Any
 from reconciler.engine.journal.reader import newest_first_key, parse_run, unreadable
 from reconciler.engine.journal.records import FORMAT_VERSION, JournalError, Outcome, RunHeader
 from reconciler.engine.journal.run import CallKey, Run, RunSummary
-from reconciler.state import Conflict, State, StateError, dumps
+from reconciler.state import Blob, State, StateError, dumps
 
 INDEX_KEY = "runs/index.json"
 INDEX_FORMAT = 3
 OPEN, ENDED, INTERRUPTED = "open", "ended", "interrupted"
-_WRITE_ATTEMPTS = 40  # conditional writes of the index before giving up (many shards)
 
 Call = tuple[str, str, int]  # data store, image set, call
 
@@ -277,44 +274,37 @@ def load_entries(state: State) -> tuple[dict[str, Any], str | None]:
     """The index's entries (run ID → entry) and its tag; ({}, None) when there is no
     index, and ({}, tag) when it is not one this reconciler wrote (then rebuilt)."""
     blob = state.get(INDEX_KEY)
+    return _entries(blob), None if blob is None else blob.tag
+
+
+def _entries(blob: Blob | None) -> dict[str, Any]:
     if blob is None:
-        return {}, None
+        return {}
     try:
         document = json.loads(blob.data)
     except (ValueError, RecursionError):
-        return {}, blob.tag
+        return {}
     if (
         not isinstance(document, dict)
         or document.get("index_format") != INDEX_FORMAT
         or not isinstance(document.get("runs"), dict)
     ):
-        return {}, blob.tag
-    return document["runs"], blob.tag
+        return {}
+    runs: dict[str, Any] = document["runs"]
+    return runs
 
 
 def update(state: State, change: Callable[[dict[str, Any]], None]) -> None:
     """Apply ``change`` to the index's entries and write it back, conditionally: a
     writer that changed it meanwhile is not overwritten (read again, changed again)."""
-    for attempt in range(_WRITE_ATTEMPTS):
-        entries, tag = load_entries(state)
+
+    def changed(blob: Blob | None) -> bytes:
+        entries = _entries(blob)
         change(entries)
-        document = {
-            "index_format": INDEX_FORMAT,
-            "journal_format": FORMAT_VERSION,
-            "runs": entries,
-        }
-        try:
-            if tag is None:
-                state.put(INDEX_KEY, dumps(document), if_absent=True)
-            else:
-                state.put(INDEX_KEY, dumps(document), if_tag=tag)
-            return
-        except Conflict:
-            time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
-    raise StateError(
-        f"cannot update {state.shown(INDEX_KEY)}: {_WRITE_ATTEMPTS} other writers changed it "
-        "meanwhile; try again"
-    )
+        document = {"index_format": INDEX_FORMAT, "journal_format": FORMAT_VERSION}
+        return dumps({**document, "runs": entries})
+
+    state.rewrite(INDEX_KEY, changed)
 
 
 def next_seq(entries: dict[str, Any]) -> int:

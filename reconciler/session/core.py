@@ -77,6 +77,7 @@ from reconciler.engine.show import show as show_image_set
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
+from reconciler.healthimaging.sqs import EventQueue
 from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest
 from reconciler.manifest.render import lines
@@ -88,6 +89,7 @@ from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
+from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
 from reconciler.state.local import LocalBackend
 from reconciler.state.migrate import migrate
@@ -177,6 +179,7 @@ class Session:
         self.lock_timeout = 0.0
         self._generations: dict[str, str] = {}
         self._sending = Sending()
+        self._watcher: Watcher | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -373,12 +376,7 @@ class Session:
     ) -> Plan:
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             self.ahi.limiter.share(*shard)
-        stores = [m.datastore_id for m in loaded.manifests]
-        cache = ProjectionCache(
-            LocalBackend(self.config.cache_dir / "projections", self.config.root),
-            scope=self._cache_scope(stores),
-            warn=self._notify,
-        )
+        cache = self._projection_cache([m.datastore_id for m in loaded.manifests])
         return make_plan(
             self.ahi,
             loaded.manifests,
@@ -392,6 +390,13 @@ class Session:
             replaced=self._replacements(),
             combine_forced=combine_forced,
             left_out=self._left_out,
+        )
+
+    def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
+        return ProjectionCache(
+            LocalBackend(self.config.cache_dir / "projections", self.config.root),
+            scope=self._cache_scope(datastore_ids),
+            warn=self._notify,
         )
 
     def _replacements(self) -> dict[str, str]:
@@ -477,6 +482,46 @@ class Session:
         if plan.has_changes:  # where to look: the version that made each drifted value
             plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
         return DriftResult(plan, coverage)
+
+    def watch(
+        self,
+        queue: str,
+        paths: PathsLike = (),
+        *,
+        options: WatchOptions | None = None,
+        report: Callable[[BatchReport], None] | None = None,
+    ) -> WatchResult:
+        """Drift checked as HealthImaging announces changes, from the SQS queue its
+        EventBridge events are routed to (``queue``: ``sqs://…`` or its https URL), until
+        :meth:`stop_watching`; one ``report`` per checked batch. Reads only; the
+        checkpoint and what was notified are kept in the state
+        (:mod:`reconciler.session.watch`)."""
+        if self.targeting.active:
+            raise ConfigError("--watch must see every manifest: not with --manifest or -l")
+        events = EventQueue(queue, region=self.region, profile=self.profile or self.config.profile)
+        self._stack.callback(events.close)
+        self._watcher = Watcher(
+            ahi=self.ahi,
+            queue=events,
+            state=self.state,
+            endpoint=self.label,
+            load=lambda: self.load(paths),
+            plan=lambda loaded, targets: self._make_plan(
+                loaded, shard=None, parallelism=None, targets=(targets, [])
+            ),
+            generations=self.generations,
+            cache=self._projection_cache,
+            roots=[self._here(p) for p in paths] or [self._here("manifests")],
+            options=options or WatchOptions(),
+            report=report or (lambda batch: None),
+            warn=self._notify,
+        )
+        return self._watcher.run()
+
+    def stop_watching(self) -> bool:
+        """Stop :meth:`watch` after the batch in flight (from a signal handler or another
+        thread); whether one is in flight."""
+        return self._watcher.stop() if self._watcher is not None else False
 
     def _drift_state(self, generations: Mapping[str, str]) -> DriftState | None:
         try:

@@ -26,7 +26,7 @@ import enum
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SOURCE = "aws.medical-imaging"
 _ID = re.compile(r"^[0-9a-z]{32}$")
@@ -112,7 +112,6 @@ class Batch:
     imports: tuple[tuple[str, str], ...] = ()  # (data store, job ID) completed
     idle: int = 0  # events that ask nothing: in flight, data store and other job events
     newest: str = ""  # the latest event time seen (the service's clock)
-    datastores: frozenset[str] = field(default_factory=frozenset)
 
 
 def coalesce(events: Iterable[Event]) -> Batch:
@@ -124,10 +123,8 @@ def coalesce(events: Iterable[Event]) -> Batch:
     imports: dict[tuple[str, str], None] = {}
     idle = 0
     newest = ""
-    stores: set[str] = set()
     for event in events:
         newest = max(newest, event.time)
-        stores.add(event.datastore_id)
         pair = (event.datastore_id, event.image_set_id or "")
         if event.change is Change.GONE:
             gone.add(pair)
@@ -148,5 +145,4 @@ def coalesce(events: Iterable[Event]) -> Batch:
         imports=tuple(imports),
         idle=idle,
         newest=newest,
-        datastores=frozenset(stores),
     )

@@ -6,10 +6,13 @@ receives and deletes) — and kill the watcher (SIGKILL) at exact points of its 
 
 from __future__ import annotations
 
+import shutil
 import signal
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 from cli_support import run
 from conftest import set_study_description, settle, wait_for
@@ -27,6 +30,7 @@ from watch_support import (
     study,
 )
 
+from reconciler.emulator.dicom_import.files import sample_files
 from reconciler.emulator.seed import SEED_DATASTORE_ID
 
 __all__ = ["seeded", "services"]  # the fixtures
@@ -142,8 +146,9 @@ def test_none_lost_or_repeated_across_kills_and_ctrl_c_finishes_the_batch(
 
     # Killed between notify and delete: the redelivered batch says nothing again.
     said = len(services.hosts.hooks)
-    after_notify = lambda: len(services.hosts.hooks) > said  # noqa: E731
-    services.sqs.gate = killing(second, "DeleteMessageBatch", when=after_notify)
+    services.sqs.gate = killing(
+        second, "DeleteMessageBatch", when=lambda: len(services.hosts.hooks) > said
+    )
     set_study_description(services.client, SEED_DATASTORE_ID, NM, "TWO")
     second.process.wait(timeout=30)
     services.sqs.gate = None
@@ -203,3 +208,38 @@ def test_watch_refuses_what_it_cannot_do(
     gone = run("drift", "--watch", missing)
     assert gone.exit_code == 1 and "SQS GetQueueAttributes on" in gone.output
     assert "Traceback" not in gone.output + bad.output
+
+
+def test_an_import_that_brings_a_selected_study_is_checked(
+    tmp_path: Path, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = services.client
+    store = client.create_datastore(datastoreName="arrivals")["datastoreId"]
+    info = client.get_datastore
+    wait_for(lambda: info(datastoreId=store)["datastoreProperties"]["datastoreStatus"] == "ACTIVE")
+    ct = next(p for p in sample_files() if p.name == "CT_small.dcm")
+    ct_study = str(pydicom.dcmread(ct, stop_before_pixels=True).StudyInstanceUID)
+    spec = f"  datastoreId: {store}\n" + study(ct_study, "CT ARRIVED")
+    root = project(tmp_path / "repo", services, {"ct-arrivals": spec})
+    monkeypatch.chdir(root)
+    with InThread(root, services, monkeypatch) as watcher:
+        assert watcher.reports[0].checked == ()  # nothing of that study yet
+        services.drained()
+        incoming = tmp_path / "incoming"
+        incoming.mkdir()
+        shutil.copy(ct, incoming / ct.name)
+        client.start_dicom_import_job(
+            jobName="arrivals",
+            datastoreId=store,
+            dataAccessRoleArn="arn:aws:iam::123456789012:role/ImportRole",
+            clientToken=uuid.uuid4().hex,
+            inputS3Uri=incoming.as_uri(),
+            outputS3Uri=(tmp_path / "out").as_uri(),
+        )
+        wait_for(lambda: len(services.hosts.hooks) == 1, 30, "the new study's drift")
+        assert "• new drift: manifest ct-arrivals" in texts(services)[0]
+        wait_for(lambda: any(r.joined for r in watcher.reports), 10, "the batch's report")
+        services.drained()
+    (image_set,) = {pair for r in watcher.reports for pair in r.joined}
+    assert image_set[0] == store
+    assert len(services.hosts.hooks) == 1  # the import's other events said nothing more

@@ -175,7 +175,7 @@ def test_none_lost_or_repeated_across_kills_and_ctrl_c_finishes_the_batch(
 
     # Ctrl-C while waiting for events: stops at once.
     fourth = InProcess(root, services)
-    wait_for(lambda: any("Resumed from the watch checkpoint" in e for e in fourth.errors), 30)
+    fourth.wait_for_line("Resumed from the watch checkpoint", stderr=True)
     fourth.process.send_signal(signal.SIGINT)
     assert fourth.process.wait(timeout=30) == 130
     assert len(services.hosts.hooks) == 3

@@ -189,19 +189,26 @@ class InThread:
 
 
 class InProcess:
-    """``reconciler drift --watch QUEUE --notify HOOK`` as a process of its own."""
+    """``reconciler drift --watch QUEUE --notify HOOK`` as a process of its own (or
+    ``command``, with ``env`` added: a service example's)."""
 
-    def __init__(self, root: Path, services: Services) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RECONCILER_"))}
+    def __init__(
+        self,
+        root: Path,
+        services: Services,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RECONCILER_"))}
         none = str(root / "none")
-        env.update(
+        base.update(
             AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=none, AWS_SHARED_CREDENTIALS_FILE=none
         )
-        command = ["drift", "--watch", services.queue_url, "--notify", services.hook]
+        command = command or ["drift", "--watch", services.queue_url, "--notify", services.hook]
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from reconciler.cli import main; main()", *command],
             cwd=root,
-            env=env,
+            env={**base, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -217,9 +224,10 @@ class InProcess:
         for line in stream:
             into.append(line.rstrip("\n"))
 
-    def wait_for_line(self, text: str, timeout: float = 30.0) -> str:
-        wait_for(lambda: any(text in line for line in self.lines), timeout, repr(text))
-        return next(line for line in self.lines if text in line)
+    def wait_for_line(self, text: str, timeout: float = 30.0, *, stderr: bool = False) -> str:
+        lines = self.errors if stderr else self.lines
+        wait_for(lambda: any(text in line for line in lines), timeout, repr(text))
+        return next(line for line in lines if text in line)
 
     def kill(self) -> None:
         if self.process.poll() is None:

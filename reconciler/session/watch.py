@@ -39,7 +39,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from reconciler.engine.events import Batch, Pair, coalesce, parse
 from reconciler.engine.incremental import MARGIN
@@ -48,7 +50,14 @@ from reconciler.engine.plan import Plan
 from reconciler.engine.projection import ProjectionCache, coverage, prune
 from reconciler.engine.resolve import Target, resolve
 from reconciler.errors import ExitCode, ReconcilerError, ValidationFailed
-from reconciler.healthimaging import HealthImaging, ImageSetNotFound, SearchFilter
+from reconciler.healthimaging import (
+    EndpointUnreachable,
+    HealthImaging,
+    ImageSetNotFound,
+    SearchFilter,
+    ServiceUnavailable,
+    Throttled,
+)
 from reconciler.healthimaging.sqs import LONG_POLL, EventQueue, Message, QueueUnavailable
 from reconciler.manifest.model import LoadResult, Manifest, SelectorKind
 from reconciler.reach.http import PostFailed
@@ -58,6 +67,9 @@ from reconciler.session import checkpoint as kept
 from reconciler.state import State
 
 MAX_BACKOFF = 60.0  # seconds between attempts while the queue cannot be reached
+_PASSING = (Throttled, ServiceUnavailable, EndpointUnreachable)
+_T = TypeVar("_T")
+_NOBODY: tuple[Manifest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -301,7 +313,9 @@ class Watcher:
         for datastore_id, job_id in batch.imports:
             if datastore_id not in stores:
                 continue
-            for pair, taken in self._imported(datastore_id, job_id).items():
+            nothing: dict[Pair, tuple[Manifest, ...] | None] = {}
+            imported = self._settled(partial(self._imported, datastore_id, job_id), nothing)
+            for pair, taken in imported.items():
                 if pair in owned:
                     found.targets[pair] = tuple(named[n] for n in owned[pair] if n in named)
                 elif taken is None:
@@ -312,7 +326,7 @@ class Watcher:
         for pair in dict.fromkeys(candidates):
             if pair in found.targets:
                 continue
-            taken = self._take(pair)
+            taken = self._settled(partial(self._take, pair), _NOBODY)
             if taken:
                 found.targets[pair] = taken
                 found.joined.append(pair)
@@ -329,6 +343,18 @@ class Watcher:
             if by_id:  # named by ID: the plan reports it gone
                 found.targets[pair] = by_id
         return found
+
+    def _settled(self, read: Callable[[], _T], nothing: _T) -> _T:
+        """``read()``. A failure that may pass (throttled, unavailable) fails the
+        batch, whose events come back; any other (access denied, …) is said, and the
+        batch goes on without that read (``nothing``) rather than fail every time."""
+        try:
+            return read()
+        except _PASSING:
+            raise
+        except ReconcilerError as failure:
+            self._warn(f"Warning: {failure}; going on without it.")
+            return nothing
 
     def _imported(self, datastore_id: str, job_id: str) -> dict[Pair, tuple[Manifest, ...] | None]:
         """The image sets an import touched (updated between its start and end, by the

@@ -89,7 +89,7 @@ from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
-from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult
+from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult, Workings
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
 from reconciler.state.local import LocalBackend
 from reconciler.state.migrate import migrate
@@ -500,21 +500,21 @@ class Session:
             raise ConfigError("--watch must see every manifest: not with --manifest or -l")
         events = EventQueue(queue, region=self.region, profile=self.profile or self.config.profile)
         self._stack.callback(events.close)
-        self._watcher = Watcher(
+        workings = Workings(
             ahi=self.ahi,
-            queue=events,
             state=self.state,
             endpoint=self.label,
+            roots=tuple(self._here(p) for p in paths) or (self._here("manifests"),),
             load=lambda: self.load(paths),
             plan=lambda loaded, targets: self._make_plan(
                 loaded, shard=None, parallelism=None, targets=(targets, [])
             ),
             generations=self.generations,
             cache=self._projection_cache,
-            roots=[self._here(p) for p in paths] or [self._here("manifests")],
-            options=options or WatchOptions(),
-            report=report or (lambda batch: None),
             warn=self._notify,
+        )
+        self._watcher = Watcher(
+            workings, events, options or WatchOptions(), report or (lambda batch: None)
         )
         return self._watcher.run()
 

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import TypeVar
 
 from reconciler.engine.events import Batch, Pair, coalesce, parse
-from reconciler.engine.incremental import MARGIN
 from reconciler.engine.ownership import Tags, by_tags, owners
 from reconciler.engine.plan import Plan
 from reconciler.engine.projection import ProjectionCache, coverage, prune
@@ -67,6 +66,9 @@ from reconciler.session import checkpoint as kept
 from reconciler.state import State
 
 MAX_BACKOFF = 60.0  # seconds between attempts while the queue cannot be reached
+# The search's index may lag the writes it describes: an import's window reaches this
+# far past its start and end (the service's clock).
+IMPORT_MARGIN = dt.timedelta(minutes=5)
 _PASSING = (Throttled, ServiceUnavailable, EndpointUnreachable)
 _T = TypeVar("_T")
 _NOBODY: tuple[Manifest, ...] = ()
@@ -139,39 +141,48 @@ def stamp(roots: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class Workings:
+    """What the watcher uses of its session: the paced client, the state, where the
+    manifests are, and how the session loads them, plans given targets (as ``drift``
+    does), names data stores' generations, opens the projection cache and says a
+    warning."""
+
+    ahi: HealthImaging
+    state: State
+    endpoint: str  # the session's label, named in every notification
+    roots: tuple[Path, ...]
+    load: Callable[[], LoadResult]
+    plan: Callable[[LoadResult, list[Target]], Plan]
+    generations: Callable[[Sequence[str]], dict[str, str]]
+    cache: Callable[[Sequence[str]], ProjectionCache]
+    warn: Callable[[str], None]
+
+
 class Watcher:
-    """The loop of the module docstring. Everything it reads goes through ``ahi`` (the
-    session's paced client); ``plan`` plans given targets as ``drift`` does."""
+    """The loop of the module docstring. Everything it reads goes through the session's
+    paced client."""
 
     def __init__(
         self,
-        *,
-        ahi: HealthImaging,
+        workings: Workings,
         queue: EventQueue,
-        state: State,
-        endpoint: str,
-        load: Callable[[], LoadResult],
-        plan: Callable[[LoadResult, list[Target]], Plan],
-        generations: Callable[[Sequence[str]], dict[str, str]],
-        cache: Callable[[Sequence[str]], ProjectionCache],
-        roots: Sequence[Path],
         options: WatchOptions,
         report: Callable[[BatchReport], None],
-        warn: Callable[[str], None],
     ) -> None:
-        self.ahi = ahi
+        self.ahi = workings.ahi
+        self.state = workings.state
+        self.endpoint = workings.endpoint
+        self.roots = workings.roots
+        self._load = workings.load
+        self._plan = workings.plan
+        self._generations = workings.generations
+        self._cache_for = workings.cache
+        self._warn = workings.warn
         self.queue = queue
-        self.state = state
-        self.endpoint = endpoint
-        self._load = load
-        self._plan = plan
-        self._generations = generations
-        self._cache_for = cache
-        self.cache: ProjectionCache | None = None
-        self.roots = tuple(roots)
         self.options = options
         self._report = report
-        self._warn = warn
+        self.cache: ProjectionCache | None = None
         self._stopping = threading.Event()
         self._in_flight = False
         self._batches = 0
@@ -364,7 +375,7 @@ class Watcher:
         job = self.ahi.get_import_job(datastore_id, job_id)
         start = job.submitted_at or dt.datetime.now(dt.UTC)
         end = job.ended_at or dt.datetime.now(dt.UTC)
-        window = SearchFilter.between("updatedAt", start - MARGIN, end + MARGIN)
+        window = SearchFilter.between("updatedAt", start - IMPORT_MARGIN, end + IMPORT_MARGIN)
         selecting = by_tags(self.loaded.manifests, datastore_id)
         return {
             (datastore_id, summary.image_set_id): owners(selecting, Tags.of_summary(summary))
@@ -501,4 +512,4 @@ class _Keeping:
                 self.warn(f"Warning: could not keep the batch's messages invisible ({failure})")
 
 
-__all__ = ["BatchReport", "WatchOptions", "WatchResult", "Watcher", "stamp"]
+__all__ = ["BatchReport", "WatchOptions", "WatchResult", "Watcher", "Workings", "stamp"]

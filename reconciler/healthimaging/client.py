@@ -55,6 +55,7 @@ from reconciler.healthimaging.models import (
     ImageSetInfo,
     ImageSetState,
     ImageSetSummary,
+    ImportJobInfo,
     SearchFilter,
     Sort,
     UpdateResult,
@@ -389,6 +390,11 @@ class HealthImaging:
         same ID is another one)."""
         answer = self._call("GetDatastore", None, datastoreId=datastore_id)
         return DatastoreInfo.from_wire(answer.get("datastoreProperties") or {})
+
+    def get_import_job(self, datastore_id: str, job_id: str) -> ImportJobInfo:
+        """When an import job was submitted and ended (GetDICOMImportJob)."""
+        answer = self._call("GetDICOMImportJob", None, datastoreId=datastore_id, jobId=job_id)
+        return ImportJobInfo.from_wire(answer.get("jobProperties") or {})
 
     def list_datastores(self) -> Iterator[tuple[str, str, str]]:
         """Every data store of the account and region: (ID, name, status)."""

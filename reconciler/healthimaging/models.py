@@ -143,6 +143,26 @@ class DatastoreInfo:
 
 
 @dataclass(frozen=True)
+class ImportJobInfo:
+    """GetDICOMImportJob: when an import ran (the service's clock)."""
+
+    job_id: str
+    status: str
+    submitted_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ImportJobInfo:
+        submitted, ended = data.get("submittedAt"), data.get("endedAt")
+        return cls(
+            job_id=str(data.get("jobId", "")),
+            status=str(data.get("jobStatus", "")),
+            submitted_at=submitted if isinstance(submitted, datetime) else None,
+            ended_at=ended if isinstance(ended, datetime) else None,
+        )
+
+
+@dataclass(frozen=True)
 class ImageSetSummary:
     """One SearchImageSets result: the latest version and the indexed DICOM tags."""
 

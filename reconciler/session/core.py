@@ -81,6 +81,7 @@ from reconciler.engine.show import show as show_image_set
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
+from reconciler.healthimaging.sqs import EventQueue
 from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest, Why
 from reconciler.manifest.policies import PolicySet, load_policies
@@ -97,6 +98,7 @@ from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
+from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult, Workings
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
 from reconciler.state.local import LocalBackend
 from reconciler.state.migrate import migrate
@@ -216,6 +218,7 @@ class Session:
         self._ci: tuple[str | None, str | None] | None = None  # the job's URL and commit
         # The audit trail of the runs this session writes (each outcome as it is known).
         self.audit = audit.AuditObserver(lambda: self.state, self._who, self._study_of)
+        self._watcher: Watcher | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -447,12 +450,7 @@ class Session:
     ) -> Plan:
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             self.ahi.limiter.share(*shard)
-        stores = [m.datastore_id for m in loaded.manifests]
-        cache = ProjectionCache(
-            LocalBackend(self.config.cache_dir / "projections", self.config.root),
-            scope=self._cache_scope(stores),
-            warn=self._notify,
-        )
+        cache = self._projection_cache([m.datastore_id for m in loaded.manifests])
         plan = make_plan(
             self.ahi,
             loaded.manifests,
@@ -468,6 +466,13 @@ class Session:
             left_out=self._left_out,
         )
         return dataclasses.replace(plan, sources=sources_of(loaded.manifests))
+
+    def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
+        return ProjectionCache(
+            LocalBackend(self.config.cache_dir / "projections", self.config.root),
+            scope=self._cache_scope(datastore_ids),
+            warn=self._notify,
+        )
 
     def _replacements(self) -> dict[str, str]:
         """Old image set ID → the one that replaced it, from the state; {} (said once)
@@ -552,6 +557,46 @@ class Session:
         if plan.has_changes:  # where to look: the version that made each drifted value
             plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
         return DriftResult(plan, coverage)
+
+    def watch(
+        self,
+        queue: str,
+        paths: PathsLike = (),
+        *,
+        options: WatchOptions | None = None,
+        report: Callable[[BatchReport], None] | None = None,
+    ) -> WatchResult:
+        """Drift checked as HealthImaging announces changes, from the SQS queue its
+        EventBridge events are routed to (``queue``: ``sqs://…`` or its https URL), until
+        :meth:`stop_watching`; one ``report`` per checked batch. Reads only; the
+        checkpoint and what was notified are kept in the state
+        (:mod:`reconciler.session.watch`)."""
+        if self.targeting.active:
+            raise ConfigError("--watch must see every manifest: not with --manifest or -l")
+        events = EventQueue(queue, region=self.region, profile=self.profile or self.config.profile)
+        self._stack.callback(events.close)
+        workings = Workings(
+            ahi=self.ahi,
+            state=self.state,
+            endpoint=self.label,
+            roots=tuple(self._here(p) for p in paths) or (self._here("manifests"),),
+            load=lambda: self.load(paths),
+            plan=lambda loaded, targets: self._make_plan(
+                loaded, shard=None, parallelism=None, targets=(targets, [])
+            ),
+            generations=self.generations,
+            cache=self._projection_cache,
+            warn=self._notify,
+        )
+        self._watcher = Watcher(
+            workings, events, options or WatchOptions(), report or (lambda batch: None)
+        )
+        return self._watcher.run()
+
+    def stop_watching(self) -> bool:
+        """Stop :meth:`watch` after the batch in flight (from a signal handler or another
+        thread); whether one is in flight."""
+        return self._watcher.stop() if self._watcher is not None else False
 
     def _drift_state(self, generations: Mapping[str, str]) -> DriftState | None:
         try:

@@ -106,6 +106,13 @@ class CountingProxy:
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def retarget(self, upstream: str) -> None:
+        """Forward to ``upstream`` from now on (a server restarted on another port): the
+        proxy's own URL, which clients were given, stays."""
+        parts = urlsplit(upstream)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._local = threading.local()
+
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
@@ -172,7 +179,9 @@ class CountingProxy:
                     body=body,
                 )
             )
-        handler.send_response(response.status)
+        # The upstream's own Date and Server, not the proxy's: a client reads the
+        # service's time off Date (reconciler.healthimaging.clock).
+        handler.send_response_only(response.status)
         for key, value in response.getheaders():
             if key.lower() not in _HOP_BY_HOP:
                 handler.send_header(key, value)

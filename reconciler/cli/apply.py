@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     open_session,
     parallelism_option,
     phi_option,
+    refresh_option,
     replace_primary_option,
     set_targeting,
     shard_option,
@@ -119,6 +120,7 @@ class _Console:
 @phi_option
 @parallelism_option
 @shard_option
+@refresh_option
 @replace_primary_option
 @combine_forced_option
 @click.option(
@@ -161,6 +163,7 @@ def apply(
     show_phi: bool,
     parallelism: int | None,
     shard: tuple[int, int] | None,
+    refresh: bool,
     replace_primary: bool,
     combine_forced: bool,
     allow_force: bool,
@@ -224,6 +227,7 @@ def apply(
                 study_wide=study_wide,
                 reviewed=session.load_plan(reviewed) if reviewed is not None else None,
                 approval=approval([*approvers, os.environ.get(APPROVERS_VARIABLE, "")], meaning),
+                refresh=refresh,
             )
         finally:
             stopper.disarm()

@@ -199,6 +199,16 @@ def shard_option(func: F) -> F:
     )(func)  # fmt: skip
 
 
+def refresh_option(func: F) -> F:
+    return click.option(
+        "--refresh", is_flag=True,
+        help="Read every image set the manifests select. By default a plan is warm where "
+        "an earlier apply or drift observed them: it reads only what the service says "
+        "changed since (SearchImageSets on updatedAt, the service's clock), what was not "
+        "in sync then and what new or edited manifests select; the summary says so.",
+    )(func)  # fmt: skip
+
+
 def targeting_options(func: F) -> F:
     """--manifest NAME and -l key=value: act on some manifests only (see
     reconciler.manifest.targeting); the plan names what was left out."""

@@ -13,6 +13,7 @@ from reconciler.cli.common import (
     parallelism_option,
     paths_argument,
     phi_option,
+    refresh_option,
     replace_primary_option,
     set_targeting,
     shard_option,
@@ -43,6 +44,7 @@ from reconciler.session import Session
 @phi_option
 @parallelism_option
 @shard_option
+@refresh_option
 @replace_primary_option
 @combine_forced_option
 @targeting_options
@@ -56,6 +58,7 @@ def plan(
     show_phi: bool,
     parallelism: int | None,
     shard: tuple[int, int] | None,
+    refresh: bool,
     replace_primary: bool,
     combine_forced: bool,
     manifest_names: tuple[str, ...],
@@ -67,6 +70,11 @@ def plan(
     compares the attributes the manifests name (nothing else), and prints
     `+` add, `~` replace, `-` remove with before → after values, then the number of
     update calls and the least time the update quota needs for them.
+
+    Warm after an apply or drift recorded what it observed: then only the image sets
+    the service says changed since, those not in sync then and those of new or edited
+    manifests are read, and the summary says how many (`--refresh` reads all). Plan
+    never writes the state: a pull request's job needs only read access.
 
     \b
     Examples:
@@ -84,6 +92,7 @@ def plan(
             parallelism=parallelism,
             replace_primary=replace_primary,
             combine_forced=combine_forced,
+            refresh=refresh,
         )
     if out is not None:
         planfile.save(result.plan, out)
@@ -101,12 +110,12 @@ def plan(
 @phi_option
 @parallelism_option
 @shard_option
+@refresh_option
 @click.option(
     "--since-last-run",
     is_flag=True,
-    help="Check only image sets the service says changed since the last drift "
-    "(SearchImageSets by updatedAt, on the service's clock), those that were drifted, "
-    "blocked or unreadable then, and those of new or edited manifests.",
+    help="Warm, as by default, and say so when no earlier apply or drift recorded an "
+    "observation (then everything is read).",
 )
 @click.option(
     "--notify",
@@ -134,6 +143,7 @@ def drift(
     show_phi: bool,
     parallelism: int | None,
     shard: tuple[int, int] | None,
+    refresh: bool,
     since_last_run: bool,
     notify_url: str | None,
     watch_queue: str | None,
@@ -147,11 +157,13 @@ def drift(
     lists both), 1 error. The report names the manifest, image set and attribute. Made
     for a scheduled CI job or cron: see docs/ci.md.
 
-    Each drift records in the state when it began (the service's time), what each
-    manifest resolved to and which image sets were drifted, blocked or unreadable, so
-    the next `drift --since-last-run` costs O(changes), not O(manifests), and never
-    forgets drift nobody fixed. Drift needs only read access to the state: where it
-    cannot write, the next --since-last-run checks everything.
+    Each drift (and apply) records in the state when it began (the service's time),
+    what each manifest selects and which image sets were drifted, blocked or
+    unreadable, so the next drift reads only what changed since and what was not in
+    sync: O(changes), not O(manifests), and drift nobody fixed is reported every time.
+    `--refresh` reads everything (run it now and then: an image set deleted since the
+    last observation is noticed only then, or by --watch). Drift needs only read
+    access to the state: where it cannot write, the next drift reads more.
     """
     if notify_url and (shard or manifest_names or labels):
         raise click.UsageError("--notify must see every manifest: not with --shard, --manifest, -l")
@@ -166,7 +178,11 @@ def drift(
     with open_session(ctx, show_phi) as session:
         set_targeting(session, manifest_names, labels)
         result = session.drift(
-            paths, since_last_run=since_last_run, shard=shard, parallelism=parallelism
+            paths,
+            since_last_run=since_last_run,
+            refresh=refresh,
+            shard=shard,
+            parallelism=parallelism,
         )
         emit(result.plan, outputs, show_phi=session.show_phi, verb="drift")
         write_step_summary(result.plan, "drift")

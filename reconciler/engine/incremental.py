@@ -30,8 +30,9 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from reconciler.engine.plan import Plan, in_shard
 from reconciler.engine.resolve import Target, Unresolved, image_sets_of
 from reconciler.healthimaging import HealthImaging, SearchFilter
 from reconciler.healthimaging.models import ImageSetSummary
@@ -39,6 +40,14 @@ from reconciler.manifest.model import Manifest, SelectorKind
 from reconciler.state import State, StateError, dumps
 
 DRIFT_KEY = "drift/state.json"
+
+
+def state_key(shard: tuple[int, int] | None) -> str:
+    """Where the last observation of the whole tree, or of shard K of N, is kept: each
+    shard records its own (and holds its own lock), so shards never overwrite another's."""
+    return DRIFT_KEY if shard is None else f"drift/shard-{shard[0]}-of-{shard[1]}.json"
+
+
 STATE_FORMAT = 2
 # The search's index and the Date header (to the second) may lag the write they
 # describe: the window reaches this far before the watermark.
@@ -67,23 +76,25 @@ class DriftState:
 
 @dataclass(frozen=True)
 class Coverage:
-    """How much of what the manifests select a drift looked at."""
+    """How much of what the manifests select a plan or drift looked at."""
 
     selected: int  # image sets the manifests select
     checked: int  # image sets read this time
-    incremental: bool  # only what changed or was open (--since-last-run)
+    incremental: bool  # only what changed or was open (warm)
 
 
 def _check(body: dict[str, object]) -> str:
     return hashlib.sha256(dumps(body)).hexdigest()
 
 
-def load_state(state: State, generations: Mapping[str, str]) -> DriftState | None:
+def load_state(
+    state: State, generations: Mapping[str, str], key: str = DRIFT_KEY
+) -> DriftState | None:
     """The last drift's state, or None (then drift checks everything): none recorded,
     not whole (its digest), of another format, or of other data stores than
     ``generations`` (re-created under the same IDs)."""
     try:
-        data = state.read_json(DRIFT_KEY)
+        data = state.read_json(key)
     except StateError:
         return None
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT:
@@ -106,7 +117,7 @@ def load_state(state: State, generations: Mapping[str, str]) -> DriftState | Non
         return None
 
 
-def save_state(state: State, drift: DriftState) -> None:
+def save_state(state: State, drift: DriftState, key: str = DRIFT_KEY) -> None:
     """Record ``drift``; a :class:`StateError` when state cannot be written."""
     body: dict[str, object] = {
         "format": STATE_FORMAT,
@@ -116,35 +127,38 @@ def save_state(state: State, drift: DriftState) -> None:
         "open": sorted(map(list, drift.open)),
         "datastores": dict(drift.datastores),
     }
-    state.write_json(DRIFT_KEY, {**body, "check": _check(body)})
+    state.write_json(key, {**body, "check": _check(body)})
 
 
 def state_after(
     watermark: dt.datetime,
     manifests: Sequence[Manifest],
-    targets: Sequence[Target],
+    owned: Mapping[str, Iterable[Pair]],
     *,
     open_now: Iterable[Pair],
     generations: Mapping[str, str],
-    previous: DriftState | None = None,
 ) -> DriftState:
-    """The state to record after a drift that began at ``watermark`` (the service's
-    time), checked ``targets`` and found ``open_now`` drifted, blocked or unreadable."""
-    owned: dict[str, set[Pair]] = defaultdict(set)
-    if previous is not None:
-        for name, pairs in previous.targets.items():
-            owned[name].update(pairs)
-    for target in targets:
-        for manifest in target.manifests:
-            owned[manifest.name].add((target.datastore_id, target.image_set_id))
+    """The state to record after a plan or drift that began at ``watermark`` (the
+    service's time): what each manifest selects now (``owned``, read or answered from
+    the last observation) and what was drifted, blocked or unreadable (``open_now``)."""
     names = {m.name for m in manifests}
     return DriftState(
         watermark=watermark,
         digests={m.name: m.digest for m in manifests},
-        targets={name: sorted(pairs) for name, pairs in owned.items() if name in names},
+        targets={name: sorted(set(pairs)) for name, pairs in owned.items() if name in names},
         open=frozenset(open_now),
         datastores=dict(generations),
     )
+
+
+def owned_by_plan(plan_items: Iterable[tuple[str, str, Iterable[str]]]) -> dict[str, set[Pair]]:
+    """Manifest name → the image sets a full plan found it owns, from the plan's
+    (data store, image set, manifest names) entries."""
+    owned: dict[str, set[Pair]] = defaultdict(set)
+    for datastore_id, image_set_id, names in plan_items:
+        for name in names:
+            owned[name].add((datastore_id, image_set_id))
+    return owned
 
 
 def selected(drift: DriftState) -> int:
@@ -177,34 +191,72 @@ def changed_since(
     return changed
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What a warm plan reads, and what the manifests select now.
+
+    ``targets``: the image sets to read (changed since the last observation, open then,
+    or of new and edited manifests); ``unresolved``: manifests that select nothing;
+    ``owned``: manifest name → every image set it selects now, read or not (what the
+    next observation records); ``selected``: how many image sets that is.
+    """
+
+    targets: list[Target]
+    unresolved: list[Unresolved]
+    owned: dict[str, list[Pair]]
+
+    @property
+    def selected(self) -> int:
+        return len({pair for pairs in self.owned.values() for pair in pairs})
+
+
+def _still_matches(manifest: Manifest, summary: ImageSetSummary) -> bool:
+    """Whether a changed image set still matches ``manifest``'s selector, as far as its
+    search summary tells (a summary that does not name the key keeps it)."""
+    selector = manifest.selector
+    if selector.kind is not SelectorKind.IMAGE_SET_ID and (
+        summary.dicom_tags.get(_TAG_OF[selector.kind]) is None
+    ):
+        return True
+    return _matches(manifest, summary)
+
+
 def incremental_targets(
     ahi: HealthImaging,
     manifests: Sequence[Manifest],
     drift: DriftState,
     margin: dt.timedelta = MARGIN,
-) -> tuple[list[Target], list[Unresolved], int]:
-    """The targets ``drift --since-last-run`` checks (see the module docstring), the
-    manifests that resolve to nothing, and how many image sets the manifests select."""
+) -> Observed:
+    """The targets a warm plan or drift reads (see the module docstring), the manifests
+    that select nothing, and what every manifest selects now."""
     stores = (m.datastore_id for m in manifests)
     changed = changed_since(ahi, stores, drift.watermark, margin)
     owners: dict[Pair, list[Manifest]] = defaultdict(list)
+    owned: dict[str, list[Pair]] = {}
     checked: set[Pair] = set()
     unresolved: list[Unresolved] = []
     for manifest in manifests:
         if drift.digests.get(manifest.name) != manifest.digest:
             # new or edited: resolve it now and check all it owns
             pairs = [(manifest.datastore_id, i) for i in image_sets_of(ahi, manifest)]
-            if not pairs:
-                unresolved.append(Unresolved(manifest))
             checked.update(pairs)
         else:
-            pairs = list(drift.targets.get(manifest.name, []))
+            # as recorded, less what changed away from the selector, plus what changed
+            # into it (a new primary image set of a watched study)
+            pairs = [
+                pair
+                for pair in drift.targets.get(manifest.name, [])
+                if pair not in changed or _still_matches(manifest, changed[pair])
+            ]
             pairs += [
                 key
                 for key, summary in changed.items()
                 if key[0] == manifest.datastore_id and _matches(manifest, summary)
             ]
-        for pair in dict.fromkeys(pairs):
+        owned[manifest.name] = list(dict.fromkeys(pairs))
+        if not pairs:
+            unresolved.append(Unresolved(manifest))
+        for pair in owned[manifest.name]:
             owners[pair].append(manifest)
     checked.update(key for key in changed if key in owners)
     checked.update(pair for pair in drift.open if pair in owners)
@@ -212,4 +264,51 @@ def incremental_targets(
         Target(datastore_id, image_set_id, tuple(owners[(datastore_id, image_set_id)]))
         for datastore_id, image_set_id in sorted(checked)
     ]
-    return targets, unresolved, len(owners)
+    return Observed(targets, unresolved, owned)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """How a plan reads: warm from ``previous`` (the last observation recorded of the
+    same shard, ``found`` what it leaves to read) or cold (``found`` None: everything);
+    ``began`` is the service's time this plan began, what the next observation's window
+    starts from."""
+
+    previous: DriftState | None
+    began: dt.datetime | None
+    generations: Mapping[str, str]
+    shard: tuple[int, int] | None
+    found: Observed | None = None
+
+    @property
+    def targets(self) -> tuple[list[Target], list[Unresolved]] | None:
+        """The targets to plan (None: resolve every selector, cold)."""
+        return None if self.found is None else (self.found.targets, self.found.unresolved)
+
+    def selected(self) -> int | None:
+        """How many image sets of this shard the manifests select (None when cold)."""
+        if self.found is None:
+            return None
+        pairs = {pair for pairs in self.found.owned.values() for pair in pairs}
+        return sum(1 for _, image_set_id in pairs if in_shard(image_set_id, self.shard))
+
+    def shown(self, plan: Plan) -> Plan:
+        """``plan`` saying what it answered from the observation: how many image sets
+        the manifests select and since when the rest did not change. A warm plan that
+        read everything is shown as the full plan it is."""
+        selected = self.selected()
+        if selected is None or self.previous is None or _read(plan) >= selected:
+            return plan
+        since = self.previous.watermark.isoformat(timespec="seconds").replace("+00:00", "Z")
+        return replace(plan, selected=selected, observed_since=since)
+
+    def coverage(self, plan: Plan) -> Coverage:
+        read = _read(plan)
+        selected = self.selected()
+        if selected is None:
+            return Coverage(read, read, incremental=False)
+        return Coverage(max(selected, read), read, incremental=True)
+
+
+def _read(plan: Plan) -> int:
+    return len({(item.datastore_id, item.image_set_id) for item in plan.image_sets})

@@ -132,9 +132,12 @@ class Plan:
     # drift: for each drifted attribute ("<image set>|<pointer>"), the version that made
     # the live value and when (reconciler.engine.origins).
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
-    # drift --since-last-run: how many image sets the manifests select (the plan holds
-    # only those that changed, were open at the last drift, or are newly managed).
+    # A warm plan: how many image sets the manifests select (the plan holds only those
+    # that changed since the last observation, were not in sync then, or are newly
+    # managed: reconciler.engine.incremental).
     selected: int | None = field(default=None, compare=False)
+    # ... and since when (the service's time) the rest did not change: a warm plan.
+    observed_since: str | None = field(default=None, compare=False)
     update_rate_source: str = field(default="documented", compare=False)
     # The manifests by name: where each is, its reason and ticket (engine.context).
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)

@@ -178,7 +178,28 @@ def quota(plan: Plan) -> str:
 
 
 def in_sync(plan: Plan) -> int:
-    return len(plan.image_sets) - len(plan.to_update) - len(plan.blocked)
+    """Image sets in sync: those read and found so, and (a warm plan) those not read
+    because nothing changed since the last observation found them so."""
+    found = len(plan.image_sets) - len(plan.to_update) - len(plan.blocked)
+    if plan.selected is None:
+        return found
+    return found + max(0, plan.selected - read(plan))
+
+
+def read(plan: Plan) -> int:
+    """How many image sets the plan read."""
+    return len({(item.datastore_id, item.image_set_id) for item in plan.image_sets})
+
+
+def warm(plan: Plan) -> str:
+    """What a warm plan read and why the rest is in sync (" " first), or ""."""
+    if plan.selected is None:
+        return ""
+    return (
+        f" Read {read(plan)} of the {plan.selected}: the rest did not change since "
+        f"{plan.observed_since or 'the last observation'} (the service's clock; --refresh "
+        "reads them all)."
+    )
 
 
 def left_out(plan: Plan, shown: int = 10) -> str:
@@ -202,22 +223,14 @@ def summary(plan: Plan, *, verb: str = "plan") -> str:
         selectors = plural(len(plan.unresolved), "selector")
         unresolved = f" {selectors} {'matches' if len(plan.unresolved) == 1 else 'match'}"
         unresolved += " no image set."
-    looked = ""
-    if plan.selected is not None:  # drift --since-last-run looked at part of the selection
-        looked = (
-            f" Looked at {plural(len(plan.image_sets), 'image set')} (changed since the last "
-            f"drift, or drifted, blocked or unreadable then) of the "
-            f"{plural(plan.selected, 'image set')} the manifests select."
-        )
+    looked = warm(plan)
     if not plan.to_update and not plan.blocked:
         no = "No drift." if verb == "drift" else "No changes."
-        count = len(plan.image_sets)
-        if plan.selected is not None:
-            return f"{no}{looked}{unresolved}"
+        count = in_sync(plan)
         if count == 0:
             return f"{no} The manifests select no image set.{unresolved}"
         match = "image set matches its" if count == 1 else "image sets match their"
-        return f"{no} {count} {match} manifests.{unresolved}"
+        return f"{no} {count} {match} manifests.{looked}{unresolved}"
     update = plural(len(plan.to_update), "image set") + " to update"
     if plan.to_update:
         changes = sum(len(item.diff.changes) for item in plan.to_update)

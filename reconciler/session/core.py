@@ -28,7 +28,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
@@ -50,13 +50,15 @@ from reconciler.engine.context import sources_of
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import (
-    Coverage,
     DriftState,
+    Observation,
+    Pair,
     incremental_targets,
     load_state,
+    owned_by_plan,
     save_state,
-    selected,
     state_after,
+    state_key,
 )
 from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunHeader, RunStore
 from reconciler.engine.journal.legacy import import_journals
@@ -66,7 +68,7 @@ from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
 from reconciler.engine.recovery import recovering
 from reconciler.engine.replace import replacements, resume_interrupted
-from reconciler.engine.resolve import Target, Unresolved, resolve
+from reconciler.engine.resolve import Target, Unresolved
 from reconciler.engine.revert import (
     RevertItem,
     apply_revert,
@@ -495,68 +497,91 @@ class Session:
         parallelism: int | None = None,
         replace_primary: bool = False,
         combine_forced: bool = False,
+        refresh: bool = False,
     ) -> PlanResult:
-        """What apply would change, image set by image set. Reads only.
-        ``combine_forced``: changes that need force may share a call with ones that do
-        not (by default they go in calls of their own, so force never spreads)."""
+        """What apply would change, image set by image set. Reads only (the state too:
+        a pull request's plan writes nothing). ``combine_forced``: changes that need
+        force may share a call with ones that do not (by default they go in calls of
+        their own, so force never spreads). Warm where an apply or drift observed the
+        image sets before: only what changed since is read (:meth:`observe`);
+        ``refresh`` reads everything."""
         loaded = self.load(paths)
+        observation = self.observe(loaded, shard=shard, refresh=refresh)
         plan = self._make_plan(
             loaded,
             shard=shard,
             parallelism=parallelism,
             replace_primary=replace_primary,
+            targets=observation.targets,
             combine_forced=combine_forced,
         )
-        return PlanResult(self.check_policies(plan), detailed)
+        return PlanResult(self.check_policies(observation.shown(plan)), detailed)
 
     def drift(
         self,
         paths: PathsLike = (),
         *,
         since_last_run: bool = False,
+        refresh: bool = False,
         shard: Shard | None = None,
         parallelism: int | None = None,
     ) -> DriftResult:
-        """Whether the live metadata still matches the manifests. Reads only; keeps the
-        drift state in the state backend when it can be written (so ``since_last_run``
-        costs O(changes) and never forgets drift nobody fixed; read-only access only
-        makes the next ``since_last_run`` check everything)."""
+        """Whether the live metadata still matches the manifests. Reads the service only,
+        and O(changes) where an earlier apply or drift observed the image sets
+        (:meth:`observe`; ``refresh`` reads everything); records this observation in the
+        state where it can be written, so drift nobody fixed is never forgotten (with
+        read-only access, the next run reads everything). ``since_last_run``: say so
+        when there is no earlier observation (warm is the default)."""
         loaded = self.load(paths)
+        observation = self.observe(loaded, shard=shard, refresh=refresh)
+        if since_last_run and observation.previous is None and not refresh:
+            self._notify("No earlier drift run recorded: checking everything.")
+        plan = self._make_plan(
+            loaded, shard=shard, parallelism=parallelism, targets=observation.targets
+        )
+        self._record(loaded, plan, observation)
+        plan = observation.shown(plan)
+        if plan.has_changes:  # where to look: the version that made each drifted value
+            plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
+        return DriftResult(plan, observation.coverage(plan))
+
+    def observe(self, loaded: LoadResult, *, shard: Shard | None, refresh: bool) -> Observation:
+        """What a plan reads: where the state holds an observation of these data stores
+        (made by an apply or a drift, of the same shard), only the image sets the
+        service says changed since it began (SearchImageSets on ``updatedAt``, the
+        service's clock), those not in sync then, and those of new or edited manifests
+        (:mod:`reconciler.engine.incremental`); else (``refresh``, no observation, a
+        re-created data store) everything, as a cold plan resolves it."""
         stores = sorted({m.datastore_id for m in loaded.manifests})
         generations = self.generations(stores)  # also the first answer: the service's time
         began = self.ahi.service_clock.first
         self._check_clock()
-        previous = None
-        if since_last_run:
-            previous = self._drift_state(generations)
-            if previous is None:
-                self._notify("No earlier drift run recorded: checking everything.")
-        if previous is not None:
-            found, unresolved, count = incremental_targets(self.ahi, loaded.manifests, previous)
-            targets: Targets = (found, unresolved)
-            coverage = Coverage(count, len(found), incremental=True)
+        previous = None if refresh else self._drift_state(generations, state_key(shard))
+        if previous is None:
+            return Observation(None, began, generations, shard)
+        found = incremental_targets(self.ahi, loaded.manifests, previous)
+        return Observation(previous, began, generations, shard, found)
+
+    def _record(self, loaded: LoadResult, plan: Plan, observation: Observation) -> None:
+        """Keep what ``plan`` observed for the next warm plan: not for a targeted plan
+        (--manifest, -l), which saw part of the tree."""
+        if self.targeting.active or observation.began is None:
+            return
+        open_now = {(p.datastore_id, p.image_set_id) for p in (*plan.to_update, *plan.blocked)}
+        if observation.found is not None:
+            owned: Mapping[str, Iterable[Pair]] = observation.found.owned
         else:
-            targets = resolve(self.ahi, loaded.manifests)
-            coverage = Coverage(len(targets[0]), len(targets[0]), incremental=False)
-        plan = self._make_plan(loaded, shard=shard, parallelism=parallelism, targets=targets)
-        if shard is None and not self.targeting.active and began is not None:
-            open_now = {(p.datastore_id, p.image_set_id) for p in (*plan.to_update, *plan.blocked)}
-            recorded = state_after(
-                began,
-                loaded.manifests,
-                targets[0],
-                open_now=open_now,
-                generations=generations,
-                previous=previous,
+            owned = owned_by_plan(
+                (item.datastore_id, item.image_set_id, item.manifests) for item in plan.image_sets
             )
-            self._save_drift_state(recorded)
-            if previous is not None:
-                coverage = dataclasses.replace(coverage, selected=selected(recorded))
-        if coverage.incremental:
-            plan = dataclasses.replace(plan, selected=coverage.selected)
-        if plan.has_changes:  # where to look: the version that made each drifted value
-            plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
-        return DriftResult(plan, coverage)
+        recorded = state_after(
+            observation.began,
+            loaded.manifests,
+            owned,
+            open_now=open_now,
+            generations=observation.generations,
+        )
+        self._save_drift_state(recorded, state_key(observation.shard))
 
     def watch(
         self,
@@ -598,20 +623,20 @@ class Session:
         thread); whether one is in flight."""
         return self._watcher.stop() if self._watcher is not None else False
 
-    def _drift_state(self, generations: Mapping[str, str]) -> DriftState | None:
+    def _drift_state(self, generations: Mapping[str, str], key: str) -> DriftState | None:
         try:
-            return load_state(self.state, generations)
+            return load_state(self.state, generations, key)
         except ReconcilerError as failure:
             self._notify(f"Warning: the drift state cannot be read ({failure}).")
             return None
 
-    def _save_drift_state(self, recorded: DriftState) -> None:
+    def _save_drift_state(self, recorded: DriftState, key: str) -> None:
         try:
-            save_state(self.state, recorded)
+            save_state(self.state, recorded, key)
         except ReconcilerError as failure:
             self._notify(
-                f"Warning: the drift state was not saved ({failure}); the next "
-                "`drift --since-last-run` checks everything."
+                f"Warning: this observation was not saved ({failure}); the next plan or "
+                "drift reads what it cannot answer from an earlier one."
             )
 
     # -- apply -------------------------------------------------------------------------
@@ -669,6 +694,7 @@ class Session:
         study_wide: bool = False,
         reviewed: Plan | None = None,
         approval: Approval | None = None,
+        refresh: bool = False,
     ) -> ApplyResult:
         """Make the live metadata match: ``source`` is a :class:`Plan` or the
         :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
@@ -705,13 +731,17 @@ class Session:
             else:
                 loaded = self.load(source)
                 self.recover(loaded.digest)
+                observation = self.observe(loaded, shard=shard, refresh=refresh)
                 plan = self._make_plan(
                     loaded,
                     shard=shard,
                     parallelism=parallelism,
                     replace_primary=replace_primary,
+                    targets=observation.targets,
                     combine_forced=combine_forced,
                 )
+                self._record(loaded, plan, observation)
+                plan = observation.shown(plan)
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
             plan = self.check_policies(plan, approval or Approval(()))

@@ -15,7 +15,7 @@ from reconciler.dicom.levels import Level
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
-from reconciler.engine.incremental import incremental_targets, state_after
+from reconciler.engine.incremental import incremental_targets, owned_by_plan, state_after
 from reconciler.engine.journal import Journal
 from reconciler.engine.plan import in_shard, make_plan
 from reconciler.engine.projection import ProjectionCache, prune
@@ -90,10 +90,12 @@ def test_shards_partition_the_image_sets(seeded: Any) -> None:
 def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) -> None:
     ahi, manifests = seeded
     targets, _ = resolve(ahi, manifests)
+    owned = owned_by_plan((t.datastore_id, t.image_set_id, [m.name for m in t.manifests])
+                          for t in targets)  # fmt: skip
     # a drift just ran, and found everything in sync
-    state = state_after(dt.datetime.now(dt.UTC), manifests, targets, open_now=(), generations={})
-    quiet, _, selected = incremental_targets(ahi, manifests, state, dt.timedelta())
-    assert quiet == [] and selected == len(targets)
+    state = state_after(dt.datetime.now(dt.UTC), manifests, owned, open_now=(), generations={})
+    quiet = incremental_targets(ahi, manifests, state, dt.timedelta())
+    assert quiet.targets == [] and quiet.selected == len(targets)
     nm = "07293c9559d92802df5cd515a22a5149"
     last_drift = dt.datetime.now(dt.UTC)
     client.update_image_set_metadata(
@@ -102,17 +104,22 @@ def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) ->
             {"Study": {"DICOM": {"StudyDescription": "edited"}}})}},
     )  # fmt: skip
     settle(client, SEED_DATASTORE_ID, nm)
-    state = state_after(last_drift, manifests, targets, open_now=(), generations={})
+    state = state_after(last_drift, manifests, owned, open_now=(), generations={})
     before = ahi.calls.get("SearchImageSets", 0)
-    changed, _, _ = incremental_targets(ahi, manifests, state, dt.timedelta())
-    assert [t.image_set_id for t in changed] == [nm]
+    changed = incremental_targets(ahi, manifests, state, dt.timedelta())
+    assert [t.image_set_id for t in changed.targets] == [nm]
     assert ahi.calls["SearchImageSets"] - before == 1  # one window search, no selector searches
     # What was drifted last time is checked again, changed or not: nothing is forgotten.
     ct = next(t.image_set_id for t in targets if t.image_set_id != nm)
-    remembered = state_after(dt.datetime.now(dt.UTC), manifests, targets,
-                             open_now=[(SEED_DATASTORE_ID, ct)], generations={})  # fmt: skip
-    again, _, _ = incremental_targets(ahi, manifests, remembered, dt.timedelta())
-    assert [t.image_set_id for t in again] == [ct]
+    remembered = state_after(
+        dt.datetime.now(dt.UTC),
+        manifests,
+        owned,
+        open_now=[(SEED_DATASTORE_ID, ct)],
+        generations={},
+    )
+    again = incremental_targets(ahi, manifests, remembered, dt.timedelta())
+    assert [t.image_set_id for t in again.targets] == [ct]
 
 
 @pytest.mark.parametrize("items", [

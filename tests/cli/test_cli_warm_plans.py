@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import FAST_UPDATES, NM, ROOT, OUTSIDE_VARIABLES, run
+from cli_support import FAST_UPDATES, NM, OUTSIDE_VARIABLES, ROOT, run
 from conftest import make_client, serve, set_study_description
 from wire_support import CountingProxy
 

@@ -209,6 +209,14 @@ class Observed:
     def selected(self) -> int:
         return len({pair for pairs in self.owned.values() for pair in pairs})
 
+    def gone(self, plan: Plan, shard: tuple[int, int] | None) -> dict[str, list[Pair]]:
+        """``owned`` less the image sets read for ``plan`` (of ``shard``) that it does
+        not hold: gone (deleted or replaced) since they were selected."""
+        held = {(item.datastore_id, item.image_set_id) for item in plan.image_sets}
+        read = {(t.datastore_id, t.image_set_id) for t in self.targets}
+        left = {pair for pair in read - held if in_shard(pair[1], shard)}
+        return {name: [p for p in pairs if p not in left] for name, pairs in self.owned.items()}
+
 
 def _still_matches(manifest: Manifest, summary: ImageSetSummary) -> bool:
     """Whether a changed image set still matches ``manifest``'s selector, as far as its

@@ -25,7 +25,7 @@ from reconciler.engine.projection import ProjectionCache, coverage, prune
 from reconciler.engine.resolve import Target, Unresolved, primaries_of_study, resolve
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound
-from reconciler.manifest.model import Manifest
+from reconciler.manifest.model import Manifest, SelectorKind
 
 FORMAT_VERSION = 1
 REPLACE_EXTRA_CALLS = 4  # copy, delete the old primary, copy with promote, delete the copy
@@ -276,6 +276,13 @@ def plan_image_set(
             else tuple(build_payloads(diff, quota_bytes=quota_bytes, combine_forced=combine_forced))
         )
     except ReconcilerError as error:
+        if isinstance(error, ImageSetNotFound) and not any(
+            m.selector.kind is SelectorKind.IMAGE_SET_ID for m in target.manifests
+        ):
+            # Selected by a search (a study, a patient…) and gone since: not selected any
+            # more, as a search now would say (a warm plan's recorded image set, deleted
+            # or replaced since). An image set named by its ID is a problem.
+            return []
         first = target.manifests[0]
         message = error.message
         new_id = (replaced or {}).get(target.image_set_id)

@@ -221,6 +221,7 @@ class Session:
         # The audit trail of the runs this session writes (each outcome as it is known).
         self.audit = audit.AuditObserver(lambda: self.state, self._who, self._study_of)
         self._watcher: Watcher | None = None
+        self._said_unreadable = False
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -482,11 +483,14 @@ class Session:
         try:
             return replacements(self.runs)
         except ReconcilerError as failure:
-            self._notify(
-                f"Warning: the state cannot be read ({failure}); image sets replaced by "
-                "earlier runs are not mapped to their new IDs."
-            )
+            self._unreadable(failure, "image sets replaced by earlier runs are not mapped")
             return {}
+
+    def _unreadable(self, failure: ReconcilerError, consequence: str) -> None:
+        """Say once per session that the state cannot be read, and what that costs."""
+        if not self._said_unreadable:
+            self._said_unreadable = True
+            self._notify(f"Warning: the state cannot be read ({failure}); {consequence}.")
 
     def plan(
         self,
@@ -569,7 +573,7 @@ class Session:
             return
         open_now = {(p.datastore_id, p.image_set_id) for p in (*plan.to_update, *plan.blocked)}
         if observation.found is not None:
-            owned: Mapping[str, Iterable[Pair]] = observation.found.owned
+            owned: Mapping[str, Iterable[Pair]] = observation.found.gone(plan, observation.shard)
         else:
             owned = owned_by_plan(
                 (item.datastore_id, item.image_set_id, item.manifests) for item in plan.image_sets
@@ -627,7 +631,7 @@ class Session:
         try:
             return load_state(self.state, generations, key)
         except ReconcilerError as failure:
-            self._notify(f"Warning: the drift state cannot be read ({failure}).")
+            self._unreadable(failure, "everything is read, as if nothing was observed before")
             return None
 
     def _save_drift_state(self, recorded: DriftState, key: str) -> None:

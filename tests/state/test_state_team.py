@@ -98,7 +98,9 @@ def test_a_fresh_clone_reverts_the_last_run_and_drifts_since_the_last_run(
         made.clone("fresh")
         first = made.run("fresh", "drift", "--since-last-run")
         assert first.returncode == 0, first.stdout + first.stderr
-        assert "No earlier drift run recorded: checking everything." in first.stderr
+        # The apply in CI recorded what it observed, in the team's state: the fresh
+        # clone's first drift goes on from it.
+        assert "No earlier drift run recorded" not in first.stderr
         reverted = made.run("fresh", "revert", "--run", "last", "--auto-approve")
         assert reverted.returncode == 0, reverted.stderr
         assert {i: made.document(i) for i in MANAGED} == originals
@@ -109,7 +111,6 @@ def test_a_fresh_clone_reverts_the_last_run_and_drifts_since_the_last_run(
             night = made.run(clone, "drift", "--since-last-run")
             assert night.returncode == 2, night.stdout + night.stderr
             assert "Drift: 3 image sets to update" in night.stdout
-            assert "of the 3 image sets the manifests select" in night.stdout
         assert len(made.objects("/drift/")) == 1
         for clone in made.clones.values():
             assert not (clone / ".reconciler" / "state").exists()

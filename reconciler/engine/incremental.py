@@ -305,18 +305,14 @@ class Observation:
         the manifests select and since when the rest did not change. A warm plan that
         read everything is shown as the full plan it is."""
         selected = self.selected()
-        if selected is None or self.previous is None or _read(plan) >= selected:
+        if selected is None or self.previous is None or plan.read >= selected:
             return plan
         since = self.previous.watermark.isoformat(timespec="seconds").replace("+00:00", "Z")
         return replace(plan, selected=selected, observed_since=since)
 
     def coverage(self, plan: Plan) -> Coverage:
-        read = _read(plan)
+        read = plan.read
         selected = self.selected()
         if selected is None:
             return Coverage(read, read, incremental=False)
         return Coverage(max(selected, read), read, incremental=True)
-
-
-def _read(plan: Plan) -> int:
-    return len({(item.datastore_id, item.image_set_id) for item in plan.image_sets})

@@ -154,6 +154,18 @@ class Plan:
         return tuple(p for p in self.image_sets if p.action is Action.BLOCKED)
 
     @property
+    def read(self) -> int:
+        """How many image sets the plan read (a warm plan: fewer than it selects)."""
+        return len({(item.datastore_id, item.image_set_id) for item in self.image_sets})
+
+    @property
+    def in_sync(self) -> int:
+        """Image sets in sync: those read and found so, and (a warm plan) those not
+        read because nothing changed since the last observation found them so."""
+        found = len(self.image_sets) - len(self.to_update) - len(self.blocked)
+        return found + max(0, (self.selected or 0) - self.read)
+
+    @property
     def update_calls(self) -> int:
         """Write calls apply makes (each write operation is limited to 0.25/s)."""
         return sum(p.write_calls for p in self.to_update)

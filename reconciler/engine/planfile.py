@@ -136,15 +136,7 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "image_sets": len(plan.image_sets),
             "to_update": len(plan.to_update),
             "blocked": len(plan.blocked),
-            # a warm plan's unread image sets are in sync: unchanged since observed so
-            "in_sync": len(plan.image_sets)
-            - len(plan.to_update)
-            - len(plan.blocked)
-            + max(
-                0,
-                (plan.selected or 0)
-                - len({(i.datastore_id, i.image_set_id) for i in plan.image_sets}),
-            ),
+            "in_sync": plan.in_sync,
             "changes": sum(len(p.diff.changes) for p in plan.to_update),
             "update_calls": plan.update_calls,
             "update_rate_per_second": plan.update_rate,
@@ -153,7 +145,7 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
         "unresolved": [u if show else mask_unresolved(u) for u in plan.unresolved],
         "left_out": list(plan.left_out),  # manifests --manifest / -l did not target
         "observation": {  # a warm plan read part of what the manifests select
-            "read": len({(i.datastore_id, i.image_set_id) for i in plan.image_sets}),
+            "read": plan.read,
             "selected": plan.selected,
             "unchanged_since": plan.observed_since,
         },

@@ -178,17 +178,7 @@ def quota(plan: Plan) -> str:
 
 
 def in_sync(plan: Plan) -> int:
-    """Image sets in sync: those read and found so, and (a warm plan) those not read
-    because nothing changed since the last observation found them so."""
-    found = len(plan.image_sets) - len(plan.to_update) - len(plan.blocked)
-    if plan.selected is None:
-        return found
-    return found + max(0, plan.selected - read(plan))
-
-
-def read(plan: Plan) -> int:
-    """How many image sets the plan read."""
-    return len({(item.datastore_id, item.image_set_id) for item in plan.image_sets})
+    return plan.in_sync
 
 
 def warm(plan: Plan) -> str:
@@ -196,7 +186,7 @@ def warm(plan: Plan) -> str:
     if plan.selected is None:
         return ""
     return (
-        f" Read {read(plan)} of the {plan.selected}: the rest did not change since "
+        f" Read {plan.read} of the {plan.selected}: the rest did not change since "
         f"{plan.observed_since or 'the last observation'} (the service's clock; --refresh "
         "reads them all)."
     )

@@ -57,7 +57,7 @@ from reconciler.engine.incremental import (
 from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunStore
 from reconciler.engine.journal.legacy import import_journals
 from reconciler.engine.origins import change_origins
-from reconciler.engine.plan import Plan, make_plan
+from reconciler.engine.plan import Pace, Plan, PlanRequest, ReadOptions, make_plan
 from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
 from reconciler.engine.recovery import recovering
@@ -379,19 +379,19 @@ class Session:
             scope=self._cache_scope(stores),
             warn=self._notify,
         )
-        return make_plan(
-            self.ahi,
-            loaded.manifests,
+        request = PlanRequest(
+            manifests=loaded.manifests,
             manifest_digest=loaded.digest,
             endpoint=self.label,
-            parallelism=self._threads(parallelism),
             shard=shard,
             targets=targets,
-            cache=cache,
-            replace_primary=replace_primary,
-            replaced=self._replacements(),
-            combine_forced=combine_forced,
             left_out=self._left_out,
+            replace_primary=replace_primary,
+            combine_forced=combine_forced,
+        )
+        reading = ReadOptions(cache=cache, replaced=self._replacements())
+        return make_plan(
+            self.ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
         )
 
     def _replacements(self) -> dict[str, str]:

@@ -12,16 +12,23 @@ import datetime as dt
 import enum
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.dicom.levels import Level
+from reconciler.engine import pipeline
 from reconciler.engine.changes import Change, ImageSetDiff, PlanProblem
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
-from reconciler.engine.resolve import Target, Unresolved, primaries_of_study, resolve
+from reconciler.engine.resolve import (
+    Resolved,
+    Resolver,
+    StoreResolution,
+    Target,
+    Unresolved,
+    primaries_of_study,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound
 from reconciler.manifest.model import Manifest
@@ -135,6 +142,8 @@ class Plan:
     # only those that changed, were open at the last drift, or are newly managed).
     selected: int | None = field(default=None, compare=False)
     update_rate_source: str = field(default="documented", compare=False)
+    # How each data store's selectors were resolved (searched or listed) and the cost.
+    resolution: tuple[StoreResolution, ...] = field(default=(), compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
@@ -379,10 +388,15 @@ class PlanRequest:
 class ReadOptions:
     """How to read: ``cache`` spares metadata reads of versions seen before;
     ``replaced`` (old image set ID → new, from the journal) explains a read of an image
-    set a replace deleted."""
+    set a replace deleted; ``sizes`` (data store → image sets it held when last
+    listed) lets resolution search at once where listing would cost more, and
+    ``remember`` is handed what this plan learnt of them
+    (:class:`reconciler.engine.storesizes.StoreSizes`)."""
 
     cache: ProjectionCache | None = None
     replaced: Mapping[str, str] = field(default_factory=dict)
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    remember: Callable[[Mapping[str, int]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -400,13 +414,17 @@ def make_plan(
     reading: ReadOptions = ReadOptions(),
     pace: Pace = Pace(),
 ) -> Plan:
-    """The plan for ``request`` against the live image sets."""
-    found, unresolved = (
-        request.targets if request.targets is not None else resolve(ahi, request.manifests)
+    """The plan for ``request`` against the live image sets: selectors resolved and
+    targets read side by side (:mod:`reconciler.engine.pipeline`)."""
+    targets_from: pipeline.Source = (
+        Resolved(*request.targets)
+        if request.targets is not None
+        else Resolver(request.manifests, reading.sizes)
     )
-    chosen = [t for t in found if in_shard(t.image_set_id, request.shard)]
 
     def plan_one(target: Target) -> list[ImageSetPlan]:
+        if not in_shard(target.image_set_id, request.shard):
+            return []
         return plan_image_set(
             ahi,
             target,
@@ -417,10 +435,11 @@ def make_plan(
             combine_forced=request.combine_forced,
         )
 
-    plans: list[ImageSetPlan] = []
-    with ThreadPoolExecutor(max_workers=max(1, pace.parallelism)) as pool:
-        for result in pool.map(plan_one, chosen):
-            plans.extend(result)
+    outcome = pipeline.run(ahi, targets_from, plan_one, pace.parallelism)
+    if reading.remember is not None:
+        stores = outcome.resolution.stores
+        reading.remember({s.datastore_id: s.listed for s in stores if s.listed is not None})
+    plans = [item for key in sorted(outcome.results) for item in outcome.results[key]]
     plans = group_study_updates(ahi, plans)
     rate, source = ahi.limiter.quota("UpdateImageSetMetadata") or (
         DEFAULT_UPDATE_RATE,
@@ -432,7 +451,8 @@ def make_plan(
         manifest_digest=request.manifest_digest,
         endpoint=request.endpoint,
         image_sets=tuple(plans),
-        unresolved=tuple(str(u) for u in unresolved),
+        unresolved=tuple(str(u) for u in outcome.resolution.unresolved),
+        resolution=outcome.resolution.stores,
         update_rate=rate,
         update_rate_source=source,
         combine_forced=request.combine_forced,

@@ -177,6 +177,30 @@ SCHEMA: dict[str, Any] = {
                 "blocked": {"type": "array", "maxItems": 100_000, "items": _TEXT},
             },
         },
+        "resolution": {
+            "type": "array",
+            "maxItems": 100_000,
+            "items": {
+                "type": "object",
+                "required": [
+                    "datastore_id",
+                    "strategy",
+                    "selectors",
+                    "requests",
+                    "listed",
+                    "gave_up_listing",
+                ],
+                "additionalProperties": False,
+                "properties": {
+                    "datastore_id": _TEXT,
+                    "strategy": {"enum": ["ids", "search", "list"]},
+                    "selectors": {"type": "integer", "minimum": 0},
+                    "requests": {"type": "integer", "minimum": 0},
+                    "listed": {"type": ["integer", "null"], "minimum": 0},
+                    "gave_up_listing": {"type": "boolean"},
+                },
+            },
+        },
         "image_sets": {"type": "array", "maxItems": MAX_IMAGE_SETS, "items": _IMAGE_SET},
     },
 }

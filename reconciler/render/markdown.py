@@ -172,6 +172,7 @@ def render_plan_markdown(
         head.append(f"PHI values are masked as {code(values.MASK)}.")
     if plan.left_out:
         head.append(text(values.left_out(plan)))
+    head.extend(text(line) for line in values.resolution(plan))
     # Sections in the order they matter, each kept whole or left out: (kind, separator
     # from the one before, text). The selectors form one tight list.
     sections: list[tuple[str, str, str]] = []

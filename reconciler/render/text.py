@@ -127,6 +127,8 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
         )
     if plan.left_out:
         blocks.append([style(values.left_out(plan), _DIM)])
+    if values.resolution(plan):
+        blocks.append([style(line, _DIM) for line in values.resolution(plan)])
     endpoint = style(f"Endpoint: {values.printable(plan.endpoint)}", _DIM)
     blocks.append([endpoint, style(values.summary(plan, verb=verb), _BOLD)])
     return "\n\n".join("\n".join(block) for block in blocks)

@@ -74,6 +74,7 @@ from reconciler.engine.revert import (
 from reconciler.engine.reviewed import check_reviewed
 from reconciler.engine.show import ImageSetView, find_image_sets
 from reconciler.engine.show import show as show_image_set
+from reconciler.engine.storesizes import StoreSizes
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
@@ -389,7 +390,13 @@ class Session:
             replace_primary=replace_primary,
             combine_forced=combine_forced,
         )
-        reading = ReadOptions(cache=cache, replaced=self._replacements())
+        sizes = StoreSizes(self.state)
+        reading = ReadOptions(
+            cache=cache,
+            replaced=self._replacements(),
+            sizes=sizes.known(),
+            remember=sizes.learnt,
+        )
         return make_plan(
             self.ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
         )

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field, replace
 from functools import cache, lru_cache
 from typing import Any
 
-from pydicom import datadict
-
 from reconciler.dicom.dictionary import (
     Attribute,
     is_private_tag,
     is_tag_key,
+    keyword_for_tag,
     lookup,
 )
 from reconciler.dicom.document import Address
@@ -137,7 +136,7 @@ class AttributeChecker:
     def _tag_key(self, key: str, level: Level, path: YamlPath, place: dict[Level, str]) -> bool:
         """Checks an 8-hex-digit key; True when it is a private tag usable at ``level``."""
         if not is_private_tag(key):
-            keyword = datadict.keyword_for_tag(int(key, 16))
+            keyword = keyword_for_tag(int(key, 16))
             hint = f" ({keyword})" if keyword else ""
             self._error(
                 path,

@@ -60,7 +60,7 @@ def _read(path: Path, shown: str) -> tuple[list[str], list[_Row]] | Problem:
     except UnicodeDecodeError:
         return error(_at(shown), "the table is not UTF-8 text", codes.TABLE)
     lines = text.splitlines(keepends=True)
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -88,6 +88,9 @@ def _read(path: Path, shown: str) -> tuple[list[str], list[_Row]] | Problem:
                 )
             )
     except csv.Error as exc:
+        if str(exc) == "unexpected end of data":  # strict: a quote opened, never closed
+            message = "the file ends inside the quoted cell this row opens: close its quote"
+            return error(_at(shown, start), message, codes.TABLE)
         return error(_at(shown, start), f"not CSV: {exc}", codes.TABLE)
     return header, rows
 

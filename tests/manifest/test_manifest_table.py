@@ -60,6 +60,11 @@ def test_rows_become_manifests_and_empty_cells_are_not_managed(tmp_path: Path) -
          "which is sixty-four characters\n", "ris-fixes.csv:2:6: error: StudyDescription (LO)"),
         ("Accession,Nom,Description\nA1,X,Y\n", "ris.yaml:9:28: error: {Name} names no column"),
         ("Accession,Name,Description\nA1,X,Y\nA1,Z,Y\n", "conflict"),
+        # Strict CSV: a quote opened and never closed is not one long last cell.
+        ("Accession,Name,Description\nA1,X,Y\nA2,\"X,Y\nA3,X,Y\n", "ris-fixes.csv:3:0: error: "
+         "the file ends inside the quoted cell this row opens: close its quote [table]"),
+        ("Accession,Name,Description\nA1,\"X\"Y,Z\n", "ris-fixes.csv:2:0: error: not CSV: ',' "
+         "expected after '\"' [table]"),
     ],
 )  # fmt: skip
 def test_errors_point_at_the_cell(tmp_path: Path, csv: str, expected: str) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from reconciler.healthimaging import HealthImaging
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from reconciler.engine.resolve import Resolution, Target, Work
     from reconciler.healthimaging.models import ImageSetSummary
@@ -39,9 +39,9 @@ class Source(Protocol):
     """Where targets come from: a :class:`~reconciler.engine.resolve.Resolver`, or
     targets resolved elsewhere."""
 
-    def start(self) -> tuple[list[Work], list[Target]]: ...
-    def page(self, work: Work, summaries: Sequence[ImageSetSummary]) -> list[Target]: ...
-    def done(self, work: Work, *, complete: bool) -> tuple[list[Work], list[Target]]: ...
+    def start(self) -> tuple[list[Work], Iterator[Target]]: ...
+    def page(self, work: Work, summaries: Sequence[ImageSetSummary]) -> Iterator[Target]: ...
+    def done(self, work: Work, *, complete: bool) -> tuple[list[Work], Iterator[Target]]: ...
     def finish(self) -> tuple[list[Target], Resolution]: ...
 
 
@@ -89,7 +89,9 @@ def run(
     events: queue.Queue[_Page | _Ended | _Read[R] | _Failed] = queue.Queue()
     stopping: list[Exception] = []
     work_queue: deque[Work] = deque()
-    reads: deque[Target] = deque()
+    # Targets ready to read, as the source gave them: pulled one at a time, so a
+    # source that builds them lazily never has more alive than are being read.
+    reads: deque[Iterator[Target]] = deque()
     results: dict[tuple[str, str], R] = {}
 
     def run_work(work: Work) -> None:
@@ -114,9 +116,20 @@ def run(
         except Exception as error:  # noqa: BLE001 - raised again in the calling thread
             events.put(_Failed(error, searching=False))
 
-    def take(targets: list[Target]) -> None:
+    def take(targets: Iterator[Target]) -> None:
         if read is not None:
-            reads.extend(targets)
+            reads.append(targets)
+        else:
+            for _ in targets:  # still emitted: the source keeps count of what it handed out
+                pass
+
+    def next_read() -> Target | None:
+        while reads:
+            target = next(reads[0], None)
+            if target is not None:
+                return target
+            reads.popleft()
+        return None
 
     first_work, ready = source.start()
     work_queue.extend(first_work)
@@ -126,12 +139,17 @@ def run(
     with ThreadPoolExecutor(max_workers=threads) as pool:
         while True:
             while not stopping and searching + reading < threads:
-                if work_queue and (searching < search_slots or not reads):
+                if work_queue and searching < search_slots:
                     pool.submit(run_work, work_queue.popleft())
                     searching += 1
-                elif reads:
-                    pool.submit(run_read, reads.popleft())
+                    continue
+                target = next_read()
+                if target is not None:
+                    pool.submit(run_read, target)
                     reading += 1
+                elif work_queue:
+                    pool.submit(run_work, work_queue.popleft())
+                    searching += 1
                 else:
                     break
             if searching + reading == 0:
@@ -140,7 +158,7 @@ def run(
                 if finished is not None:
                     break
                 last, finished = source.finish()
-                take(last)
+                take(iter(last))
                 continue
             event = events.get()
             if isinstance(event, _Page):

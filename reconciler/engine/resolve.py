@@ -29,15 +29,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.engine import pipeline
 from reconciler.healthimaging import HealthImaging
 from reconciler.healthimaging.models import ImageSetSummary, SearchField, SearchFilter, Sort
 from reconciler.manifest.model import Manifest, Selector, SelectorKind
+from reconciler.manifest.table import Manifests
 
 PAGE = 50  # image sets per SearchImageSets request, the service's maximum
 _SEARCH_FIELD: dict[SelectorKind, SearchField] = {
@@ -117,13 +119,22 @@ class StoreResolution:
 @dataclass(frozen=True)
 class Resolution:
     """What resolution found: the targets, the manifests that matched nothing, and per
-    data store how (the plan says which), as data a later run can start from."""
+    data store how (the plan says which), as data a later run can start from.
 
-    targets: tuple[Target, ...]
+    The targets are built when asked for (:attr:`targets`): a table of a hundred
+    thousand rows is that many manifests, each made only while its image set is read.
+    """
+
     unresolved: tuple[Unresolved, ...]
     stores: tuple[StoreResolution, ...] = ()
     # Each (data store, selector) → the image set IDs it resolved to, sorted.
     matches: Mapping[tuple[str, Selector], tuple[str, ...]] = field(default_factory=dict)
+    targets_of: Callable[[], Iterator[Target]] = field(default=lambda: iter(()), compare=False)
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Sorted by (data store, image set ID), each with its manifests in order."""
+        return tuple(self.targets_of())
 
     def as_pair(self) -> tuple[list[Target], list[Unresolved]]:
         return list(self.targets), list(self.unresolved)
@@ -246,14 +257,22 @@ class Resolver:
     def __init__(
         self, manifests: Sequence[Manifest], sizes: Mapping[str, int] | None = None
     ) -> None:
-        self._manifests = list(manifests)
+        # A table's rows stay unbuilt: their keys are read without making manifests.
+        self._manifests = manifests if isinstance(manifests, Manifests) else list(manifests)
+        keys = (
+            manifests.keys()
+            if isinstance(manifests, Manifests)
+            else ((m.datastore_id, m.selector) for m in self._manifests)
+        )
+        self._count = len(self._manifests)
         self._sizes = dict(sizes or {})
         self._stores: dict[str, _Store] = {}
-        for index, manifest in enumerate(self._manifests):
-            store = self._stores.get(manifest.datastore_id)
+        self._selectors: list[tuple[str, Selector]] = []
+        for index, (datastore_id, selector) in enumerate(keys):
+            self._selectors.append((datastore_id, selector))
+            store = self._stores.get(datastore_id)
             if store is None:
-                store = self._stores[manifest.datastore_id] = _Store(manifest.datastore_id)
-            selector = manifest.selector
+                store = self._stores[datastore_id] = _Store(datastore_id)
             if selector.kind is SelectorKind.IMAGE_SET_ID:
                 store.by_id[selector.value].append(index)
                 continue
@@ -263,7 +282,7 @@ class Resolver:
         self._summaries: dict[tuple[str, str], ImageSetSummary] = {}
         self._fresh: list[tuple[str, str]] = []  # found since the last _ready
         self._members: dict[tuple[str, str], set[int]] = defaultdict(set)  # by search result
-        self._emitted: dict[tuple[str, str], frozenset[int]] = {}
+        self._emitted: dict[tuple[str, str], tuple[int, ...]] = {}
         self._late: set[tuple[str, str]] = set()
 
     @property
@@ -273,7 +292,7 @@ class Resolver:
         return {s.datastore_id: s.listed for s in self._stores.values() if s.listed is not None}
 
     # -- the conversation ---------------------------------------------------------------
-    def start(self) -> tuple[list[Work], list[Target]]:
+    def start(self) -> tuple[list[Work], Iterator[Target]]:
         """The first work to run (series searches first), and the targets ready at once
         (those of data stores selected by image set ID only)."""
         work: list[Work] = []
@@ -295,7 +314,7 @@ class Resolver:
                 work.append(Listing(store.datastore_id, budget=len(tagged)))
         return work, self._ready()
 
-    def page(self, work: Work, summaries: Sequence[ImageSetSummary]) -> list[Target]:
+    def page(self, work: Work, summaries: Sequence[ImageSetSummary]) -> Iterator[Target]:
         """One page of ``work``'s answer: the targets it made ready."""
         store = self._stores[work.datastore_id]
         store.requests += 1
@@ -310,11 +329,11 @@ class Resolver:
                 members = self._members[key]
                 members.update(store.selectors[work.selector])
                 emitted = self._emitted.get(key)
-                if emitted is not None and not members <= emitted:
+                if emitted is not None and not members <= set(emitted):
                     self._late.add(key)  # the service says more than the tags did
         return self._ready()
 
-    def done(self, work: Work, *, complete: bool) -> tuple[list[Work], list[Target]]:
+    def done(self, work: Work, *, complete: bool) -> tuple[list[Work], Iterator[Target]]:
         """``work`` has ended (``complete``: every page was read): the work that follows
         (a listing given up becomes searches) and the targets that became ready."""
         store = self._stores[work.datastore_id]
@@ -340,12 +359,14 @@ class Resolver:
             self._target(key, self._owners(self._stores[key[0]], key)) for key in sorted(self._late)
         ]
         self._late.clear()
-        targets = [
-            Target(k[0], k[1], tuple(self._manifests[i] for i in sorted(owners)))
-            for k, owners in sorted(self._emitted.items())
-            if owners
-        ]
-        owning = {id(m) for t in targets for m in t.manifests}
+        owners = {key: found for key, found in self._emitted.items() if found}
+        owning = {i for found in owners.values() for i in found}
+        manifests = self._manifests
+
+        def targets() -> Iterator[Target]:
+            for key in sorted(owners):
+                yield Target(key[0], key[1], tuple(manifests[i] for i in owners[key]))
+
         stores = tuple(
             StoreResolution(
                 datastore_id=s.datastore_id,
@@ -358,14 +379,16 @@ class Resolver:
             for s in sorted(self._stores.values(), key=lambda s: s.datastore_id)
         )
         matched: dict[tuple[str, Selector], set[str]] = defaultdict(set)
-        for target in targets:
-            for manifest in target.manifests:
-                matched[(target.datastore_id, manifest.selector)].add(target.image_set_id)
+        for (datastore_id, image_set_id), found in owners.items():
+            for index in found:
+                matched[(datastore_id, self._selectors[index][1])].add(image_set_id)
         resolution = Resolution(
-            targets=tuple(targets),
-            unresolved=tuple(Unresolved(m) for m in self._manifests if id(m) not in owning),
+            unresolved=tuple(
+                Unresolved(manifests[i]) for i in range(self._count) if i not in owning
+            ),
             stores=stores,
             matches={key: tuple(sorted(ids)) for key, ids in matched.items()},
+            targets_of=targets,
         )
         return last, resolution
 
@@ -390,10 +413,10 @@ class Resolver:
         return sorted(owners)
 
     def _target(self, key: tuple[str, str], owners: list[int]) -> Target:
-        self._emitted[key] = frozenset(owners)
+        self._emitted[key] = tuple(owners)
         return Target(key[0], key[1], tuple(self._manifests[i] for i in owners))
 
-    def _ready(self) -> list[Target]:
+    def _ready(self) -> Iterator[Target]:
         """Targets of the image sets found since the last call, once their data store's
         series searches are answered; and a data store's image sets named by ID that no
         search found, once its resolution has ended."""
@@ -401,15 +424,17 @@ class Resolver:
         for key in fresh:
             self._stores[key[0]].waiting.append(key)
         ready: list[Target] = []
+        later: list[Iterator[Target]] = []
         for store in self._stores.values():
             if store.waiting and not store.waits_for_series:
                 keys, store.waiting = store.waiting, []
                 ready.extend(self._emit(store, keys))
             if store.settled and not store.ids_done:
                 store.ids_done = True
+                # Built as they are read: a table's rows are not all made at once.
                 named = [(store.datastore_id, i) for i in store.by_id]
-                ready.extend(self._emit(store, named))
-        return ready
+                later.append(self._emit(store, named))
+        return itertools.chain(ready, *later)
 
     def _emit(self, store: _Store, keys: Iterable[tuple[str, str]]) -> Iterator[Target]:
         for key in keys:
@@ -419,7 +444,7 @@ class Resolver:
             if owners:
                 yield self._target(key, owners)
             else:  # listed, owned by no manifest: nothing to read
-                self._emitted[key] = frozenset()
+                self._emitted[key] = ()
 
 
 class Resolved:
@@ -427,15 +452,16 @@ class Resolved:
     shape: all ready at the start, no work."""
 
     def __init__(self, targets: Sequence[Target], unresolved: Sequence[Unresolved]) -> None:
-        self._resolution = Resolution(tuple(targets), tuple(unresolved))
+        found = tuple(targets)
+        self._resolution = Resolution(tuple(unresolved), targets_of=lambda: iter(found))
 
-    def start(self) -> tuple[list[Work], list[Target]]:
-        return [], list(self._resolution.targets)
+    def start(self) -> tuple[list[Work], Iterator[Target]]:
+        return [], iter(self._resolution.targets)
 
-    def page(self, work: Work, summaries: Sequence[ImageSetSummary]) -> list[Target]:
+    def page(self, work: Work, summaries: Sequence[ImageSetSummary]) -> Iterator[Target]:
         raise AssertionError("no work was handed out")  # pragma: no cover
 
-    def done(self, work: Work, *, complete: bool) -> tuple[list[Work], list[Target]]:
+    def done(self, work: Work, *, complete: bool) -> tuple[list[Work], Iterator[Target]]:
         raise AssertionError("no work was handed out")  # pragma: no cover
 
     def finish(self) -> tuple[list[Target], Resolution]:

@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from reconciler.dicom.phi import is_phi
 from reconciler.manifest import codes
@@ -28,6 +26,10 @@ from reconciler.manifest.model import Problem, error
 from reconciler.manifest.values import close_keywords
 from reconciler.manifest.yamlsafe import Document, YamlPath
 from reconciler.suggest import closest
+
+if TYPE_CHECKING:  # jsonschema is imported only to explain a document that is not valid
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_FILE = "schema.json"
 SELECTOR_KEYS = (
@@ -51,7 +53,7 @@ def schema() -> dict[str, Any]:
 _ANNOTATIONS = frozenset({"description", "title", "$comment"})
 
 
-def _inline(node: Any, defs: dict[str, Any]) -> Any:
+def inline(node: Any, defs: dict[str, Any]) -> Any:
     """``node`` with every ``$ref`` replaced by its target and annotations dropped.
 
     The schema has no recursive references, so inlining terminates; what it buys is
@@ -59,15 +61,15 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
     use, which was two thirds of the validation time.
     """
     if isinstance(node, list):
-        return [_inline(item, defs) for item in node]
+        return [inline(item, defs) for item in node]
     if not isinstance(node, dict):
         return node
     if "$ref" in node:
         merged = {**defs[node["$ref"].rsplit("/", 1)[1]], **node}
         del merged["$ref"]
-        return _inline(merged, defs)
+        return inline(merged, defs)
     inlined = {
-        key: value if key in ("enum", "const", "required") else _inline(value, defs)
+        key: value if key in ("enum", "const", "required") else inline(value, defs)
         for key, value in node.items()
         if key not in _ANNOTATIONS and key != "$defs"
     }
@@ -88,13 +90,15 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 @cache
 def _inlined() -> dict[str, Any]:
     document = schema()
-    inlined: dict[str, Any] = _inline(document, document.get("$defs", {}))
+    inlined: dict[str, Any] = inline(document, document.get("$defs", {}))
     return inlined
 
 
 @cache
 def _validator() -> Draft202012Validator:
-    # Built once, from the inlined schema (see _inline).
+    # Built once, from the inlined schema (see inline).
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_inlined())
 
 

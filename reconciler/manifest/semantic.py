@@ -77,7 +77,7 @@ def _cached_problem(key: str, attribute: Attribute, kind: str, value: Any) -> st
     return value_problem(key, attribute, value)
 
 
-def _value_problem(key: str, attribute: Attribute, value: Any) -> str | None:
+def value_problem_cached(key: str, attribute: Attribute, value: Any) -> str | None:
     """:func:`value_problem`, remembered for the scalar values trees repeat (a study
     date, a description): the answer depends on the keyword and the value only."""
     if value is None or isinstance(value, str | int | float):  # bool is an int
@@ -242,7 +242,7 @@ class AttributeChecker:
             if not usable:
                 return
             if attribute is not None:
-                reason = _value_problem(key, attribute, value)
+                reason = value_problem_cached(key, attribute, value)
                 if reason:
                     self._forceable(
                         path,

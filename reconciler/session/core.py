@@ -654,7 +654,7 @@ class Session:
         if not result.ok:
             self._notify("The manifests do not validate, so no owner is shown (validate them).")
             return []
-        return result.manifests
+        return list(result.manifests)
 
     def show(
         self,

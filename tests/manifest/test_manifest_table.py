@@ -151,3 +151,64 @@ def test_the_json_schema_knows_the_table_kind() -> None:
     assert {e.validator for e in validator.iter_errors(document)} >= {"required"}
     plain = {**document, "kind": "ImageSetMetadata"}
     assert list(validator.iter_errors(plain))  # a table spec is no ImageSetMetadata spec
+
+
+def test_a_row_named_like_another_manifest_is_a_duplicate(tmp_path: Path) -> None:
+    write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
+    (tmp_path / "other.yaml").write_text(
+        TABLE.replace("kind: ImageSetMetadataTable", "kind: ImageSetMetadata")
+        .replace("name: ris-fixes,", "name: ris-fixes-3,")
+        .replace("  table: ris-fixes.csv\n", "")
+        .replace('"{Accession}"', "B9")
+        .replace('"{Name}"', "Y")
+        .replace('"{Description}"', "Z")
+    )
+    result = load_tree([tmp_path])
+    shown = [str(p).replace(f"{tmp_path.as_posix()}/", "") for p in result.errors]
+    assert shown == [
+        "ris-fixes.csv:3:1: error: duplicate name 'ris-fixes-3': already used at "
+        "other.yaml:3:18; metadata.name is unique across the manifest tree (plans and "
+        "journals refer to manifests by it) [duplicate-name]"
+    ]
+
+
+def test_a_row_and_a_manifest_with_one_selector_conflict(tmp_path: Path) -> None:
+    write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
+    (tmp_path / "other.yaml").write_text(
+        TABLE.replace("kind: ImageSetMetadataTable", "kind: ImageSetMetadata")
+        .replace("name: ris-fixes,", "name: by-hand,")
+        .replace("  table: ris-fixes.csv\n", "")
+        .replace('"{Accession}"', "A2")
+        .replace('"{Name}"', "OTHER")
+        .replace('"{Description}"', "Y")
+    )
+    result = load_tree([tmp_path])
+    codes = sorted((str(p.location).replace(f"{tmp_path.as_posix()}/", ""), p.code)
+                   for p in result.problems)  # fmt: skip
+    assert codes == [("ris-fixes.csv:3:4", "conflict"), ("ris-fixes.csv:3:6", "shared-ownership")]
+
+
+def test_rows_are_built_when_asked_for_and_match_the_whole_pipeline(tmp_path: Path) -> None:
+    rows = "".join(f"A{n},DOE^JANE^{n},CT {n}\n" for n in range(1, 2001))
+    result = load_tree([write(tmp_path, "Accession,Name,Description\n" + rows)])
+    assert result.ok and len(result.manifests) == 2000
+    last = result.manifests[-1]
+    assert (last.name, str(last.selector), str(last.location)) == (
+        "ris-fixes-2001",
+        "accessionNumber=A2000",
+        f"{tmp_path.as_posix()}/ris-fixes.csv:2001:1",
+    )
+    assert [m.name for m in result.manifests][:2] == ["ris-fixes-2", "ris-fixes-3"]
+
+
+def test_a_template_the_cell_checks_do_not_cover_goes_the_whole_way(tmp_path: Path) -> None:
+    private = TABLE.replace(
+        'Study: {StudyDescription: "{Description}"}',
+        'Study: {StudyDescription: "{Description}"}\n'
+        '    Series: {"1.2.3": {Instances: {"1.2.3.4": {"00191001": {value: "{Name}", vr: LO}}}}}\n'
+        "  force: true",
+    )
+    result = load_tree([write(tmp_path, "Accession,Name,Description\nA1,X,Y\n", private)])
+    assert result.ok, [str(p) for p in result.problems]
+    (only,) = result.manifests
+    assert {s.key: s.value for s in only.sets}["00191001"] == "X"

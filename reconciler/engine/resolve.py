@@ -39,7 +39,7 @@ from reconciler.engine import pipeline
 from reconciler.healthimaging import HealthImaging
 from reconciler.healthimaging.models import ImageSetSummary, SearchField, SearchFilter, Sort
 from reconciler.manifest.model import Manifest, Selector, SelectorKind
-from reconciler.manifest.table import Manifests
+from reconciler.manifest.table import Manifests, keys_of
 
 PAGE = 50  # image sets per SearchImageSets request, the service's maximum
 _SEARCH_FIELD: dict[SelectorKind, SearchField] = {
@@ -259,11 +259,7 @@ class Resolver:
     ) -> None:
         # A table's rows stay unbuilt: their keys are read without making manifests.
         self._manifests = manifests if isinstance(manifests, Manifests) else list(manifests)
-        keys = (
-            manifests.keys()
-            if isinstance(manifests, Manifests)
-            else ((m.datastore_id, m.selector) for m in self._manifests)
-        )
+        keys = keys_of(self._manifests)
         self._count = len(self._manifests)
         self._sizes = dict(sizes or {})
         self._stores: dict[str, _Store] = {}

@@ -664,3 +664,10 @@ class Manifests(Sequence[Manifest]):
         for table in self.tables:
             for position in range(len(table)):
                 yield table.key(position)
+
+
+def keys_of(manifests: Sequence[Manifest]) -> Iterator[tuple[str, Selector]]:
+    """Each manifest's data store and selector; a table's rows are not built for it."""
+    if isinstance(manifests, Manifests):
+        return manifests.keys()
+    return ((m.datastore_id, m.selector) for m in manifests)

@@ -82,6 +82,7 @@ from reconciler.manifest import load_tree
 from reconciler.manifest.model import LoadResult, Manifest
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
+from reconciler.manifest.table import keys_of
 from reconciler.manifest.targeting import Targeting, target
 from reconciler.render.structured import dump
 from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
@@ -374,7 +375,7 @@ class Session:
     ) -> Plan:
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             self.ahi.limiter.share(*shard)
-        stores = [m.datastore_id for m in loaded.manifests]
+        stores = [datastore for datastore, _ in keys_of(loaded.manifests)]
         cache = ProjectionCache(
             LocalBackend(self.config.cache_dir / "projections", self.config.root),
             scope=self._cache_scope(stores),

@@ -153,16 +153,22 @@ def test_the_json_schema_knows_the_table_kind() -> None:
     assert list(validator.iter_errors(plain))  # a table spec is no ImageSetMetadata spec
 
 
+def plain_manifest(folder: Path, *, name: str, accession: str, patient: str, study: str) -> None:
+    """An ordinary manifest beside the table (other.yaml): the table's template, filled."""
+    text = (
+        TABLE.replace("kind: ImageSetMetadataTable", "kind: ImageSetMetadata")
+        .replace("name: ris-fixes,", f"name: {name},")
+        .replace("  table: ris-fixes.csv\n", "")
+    )
+    filled = {"{Accession}": accession, "{Name}": patient, "{Description}": study}
+    for placeholder, value in filled.items():
+        text = text.replace(f'"{placeholder}"', value)
+    (folder / "other.yaml").write_text(text)
+
+
 def test_a_row_named_like_another_manifest_is_a_duplicate(tmp_path: Path) -> None:
     write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
-    (tmp_path / "other.yaml").write_text(
-        TABLE.replace("kind: ImageSetMetadataTable", "kind: ImageSetMetadata")
-        .replace("name: ris-fixes,", "name: ris-fixes-3,")
-        .replace("  table: ris-fixes.csv\n", "")
-        .replace('"{Accession}"', "B9")
-        .replace('"{Name}"', "Y")
-        .replace('"{Description}"', "Z")
-    )
+    plain_manifest(tmp_path, name="ris-fixes-3", accession="B9", patient="Y", study="Z")
     result = load_tree([tmp_path])
     shown = [str(p).replace(f"{tmp_path.as_posix()}/", "") for p in result.errors]
     assert shown == [
@@ -174,14 +180,7 @@ def test_a_row_named_like_another_manifest_is_a_duplicate(tmp_path: Path) -> Non
 
 def test_a_row_and_a_manifest_with_one_selector_conflict(tmp_path: Path) -> None:
     write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
-    (tmp_path / "other.yaml").write_text(
-        TABLE.replace("kind: ImageSetMetadataTable", "kind: ImageSetMetadata")
-        .replace("name: ris-fixes,", "name: by-hand,")
-        .replace("  table: ris-fixes.csv\n", "")
-        .replace('"{Accession}"', "A2")
-        .replace('"{Name}"', "OTHER")
-        .replace('"{Description}"', "Y")
-    )
+    plain_manifest(tmp_path, name="by-hand", accession="A2", patient="OTHER", study="Y")
     result = load_tree([tmp_path])
     codes = sorted((str(p.location).replace(f"{tmp_path.as_posix()}/", ""), p.code)
                    for p in result.problems)  # fmt: skip

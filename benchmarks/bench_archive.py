@@ -341,10 +341,14 @@ def write_table(folder: Path, rows: int, selector: str, datastore: str) -> None:
         # Study level only: the seeded image sets are primary (no Patient-level updates).
         text = text.replace('    Patient: {PatientName: "{PatientName}"}\n', "")
     (folder / "ris.yaml").write_text(text)
+    by_id = selector == "imageSetId"  # the column only where used: the CSV stays < 64 MiB
     with (folder / "ris-fixes.csv").open("w") as out:
-        out.write("ImageSetId,AccessionNumber,PatientName,StudyDescription,StudyDate\n")
+        out.write(
+            "ImageSetId," * by_id + "AccessionNumber,PatientName,StudyDescription,StudyDate\n"
+        )
         for n in range(rows):
-            out.write(f"{n + 1:032x},A{n},DOE^JANE^{n},CT CHEST {n},20240115\n")
+            image_set = f"{n + 1:032x}," * by_id
+            out.write(f"{image_set}A{n},DOE^JANE^{n},CT CHEST {n},20240115\n")
 
 
 def validated(folder: str) -> None:

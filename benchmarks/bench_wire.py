@@ -6,7 +6,7 @@ Starts the embedded local HealthImaging with its quotas ON (the published profil
 the tool as a user does: the ``reconciler`` command line in subprocesses, in a project
 whose ``reconciler.yaml`` names the proxy's URL as the endpoint (the tool knows nothing
 of the proxy). Each scenario gets its own data store of N image sets, its own project
-folder (so its own remembered rates and journal) and a server whose buckets are full.
+folder (so its own remembered rates and state) and a server whose buckets are full.
 
 For every scenario it prints one row: update requests and 429s as the proxy saw them
 (every attempt), image sets failed (the tool's ✗ lines and exit code), how many image
@@ -17,8 +17,8 @@ time of the updates on the wire, the floor and elapsed ÷ floor.
 The floor is the least time N updates take at the server's sustained rate r: the first
 at once, every next one 1/r later, (N−1)/r. (A bucket that starts full lets b of them
 through at once, (N−b)/r, but no client can know that a bucket is full; the issue's
-floors — 76 s for 20 at 0.25/s, 9.9 s for 100 at 10/s — are these.) The journal rows
-compare plan and a no-op apply with 2,000 runs in the journal folder to the same with 0.
+floors — 76 s for 20 at 0.25/s, 9.9 s for 100 at 10/s — are these.) How plan and a
+no-op apply cost with many runs in the state is benchmarks/bench_state.py's subject.
 
     python benchmarks/bench_wire.py                       # everything: about 10 minutes
     python benchmarks/bench_wire.py --quick               # the 0.25/s rows at 2.5/s: ~2½ min
@@ -35,18 +35,16 @@ default 0.25/1 shows only in the full run.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -65,7 +63,6 @@ UPDATE = "UpdateImageSetMetadata"
 GET = "GetImageSet"
 LOCK_HOLD_SECONDS = 0.2  # how long an update keeps its image set LOCKED (the --local value)
 QUICK_FACTOR = 10.0  # --quick: the 0.25/s rows at 2.5/s (burst still 1)
-JOURNAL_RUNS = 2000
 DOCUMENT: dict[str, Any] = json.loads(
     (ROOT / "tests" / "data" / "metadata-usdoppler.json").read_text(encoding="utf-8")
 )
@@ -102,7 +99,7 @@ class Quota:
         return f"{self.rate:g}/s burst {self.burst}"
 
 
-Kind = Literal["apply", "twice", "shards", "journal"]
+Kind = Literal["apply", "twice", "shards"]
 
 
 @dataclass(frozen=True)
@@ -132,8 +129,6 @@ class Scenario:
         return replace(self, quota=Quota(rate, self.quota.burst), rate_limit=rate, cold_429=0)
 
     def tool(self) -> str:
-        if self.kind == "journal":
-            return "defaults"
         if self.rate_limit is not None:
             return f"rateLimits {self.rate_limit:g}"
         known = "quota published" if self.published else "quota not published"
@@ -196,15 +191,6 @@ SCENARIOS = (
         "fast-updates",
         rate_limit=10.0,
         max_ratio=1.1,
-    ),
-    Scenario(
-        "journal",
-        f"plan / no-op apply, {JOURNAL_RUNS:,} runs vs 0",
-        "journal",
-        20,
-        Quota(10.0, 40),  # the first apply, which makes the run copied, is not the subject
-        "fast-updates",
-        max_ratio=1.3,
     ),
 )
 
@@ -356,8 +342,6 @@ class Bench:
 
     # -- scenarios -------------------------------------------------------------------------
     def scenario(self, scenario: Scenario) -> list[Row]:
-        if scenario.kind == "journal":
-            return self.journal(scenario)
         self.server(scenario)
         datastore, ids = self.fleet(scenario.n)
         folder = self.project(scenario.name, datastore, scenario.rate_limit)
@@ -400,52 +384,6 @@ class Bench:
         )  # fmt: skip
         return [replace(row, verdict=verdict(row, throttled))]
 
-    def journal(self, scenario: Scenario) -> list[Row]:
-        """plan and a no-op apply with 0 runs, then with JOURNAL_RUNS runs, in the journal
-        folder: the runs are copies of one real apply's journal against this endpoint."""
-        self.server(scenario)
-        datastore, ids = self.fleet(scenario.n)
-        folder = self.project(scenario.name, datastore, scenario.rate_limit)
-        self.manifests(folder, ids, "BENCH JOURNAL")
-        first = self.apply(folder)  # everything in sync after it; one real run
-        held = self.holding(datastore, ids, "BENCH JOURNAL")
-        runs = folder / ".reconciler" / "runs"
-        journals = sorted(runs.glob("*.jsonl"))
-        if len(journals) != 1:
-            raise SystemExit(f"expected one run in {runs}, found {len(journals)}")
-        original = journals[0].name.removesuffix(".jsonl")
-        template = journals[0].read_text(encoding="utf-8")
-        set_quotas(self.local, {UPDATE: (scenario.quota.rate, scenario.quota.burst)},
-                   scenario.profile)  # fmt: skip
-        commands = {
-            "plan": ("plan", "manifests"),
-            "no-op apply": ("apply", "--auto-approve", "manifests"),
-        }
-        timings: dict[str, list[float]] = {name: [] for name in commands}
-        for count in (0, JOURNAL_RUNS):
-            shutil.rmtree(runs)
-            runs.mkdir(mode=0o700)
-            for run_id in run_ids(count):
-                path = runs / f"{run_id}.jsonl"
-                path.write_text(template.replace(original, run_id), encoding="utf-8")
-                path.chmod(0o600)
-            for name, args in commands.items():
-                best = []
-                for attempt in range(6):  # the first warms the page cache (and any index)
-                    ran = self.run(folder, *args)
-                    if ran.code != 0:
-                        raise SystemExit(f"{name} exited {ran.code}:\n{ran.err[-2000:]}")
-                    if attempt:
-                        best.append(ran.seconds)
-                timings[name].append(min(best))
-        rows = []
-        for name, (none, many) in timings.items():
-            row = Row(scenario, f"{name}, {JOURNAL_RUNS:,} runs vs 0 in the journal folder",
-                      str(scenario.n), "0", "0", first.failed, f"{held}/{scenario.n}", "—", "—",
-                      many, none, "")  # fmt: skip
-            rows.append(replace(row, verdict=verdict(row, [0])))
-        return rows
-
 
 def size(scenario: Scenario, rounds: int, runs: Sequence[Ran]) -> str:
     """N as the row shows it: ``2×20`` for two applies, ``20 (12+8)`` for shards."""
@@ -454,14 +392,6 @@ def size(scenario: Scenario, rounds: int, runs: Sequence[Ran]) -> str:
     if scenario.kind == "shards":
         return f"{scenario.n} ({'+'.join(str(r.updated) for r in runs)})"
     return str(scenario.n)
-
-
-def run_ids(count: int) -> Iterator[str]:
-    """``count`` distinct run IDs, a minute apart, ending a day ago."""
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1, minutes=count)
-    for n in range(count):
-        stamp = (start + dt.timedelta(minutes=n)).strftime("%Y%m%dT%H%M%SZ")
-        yield f"{stamp}-{n:06x}"
 
 
 def verdict(row: Row, throttled: Sequence[int]) -> str:
@@ -482,13 +412,12 @@ def verdict(row: Row, throttled: Sequence[int]) -> str:
 
 def target(scenario: Scenario) -> str:
     parts = ["0 failed"]
-    if scenario.kind != "journal":
-        if scenario.max_429 is None:
-            parts.append("shared quota")
-        elif scenario.cold_429:
-            parts.append(f"0 × 429 (cold: ≤ {scenario.cold_429}, the rate probe)")
-        else:
-            parts.append(f"{scenario.max_429} × 429")
+    if scenario.max_429 is None:
+        parts.append("shared quota")
+    elif scenario.cold_429:
+        parts.append(f"0 × 429 (cold: ≤ {scenario.cold_429}, the rate probe)")
+    else:
+        parts.append(f"{scenario.max_429} × 429")
     if scenario.max_ratio is not None:
         parts.append(f"≤ {scenario.max_ratio:g}×")
     return ", ".join(parts)
@@ -501,11 +430,10 @@ def table(rows: Sequence[Row]) -> str:
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for row in rows:
         s = row.scenario
-        floor = f"{row.floor:.1f} s" if s.kind != "journal" else f"{row.floor:.2f} s (0 runs)"
         lines.append(
             f"| {row.label} (`{s.name}`) | {s.quota} | {s.tool()} | {row.n} | {row.updates} "
             f"| {row.throttled} | {row.failed} | {row.holding} | {row.gets} | {row.rate} "
-            f"| {row.elapsed:.{1 if s.kind != 'journal' else 2}f} s | {floor} | {row.ratio:.2f}× "
+            f"| {row.elapsed:.1f} s | {row.floor:.1f} s | {row.ratio:.2f}× "
             f"| {target(s)} | {row.verdict} |"
         )
     return "\n".join(lines)
@@ -545,9 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(table(rows))
     print()
-    print("elapsed: first update sent to last update answered, on the wire (two applies: the "
-          "sum of both); floor: (N−1)/r at the server's rate; journal rows: best of 5 "
-          "process runs at 2,000 runs against the same at 0.")  # fmt: skip
+    print(
+        "elapsed: first update sent to last update answered, on the wire (two applies: the "
+        "sum of both); floor: (N−1)/r at the server's rate."
+    )
     return 0 if all(r.verdict == "ok" for r in rows) else 1
 
 

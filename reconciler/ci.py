@@ -2,13 +2,16 @@
 
 Read from the variables the CI services set (GitHub Actions, GitLab CI, Jenkins,
 Buildkite, CircleCI, AWS CodeBuild, Azure Pipelines), or ``RECONCILER_JOB_URL`` where
-none of them applies. Used to name a state lock's holder and the author of a change.
+none of them applies. Used to name a state lock's holder and the author of a change
+(the audit trail).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 
 _JOB_URLS = (
     "CI_JOB_URL",
@@ -48,10 +51,26 @@ def job_url(environ: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def commit(environ: Mapping[str, str] | None = None) -> str | None:
-    """The commit the CI job runs on, or None."""
+def commit(environ: Mapping[str, str] | None = None, *, folder: Path | None = None) -> str | None:
+    """The commit the CI job runs on; outside CI, given ``folder``, the ``HEAD`` of its
+    git repository (the manifests a laptop applied); else None."""
     env = os.environ if environ is None else environ
     for name in _COMMITS:
         if env.get(name):
             return env[name]
-    return None
+    return None if folder is None else _head(folder)
+
+
+def _head(folder: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--verify", "-q", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = done.stdout.strip()
+    return found if done.returncode == 0 and len(found) in (40, 64) else None

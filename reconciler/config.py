@@ -55,6 +55,8 @@ RATE_LIMITED_OPERATIONS = (
     "UpdateImageSetMetadata",
     "CopyImageSet",
     "DeleteImageSet",
+    "TagResource",
+    "ListTagsForResource",
 )
 
 # One bound for parallelism everywhere (--parallelism, reconciler.yaml, Session): image

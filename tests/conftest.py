@@ -105,6 +105,27 @@ def _service_quotas_stay_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _audit_records_are_standard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every audit trail a test leaves in the local state of a project in its tmp_path
+    (every apply, revert and replace through the library or the CLI writes one) must
+    verify and export as valid FHIR R4 and DICOM audit messages."""
+    root: Path | None = None
+    if "tmp_path" in request.fixturenames:
+        root = request.getfixturevalue("tmp_path")
+    yield
+    if root is None:
+        return
+    from audit_formats import check_records, local_trails
+
+    from reconciler.audit import records, verify
+
+    for state in local_trails(root):
+        if request.node.get_closest_marker("tampered") is None:
+            assert verify(state).problems == [], state.location
+        check_records(records(state))
+
+
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[LocalHealthImaging]:
     config = EmulatorConfig(db_path=tmp_path / "ahi.sqlite", lock_hold_seconds=0.05,
@@ -269,3 +290,26 @@ def set_study_description(client: Any, datastore_id: str, image_set_id: str, tex
         updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(updates)}},
     )
     settle(client, datastore_id, image_set_id)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server on loopback — what ``reconciler emulator serve --s3`` starts —
+    one per test process (each xdist worker), shared by its tests; each test takes a
+    bucket of its own (:func:`state_bucket`)."""
+    from reconciler.emulator.s3 import LocalS3
+
+    with LocalS3() as server:
+        yield server.url
+
+
+@pytest.fixture
+def state_bucket(moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh bucket on the shared S3 server, with this process's S3 clients (the state
+    backend's) pointed at it with test credentials; a :class:`tests.state_support.Bucket`."""
+    from tests.state_support import new_bucket, s3_environment
+
+    for name, value in s3_environment(moto_s3).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return new_bucket(moto_s3)

@@ -9,6 +9,10 @@ it too.
 :func:`set_quotas` sets the emulator's per-operation quotas (rate, burst):
 e.g. the published 0.25/1 profile for updates, or a faster one (10/s burst 1) that
 keeps tests short while keeping the shape of a burst-one quota.
+
+:attr:`CountingProxy.gate`, when set, sees each request's operation before it is
+forwarded and may refuse it (the connection is dropped, nothing reaches upstream):
+how a test kills the tool at an exact point of its work (tests/cli/test_cli_drift_watch.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import http.client
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,6 +50,9 @@ class Exchange:
     status: int
     sent: float  # time.monotonic() when the request reached the proxy
     answered: float
+    target: str = ""  # the request's path and query
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
 
 
 def operation_of(method: str, path: str, target: str | None = None) -> str:
@@ -69,6 +76,7 @@ class CountingProxy:
         self._lock = threading.Lock()
         self._local = threading.local()
         self.exchanges: list[Exchange] = []
+        self.gate: Callable[[str], bool] | None = None  # False: drop the request
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -117,6 +125,15 @@ class CountingProxy:
         sent = time.monotonic()
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
+        gate = self.gate
+        if gate is not None:
+            target = handler.headers.get("X-Amz-Target")
+            operation = operation_of(handler.command, handler.path, target)
+            if not gate(operation):
+                with self._lock:
+                    self.exchanges.append(Exchange(operation, 0, sent, time.monotonic()))
+                handler.close_connection = True
+                return
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
         for attempt in range(2):  # a kept-alive upstream connection may have closed
             connection = self._connection()
@@ -133,7 +150,17 @@ class CountingProxy:
         with self._lock:
             operation = operation_of(handler.command, handler.path,
                                      handler.headers.get("X-Amz-Target"))  # fmt: skip
-            self.exchanges.append(Exchange(operation, response.status, sent, time.monotonic()))
+            self.exchanges.append(
+                Exchange(
+                    operation,
+                    response.status,
+                    sent,
+                    time.monotonic(),
+                    target=handler.path,
+                    headers=tuple(handler.headers.items()),
+                    body=body,
+                )
+            )
         handler.send_response(response.status)
         for key, value in response.getheaders():
             if key.lower() not in _HOP_BY_HOP:

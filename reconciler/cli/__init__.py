@@ -123,8 +123,9 @@ def cli(
       reconciler --local apply
       reconciler runs
     """
-    from reconciler.cli.common import Globals
+    from reconciler.cli.common import Globals, show_phi_variable
 
+    show_phi_variable()  # a value that is neither yes nor no is refused by every command
     if use_local and endpoint not in (None, "local"):
         raise click.UsageError("--local and --endpoint disagree; give one")
     ctx.obj = Globals(
@@ -151,6 +152,8 @@ class _Commands(MutableMapping[str, click.Command]):
         "export": ("show", "export"),
         "init": ("init", "init"),
         "ci": ("ci", "ci"),
+        "test": ("rehearse", "rehearse"),
+        "audit": ("audit", "audit_group"),
     }
 
     def __init__(self) -> None:

@@ -28,8 +28,11 @@ from reconciler.cli.output import outcome_line, pacing_line, render, report_summ
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.plan import Plan
 from reconciler.errors import ExitCode
+from reconciler.policy.approval import MEANING, approval
 from reconciler.render.values import plural
 from reconciler.session import Session
+
+APPROVERS_VARIABLE = "RECONCILER_APPROVERS"
 
 
 def _saved_plan(paths: tuple[Path, ...]) -> Path | None:
@@ -134,6 +137,20 @@ class _Console:
     "(changes, payloads and pinned versions); else apply nothing and say what differs "
     "(exit 4). For applying on merge what a pull request's plan showed.",
 )  # fmt: skip
+@click.option(
+    "--approver",
+    "approvers",
+    multiple=True,
+    metavar="NAME",
+    help="Who approved this plan (repeatable; also $RECONCILER_APPROVERS, comma-separated, "
+    "e.g. the pull request's approving reviewers). Recorded in the audit trail with the "
+    "meaning and the plan's digest; counted by a requireApprovals policy.",
+)
+@click.option(
+    "--meaning",
+    metavar="TEXT",
+    help=f"What the approval means (default: {MEANING!r}).",
+)
 @targeting_options
 @lock_timeout_option
 @click.pass_context
@@ -149,6 +166,8 @@ def apply(
     allow_force: bool,
     study_wide: bool,
     reviewed: Path | None,
+    approvers: tuple[str, ...],
+    meaning: str | None,
     manifest_names: tuple[str, ...],
     labels: tuple[str, ...],
     lock_timeout: float,
@@ -204,6 +223,7 @@ def apply(
                 allow_force=allow_force,
                 study_wide=study_wide,
                 reviewed=session.load_plan(reviewed) if reviewed is not None else None,
+                approval=approval([*approvers, os.environ.get(APPROVERS_VARIABLE, "")], meaning),
             )
         finally:
             stopper.disarm()

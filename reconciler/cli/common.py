@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from reconciler.config import MAX_PARALLELISM, ProjectConfig
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.targeting import Targeting, parse_labels
 
 if TYPE_CHECKING:  # the engine (boto3 and all) is imported by the commands that use it
@@ -65,6 +65,26 @@ def _set(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+SHOW_WORDS = ("1", "true", "yes")
+MASK_WORDS = ("", "0", "false", "no")
+
+
+def show_phi_variable() -> bool:
+    """What ``RECONCILER_SHOW_PHI`` asks: 1/true/yes show, 0/false/no/empty mask (any
+    case, spaces ignored). Anything else is refused: read as "show", a value such as
+    ``off`` or ``masked`` would unmask every output."""
+    raw = os.environ.get(SHOW_PHI_VARIABLE, "")
+    value = raw.strip().lower()
+    if value in SHOW_WORDS:
+        return True
+    if value in MASK_WORDS:
+        return False
+    raise ConfigError(
+        f"{SHOW_PHI_VARIABLE}={raw!r} is neither a yes nor a no: set it to 1, true or yes "
+        "to show PHI values, or to 0, false, no or nothing to mask them"
+    )
+
+
 def in_ci() -> bool:
     return any(_set(name) for name in CI_VARIABLES)
 
@@ -74,7 +94,7 @@ def show_phi(flag: bool, config: ProjectConfig | None = None) -> bool:
     ``--show-phi`` or ``RECONCILER_SHOW_PHI=1`` (an environment variable the CI owner
     sets). ``showPhi`` in ``reconciler.yaml`` is a repository file a pull request can
     change, so CI ignores it; elsewhere it unmasks output that is not a terminal."""
-    if flag or _set(SHOW_PHI_VARIABLE):
+    if show_phi_variable() or flag:
         return True
     if in_ci():
         return False

@@ -32,6 +32,12 @@ from reconciler.session import Session
     "policies and the GitHub OIDC trust), cron (a crontab), kubernetes (a drift CronJob). "
     "Repeatable.",
 )
+@click.option(
+    "--state",
+    metavar="s3://BUCKET/PREFIX",
+    help="Keep runs, undo values and the lock in this S3 prefix (writes state: to "
+    "reconciler.yaml; default: local, .reconciler/state). Use a versioned bucket.",
+)
 @click.pass_context
 def init(
     ctx: click.Context,
@@ -39,6 +45,7 @@ def init(
     ci: str,
     datastore_id: str | None,
     extras: tuple[str, ...],
+    state: str | None,
 ) -> int:
     """Scaffold a manifest repository in DIRECTORY (default: here).
 
@@ -54,6 +61,7 @@ def init(
     Examples:
       reconciler --local init my-manifests        # try it with the local HealthImaging
       reconciler init --ci github --with iam --datastore-id 2aa75d103f7f45ab977b0e93f00e6fe9
+      reconciler init --ci github --state s3://imaging-state/reconciler
     """
     options: Globals = ctx.find_object(Globals) or Globals()
     directory.mkdir(parents=True, exist_ok=True)
@@ -61,13 +69,23 @@ def init(
         options.endpoint, project_dir=directory, profile=options.profile, region=options.region,
         notify=lambda line: click.echo(line, err=True),
     ) as session:  # fmt: skip
-        result = session.init(ci=ci, datastore_id=datastore_id, extras=extras)
+        result = session.init(
+            ci=ci, datastore_id=datastore_id, extras=extras, state=state or options.state
+        )
     for path in result.created:
         click.echo(f"created  {path}")
     for path in result.kept:
         click.echo(f"kept     {path} (exists; not changed)")
     for note in result.notes:
         click.echo(f"Note: {note}", err=True)
+    url = state or options.state
+    if url is not None and url.strip().lower() != "local" and result.created:
+        bucket = url.strip().removeprefix("s3://").split("/", 1)[0]
+        click.echo(
+            f"State in {url.strip()}: turn on the bucket's versioning (aws s3api "
+            f"put-bucket-versioning --bucket {bucket} --versioning-configuration "
+            "Status=Enabled), and set RECONCILER_STATE in CI."
+        )
     if result.created:
         click.echo("Next: reconciler validate && reconciler plan")
     else:

@@ -19,6 +19,7 @@ from reconciler.cli.common import (
     targeting_options,
 )
 from reconciler.cli.output import Output, emit, output_option, write_step_summary
+from reconciler.cli.watch import watch_drift
 from reconciler.engine import planfile
 from reconciler.engine.plancheck import OptIns, missing_opt_ins
 from reconciler.reach.notify import JsonStore, notify
@@ -115,6 +116,15 @@ def plan(
     "resolved since the last message (manifest names and attribute paths, never values). "
     "Not with --shard, --manifest or -l: it must see every manifest.",
 )
+@click.option(
+    "--watch",
+    "watch_queue",
+    metavar="sqs://QUEUE_URL",
+    help="Keep running: check drift as HealthImaging announces changes, from the SQS "
+    "queue its EventBridge events are routed to — only the image sets they name; with "
+    "--notify, post as drift is new, changed or resolved. One line per checked batch. "
+    "Ctrl-C stops after the batch in flight (exit 130). See docs/ci.md.",
+)
 @targeting_options
 @click.pass_context
 def drift(
@@ -126,6 +136,7 @@ def drift(
     shard: tuple[int, int] | None,
     since_last_run: bool,
     notify_url: str | None,
+    watch_queue: str | None,
     manifest_names: tuple[str, ...],
     labels: tuple[str, ...],
 ) -> int:
@@ -144,6 +155,14 @@ def drift(
     """
     if notify_url and (shard or manifest_names or labels):
         raise click.UsageError("--notify must see every manifest: not with --shard, --manifest, -l")
+    if watch_queue:
+        if shard or manifest_names or labels or since_last_run or outputs != (Output("text"),):
+            raise click.UsageError(
+                "--watch checks every manifest and prints a line per batch: not with "
+                "--shard, --manifest, -l, --since-last-run or -o"
+            )
+        with open_session(ctx, show_phi) as session:
+            return watch_drift(session, watch_queue, paths, notify_url)
     with open_session(ctx, show_phi) as session:
         set_targeting(session, manifest_names, labels)
         result = session.drift(

@@ -15,12 +15,16 @@ from reconciler.cli.common import (
 from reconciler.cli.output import outcome_line, report_summary
 from reconciler.engine.apply import ImageSetOutcome
 from reconciler.engine.revert import RevertItem
+from reconciler.manifest.model import Why
 
 
 def _show(items: Sequence[RevertItem]) -> None:
     for item in items:
         if item.already is not None:
             click.echo(f"  = image set {item.image_set_id}: {item.already}")
+            continue
+        if item.problem is not None:
+            click.echo(f"  ✗ image set {item.image_set_id}: {item.problem}")
             continue
         note = ""
         if item.moved:
@@ -35,7 +39,7 @@ def _show(items: Sequence[RevertItem]) -> None:
             f"  ↩ image set {item.image_set_id}: version {item.live_version} → a new version "
             f"equal to version {item.to_version}{note}"
         )
-    todo = sum(1 for item in items if item.already is None)
+    todo = sum(1 for item in items if item.already is None and item.problem is None)
     click.echo(f"Revert: {todo} image sets, {todo} update calls.")
 
 
@@ -48,6 +52,10 @@ def _show(items: Sequence[RevertItem]) -> None:
 @click.option("--datastore-id", metavar="ID", help="With IMAGE_SET (default: reconciler.yaml).")
 @click.option("--force", is_flag=True, help="Revert image sets that changed since the run too.")
 @click.option("--auto-approve", is_flag=True, help="Revert without asking.")
+@click.option("--reason", metavar="TEXT", help="Why (journaled and audited; no PHI).")
+@click.option(
+    "--ticket", metavar="ID", help="The ticket the revert answers (journaled and audited)."
+)
 @parallelism_option
 @lock_timeout_option
 @click.pass_context
@@ -59,6 +67,8 @@ def revert(
     datastore_id: str | None,
     force: bool,
     auto_approve: bool,
+    reason: str | None,
+    ticket: str | None,
     parallelism: int | None,
     lock_timeout: float,
 ) -> int:
@@ -71,7 +81,9 @@ def revert(
 
     A revert creates a new version whose metadata equals the old one; history is
     kept. Image sets changed by someone else since the run are refused (exit 4)
-    unless --force. Journaled like apply, so a revert can itself be reverted.
+    unless --force. An image set that is gone, or whose history does not show the
+    change the run recorded, is not restored (exit 3); the others are. Journaled like
+    apply, so a revert can itself be reverted.
     """
     if (run_id is None) == (image_set is None):
         raise click.UsageError("give either --run ID or IMAGE_SET --to-version N")
@@ -100,6 +112,7 @@ def revert(
             review=review,
             progress=progress,
             parallelism=parallelism,
+            why=Why(reason, ticket),
         )
     if result.report is None and result.items:
         click.echo("Nothing to revert: an earlier revert of the run already put every image "

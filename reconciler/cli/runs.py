@@ -109,6 +109,10 @@ def show_lines(run: Run) -> list[str]:
         ("journal", run.location),
     ]
     lines += [f"  {name:<11}{value}" for name, value in facts if value]
+    for why in run.whys:  # each manifest's reason and ticket (a revert's own, no manifest)
+        said = why.reason or "(no reason given)"
+        said += f" (ticket {why.ticket})" if why.ticket else ""
+        lines.append(f"  {'why':<11}{why.manifest + ': ' if why.manifest else ''}{said}")
     entries = run.image_sets()
     if entries:
         lines += ["", *_table([_entry(entry) for entry in entries], indent="  ")]

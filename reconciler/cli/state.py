@@ -17,7 +17,7 @@ from reconciler.cli.runs import echo_run, echo_runs, output_option
 
 @click.group()
 def state() -> None:
-    """The state: runs, undo values, drift state, remembered rates and the lock.
+    """The state: runs, undo values, drift state, rates, the audit trail and the lock.
 
     Git holds the desired state (manifests); everything reconciler writes between runs
     lives in the state backend: local (.reconciler/state, the default) or an S3 prefix
@@ -93,10 +93,11 @@ def migrate(
 ) -> None:
     """Copy the state of this scope to another backend, e.g. local state up to S3.
 
-    Copies runs, undo values (KMS-encrypted with stateKmsKeyId), drift state and
-    remembered rates; not locks. Refuses a destination that already holds state for
-    the same scope. Holds the lock of both while it copies. Afterwards point the
-    project at the destination (state in reconciler.yaml, RECONCILER_STATE in CI).
+    Copies runs, undo values (KMS-encrypted with stateKmsKeyId), drift state,
+    remembered rates and the audit trail; not locks. Refuses a destination that
+    already holds state for the same scope. Holds the lock of both while it copies.
+    Afterwards point the project at the destination (state in reconciler.yaml,
+    RECONCILER_STATE in CI).
     """
     if (destination is None) == (from_journal is None):
         raise click.UsageError("give --to s3://BUCKET/PREFIX (or --from-journal DIR)")

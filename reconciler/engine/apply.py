@@ -32,7 +32,7 @@ from reconciler.engine.plan import (
     StudyLead,
 )
 from reconciler.engine.recovery import candidate_digests
-from reconciler.engine.replace import replace_image_set
+from reconciler.engine.replace import ReplaceStale, replace_image_set
 from reconciler.engine.verify import unmet
 from reconciler.errors import ExitCode, Interrupted, ReconcilerError
 from reconciler.healthimaging import HealthImaging, VersionConflict, WorkflowStatus
@@ -117,14 +117,6 @@ class Sending:
 
 
 NOT_SENT = "not sent: the run was stopped (Ctrl-C)"
-
-
-def _keys(payload: UpdatePayload) -> list[str]:
-    """What a call changes, as level.key paths: keys only, never values (no PHI)."""
-    return [
-        ".".join(part for part in (c.level.value, c.key or "(entire)") if part)
-        for c in payload.changes
-    ]
 
 
 class _Applier:
@@ -222,7 +214,7 @@ class _Applier:
                     payload_digest=payload_digest(payload),
                     call=call,
                     calls=calls,
-                    keys=_keys(payload),
+                    keys=payload.keys,
                 )
             try:  # once the call is sent, an error belongs to this call, not "pending"
                 try:
@@ -280,12 +272,17 @@ class _Applier:
                     lock_timeout=self.lock_timeout,
                     runs=self.runs,
                 )
+        except ReplaceStale as stale:  # another writer moved it: theirs kept, rolled back
+            return self._done(item, None, Outcome.STALE, stale.message)
         except ReconcilerError as error:
             return self._done(item, None, Outcome.ERROR, error.message)
         message = f"replaced by image set {replaced.new_id} (the old ID no longer exists)"
         if not replaced.copy_deleted:
             message += "; the intermediate non-primary copy could not be deleted"
-        return self._done(item, replaced.new_version, Outcome.UPDATED, message, len(item.payloads))
+        outcome = Outcome.UPDATED
+        if replaced.lost:  # replaced, but someone else's version went with the old one
+            outcome, message = Outcome.ERROR, f"{replaced.lost_message}; {message}"
+        return self._done(item, replaced.new_version, outcome, message, len(item.payloads))
 
     def _settle_follower(self, member: ImageSetPlan, call: int) -> ImageSetOutcome:
         settled = self.ahi.wait_until_settled(

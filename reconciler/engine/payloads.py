@@ -90,6 +90,14 @@ class UpdatePayload:
         """Bytes counted against the payload quota: both decoded blobs."""
         return len(self.updatable or b"") + len(self.removable or b"")
 
+    @property
+    def keys(self) -> list[str]:
+        """What the call changes, as level.key paths: keys only, never values (no PHI)."""
+        return [
+            ".".join(part for part in (c.level.value, c.key or "(entire)") if part)
+            for c in self.changes
+        ]
+
     def dicom_updates(self) -> DICOMUpdates:
         updates: DICOMUpdates = {}
         if self.updatable is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from reconciler.dicom.levels import Level
 from reconciler.engine import pipeline
 from reconciler.engine.changes import Change, ImageSetDiff, PlanProblem
+from reconciler.engine.context import Finding, Source, sources_of
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
@@ -144,6 +145,10 @@ class Plan:
     update_rate_source: str = field(default="documented", compare=False)
     # How each data store's selectors were resolved (searched or listed) and the cost.
     resolution: tuple[StoreResolution, ...] = field(default=(), compare=False)
+    # The manifests by name: where each is, its reason and ticket (engine.context).
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
+    # The project's policy rules this plan fails (reconciler.policy); none: it passes.
+    findings: tuple[Finding, ...] = field(default=(), compare=False)
 
     @property
     def to_update(self) -> tuple[ImageSetPlan, ...]:
@@ -415,7 +420,8 @@ def make_plan(
     pace: Pace = Pace(),
 ) -> Plan:
     """The plan for ``request`` against the live image sets: selectors resolved and
-    targets read side by side (:mod:`reconciler.engine.pipeline`)."""
+    targets read side by side (:mod:`reconciler.engine.pipeline`); each manifest's
+    location and reason kept by name (``sources``) for policies and the audit trail."""
     targets_from: pipeline.Source = (
         Resolved(*request.targets)
         if request.targets is not None
@@ -453,6 +459,7 @@ def make_plan(
         image_sets=tuple(plans),
         unresolved=tuple(str(u) for u in outcome.resolution.unresolved),
         resolution=outcome.resolution.stores,
+        sources=sources_of(request.manifests),
         update_rate=rate,
         update_rate_source=source,
         combine_forced=request.combine_forced,

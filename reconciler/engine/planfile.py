@@ -1,8 +1,10 @@
 """Plans as JSON: the saved plan (``plan --out``) and ``--output json``, one format.
 
-``format_version`` 1. Stable ordering (image sets by data store and ID, changes in
-document order). A saved plan holds real values (its payloads are what apply sends), is
-written atomically with mode 0600, and is refused on load when its format is unknown.
+``format_version`` 1, documented by the JSON Schema shipped beside this module
+(``plan.schema.json``, :mod:`reconciler.engine.planschema`). Stable ordering (image
+sets by data store and ID, changes in document order). A saved plan holds real values
+(its payloads are what apply sends), is written atomically with mode 0600, and is
+refused on load when its format is unknown.
 ``--output json`` is the same document with PHI values masked unless asked.
 """
 
@@ -17,6 +19,7 @@ from reconciler.dicom.levels import Level
 from reconciler.dicom.phi import MASK, mask_reason, mask_unresolved
 from reconciler.engine import planschema
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff, PlanProblem
+from reconciler.engine.context import Finding, Source
 from reconciler.engine.origins import origin_key
 from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_digest
 from reconciler.engine.plan import (
@@ -31,7 +34,8 @@ from reconciler.engine.plan import (
 )
 from reconciler.engine.resolve import StoreResolution, Strategy
 from reconciler.errors import ReconcilerError
-from reconciler.manifest.model import Location
+from reconciler.manifest.model import Location, Why
+from reconciler.manifest.reasons import phi_in_text
 
 
 class PlanFileError(ReconcilerError):
@@ -158,8 +162,44 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             }
             for store in plan.resolution
         ],
+        "sources": {  # each manifest by name: where it is, why it changes what it does
+            name: {
+                "location": _location(source.location),
+                "reason": source.why.reason,
+                "ticket": source.why.ticket,
+            }
+            for name, source in sorted(plan.sources.items())
+        },
+        "policy_findings": [_finding(f) for f in plan.findings],
         "image_sets": image_sets,
     }
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "rule": finding.rule,
+        "enforcement": finding.enforcement.value,
+        "message": finding.message,
+        "location": _location(finding.location),
+        "manifest": finding.manifest,
+    }
+
+
+def _sources(data: dict[str, Any]) -> dict[str, Source]:
+    """The saved manifests' locations and reasons; a reason edited to hold PHI is
+    refused, as the manifest validator would (it would reach the run records)."""
+    sources = {}
+    for name, item in data.get("sources", {}).items():
+        why = Why(item["reason"], item["ticket"])
+        for text in (why.reason, why.ticket):
+            if text is not None and phi_in_text(text) is not None:
+                raise PlanFileError(
+                    f"manifest {name}: its reason or ticket seems to hold PHI (the plan file "
+                    "was edited); plan again"
+                )
+        location = _from_location(item["location"]) or Location("")
+        sources[name] = Source(name, location, why)
+    return sources
 
 
 def _with_origin(
@@ -293,6 +333,7 @@ def load(path: Path) -> Plan:
                 )
                 for item in data.get("resolution", ())
             ),
+            sources=_sources(data),
             update_rate=data["summary"]["update_rate_per_second"],
             update_rate_source=str(data.get("update_rate_source", "documented")),
             combine_forced=combine_forced,

@@ -10,7 +10,16 @@ replace is finished or rolled back by the next apply (:func:`resume`):
 - never two primaries: the old one is deleted before the promotion, and a promotion
   while a primary exists is refused by the service;
 - never a study without its data: the old primary is deleted only after the corrected
-  copy exists and holds the desired state; until the promotion the copy holds it all.
+  copy exists and holds the desired state; until the promotion the copy holds it all;
+- never a racer's change lost to the delete: the old primary is deleted only while it
+  is still at the version that was copied (checked right before DeleteImageSet is sent,
+  which takes no version pin itself); if it moved, the copy is rolled back and the
+  image set is STALE (:class:`ReplaceStale`). Where the service still lists a deleted
+  image set's versions, a version someone else wrote in the remaining window is
+  reported (:attr:`Replaced.lost`);
+- nothing deleted or promoted on a record's word: the copy and the promoted image set
+  are tagged with the run (:mod:`reconciler.engine.proof`), and an image set a record
+  names is deleted or promoted only when the service confirms it is this replace's.
 
 The study is without a primary image set from the moment the delete settles until the
 promoted copy settles: two write calls, about 8 s at the default quota of 0.25/s each
@@ -26,6 +35,7 @@ from dataclasses import replace as replace_field
 from typing import Any
 
 from reconciler.dicom.phi import mask_service_message
+from reconciler.engine import proof
 from reconciler.engine.changes import Change, ChangeOp, ImageSetDiff
 from reconciler.engine.journal import (
     Journal,
@@ -41,11 +51,14 @@ from reconciler.engine.payloads import UpdatePayload, build_payloads, payload_di
 from reconciler.engine.recovery import settled_runs
 from reconciler.engine.resolve import primaries_of_study
 from reconciler.engine.verify import unmet
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ExitCode, ReconcilerError
 from reconciler.healthimaging import (
     HealthImaging,
     ImageSetNotFound,
     SearchFilter,
+    UpdateResult,
+    VersionConflict,
+    VersionMoved,
     WorkflowStatus,
 )
 
@@ -62,12 +75,35 @@ class ReplaceFailed(ReconcilerError):
     """A step failed; ``state`` says what is left and what the next apply will do."""
 
 
+class ReplaceStale(ReplaceFailed):
+    """The old primary moved since it was copied (another writer): rolled back, the
+    other writer's version kept."""
+
+    exit_code = ExitCode.STALE
+
+
 @dataclass(frozen=True)
 class Replaced:
     old_id: str
     new_id: str
     new_version: str
     copy_deleted: bool
+    # Versions of the old primary someone else wrote after the copied one, deleted with
+    # it (the service listed them after the delete): their change is not in new_id.
+    lost: tuple[str, ...] = ()
+
+    @property
+    def lost_message(self) -> str:
+        """One line saying what was lost (empty when nothing was)."""
+        if not self.lost:
+            return ""
+        versions = ", ".join(self.lost)
+        return (
+            f"LOST: version {versions} of image set {self.old_id} was written by someone "
+            f"else after the copy and deleted with it; its change is not in image set "
+            f"{self.new_id}: `reconciler history {self.old_id}` may still list it, apply "
+            "that change again"
+        )
 
 
 class Replacer:
@@ -87,6 +123,10 @@ class Replacer:
         self.old_id = old_id
         self.lock_timeout = lock_timeout
         self.runs = runs  # where the run's undo values go
+        # The runs whose records may name this replace's image sets: their tags must
+        # name one (engine/proof.py). A resume sets the runs that recorded its steps.
+        self.recorders: frozenset[str] = frozenset({journal.run_id})
+        self.made: set[str] = set()  # what this process's own CopyImageSet calls made
 
     def keep_undo(self, entry: dict[str, Any], run_id: str | None = None) -> None:
         """Write the old image set's undo entry into run ``run_id``'s undo values
@@ -112,11 +152,60 @@ class Replacer:
             return
         raise ReplaceFailed(f"image set {image_set_id} was not deleted")
 
+    def _made(self, made: UpdateResult, role: str, source: str, version: str) -> str:
+        """Tag what a CopyImageSet of this process just made, before any record names it."""
+        self.made.add(made.image_set_id)
+        values = proof.tags(self.journal.run_id, role, self.old_id, source, version)
+        proof.tag_made(self.ahi, made, values, datastore_id=self.ds, lock_timeout=self.lock_timeout)
+        return made.image_set_id
+
+    def prove_copy(self, copy_id: str, *, origin: bool) -> None:
+        """The service confirms ``copy_id`` is this replace's copy (made by this process,
+        or tagged so by a run that recorded this replace); with ``origin``, also that
+        its first version holds the old primary's copied version. Else NotProven."""
+        if copy_id in self.made:  # CopyImageSet answered this process with its ID
+            return
+        _, found = proof.prove_made(
+            self.ahi, self.ds, copy_id, role=proof.COPY, replaces=self.old_id, runs=self.recorders
+        )
+        if origin:
+            proof.prove_copy_of(self.ahi, self.ds, copy_id, found)
+
+    def prove_promoted(self, new_id: str, copy_id: str) -> None:
+        """The service confirms ``new_id`` is this replace's promotion of ``copy_id``:
+        tagged so, or (a crash between the promotion and its tags) holding exactly the
+        copy's data; else NotProven."""
+        try:
+            proof.prove_made(
+                self.ahi,
+                self.ds,
+                new_id,
+                role=proof.PROMOTED,
+                replaces=self.old_id,
+                runs=self.recorders,
+            )
+        except proof.NotProven:
+            if not proof.same_data(self.ahi, self.ds, new_id, copy_id):
+                raise
+
+    def _delete_settled(self, image_set_id: str) -> None:
+        """Delete an image set at the version it settled at (nobody's write in between)."""
+        info = self.ahi.wait_until_settled(self.ds, image_set_id, self.lock_timeout)
+        self.ahi.delete_image_set(self.ds, image_set_id, at_version=info.version_id)
+        self._gone(image_set_id)
+
     # -- the steps ------------------------------------------------------------------
     def copy(self, version: str) -> str:
         self._step(COPY, "start")
         result = self.ahi.copy_image_set(self.ds, self.old_id, version)
-        copy_id = result.destination.image_set_id
+        try:
+            copy_id = self._made(result.destination, proof.COPY, self.old_id, version)
+        except ReconcilerError as error:  # untagged, a later run could not prove it ours
+            self.rollback(result.destination.image_set_id)  # this process made it
+            raise ReplaceFailed(
+                f"the copy could not be tagged ({error.message}); rolled back, image set "
+                f"{self.old_id} unchanged (the role needs medical-imaging:TagResource)"
+            ) from error
         self._step(COPY, "done", copy_id=copy_id)
         self._settled(copy_id, "the copy")
         self._settled(self.old_id, "the copy (source)")
@@ -126,8 +215,15 @@ class Replacer:
         latest = "1"
         for call, payload in enumerate(payloads, start=1):
             self._step(UPDATE, "start", copy_id=copy_id)
-            self.journal.intent(copy_id, self.ds, latest, payload_digest(payload), call=call,
-                                calls=len(payloads))  # fmt: skip
+            self.journal.intent(
+                copy_id,
+                self.ds,
+                latest,
+                payload_digest(payload),
+                call=call,
+                calls=len(payloads),
+                keys=payload.keys,
+            )
             result = self.ahi.update_metadata(
                 self.ds, copy_id, latest, updatable=payload.updatable,
                 removable=payload.removable, force=payload.force,
@@ -142,37 +238,78 @@ class Replacer:
         if missing:
             raise ReplaceFailed(f"image set {image_set_id} does not hold: " + "; ".join(missing))
 
-    def delete_old(self, copy_id: str) -> None:
+    def delete_old(self, copy_id: str, version: str) -> tuple[str, ...]:
+        """Delete the old primary, only while it is still at ``version`` (the copied
+        one): else :class:`ReplaceStale`, nothing deleted. Returns the versions past
+        ``version`` the service still lists for it once deleted (someone else's)."""
         self._step(DELETE_OLD, "start", copy_id=copy_id)
-        self.ahi.delete_image_set(self.ds, self.old_id)
+        try:
+            self.ahi.delete_image_set(self.ds, self.old_id, at_version=version)
+        except (VersionMoved, VersionConflict) as refused:
+            now = self.ahi.wait_until_settled(self.ds, self.old_id, self.lock_timeout).version_id
+            if now == version:
+                raise  # refused for another reason (a copy of it in flight): a failure
+            raise ReplaceStale(
+                f"image set {self.old_id} moved to version {now} since version {version} was "
+                "copied (another writer); its change is kept"
+            ) from refused
         self._gone(self.old_id)
         self._step(DELETE_OLD, "done", copy_id=copy_id)
+        return self._lost_with(self.old_id, version)
+
+    def _lost_with(self, deleted: str, version: str) -> tuple[str, ...]:
+        """Versions past ``version`` of a deleted image set that the service still
+        lists (it may, or may answer ResourceNotFound), other than failed writes."""
+        try:
+            listed = list(self.ahi.list_versions(self.ds, deleted))
+        except ImageSetNotFound:
+            return ()
+        return tuple(
+            sorted(
+                (
+                    v.version_id
+                    for v in listed
+                    if v.version_id.isdigit()
+                    and int(v.version_id) > int(version)
+                    and v.workflow_status is not WorkflowStatus.UPDATE_FAILED
+                ),
+                key=int,
+            )
+        )
 
     def promote(self, copy_id: str, copy_version: str) -> tuple[str, str]:
         self._step(PROMOTE, "start", copy_id=copy_id)
         result = self.ahi.copy_image_set(self.ds, copy_id, copy_version, promote_to_primary=True)
-        new_id = result.destination.image_set_id
+        new_id = self._made(result.destination, proof.PROMOTED, copy_id, copy_version)
         new_version = self._settled(new_id, "the promotion")
         self._settled(copy_id, "the promotion (source)")
         self._step(PROMOTE, "done", copy_id=copy_id, new_id=new_id)
         return new_id, new_version
 
     def delete_copy(self, copy_id: str, new_id: str) -> bool:
+        """Delete the intermediate copy once the promoted image set holds its data (and
+        the service confirms the copy is this replace's); False when it is left."""
         self._step(DELETE_COPY, "start", copy_id=copy_id, new_id=new_id)
         try:
             self.ahi.wait_until_settled(self.ds, copy_id, self.lock_timeout)
-            self.ahi.delete_image_set(self.ds, copy_id)
-            self._gone(copy_id)
+            self.prove_copy(copy_id, origin=False)
+            if not proof.same_data(self.ahi, self.ds, copy_id, new_id):
+                raise proof.NotProven(
+                    f"image set {new_id} does not hold the data of copy {copy_id}"
+                )
+            self._delete_settled(copy_id)
         except ReconcilerError:
             return False  # a leftover non-primary copy: harmless, reported
         self._step(DELETE_COPY, "done", copy_id=copy_id, new_id=new_id)
         return True
 
     def rollback(self, copy_id: str) -> None:
-        """The old primary still stands: remove the copy, as if nothing happened."""
+        """The old primary still stands: remove the copy, as if nothing happened — only
+        when the service confirms it is this replace's copy of the old primary (else
+        :class:`~reconciler.engine.proof.NotProven`, and it is left alone)."""
         self.ahi.wait_until_settled(self.ds, copy_id, self.lock_timeout)  # a copy in flight
-        self.ahi.delete_image_set(self.ds, copy_id)
-        self._gone(copy_id)
+        self.prove_copy(copy_id, origin=True)
+        self._delete_settled(copy_id)
         self._step("rollback", "done", copy_id=copy_id)
 
 
@@ -200,21 +337,27 @@ def replace_image_set(
         steps.check(copy_id, copy_version, changes)
         if undo is not None:  # durable before the step that destroys the original
             steps.keep_undo({**undo, "copy_id": copy_id})
-        steps.delete_old(copy_id)
+        lost = steps.delete_old(copy_id, version)
     except ReconcilerError as error:
         if not _exists(ahi, datastore_id, image_set_id, lock_timeout):  # deleted: finish
             return _finished(steps, copy_id, changes, undo)
         steps.rollback(copy_id)
+        if isinstance(error, ReplaceStale):
+            raise ReplaceStale(f"{error.message}; the copy was rolled back") from error
         raise ReplaceFailed(
             f"{error.message}; rolled back, image set {image_set_id} unchanged"
         ) from error
-    return _finished(steps, copy_id, changes, undo)
+    return _finished(steps, copy_id, changes, undo, lost)
 
 
 def _finished(
-    steps: Replacer, copy_id: str, changes: Sequence[Change], undo: dict[str, Any] | None
+    steps: Replacer,
+    copy_id: str,
+    changes: Sequence[Change],
+    undo: dict[str, Any] | None,
+    lost: tuple[str, ...] = (),
 ) -> Replaced:
-    replaced = finish(steps, copy_id, changes)
+    replaced = replace_field(finish(steps, copy_id, changes), lost=lost)
     if undo is not None:
         steps.keep_undo(
             {
@@ -239,17 +382,30 @@ def _exists(ahi: HealthImaging, datastore_id: str, image_set_id: str, timeout: f
 
 def _promoted_already(steps: Replacer, copy_id: str, copy_version: str) -> str | None:
     """A primary of the copy's study other than the old one: a promotion whose journal
-    record a crash cut off (the service allows one primary per study)."""
+    record a crash cut off (the service allows one primary per study). It must be this
+    replace's promotion (tagged so, or holding exactly the copy's data): another
+    primary is never taken for ours (ReplaceFailed, the copy kept)."""
     doc = steps.ahi.get_metadata(steps.ds, copy_id, copy_version)
     study = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
     if not isinstance(study, str):
         return None
     others = sorted(primaries_of_study(steps.ahi, steps.ds, study) - {steps.old_id})
-    return others[0] if others else None
+    for other in others:
+        try:
+            steps.prove_promoted(other, copy_id)
+        except proof.NotProven:
+            raise ReplaceFailed(
+                f"image set {other} is the primary image set of the study, and not this "
+                f"replace's promotion: the corrected data stays in non-primary image set "
+                f"{copy_id}"
+            ) from None
+        return other
+    return None
 
 
 def finish(steps: Replacer, copy_id: str, changes: Sequence[Change]) -> Replaced:
     """From "old primary deleted, corrected copy exists" to "promoted, copy deleted"."""
+    steps.prove_copy(copy_id, origin=False)  # never promote what a record merely names
     copy_version = steps.ahi.get_image_set(steps.ds, copy_id).version_id
     promoted = _promoted_already(steps, copy_id, copy_version)
     if promoted is not None:
@@ -330,20 +486,50 @@ def _unnamed_copies(steps: Replacer, since: str) -> list[str]:
 def _resume_one(steps: Replacer, records: list[StepRecord], journals: list[str]) -> Resumed:
     copy_id = next((r.copy_id for r in reversed(records) if r.copy_id), None)
     new_id = next((r.new_id for r in reversed(records) if r.new_id), None)
+    # The records are claims: what they name is touched only once the service confirms
+    # it was made by one of the runs that recorded this replace (engine/proof.py).
+    steps.recorders = frozenset(journals)
     if copy_id is None:  # interrupted before the copy was named: the primary stands
-        strays = _unnamed_copies(steps, records[-1].at)
+        strays, left = _unnamed_copies(steps, records[-1].at), []
         for stray in strays:  # made by the call whose "done" record the crash cut off
-            steps.rollback(stray)
+            try:
+                steps.rollback(stray)
+            except proof.NotProven as refused:  # not provably ours (or untagged): left alone
+                left.append(f"left image set {stray} alone ({refused.message})")
         steps._step("resumed", "done")
-        detail = f"removed {len(strays)} unrecorded copy" if strays else "no copy was made"
-        return Resumed(steps.old_id, Outcome.RECOVERED, None, f"{detail}; plan again")
+        removed = len(strays) - len(left)
+        detail = f"removed {removed} unrecorded copy" if removed else "no copy was removed"
+        return Resumed(
+            steps.old_id,
+            Outcome.ERROR if left else Outcome.RECOVERED,
+            None,
+            "; ".join([f"{detail}; plan again", *left]),
+        )
     if new_id is not None:  # promoted: only the intermediate copy is left
+        steps.prove_promoted(new_id, copy_id)
         _carry_undo(steps, journals, new_id)
-        steps.delete_copy(copy_id, new_id)
-        return Resumed(steps.old_id, Outcome.RECOVERED, new_id, f"replaced by {new_id}")
+        if steps.delete_copy(copy_id, new_id):
+            return Resumed(steps.old_id, Outcome.RECOVERED, new_id, f"replaced by {new_id}")
+        return Resumed(
+            steps.old_id,
+            Outcome.RECOVERED,
+            new_id,
+            f"replaced by {new_id}; non-primary image set {copy_id} was left "
+            "(not provably this replace's copy, or not deletable)",
+        )
     if _exists(steps.ahi, steps.ds, steps.old_id, steps.lock_timeout):
         if _exists(steps.ahi, steps.ds, copy_id, steps.lock_timeout):
-            steps.rollback(copy_id)
+            try:
+                steps.rollback(copy_id)
+            except proof.NotProven as refused:
+                steps._step("resumed", "done")  # the old primary stands: nothing to finish
+                return Resumed(
+                    steps.old_id,
+                    Outcome.ERROR,
+                    None,
+                    f"left image set {copy_id} alone ({refused.message}); image "
+                    f"set {steps.old_id} stands, unchanged",
+                )
         else:
             steps._step("resumed", "done")
         return Resumed(steps.old_id, Outcome.RECOVERED, None, "rolled back; plan again")
@@ -391,6 +577,8 @@ def resume_interrupted(
             steps = Replacer(ahi, journal, ds, old_id, lock_timeout=lock_timeout, runs=runs)
             try:
                 resumed = _resume_one(steps, records, journals)
+            except proof.NotProven as refused:  # a record names what the service does not confirm
+                resumed = Resumed(old_id, Outcome.ERROR, None, f"{refused.message}; left alone")
             except ReconcilerError as error:
                 resumed = Resumed(old_id, Outcome.ERROR, None, error.message)
             journal.result(old_id, ds, None, None, resumed.outcome, message=resumed.message, call=0)

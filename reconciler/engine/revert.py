@@ -4,6 +4,14 @@ By run: every image set the run changed goes back to the version it moved *from*
 A revert is planned first (which image sets, from which live version to which one) and
 refuses an image set whose latest version is no longer the one the run left, unless
 forced: someone changed it since, and a revert would silently discard their change.
+
+The journal is a claim, so the service confirms it first (:mod:`reconciler.engine.proof`):
+an image set is restored only when its version history shows every version the run
+recorded making, each the write of a call the run journaled (its payload's digest);
+a replaced primary image set only when the old one is gone (else its own versions
+would be the way back) and the image set replacing it carries the tags the run gave
+it. Each image set stands alone: one deleted, unprovable or moved is reported (ERROR,
+or STALE unless forced) and the others are reverted (exit 3 or 4).
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from dataclasses import replace as replace_field
 from reconciler.dicom.phi import mask_service_message
 from reconciler.engine.apply import ApplyReport, ImageSetOutcome, record
 from reconciler.engine.journal import (
+    RUN_ID_RE,
+    Changed,
+    IntentRecord,
     Journal,
     JournalError,
     Outcome,
@@ -25,10 +36,11 @@ from reconciler.engine.journal import (
 )
 from reconciler.engine.journal.records import UNDO_STEP
 from reconciler.engine.payloads import UpdatePayload
+from reconciler.engine.proof import PROMOTED, RUN, prove_made, prove_transition
 from reconciler.engine.recovery import REVERT_PREFIX, settled_runs
-from reconciler.engine.replace import replace_image_set, undo_payloads_of
+from reconciler.engine.replace import PROMOTE, ReplaceStale, replace_image_set, undo_payloads_of
 from reconciler.errors import ReconcilerError
-from reconciler.healthimaging import HealthImaging, ImageSetNotFound, WorkflowStatus
+from reconciler.healthimaging import HealthImaging, ImageSetInfo, ImageSetNotFound, WorkflowStatus
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,9 @@ class RevertItem:
     # Set when an earlier revert of the same run already put this image set back (it
     # was interrupted, or failed elsewhere): nothing is sent, the note says by which run.
     already: str | None = None
+    # Set when the service does not confirm what the run recorded, or the image set is
+    # gone: nothing is sent, the image set is reported (ERROR).
+    problem: str | None = None
 
     @property
     def moved(self) -> bool:
@@ -59,8 +74,34 @@ def _recorded_undo(run: Run, old_id: str) -> set[str]:
     }
 
 
+RunLoader = Callable[[str], "Run | None"]  # a run of the same scope by exact ID, or None
+
+
+def _no_runs(run_id: str) -> Run | None:
+    return None
+
+
+def run_loader(runs: RunStore) -> RunLoader:
+    """Runs by exact ID from ``runs`` (what a claim leads to): None for anything that
+    is not a readable run of the scope."""
+
+    def load(run_id: str) -> Run | None:
+        if not RUN_ID_RE.match(run_id):
+            return None
+        try:
+            return runs.read(run_id)
+        except ReconcilerError:
+            return None
+
+    return load
+
+
+def _refused(datastore_id: str, image_set_id: str, problem: str) -> RevertItem:
+    return RevertItem(datastore_id, image_set_id, "", None, "", problem=problem)
+
+
 def _replaced_items(
-    ahi: HealthImaging, run: Run, children: Sequence[Run], runs: RunStore
+    ahi: HealthImaging, run: Run, children: Sequence[Run], runs: RunStore, load: RunLoader
 ) -> tuple[list[RevertItem], set[str]]:
     """The replaces of ``run`` to undo, from its undo values in ``runs`` (written
     before each old primary was deleted, and told the new image set when a later apply
@@ -74,24 +115,36 @@ def _replaced_items(
     for old_id in sorted(set(undo) | set(replaced)):
         entry = undo.get(old_id)
         if entry is None:
-            raise ReconcilerError(
+            why = (
                 f"run {run.run_id} replaced image set {old_id} by {replaced[old_id]}, but its "
                 "undo values are missing from the state: the old values cannot be restored"
             )
+            items.append(_refused("", replaced[old_id], why))
+            continue
+        new_id, datastore_id = entry.get("new_id") or replaced.get(old_id), entry["datastore_id"]
         if undo_digest(entry) not in _recorded_undo(run, old_id):
-            raise ReconcilerError(
+            why = (
                 f"the undo values of image set {old_id} in run {run.run_id} are not the ones "
                 "the run recorded (changed, or not written by it): nothing is restored from "
                 "them"
             )
-        new_id = entry.get("new_id") or replaced.get(old_id)
+            items.append(_refused(datastore_id, new_id or old_id, why))
+            continue
+        if _exists(ahi, datastore_id, old_id):
+            if new_id is not None:  # its own versions are the way back, never the file
+                why = (
+                    f"image set {old_id} still exists, so run {run.run_id} did not replace "
+                    f"it by {new_id} as recorded: nothing is restored from the undo values"
+                )
+                items.append(_refused(datastore_id, new_id, why))
+            continue  # the replace was rolled back: the old primary stands, unchanged
         if new_id is None:
-            if _exists(ahi, entry["datastore_id"], old_id):
-                continue  # the replace was rolled back: the old primary stands, unchanged
-            raise ReconcilerError(
+            why = (
                 f"run {run.run_id} was interrupted while replacing image set {old_id}: run "
                 "`reconciler apply` to finish the replace first, then revert"
             )
+            items.append(_refused(datastore_id, old_id, why))
+            continue
         # An earlier revert of the run that replaced ``new_id`` (finished, or finished by
         # the recovery that runs first) restored it; one rolled back left it standing.
         by = next((c.run_id for c in children if any(s.image_set_id == new_id for s in c.steps)),
@@ -100,12 +153,55 @@ def _replaced_items(
             items.append(RevertItem(entry["datastore_id"], new_id, "", None, "",
                                     already=f"already restored by revert run {by}"))  # fmt: skip
             continue
-        info = ahi.get_image_set(entry["datastore_id"], new_id)
+        try:
+            info = _prove_promoted(ahi, datastore_id, new_id, old_id, run, load)
+        except ReconcilerError as error:  # NotProven, or gone
+            items.append(_refused(datastore_id, new_id, error.message))
+            continue
         expected = entry.get("new_version") or info.version_id
         payloads = tuple(undo_payloads_of(entry))
         items.append(RevertItem(entry["datastore_id"], new_id, info.version_id, expected, "",
                                 payloads))  # fmt: skip
     return items, set(undo) | set(replaced)
+
+
+def _prove_promoted(
+    ahi: HealthImaging, datastore_id: str, new_id: str, old_id: str, run: Run, load: RunLoader
+) -> ImageSetInfo:
+    """``new_id`` is the primary image set that replaced ``old_id`` in ``run``: its tags
+    say it was promoted to replace ``old_id`` by ``run``, or by a later apply whose
+    journal records finishing that replace (an interrupted replace is finished so)."""
+    runs = {run.run_id}
+    info = ahi.get_image_set(datastore_id, new_id)
+    tagged = ahi.tags_of(info.arn).get(RUN, "") if info.arn else ""
+    finisher = load(tagged) if tagged and tagged != run.run_id else None
+    if finisher is not None and any(
+        (s.image_set_id, s.step, s.phase, s.new_id) == (old_id, PROMOTE, "done", new_id)
+        for s in finisher.steps
+    ):
+        runs.add(tagged)
+    info, _ = prove_made(ahi, datastore_id, new_id, role=PROMOTED, replaces=old_id, runs=runs)
+    return info
+
+
+def _claims(run: Run, datastore_id: str, image_set_id: str, load: RunLoader) -> dict[str, set[str]]:
+    """Version N → digests of the calls pinned to N that ``run`` journaled for the
+    image set, with those of earlier runs' calls it settled (RECOVERED results)."""
+    claims: dict[str, set[str]] = {}
+
+    def claim(intents: Sequence[IntentRecord], call: int | None = None) -> None:
+        for i in intents:
+            if (i.datastore_id, i.image_set_id) == (datastore_id, image_set_id) and (
+                call is None or i.call == call
+            ):
+                claims.setdefault(i.from_version, set()).add(i.payload_digest)
+
+    claim(run.intents)
+    for other_id, ds, image_set, call in sorted(run.settled_calls()):
+        if (ds, image_set) == (datastore_id, image_set_id):
+            other = load(other_id)
+            claim(other.intents if other is not None else (), call)
+    return claims
 
 
 def _exists(ahi: HealthImaging, datastore_id: str, image_set_id: str) -> bool:
@@ -140,22 +236,43 @@ def _reverted_already(ahi: HealthImaging, item: RevertItem, children: Sequence[R
 
 
 def plan_revert_run(
-    ahi: HealthImaging, run: Run, children: Sequence[Run] = (), *, runs: RunStore
+    ahi: HealthImaging,
+    run: Run,
+    children: Sequence[Run] = (),
+    *,
+    runs: RunStore,
+    parallelism: int = 8,
 ) -> list[RevertItem]:
     """What ``reconciler revert --run`` would do, read from the journal, the run's undo
-    values (in ``runs``) and the service.
+    values (in ``runs``) and the service, which must confirm each claim (the module
+    docstring).
 
     ``children`` are the earlier reverts of ``run`` (their ``parent_run_id``): what they
     already put back is marked ``already`` and not sent again."""
-    items, replaced = _replaced_items(ahi, run, children, runs)
-    for image_set_id, datastore_id, from_version, to_version in run.changed():
-        if image_set_id in replaced:
-            continue
-        info = ahi.get_image_set(datastore_id, image_set_id)
+    load = run_loader(runs)
+    items, replaced = _replaced_items(ahi, run, children, runs, load)
+
+    def plan_one(changed: Changed) -> RevertItem:
+        image_set_id, datastore_id, from_version, to_version = changed
+        try:
+            info = ahi.get_image_set(datastore_id, image_set_id)
+        except ImageSetNotFound:
+            gone = f"image set {image_set_id} no longer exists (deleted since the run)"
+            return _refused(datastore_id, image_set_id, f"{gone}: nothing to restore")
         item = RevertItem(datastore_id, image_set_id, info.version_id, to_version, from_version)
         if item.moved:
             item = replace_field(item, already=_reverted_already(ahi, item, children))
-        items.append(item)
+        if item.already is None:
+            claims = _claims(run, datastore_id, image_set_id, load)
+            try:
+                prove_transition(ahi, datastore_id, image_set_id, from_version, to_version, claims)
+            except ReconcilerError as error:  # NotProven, or the history is unreadable
+                item = replace_field(item, problem=f"{error.message}: not restored")
+        return item
+
+    todo = [c for c in run.changed() if c.image_set_id not in replaced]
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        items += pool.map(plan_one, todo)
     return items
 
 
@@ -209,6 +326,8 @@ def _revert_one(
 
     if item.already is not None:
         return done(item.live_version or None, Outcome.SKIPPED, item.already)
+    if item.problem is not None:
+        return done(None, Outcome.ERROR, item.problem)
     if item.moved and not force:
         return done(
             item.live_version,
@@ -229,10 +348,14 @@ def _revert_one(
                 lock_timeout=lock_timeout,
                 runs=runs,
             )
+        except ReplaceStale as stale:  # moved while being restored: theirs kept
+            return done(None, Outcome.STALE, stale.message)
         except ReconcilerError as error:
             return done(None, Outcome.ERROR, error.message)
-        return done(replaced.new_version, Outcome.UPDATED,
-                    f"restored by replacing it with image set {replaced.new_id}")  # fmt: skip
+        message = f"restored by replacing it with image set {replaced.new_id}"
+        if replaced.lost:
+            return done(replaced.new_version, Outcome.ERROR, f"{replaced.lost_message}; {message}")
+        return done(replaced.new_version, Outcome.UPDATED, message)
     try:
         journal.intent(
             image_set_id=item.image_set_id,

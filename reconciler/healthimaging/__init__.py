@@ -28,6 +28,7 @@ from reconciler.healthimaging.errors import (
     ServiceValidationError,
     Throttled,
     VersionConflict,
+    VersionMoved,
     map_error,
 )
 from reconciler.healthimaging.models import (
@@ -72,6 +73,7 @@ __all__ = [
     "UpdateResult",
     "VersionConflict",
     "VersionInfo",
+    "VersionMoved",
     "WorkflowStatus",
     "between",
     "equal",

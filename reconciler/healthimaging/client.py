@@ -45,6 +45,7 @@ from reconciler.healthimaging.errors import (
     ServiceError,
     ServiceUnavailable,
     Throttled,
+    VersionMoved,
     map_error,
 )
 from reconciler.healthimaging.models import (
@@ -54,12 +55,14 @@ from reconciler.healthimaging.models import (
     ImageSetInfo,
     ImageSetState,
     ImageSetSummary,
+    ImportJobInfo,
     SearchFilter,
     Sort,
     UpdateResult,
     VersionInfo,
 )
 from reconciler.healthimaging.pacing import RateLimiter
+from reconciler.jsonsafe import TooDeep
 from reconciler.version import __version__
 
 log = logging.getLogger("reconciler.healthimaging")
@@ -229,6 +232,18 @@ class HealthImaging:
     def _call(self, operation: str, image_set_id: str | None, **kwargs: Any) -> Any:
         """Send one request, every attempt paced; retried as the module docstring says;
         errors become ours."""
+        return self._send(operation, image_set_id, kwargs)
+
+    def _send(
+        self,
+        operation: str,
+        image_set_id: str | None,
+        kwargs: dict[str, Any],
+        before: Callable[[], None] | None = None,
+    ) -> Any:
+        """:meth:`_call`; ``before`` runs once the pacer has granted an attempt its slot
+        and right before the attempt is sent (a check that must hold when the request
+        leaves, with no wait for the pacer after it); what it raises ends the call."""
         method = getattr(self._boto, xform_name(operation))
         failures = throttles = 0
         started = time.monotonic()
@@ -242,6 +257,8 @@ class HealthImaging:
                 if isinstance(last, ServiceError) and not isinstance(last, Throttled):
                     raise _with_attempts(last, failures) from None
                 raise
+            if before is not None:
+                before()
             with self._calls_lock:
                 self._calls[operation] += 1
             try:
@@ -355,9 +372,14 @@ class HealthImaging:
         try:
             return metadata.parse(raw)
         except ValueError as exc:
+            why = (
+                str(exc)
+                if isinstance(exc, TooDeep)
+                else f"not a JSON object ({type(exc).__name__})"
+            )
             raise ServiceError(
-                f"GetImageSetMetadata of image set {image_set_id}: the metadata is not "
-                f"a JSON object ({type(exc).__name__})",
+                f"GetImageSetMetadata of image set {image_set_id}: the metadata cannot be "
+                f"read: {why}",
                 code="BadMetadata",
                 operation="GetImageSetMetadata",
                 image_set_id=image_set_id,
@@ -368,6 +390,11 @@ class HealthImaging:
         same ID is another one)."""
         answer = self._call("GetDatastore", None, datastoreId=datastore_id)
         return DatastoreInfo.from_wire(answer.get("datastoreProperties") or {})
+
+    def get_import_job(self, datastore_id: str, job_id: str) -> ImportJobInfo:
+        """When an import job was submitted and ended (GetDICOMImportJob)."""
+        answer = self._call("GetDICOMImportJob", None, datastoreId=datastore_id, jobId=job_id)
+        return ImportJobInfo.from_wire(answer.get("jobProperties") or {})
 
     def list_datastores(self) -> Iterator[tuple[str, str, str]]:
         """Every data store of the account and region: (ID, name, status)."""
@@ -527,14 +554,52 @@ class HealthImaging:
             destination=UpdateResult.from_wire(response.get("destinationImageSetProperties", {})),
         )
 
-    def delete_image_set(self, datastore_id: str, image_set_id: str) -> DeleteResult:
+    def delete_image_set(
+        self, datastore_id: str, image_set_id: str, *, at_version: str | None = None
+    ) -> DeleteResult:
+        """DeleteImageSet. The service takes no version pin; ``at_version`` is the
+        nearest the client can come: right before each attempt is sent (its slot from
+        the pacer already granted, so nothing waits in between), GetImageSet must show
+        the image set settled at that version, else :class:`VersionMoved` and nothing
+        is sent. A write that lands and settles between that read and the delete's
+        arrival is still deleted with it (RELIABILITY.md measures the window); one
+        still LOCKED then makes the service refuse the delete (ConflictException)."""
+
+        def unmoved() -> None:
+            if at_version is None:
+                return
+            info = self.get_image_set(datastore_id, image_set_id)
+            if info.locked or info.version_id != at_version:
+                state = " (LOCKED: a write is in flight)" if info.locked else ""
+                raise VersionMoved(
+                    f"image set {image_set_id} moved to version {info.version_id}{state} "
+                    f"since version {at_version}",
+                    code="VersionMoved",
+                    operation="DeleteImageSet",
+                    image_set_id=image_set_id,
+                )
+
         response = cast(
             wire.DeleteImageSetResponse,
-            self._call(
-                "DeleteImageSet", image_set_id, datastoreId=datastore_id, imageSetId=image_set_id
+            self._send(
+                "DeleteImageSet",
+                image_set_id,
+                {"datastoreId": datastore_id, "imageSetId": image_set_id},
+                before=unmoved,
             ),
         )
         return DeleteResult.from_wire(response)
+
+    # -- tags (which image sets a run made: engine/proof.py) ---------------------------
+    def tag_resource(self, arn: str, tags: Mapping[str, str]) -> None:
+        """TagResource: add or overwrite ``tags`` on the resource ``arn`` names."""
+        self._call("TagResource", None, resourceArn=arn, tags=dict(tags))
+
+    def tags_of(self, arn: str) -> dict[str, str]:
+        """ListTagsForResource: the tags of the resource ``arn`` names."""
+        response = self._call("ListTagsForResource", None, resourceArn=arn)
+        tags = response.get("tags") or {}
+        return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
 
     # -- waiting -----------------------------------------------------------------------
     def wait_until_settled(

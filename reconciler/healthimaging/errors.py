@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from reconciler.dicom.phi import mask_service_message
 from reconciler.errors import ConfigError, ReconcilerError
 
 
@@ -55,6 +56,11 @@ class DatastoreNotFound(ServiceError):
 
 class VersionConflict(ServiceError):
     """ConflictException: ``latestVersion`` is stale, or the image set is LOCKED."""
+
+
+class VersionMoved(ServiceError):
+    """A write that must find the image set at a version found it elsewhere (or
+    LOCKED): nothing was sent."""
 
 
 class ServiceValidationError(ServiceError):
@@ -107,24 +113,45 @@ _THROTTLE_CODES = frozenset(
 )
 
 # Anything in a service message that could be a credential: access key IDs, SigV4
-# fragments, session tokens. The service does not echo them, but a proxy or a
-# misconfigured endpoint might, and a message is printed and logged.
+# fragments, session tokens (as a header, ``x-amz-security-token: …``, a query
+# parameter, a setting, or bare: a token is hundreds of base64 characters, URL-encoded
+# or not, where nothing else a message holds runs past 80 without a dot or a space).
+# The service does not echo them, but a proxy or a misconfigured endpoint might, and a
+# message is printed, logged and journaled.
 _SECRETS = (
     (re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA)[A-Z0-9]{12,}\b"), "[redacted]"),
-    (re.compile(r"(?i)(Credential=|Signature=|X-Amz-Security-Token=)[^\s,&;]+"), r"\1[redacted]"),
     (
-        re.compile(r"(?i)(aws_secret_access_key|aws_session_token)(\s*[=:]\s*)\S+"),
+        re.compile(
+            r"(?i)(Credential|Signature|X-Amz-Security-Token|X-Amz-Signature)(\s*[=:]\s*)"
+            r"[^\s,&;]+"
+        ),
         r"\1\2[redacted]",
     ),
+    (
+        re.compile(
+            r"(?i)(aws_secret_access_key|aws_session_token|security_?token|"
+            r"session_?token)(\W{0,3}\s*[=:]\s*\W{0,3})[^\s,&;'\"*]+"
+        ),
+        r"\1\2[redacted]",
+    ),
+    (re.compile(r"(?:[A-Za-z0-9+/_-]|%[0-9A-Fa-f]{2}){80,}(?:=|%3[Dd]){0,2}"), "[redacted]"),
 )
 _MAX_DETAIL = 300
 
 
-def clean(text: str) -> str:
-    """One line of at most a few hundred characters, with credential-like parts redacted."""
-    line = " ".join(str(text).split())
+def redact(text: str) -> str:
+    """``text`` with whatever looks like a credential redacted (see :data:`_SECRETS`)."""
     for pattern, replacement in _SECRETS:
-        line = pattern.sub(replacement, line)
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def clean(text: str) -> str:
+    """One line of at most a few hundred characters, with credential-like parts redacted
+    and whatever may be a PHI value masked, as UPDATE_FAILED messages are
+    (:func:`~reconciler.dicom.phi.mask_service_message`): the service's words may quote
+    the values it refused, and they are printed in CI, journaled and put in PR comments."""
+    line = redact(mask_service_message(" ".join(str(text).split())))
     return line if len(line) <= _MAX_DETAIL else line[: _MAX_DETAIL - 3] + "..."
 
 

@@ -7,9 +7,10 @@ The service stores at most 50 MB of metadata per image set; a body that inflates
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any, Protocol
+
+from reconciler import jsonsafe
 
 MAX_METADATA_BYTES = 64 * 1024 * 1024
 _CHUNK = 256 * 1024
@@ -53,7 +54,7 @@ def read_body(body: Readable, *, gzipped: bool, limit: int = MAX_METADATA_BYTES)
 
 def parse(raw: bytes) -> dict[str, Any]:
     """The metadata document; raises ``ValueError`` when it is not a JSON object."""
-    document = json.loads(raw)
+    document = jsonsafe.loads(raw)
     if not isinstance(document, dict):
         raise ValueError("the metadata is not a JSON object")
     return document

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, Self, get_args
 
 from reconciler.healthimaging import wire
+from reconciler.healthimaging.errors import redact
 
 
 class _OpenEnum(str, enum.Enum):
@@ -61,6 +62,12 @@ def _status(value: str | None) -> WorkflowStatus:
     return WorkflowStatus(value or "UNKNOWN")
 
 
+def _said(message: object) -> str | None:
+    """A version's message (UPDATE_FAILED, COPY_FAILED) without anything that looks like
+    a credential; PHI is masked where it is shown (``history --show-phi`` may show it)."""
+    return redact(message) if isinstance(message, str) else None
+
+
 @dataclass(frozen=True)
 class ImageSetInfo:
     """GetImageSet: one image set at one version (the latest unless asked otherwise)."""
@@ -74,6 +81,7 @@ class ImageSetInfo:
     forced: bool  # the version was made with force=true (overrides.forced)
     created_at: datetime | None
     updated_at: datetime | None
+    arn: str | None = None  # imageSetArn (GetImageSet answers it; ListImageSetVersions not)
 
     @property
     def locked(self) -> bool:
@@ -91,10 +99,11 @@ class ImageSetInfo:
             state=_state(data.get("imageSetState")),
             workflow_status=_status(workflow_status),
             is_primary=bool(data.get("isPrimary", False)),
-            message=data.get("message"),
+            message=_said(data.get("message")),
             forced=bool(data.get("overrides", {}).get("forced", False)),
             created_at=data.get("createdAt"),
             updated_at=data.get("updatedAt"),
+            arn=data.get("imageSetArn"),
         )
 
 
@@ -130,6 +139,26 @@ class DatastoreInfo:
             arn=str(data.get("datastoreArn", "")),
             status=str(data.get("datastoreStatus", "")),
             created_at=created if isinstance(created, datetime) else None,
+        )
+
+
+@dataclass(frozen=True)
+class ImportJobInfo:
+    """GetDICOMImportJob: when an import ran (the service's clock)."""
+
+    job_id: str
+    status: str
+    submitted_at: datetime | None
+    ended_at: datetime | None
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> ImportJobInfo:
+        submitted, ended = data.get("submittedAt"), data.get("endedAt")
+        return cls(
+            job_id=str(data.get("jobId", "")),
+            status=str(data.get("jobStatus", "")),
+            submitted_at=submitted if isinstance(submitted, datetime) else None,
+            ended_at=ended if isinstance(ended, datetime) else None,
         )
 
 
@@ -171,18 +200,20 @@ class UpdateResult:
     state: ImageSetState
     workflow_status: WorkflowStatus
     message: str | None = None
+    arn: str | None = None  # imageSetArn, where the answer has it (CopyImageSet's)
 
     @classmethod
     def from_wire(
         cls, data: wire.UpdateImageSetMetadataResponse | wire.CopyImageSetProperties
     ) -> UpdateResult:
-        message = data.get("message")
+        arn = data.get("imageSetArn")
         return cls(
             image_set_id=data.get("imageSetId", ""),
             version_id=data.get("latestVersionId", ""),
             state=_state(data.get("imageSetState")),
             workflow_status=_status(data.get("imageSetWorkflowStatus")),
-            message=message if isinstance(message, str) else None,
+            message=_said(data.get("message")),
+            arn=arn if isinstance(arn, str) else None,
         )
 
 

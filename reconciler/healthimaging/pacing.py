@@ -100,6 +100,8 @@ SERVICE_QUOTAS: dict[str, Quota] = {
     "GetImageSetMetadata": Quota(50.0, 100),
     "ListImageSetVersions": Quota(25.0, 50),
     "SearchImageSets": Quota(25.0, 50),
+    "TagResource": Quota(10.0, 20),
+    "ListTagsForResource": Quota(10.0, 20),
 }
 
 

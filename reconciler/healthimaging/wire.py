@@ -127,6 +127,7 @@ class CopyImageSetProperties(TypedDict, total=False):
     imageSetWorkflowStatus: str
     createdAt: datetime
     updatedAt: datetime
+    imageSetArn: str
 
 
 class CopyImageSetResponse(TypedDict, total=False):

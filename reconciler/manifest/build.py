@@ -15,6 +15,7 @@ from reconciler.dicom.vr import check_value
 from reconciler.manifest import codes
 from reconciler.manifest.model import Manifest, Problem, Selector, SelectorKind, error, warning
 from reconciler.manifest.project import Project, missing_datastore_hint
+from reconciler.manifest.reasons import check_why
 from reconciler.manifest.semantic import UID_SHAPE, AttributeChecker
 from reconciler.manifest.yamlsafe import Document
 
@@ -93,6 +94,7 @@ def build_manifest(
     builder.remove_tree(spec.get("remove"))
     builder.check_overlap()
     problems = builder.problems
+    problems.extend(check_why(document, builder.sets))
     if force and not builder.forced_somewhere:
         problems.append(
             warning(

@@ -45,12 +45,15 @@ WILDCARD_ENTIRE: Final = "wildcard-entire"
 TABLE: Final = "table"
 NO_DATASTORE: Final = "no-datastore"
 NOTHING_MANAGED: Final = "nothing-managed"
+REASON: Final = "reason"
+REASON_PHI: Final = "reason-phi"
 # Across manifests
 CONFLICT: Final = "conflict"
 SHARED_OWNERSHIP: Final = "shared-ownership"
 DUPLICATE_NAME: Final = "duplicate-name"
 # reconciler.yaml
 PROJECT: Final = "project-file"
+POLICY: Final = "policy"
 
 DESCRIPTIONS: Final[dict[str, str]] = {
     FILE_MISSING: "a path given on the command line does not exist",
@@ -87,8 +90,11 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     TABLE: "a table manifest's CSV is missing, unreadable or malformed, or a {Column} is unknown",
     NO_DATASTORE: "no spec.datastoreId and no datastoreId in reconciler.yaml",
     NOTHING_MANAGED: "warning: the manifest neither sets nor removes anything",
+    REASON: "metadata.annotations reason or ticket is too long",
+    REASON_PHI: "metadata.annotations reason or ticket seems to hold PHI (a name, a date, an ID)",
     CONFLICT: "two manifests want different values for the same attribute of the same target",
     SHARED_OWNERSHIP: "warning: two manifests set the same attribute to the same value",
     DUPLICATE_NAME: "two manifests have the same metadata.name",
     PROJECT: "reconciler.yaml has a bad datastoreId or region",
+    POLICY: "a policy rule in reconciler.yaml or policies/ is unknown or badly written",
 }

@@ -151,6 +151,30 @@ class Removal:
         return Address.of(self.level, self.series_uid, self.sop_uid, self.key)
 
 
+REASON = "reason"  # metadata.annotations keys carried into plans, runs and the audit trail
+TICKET = "ticket"
+
+
+@dataclass(frozen=True)
+class Why:
+    """Why a manifest changes what it does: its ``metadata.annotations`` ``reason`` and
+    ``ticket`` (checked for PHI by :mod:`reconciler.manifest.reasons`), None when absent."""
+
+    reason: str | None = None
+    ticket: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.reason is not None or self.ticket is not None
+
+    @classmethod
+    def of(cls, annotations: dict[str, str]) -> Why:
+        """From annotations; blank counts as absent."""
+        reason = (annotations.get(REASON) or "").strip() or None
+        ticket = (annotations.get(TICKET) or "").strip() or None
+        return cls(reason, ticket)
+
+
 @dataclass(frozen=True)
 class Manifest:
     name: str
@@ -164,6 +188,10 @@ class Manifest:
     digest: str  # sha256 of the canonical document (after defaults)
     labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     annotations: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def why(self) -> Why:
+        return Why.of(self.annotations)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ manifests' own); :func:`read_project_config` raises the first as a one-line
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from reconciler.config import (
 from reconciler.errors import ConfigError
 from reconciler.manifest import codes
 from reconciler.manifest.model import Location, Problem, error
+from reconciler.manifest.policies import load_policies
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
 from reconciler.suggest import closest
@@ -47,7 +49,7 @@ _KMS_RE = re.compile(r"[A-Za-z0-9:/_+=,.@-]{1,2048}\Z")
 # Settings of earlier versions, refused with what replaced them.
 _GONE = {
     "journalDir": "journalDir is no longer a setting: runs live in the state backend "
-    "(`state:`, default local: .reconciler/state); `reconciler state migrate --from DIR` "
+    "(`state:`, default local: .reconciler/state); `reconciler state migrate --from-journal DIR` "
     "brings the runs of an earlier journal folder into it",
 }
 
@@ -140,6 +142,7 @@ SETTINGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "serviceQuotas": ("service_quotas", _boolean),
     "showPhi": ("show_phi", _boolean),
     "lockTimeoutSeconds": ("lock_timeout_seconds", _seconds),
+    "policies": ("", lambda value: value),  # read by reconciler.manifest.policies
 }
 
 
@@ -172,6 +175,8 @@ class _Checker:
             if value is None:  # `key:` with no value: the default
                 continue
             name = SETTINGS[key][0]
+            if not name:
+                continue
             checked = self._rate_limits(value) if key == "rateLimits" else self._one(key, value)
             if checked is not None and name in _PATH_FIELDS:
                 checked = self._inside(key, checked)
@@ -211,8 +216,7 @@ class _Checker:
         projections), and only ``.reconciler/`` is kept out of git by ``reconciler
         init``'s ``.gitignore`` and out of what the CI recipes upload."""
         cache = values.get("cache_dir")
-        private = (self.root / STATE_DIR).resolve()
-        if cache is not None and not cache.is_relative_to(private):
+        if cache is not None and not cache.is_relative_to(self.root / STATE_DIR):
             self._problem(
                 ("cacheDir",),
                 f"cacheDir must lie in {STATE_DIR}/ (it holds PHI: "
@@ -222,14 +226,26 @@ class _Checker:
             values.pop("cache_dir")
 
     def _inside(self, key: str, value: Any) -> Path | None:
-        """``value`` resolved against the project folder; refused when it leads out."""
-        resolved: Path = (self.root / value).resolve()  # follows symlinks: links out too
-        if resolved.is_relative_to(self.root):
-            return resolved
+        """``value`` under the project folder (:func:`_under`); refused when it leads
+        out, by its ``..`` or through a symbolic link."""
+        given = _under(self.root, value)
+        if given.is_relative_to(self.root) and given.resolve().is_relative_to(self.root):
+            return given
         folder = display_path(self.root)
-        self._problem((key,), f"{key} {value!r} leads outside the project folder {folder} "
-                      "(path traversal); use a path inside it")  # fmt: skip
+        self._problem(
+            (key,),
+            f"{key} {value!r} leads outside the project folder {folder} (path traversal); "
+            "use a path inside it",
+        )
         return None
+
+
+def _under(root: Path, value: Path) -> Path:
+    """``root / value`` with its ``.`` and ``..`` taken out, and its symbolic links kept:
+    the state backend refuses a folder reached through one (a link committed by a pull
+    request, ``.reconciler/cache -> ../manifests``, must not move the cache's PHI into
+    a committed folder), which it can only do if the path still names the link."""
+    return Path(os.path.normpath(root / value))
 
 
 def _too_large(path: Path, shown: str) -> Problem | None:
@@ -248,7 +264,7 @@ def with_defaults(values: dict[str, Any], root: Path, path: Path | None) -> Proj
     defaults = ProjectConfig()
     for name in _PATH_FIELDS:
         if name not in values:
-            values[name] = (root / getattr(defaults, name)).resolve()
+            values[name] = _under(root, getattr(defaults, name))
     return ProjectConfig(**values, path=path, root=root)
 
 
@@ -276,7 +292,8 @@ def check_project_file(path: Path) -> tuple[ProjectConfig, list[Problem]]:
     checker = _Checker(document, root)
     values = checker.settings()
     checker.private_places(values)
-    return with_defaults(values, root, path), problems + checker.problems
+    _, policy_problems = load_policies(path, root)
+    return with_defaults(values, root, path), problems + checker.problems + policy_problems
 
 
 def read_project_config(path: Path) -> ProjectConfig:

@@ -8,6 +8,9 @@ whose key it fills) is left out of that row's manifest; an empty selector cell i
 error. A value that is exactly one placeholder of a numeric attribute (US, FD, ...)
 becomes a number.
 
+``metadata.annotations`` (a ``reason``, a ``ticket``) may name columns too: each row then
+carries its own (a RIS report's ticket column), checked for PHI like any reason.
+
 Each row becomes an ordinary ``ImageSetMetadata`` document named ``<name>-<line>``
 whose positions point into the CSV, so the schema check, the DICOM rules and the
 conflict check that follow report ``file.csv:line:column`` of the cell that produced a
@@ -31,11 +34,22 @@ from typing import Any, overload
 import fastjsonschema
 
 from reconciler.dicom.dictionary import lookup
+from reconciler.dicom.phi import is_phi, value_strings
 from reconciler.dicom.vr import FLOAT_VRS, INTEGER_VRS, check_value
 from reconciler.manifest import codes
 from reconciler.manifest.build import build_manifest, digest_of
-from reconciler.manifest.model import Location, Manifest, Problem, Selector, SelectorKind, error
+from reconciler.manifest.model import (
+    REASON,
+    TICKET,
+    Location,
+    Manifest,
+    Problem,
+    Selector,
+    SelectorKind,
+    error,
+)
 from reconciler.manifest.project import Project
+from reconciler.manifest.reasons import MAX_REASON_CHARS, MAX_TICKET_CHARS, phi_in_text
 from reconciler.manifest.schema import check_structure, inline, schema
 from reconciler.manifest.semantic import UID_SHAPE, WILDCARD, value_problem_cached
 from reconciler.manifest.yamlsafe import Document, Position, YamlPath
@@ -292,11 +306,14 @@ class _Template:
         self.shown = shown
         self.name: str = root["metadata"]["name"]
         self.metadata = {k: v for k, v in root["metadata"].items() if k != "name"}
+        notes = self.metadata.get("annotations")
+        self.annotations: dict[str, Any] | None = notes if isinstance(notes, dict) else None
         self.template = {k: self.spec[k] for k in ("selector", "set", "remove") if k in self.spec}
         self.columns = {name: index for index, name in enumerate(header)}
         self.missing = [
-            (name, place, in_key)
-            for name, place, in_key in _placeholders(self.template, ())
+            (name, (*base, *place), in_key)
+            for base, node in ((("spec",), self.template), (_NOTES, self.annotations))
+            for name, place, in_key in _placeholders(node, ())
             if name not in self.columns
         ]
         selector = self.spec["selector"]
@@ -304,16 +321,30 @@ class _Template:
         self.selector_template = selector[self.kind]
         self.is_primary = selector.get("isPrimary", True)
         self.datastore_id: str | None = self.spec.get("datastoreId")
-        self.used = sorted({self.columns[n] for n, _, _ in _placeholders(self.template, ())
-                            if n in self.columns})  # fmt: skip
+        named = itertools.chain(
+            _placeholders(self.template, ()), _placeholders(self.annotations, ())
+        )
+        self.used = sorted({self.columns[n] for n, _, _ in named if n in self.columns})
         self._compiled: dict[str, list[str | int]] = {}
         self.values: list[tuple[str, str, bool]] = []  # (keyword, template, whole cell)
         self.keys: list[str] = []  # series / instance key templates
+        self.phi_written: list[str] = []  # PHI values the template writes as it is
         self.fast = (
             isinstance(self.selector_template, str)
             and (self.datastore_id or project.datastore_id) is not None
             and not any(True for _ in _placeholders(self.spec.get("remove"), ()))
             and self._fill_points(self.spec.get("set"), depth=0)
+            and self._why_fill_points()
+        )
+
+    def _why_fill_points(self) -> bool:
+        """Whether the cell checks cover the annotations: placeholders only in the
+        reason's and ticket's text, which each row's cells then fill and check."""
+        notes = self.annotations or {}
+        return all(
+            key in _WHY_LIMITS and isinstance(value, str)
+            for key, value in notes.items()
+            if any(True for _ in _placeholders({key: value}, ()))
         )
 
     def _fill_points(self, node: Any, depth: int) -> bool:
@@ -360,6 +391,8 @@ class _Template:
                 self.values.append((str(key), value, whole))
             elif any(True for _ in _placeholders(value, ())):
                 return False
+            elif is_phi(str(key)):
+                self.phi_written.extend(value_strings(value))
         return True
 
     def fill(self, text: str, cells: list[str]) -> str:
@@ -410,7 +443,30 @@ class _Template:
             typed = _typed(keyword, filled) if whole else filled
             if value_problem_cached(keyword, attribute, typed):
                 return None
+        if self.annotations and not self._why_fine(cells):
+            return None
         return value
+
+    def _why_fine(self, cells: list[str]) -> bool:
+        """Whether the row's reason and ticket pass check_why: short enough, no PHI
+        (shapes, or a PHI value the row writes)."""
+        written: list[str] | None = None
+        for key, limit in _WHY_LIMITS.items():
+            text = (self.annotations or {}).get(key)
+            if not isinstance(text, str):
+                continue
+            filled = self.fill(text, cells)
+            if len(filled) > limit:
+                return False
+            if written is None:
+                written = [*self.phi_written]
+                for keyword, template, whole in self.values:
+                    if is_phi(keyword):
+                        value = self.fill(template, cells)
+                        written.extend(value_strings(_typed(keyword, value) if whole else value))
+            if phi_in_text(filled, written) is not None:
+                return False
+        return True
 
     def document(self, row: _Row) -> Document | Problem:
         """The row as its own ImageSetMetadata document, positions in the CSV."""
@@ -427,10 +483,13 @@ class _Template:
         for key in ("set", "remove"):
             if key in self.spec:
                 out_spec[key] = filler.value(key, self.spec[key], ("spec", key))[1]
+        metadata = dict(self.metadata)
+        if self.annotations is not None:  # a reason or ticket per row
+            metadata["annotations"] = filler.value("", self.annotations, _NOTES)[1]
         value = {
             "apiVersion": self.root["apiVersion"],
             "kind": "ImageSetMetadata",
-            "metadata": {"name": f"{self.name}-{row.line}", **self.metadata},
+            "metadata": {"name": f"{self.name}-{row.line}", **metadata},
             "spec": out_spec,
         }
         filler.values[()] = (row.line, 1)
@@ -438,6 +497,8 @@ class _Template:
 
 
 _IS_PRIMARY: dict[object, bool | None] = {True: True, False: False, "any": None}
+_NOTES: YamlPath = ("metadata", "annotations")
+_WHY_LIMITS = {REASON: MAX_REASON_CHARS, TICKET: MAX_TICKET_CHARS}
 
 
 @cache
@@ -548,7 +609,7 @@ def check_table(
     if template.missing:
         return None, [
             error(
-                document.location(("spec", *place), key=in_key),
+                document.location(place, key=in_key),
                 f"{{{name}}} names no column of {shown} (columns: {', '.join(read.header)})",
                 codes.TABLE,
             )

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
 
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.plan import Action, ImageSetPlan, Plan
@@ -78,7 +77,7 @@ def _row(change: Change, show_phi: bool) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _about(item: ImageSetPlan) -> str:
+def _about(item: ImageSetPlan, plan: Plan) -> str:
     about = [f"Data store {code(values.printable(item.datastore_id))}"]
     if item.version_id:
         about.append(f"version {code(values.printable(item.version_id))}")
@@ -87,10 +86,12 @@ def _about(item: ImageSetPlan) -> str:
         label = "manifest" if len(item.manifests) == 1 else "manifests"
         names = ", ".join(code(values.printable(name)) for name in item.manifests)
         about.append(f"{label}: {names}")
-    return " · ".join(about)
+    why = [f"Why: {text(reason)}" for reason in values.reasons(item, plan)]
+    return "<br>".join([" · ".join(about), *why])
 
 
-def _image_set(item: ImageSetPlan, show_phi: bool, origins: Mapping[str, str]) -> str:
+def _image_set(item: ImageSetPlan, show_phi: bool, plan: Plan) -> str:
+    origins = plan.origins
     image_set = html.escape(values.printable(item.image_set_id))
     problems = item.diff.problems
     if item.action is Action.BLOCKED:
@@ -102,7 +103,7 @@ def _image_set(item: ImageSetPlan, show_phi: bool, origins: Mapping[str, str]) -
         if item.action is Action.REPLACE:
             head = (f"<details><summary>± image set {image_set} — replace: corrected copy "
                     f"promoted, image set ID will change — {counted}")  # fmt: skip
-    parts = [f"{head}</summary>", _about(item)]
+    parts = [f"{head}</summary>", _about(item, plan)]
     if problems:
         lines = []
         for found in problems:
@@ -173,6 +174,10 @@ def render_plan_markdown(
     if plan.left_out:
         head.append(text(values.left_out(plan)))
     head.extend(text(line) for line in values.resolution(plan))
+    policy = values.policy_summary(plan)
+    if policy is not None:  # never cut: the size cap leaves out image sets, not these
+        found = "\n".join(f"- {text(values.finding(f))}" for f in plan.findings)
+        head.append(f"**{text(policy)}**\n\n{found}")
     # Sections in the order they matter, each kept whole or left out: (kind, separator
     # from the one before, text). The selectors form one tight list.
     sections: list[tuple[str, str, str]] = []
@@ -182,12 +187,8 @@ def render_plan_markdown(
         head.append(f"**Warning:** {selectors} {matches} no image set:")
         items = [f"- {text(values.unresolved(u, show_phi=show_phi))}" for u in plan.unresolved]
         sections += [("selector", "\n" if i else "\n\n", item) for i, item in enumerate(items)]
-    sections += [
-        ("image set", "\n\n", _image_set(item, show_phi, plan.origins)) for item in plan.blocked
-    ]
-    sections += [
-        ("image set", "\n\n", _image_set(item, show_phi, plan.origins)) for item in plan.to_update
-    ]
+    sections += [("image set", "\n\n", _image_set(item, show_phi, plan)) for item in plan.blocked]
+    sections += [("image set", "\n\n", _image_set(item, show_phi, plan)) for item in plan.to_update]
 
     parts = ["\n\n".join(head)]
     size = len(parts[0])

@@ -20,7 +20,7 @@ whether its output is a terminal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 from reconciler.engine.changes import Change, ChangeOp
 from reconciler.engine.plan import Action, ImageSetPlan, Plan
@@ -63,7 +63,7 @@ def _change(change: Change, style: _Style, show_phi: bool) -> str:
     return f"  {line}{markers}{owner}"
 
 
-def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
+def _header(item: ImageSetPlan, style: _Style, plan: Plan) -> Iterator[str]:
     head = f"image set {values.printable(item.image_set_id)} ({values.image_set_details(item)})"
     if item.action is Action.BLOCKED:
         yield f"{style('!', _RED, _BOLD)} {style(head + ': cannot be updated', _BOLD)}"
@@ -79,6 +79,8 @@ def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
     if item.manifests:
         label = "manifest" if len(item.manifests) == 1 else "manifests"
         yield style(f"  # {label}: {values.manifests(item)}", _DIM)
+    for reason in values.reasons(item, plan):
+        yield style(f"  # why: {reason}", _DIM)
     if item.include_study:
         yield style("  # one call for every primary image set of the study "
                     "(includeStudyImageSets)", _DIM)  # fmt: skip
@@ -86,10 +88,9 @@ def _header(item: ImageSetPlan, style: _Style) -> Iterator[str]:
         yield style(f"  # changed by the study-wide call of image set {item.study_leader}", _DIM)
 
 
-def _image_set(
-    item: ImageSetPlan, style: _Style, show_phi: bool, origins: Mapping[str, str]
-) -> Iterator[str]:
-    yield from _header(item, style)
+def _image_set(item: ImageSetPlan, style: _Style, show_phi: bool, plan: Plan) -> Iterator[str]:
+    origins = plan.origins
+    yield from _header(item, style, plan)
     for found in item.diff.problems:
         where, message = values.problem(found, show_phi=show_phi)
         first, *rest = message.splitlines() or [""]
@@ -119,7 +120,7 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
     # Updates first, blocked image sets after them: problems end up next to the
     # summary, where Terraform puts its errors too.
     for item in (*plan.to_update, *plan.blocked):
-        blocks.append(list(_image_set(item, style, show_phi, plan.origins)))
+        blocks.append(list(_image_set(item, style, show_phi, plan)))
     if plan.unresolved:
         warning = style("Warning:", _YELLOW, _BOLD)
         blocks.append(
@@ -129,8 +130,13 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
         blocks.append([style(values.left_out(plan), _DIM)])
     if values.resolution(plan):
         blocks.append([style(line, _DIM) for line in values.resolution(plan)])
+    if plan.findings:  # next to the summary, where errors go
+        lines = [style(values.finding(f), _RED if f.mandatory else _YELLOW) for f in plan.findings]
+        blocks.append(lines)
+    policy = values.policy_summary(plan)
+    summary = values.summary(plan, verb=verb) + (f" {policy}" if policy else "")
     endpoint = style(f"Endpoint: {values.printable(plan.endpoint)}", _DIM)
-    blocks.append([endpoint, style(values.summary(plan, verb=verb), _BOLD)])
+    blocks.append([endpoint, style(summary, _BOLD)])
     return "\n\n".join("\n".join(block) for block in blocks)
 
 

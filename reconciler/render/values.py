@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.dicom import phi
 from reconciler.dicom.phi import MASK
 from reconciler.engine.changes import Change, ChangeOp, PlanProblem
+from reconciler.engine.context import Finding
 from reconciler.engine.plan import ImageSetPlan, Plan
 
 # Control characters (C0 but newline and tab, DEL, C1) and the bidirectional controls
@@ -118,6 +119,41 @@ def manifests(item: ImageSetPlan) -> str:
     return printable(", ".join(item.manifests))
 
 
+def reasons(item: ImageSetPlan, plan: Plan) -> list[str]:
+    """Why the image set changes: each owning manifest's reason and ticket, e.g.
+    ``name registered as a study label (ticket HIM-1021)``, prefixed with the manifest's
+    name when several own the image set. Manifests that give neither are left out."""
+    lines = []
+    for name in item.manifests:
+        source = plan.sources.get(name)
+        if source is None or not source.why.given:
+            continue
+        why = source.why
+        text = why.reason or "(no reason given)"
+        text += f" (ticket {why.ticket})" if why.ticket else " (no ticket)"
+        lines.append(printable(f"{name}: {text}" if len(item.manifests) > 1 else text))
+    return lines
+
+
+def policy_summary(plan: Plan) -> str | None:
+    """``Policy: 2 mandatory rules failed, 1 advisory.`` or None when nothing failed."""
+    if not plan.findings:
+        return None
+    mandatory = sum(1 for f in plan.findings if f.mandatory)
+    advisory = len(plan.findings) - mandatory
+    parts = []
+    if mandatory:
+        parts.append(f"{plural(mandatory, 'mandatory rule failure')} (apply refuses this plan)")
+    if advisory:
+        parts.append(plural(advisory, "advisory finding"))
+    return "Policy: " + ", ".join(parts) + "."
+
+
+def finding(found: Finding) -> str:
+    """One policy finding on one line (its messages quote no values)."""
+    return printable(str(found))
+
+
 def duration(seconds: float) -> str:
     """A lower bound, so rounded down: ``12 s``, ``0.6 s``, ``41 min``, ``2 h 5 min``."""
     if seconds < 10:
@@ -220,6 +256,7 @@ __all__ = [
     "MASK",
     "blocked",
     "duration",
+    "finding",
     "image_set_details",
     "in_sync",
     "is_masked",
@@ -230,9 +267,11 @@ __all__ = [
     "notes",
     "path",
     "plural",
+    "policy_summary",
     "printable",
     "problem",
     "quota",
+    "reasons",
     "resolution",
     "summary",
     "unresolved",

@@ -10,11 +10,13 @@
         drift = s.drift(["manifests"])         # read-only; drift.in_sync
         s.revert(run_id=report.run_id)         # or image_set=..., to_version=...
 
-Everything a caller must not be able to skip lives here, not in the CLI: the state lock
-around every write, settling the calls and replaces that interrupted runs left open
-(before anything is applied), the journal, the drift state of ``drift
---since-last-run`` and the bookkeeping of replaced image sets — all kept in the
-project's state backend (:mod:`reconciler.state`: local, or S3 for teams). The CLI
+Everything a caller must not be able to skip lives here, not in the CLI: the project's
+policies (a plan failing a mandatory rule is never applied), the state lock around
+every write, settling the calls and replaces that interrupted runs left open (before
+anything is applied), the journal, the audit trail (each outcome recorded as it is
+known, :mod:`reconciler.audit`), the drift state of ``drift --since-last-run`` and the
+bookkeeping of replaced image sets — all kept in the project's state backend
+(:mod:`reconciler.state`: local, or S3 for teams). The CLI
 adds only what is a person's: confirmation, progress lines, colour and wording.
 Messages meant for the user (a resumed replace, a recovered call, a manifest warning)
 go to ``notify``; by default they are logged.
@@ -26,13 +28,14 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
+from reconciler import audit, ci
 from reconciler.config import (
     MAX_PARALLELISM,
     Endpoint,
@@ -54,7 +57,7 @@ from reconciler.engine.incremental import (
     selected,
     state_after,
 )
-from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunStore
+from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunHeader, RunStore
 from reconciler.engine.journal.legacy import import_journals
 from reconciler.engine.origins import change_origins
 from reconciler.engine.plan import Pace, Plan, PlanRequest, ReadOptions, make_plan
@@ -78,22 +81,32 @@ from reconciler.engine.storesizes import StoreSizes
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
+from reconciler.healthimaging.sqs import EventQueue
 from reconciler.manifest import load_tree
-from reconciler.manifest.model import LoadResult, Manifest
+from reconciler.manifest.model import LoadResult, Manifest, Why
+from reconciler.manifest.policies import PolicySet, load_policies
+from reconciler.manifest.reasons import phi_in_text
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
 from reconciler.manifest.table import keys_of
 from reconciler.manifest.targeting import Targeting, target
+from reconciler.policy import Facts, evaluate, refuse_failures
+from reconciler.policy.approval import Approval, plan_digest
+from reconciler.policy.patients import count_patients
 from reconciler.render.structured import dump
 from reconciler.scaffold import CI, Extra, InitResult, choose_datastore
 from reconciler.scaffold import init as scaffold
 from reconciler.session.connect import connect
 from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
+from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult, Workings
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
 from reconciler.state.local import LocalBackend
 from reconciler.state.migrate import migrate
 from reconciler.state.open import open_backend
+
+if TYPE_CHECKING:
+    from reconciler.session.rehearsal import RehearsalResult
 
 LOG = logging.getLogger("reconciler")
 # A local clock further than this from the service's is worth a warning (runs and drift
@@ -104,6 +117,26 @@ Progress = Callable[[ImageSetOutcome, int, int], None]
 Shard = tuple[int, int]
 Targets = tuple[list[Target], list[Unresolved]]
 PathsLike = Sequence[str | os.PathLike[str]]
+
+
+def _journal_why(journal: Journal, plan: Plan) -> None:
+    """The reason and ticket of every manifest whose changes the run sends."""
+    names = sorted({name for item in plan.to_update for name in item.manifests})
+    for name in names:
+        source = plan.sources.get(name)
+        if source is not None and source.why.given:
+            journal.why(name, source.why.reason, source.why.ticket)
+
+
+def check_why(why: Why) -> None:
+    """A reason or ticket given to revert, checked for PHI like a manifest's."""
+    for what, text in (("reason", why.reason), ("ticket", why.ticket)):
+        found = phi_in_text(text) if text is not None else None
+        if found is not None:
+            raise ConfigError(
+                f"the {what} seems to hold PHI ({found}); it goes into the run records and "
+                "the audit trail: say why without it"
+            )
 
 
 class Cancelled(ReconcilerError):
@@ -129,8 +162,9 @@ class Session:
     ``endpoint`` is ``"aws"``, ``"local"`` (the embedded local HealthImaging, seeded on
     first use) or a URL; None means ``$RECONCILER_ENDPOINT``, then ``reconciler.yaml``,
     then AWS. ``project_dir`` is where ``reconciler.yaml`` is looked for (and upward)
-    and what relative manifest paths hang off. The connection opens on first use and
-    closes with the ``with`` block (or :meth:`close`).
+    and what relative manifest paths hang off; ``config`` replaces what that file says
+    (a throwaway copy of the project, as ``reconciler test`` makes). The connection
+    opens on first use and closes with the ``with`` block (or :meth:`close`).
     """
 
     def __init__(
@@ -143,9 +177,10 @@ class Session:
         notify: Callable[[str], None] | None = None,
         environ: Mapping[str, str] | None = None,
         state: str | None = None,
+        config: ProjectConfig | None = None,
     ) -> None:
         self.project_dir = Path(project_dir).resolve()
-        self.config: ProjectConfig = load_project_config(self.project_dir)
+        self.config: ProjectConfig = config or load_project_config(self.project_dir)
         env = os.environ if environ is None else environ
         self.endpoint = resolve_endpoint(endpoint, env, self.config)
         self.state_spec = resolve_state(state, env, self.config)
@@ -179,6 +214,12 @@ class Session:
         self.lock_timeout = 0.0
         self._generations: dict[str, str] = {}
         self._sending = Sending()
+        self._runs: RunStore | None = None
+        self._policies: PolicySet | None = None
+        self._ci: tuple[str | None, str | None] | None = None  # the job's URL and commit
+        # The audit trail of the runs this session writes (each outcome as it is known).
+        self.audit = audit.AuditObserver(lambda: self.state, self._who, self._study_of)
+        self._watcher: Watcher | None = None
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -188,9 +229,37 @@ class Session:
         return self.keeping.state
 
     @property
+    def policies(self) -> PolicySet:
+        """The project's policy rules (``policies:`` in reconciler.yaml, ``policies/``);
+        a badly written rule raises :class:`ConfigError` at its line."""
+        if self._policies is None:
+            policies, problems = load_policies(self.config.path, self.config.root)
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                raise ConfigError(errors[0].message, location=str(errors[0].location))
+            self._policies = policies
+        return self._policies
+
+    def _who(self, header: RunHeader) -> audit.Who:
+        """Who ran a run, for its audit records: the principal, the user and host its
+        journal names, and in CI the job's URL; the commit of the manifests."""
+        if self._ci is None:
+            self._ci = (ci.job_url(), ci.commit(folder=self.project_dir))
+        return audit.Who(self.principal, f"{header.user}@{header.host}", *self._ci)
+
+    def check_policies(self, plan: Plan, approval: Approval | None = None) -> Plan:
+        """``plan`` with the findings of the project's rules (approval rules only when
+        ``approval`` is given: at apply)."""
+        approvals = None if approval is None else approval.approvers
+        facts = Facts(patients=lambda p: count_patients(self.ahi, p), approvals=approvals)
+        return dataclasses.replace(plan, findings=evaluate(self.policies, plan, facts))
+
+    @property
     def runs(self) -> RunStore:
         """The runs of this scope: journals, their index and undo values."""
-        return RunStore(self.state)
+        if self._runs is None:
+            self._runs = RunStore(self.state)
+        return self._runs
 
     @property
     def principal(self) -> str:
@@ -216,17 +285,24 @@ class Session:
             service_time=self.ahi.service_clock.now_iso,
             lock_id=lock.lock_id if lock is not None else None,
             datastores=self.generations(datastore_ids),
+            observer=self.audit,
         )
 
+    @contextmanager
     def _writing(
         self, operation: str, shard: Shard | None = None, *, connected: bool = True
-    ) -> AbstractContextManager[Any]:
+    ) -> Iterator[StateLock]:
         """Hold the state lock of what ``operation`` writes (everything, or one shard).
-        ``connected``: the lock names the principal the service knows us as."""
+        ``connected``: the lock names the principal the service knows us as. Holding
+        the whole state's lock, nobody else writes runs: the run index is then read
+        once (and again after each of our own writes), not once per look-up."""
         endpoint = self.ahi.endpoint if connected else None
-        return self.keeping.locked(
+        with self.keeping.locked(
             operation, shard=shard, timeout=self.lock_timeout, endpoint=endpoint
-        )
+        ) as lock:
+            pinned = self.runs.pinned() if lock.holder.name == lock_name(None) else nullcontext()
+            with pinned:
+                yield lock
 
     # -- state commands -----------------------------------------------------------------
     def migrate_state(self, to: str) -> int:
@@ -376,11 +452,7 @@ class Session:
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             self.ahi.limiter.share(*shard)
         stores = [datastore for datastore, _ in keys_of(loaded.manifests)]
-        cache = ProjectionCache(
-            LocalBackend(self.config.cache_dir / "projections", self.config.root),
-            scope=self._cache_scope(stores),
-            warn=self._notify,
-        )
+        cache = self._projection_cache(stores)
         request = PlanRequest(
             manifests=loaded.manifests,
             manifest_digest=loaded.digest,
@@ -400,6 +472,13 @@ class Session:
         )
         return make_plan(
             self.ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
+        )
+
+    def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
+        return ProjectionCache(
+            LocalBackend(self.config.cache_dir / "projections", self.config.root),
+            scope=self._cache_scope(datastore_ids),
+            warn=self._notify,
         )
 
     def _replacements(self) -> dict[str, str]:
@@ -435,7 +514,7 @@ class Session:
             replace_primary=replace_primary,
             combine_forced=combine_forced,
         )
-        return PlanResult(plan, detailed)
+        return PlanResult(self.check_policies(plan), detailed)
 
     def drift(
         self,
@@ -485,6 +564,46 @@ class Session:
         if plan.has_changes:  # where to look: the version that made each drifted value
             plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
         return DriftResult(plan, coverage)
+
+    def watch(
+        self,
+        queue: str,
+        paths: PathsLike = (),
+        *,
+        options: WatchOptions | None = None,
+        report: Callable[[BatchReport], None] | None = None,
+    ) -> WatchResult:
+        """Drift checked as HealthImaging announces changes, from the SQS queue its
+        EventBridge events are routed to (``queue``: ``sqs://…`` or its https URL), until
+        :meth:`stop_watching`; one ``report`` per checked batch. Reads only; the
+        checkpoint and what was notified are kept in the state
+        (:mod:`reconciler.session.watch`)."""
+        if self.targeting.active:
+            raise ConfigError("--watch must see every manifest: not with --manifest or -l")
+        events = EventQueue(queue, region=self.region, profile=self.profile or self.config.profile)
+        self._stack.callback(events.close)
+        workings = Workings(
+            ahi=self.ahi,
+            state=self.state,
+            endpoint=self.label,
+            roots=tuple(self._here(p) for p in paths) or (self._here("manifests"),),
+            load=lambda: self.load(paths),
+            plan=lambda loaded, targets: self._make_plan(
+                loaded, shard=None, parallelism=None, targets=(targets, [])
+            ),
+            generations=self.generations,
+            cache=self._projection_cache,
+            warn=self._notify,
+        )
+        self._watcher = Watcher(
+            workings, events, options or WatchOptions(), report or (lambda batch: None)
+        )
+        return self._watcher.run()
+
+    def stop_watching(self) -> bool:
+        """Stop :meth:`watch` after the batch in flight (from a signal handler or another
+        thread); whether one is in flight."""
+        return self._watcher.stop() if self._watcher is not None else False
 
     def _drift_state(self, generations: Mapping[str, str]) -> DriftState | None:
         try:
@@ -556,6 +675,7 @@ class Session:
         allow_force: bool = False,
         study_wide: bool = False,
         reviewed: Plan | None = None,
+        approval: Approval | None = None,
     ) -> ApplyResult:
         """Make the live metadata match: ``source`` is a :class:`Plan` or the
         :class:`PlanResult` of :meth:`plan` (applied as it is, pinned to its versions:
@@ -568,6 +688,12 @@ class Session:
         plan describes (:mod:`reconciler.engine.plancheck`). ``reviewed`` (with manifest
         paths): plan from them and apply only if that is exactly the reviewed plan
         (:mod:`reconciler.engine.reviewed`), else raise saying what differs.
+
+        Whatever its source, the plan is checked against the project's policies first:
+        one failing a mandatory rule raises :class:`~reconciler.policy.PolicyFailed`
+        before anything is sent (each finding goes to ``notify``). ``approval``: who
+        approved the plan and what it means, recorded with the plan's digest in the
+        audit trail (a ``requireApprovals`` rule counts its approvers).
 
         ``review`` sees the plan before anything is sent and says whether to go ahead
         (False raises :class:`Cancelled`); it is not asked when there is nothing to do.
@@ -595,6 +721,8 @@ class Session:
                 )
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
+            plan = self.check_policies(plan, approval or Approval(()))
+            refuse_failures(plan.findings, self._notify)
             if not plan.has_changes:
                 if review is not None:
                     review(plan)
@@ -606,10 +734,13 @@ class Session:
                 command="apply",
                 endpoint=self.label,
                 manifest_digest=plan.manifest_digest,
+                plan_digest=plan_digest(plan),
                 context=self._context([p.datastore_id for p in plan.to_update]),
             )
             self._recovery_journal = None
-            with journal:
+            known = audit.apply_about(plan, approval, plan_digest(plan))
+            with journal, self.audit.expecting(known):
+                _journal_why(journal, plan)
                 report = apply_plan(
                     self.ahi,
                     plan,
@@ -739,6 +870,16 @@ class Session:
             raise ConfigError("--datastore-id is needed (no datastoreId in reconciler.yaml)")
         return store
 
+    def rehearse(
+        self, paths: PathsLike = (), *, replace_primary: bool = False, combine_forced: bool = False
+    ) -> RehearsalResult:
+        """``reconciler test``: apply, revert and apply again on a throwaway local copy of
+        the targeted image sets' managed attributes (:mod:`reconciler.session.rehearsal`).
+        Reads only, here."""
+        from reconciler.session.rehearsal import rehearse
+
+        return rehearse(self, paths, replace_primary=replace_primary, combine_forced=combine_forced)
+
     # -- revert ------------------------------------------------------------------------
     def revert_items(
         self,
@@ -757,7 +898,11 @@ class Session:
         if run_id is not None:
             run = self.run_to_revert(run_id)
             children = revert_runs_of(self.runs, run)
-            return tuple(plan_revert_run(self.ahi, run, children, runs=self.runs))
+            return tuple(
+                plan_revert_run(
+                    self.ahi, run, children, runs=self.runs, parallelism=self._threads(None)
+                )
+            )
         if to_version is None:
             raise ConfigError("an image set needs the version to go back to (--to-version N)")
         assert image_set is not None
@@ -795,18 +940,23 @@ class Session:
         review: Callable[[Sequence[RevertItem]], bool] | None = None,
         progress: Progress | None = None,
         parallelism: int | None = None,
+        why: Why | None = None,
     ) -> RevertResult:
         """Put image sets back to recorded versions (a new version equal to the old
         one). Image sets that moved since the run are refused (stale) unless ``force``.
-        Journaled like apply, so a revert can itself be reverted."""
+        Journaled like apply, so a revert can itself be reverted. ``why``: the reason
+        and ticket of the revert, journaled and audited (checked for PHI first)."""
+        why = why or Why()
+        check_why(why)
         with self._writing("revert"):
             parent = None
             # A revert of a replace is a replace: one an interrupted revert left halfway
             # is finished (or rolled back) first, then found done (or done again) below.
             self._resume_replaces()
+            reverted = None
             if run_id is not None:
-                parent = self.run_to_revert(run_id).run_id
-                run_id = parent  # `last` is resolved once: the items and the journal agree
+                reverted = self.run_to_revert(run_id)
+                parent = run_id = reverted.run_id  # `last` resolved once: items and journal
             items = self.revert_items(
                 run_id=run_id,
                 image_set=image_set,
@@ -817,13 +967,18 @@ class Session:
                 return RevertResult(items, None, parent)
             if review is not None and not review(items):
                 raise Cancelled("cancelled: nothing was changed")
-            with Journal.start(
-                self.runs,
-                command="revert",
-                endpoint=self.label,
-                parent_run_id=parent,
-                context=self._context([item.datastore_id for item in items]),
-            ) as journal:
+            with (
+                Journal.start(
+                    self.runs,
+                    command="revert",
+                    endpoint=self.label,
+                    parent_run_id=parent,
+                    context=self._context([item.datastore_id for item in items]),
+                ) as journal,
+                self.audit.expecting(self.audit.revert_about(items, why, reverted)),
+            ):
+                if why.given:
+                    journal.why(None, why.reason, why.ticket)
                 report = apply_revert(
                     self.ahi,
                     items,
@@ -835,3 +990,14 @@ class Session:
                     runs=self.runs,
                 )
             return RevertResult(items, report, parent)
+
+    def _study_of(self, datastore_id: str, image_set_id: str, version: str | None) -> str | None:
+        """The StudyInstanceUID of that version (None: the latest), or None when it
+        cannot be read: for the audit records of outcomes no plan described."""
+        try:
+            version = version or self.ahi.get_image_set(datastore_id, image_set_id).version_id
+            doc = self.ahi.get_metadata(datastore_id, image_set_id, version)
+        except ReconcilerError:
+            return None
+        uid = (doc.get("Study") or {}).get("DICOM", {}).get("StudyInstanceUID")
+        return uid if isinstance(uid, str) else None

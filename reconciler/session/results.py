@@ -28,14 +28,17 @@ from reconciler.errors import ExitCode, worst
 class PlanResult:
     """``Session.plan``: what apply would change. ``detailed`` makes changes exit 2
     (Terraform's ``-detailed-exitcode``); otherwise a plan with changes exits 0. Blocked
-    image sets or manifests exit 3 either way: the rest is planned all the same."""
+    image sets or manifests exit 3 either way: the rest is planned all the same. A plan
+    that fails a mandatory policy rule exits 1: apply refuses it."""
 
     plan: Plan
     detailed: bool = False
 
     @property
     def exit_code(self) -> ExitCode:
+        failed = any(f.mandatory for f in self.plan.findings)
         return worst(
+            ExitCode.ERROR if failed else ExitCode.OK,
             ExitCode.PARTIAL if self.plan.blocked else ExitCode.OK,
             ExitCode.CHANGES if self.detailed and self.plan.has_changes else ExitCode.OK,
         )

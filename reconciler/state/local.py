@@ -231,6 +231,11 @@ class LocalBackend:
             raise StateError(f"cannot remove {self._shown(path)}: {_why(failure)}") from None
 
     def list(self, prefix: str) -> list[str]:
+        if prefix and not prefix.endswith("/"):
+            # A prefix of names, as on S3 ("runs/2025" lists runs/20250101T…): the
+            # keys of its folder that start with it.
+            folder = prefix.rpartition("/")[0]
+            return [k for k in self.list(f"{folder}/" if folder else "") if k.startswith(prefix)]
         base = prefix.rstrip("/")
         start = self._path(base) if base else self.root
         self._refuse_links(start)

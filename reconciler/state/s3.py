@@ -169,7 +169,13 @@ class S3Backend:
             answer = self._s3.put_object(
                 Bucket=self.bucket, Key=self._name(key), Body=data, **extra
             )
-        except (ClientError, BotoCoreError) as failure:
+        except ClientError as failure:
+            # If-Match on a key that is gone is a 404 (NoSuchKey), not a 412: still "not
+            # what was read", so the writer reads again rather than failing.
+            if if_tag is not None and _code(failure) in _MISSING:
+                raise Conflict(f"{self.shown(key)} is gone") from None
+            raise self._fail(failure, "write", key) from None
+        except BotoCoreError as failure:
             raise self._fail(failure, "write", key) from None
         return str(answer.get("ETag", ""))
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from reconciler.state.backend import Appender, Backend, Blob, StateError
+from reconciler.state.backend import Appender, Backend, Blob, Conflict, StateError
 
 STATE_FORMAT = 1
+REWRITE_ATTEMPTS = 40  # conditional writes of a shared object before giving up (many shards)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,26 @@ class State:
 
     def write_json(self, key: str, value: Any, *, secret: bool = False) -> None:
         self.put(key, dumps(value), secret=secret)
+
+    def rewrite(self, key: str, change: Callable[[Blob | None], bytes]) -> None:
+        """Write ``change(what is there now)`` at ``key``, conditionally: a writer that
+        changed the object meanwhile is not overwritten; it is read and changed again
+        (with jitter), so shards sharing one object (an index) never lose an entry."""
+        for attempt in range(REWRITE_ATTEMPTS):
+            current = self.get(key)
+            data = change(current)
+            try:
+                if current is None:
+                    self.put(key, data, if_absent=True)
+                else:
+                    self.put(key, data, if_tag=current.tag)
+                return
+            except Conflict:
+                time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
+        raise StateError(
+            f"cannot update {self.shown(key)}: {REWRITE_ATTEMPTS} other writers changed it "
+            "meanwhile; try again"
+        )
 
     # -- logs -------------------------------------------------------------------------
     def append(self, key: str) -> Appender:

@@ -92,3 +92,21 @@ def test_several_data_stores_need_a_choice(here: Path, local: Any) -> None:
     assert (here / "b" / "reconciler.yaml").read_text().endswith(f"datastoreId: {other}\n")
     sample = (here / "b" / "manifests" / "example.yaml").read_text()
     assert "# apiVersion: reconciler/v1" in sample  # an empty data store: the template
+
+
+def test_init_with_s3_state_writes_it_and_asks_for_a_versioned_bucket(
+    here: Path, local: Any
+) -> None:
+    result = run("--endpoint", local.url, "init", "repo", "--state", "s3://imaging-state/team/")
+    assert result.exit_code == 0, result.output
+    settings = (here / "repo" / "reconciler.yaml").read_text()
+    assert settings.endswith("state: s3://imaging-state/team\n")
+    assert (
+        "State in s3://imaging-state/team/: turn on the bucket's versioning (aws s3api "
+        "put-bucket-versioning --bucket imaging-state --versioning-configuration "
+        "Status=Enabled), and set RECONCILER_STATE in CI." in result.output
+    )
+    refused = run("--endpoint", local.url, "init", "other", "--state", "s3://Not_A_Bucket/x")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith("Error: --state: state 's3://Not_A_Bucket/x' must name")
+    assert not (here / "other" / "reconciler.yaml").exists()

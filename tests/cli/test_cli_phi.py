@@ -93,3 +93,49 @@ def test_update_failed_message_is_masked_when_printed_and_journaled(
     assert "Update failed" in journals
     for secret in ("SAMPLE^CT ONE", "MRN00041"):
         assert secret not in applied.output and secret not in journals
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        (" Yes ", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("", False),
+        ("  ", False),
+    ],
+)
+def test_show_phi_variable_reads_yes_and_no(
+    project: Path, monkeypatch: pytest.MonkeyPatch, value: str, shown: bool
+) -> None:
+    monkeypatch.setenv("RECONCILER_SHOW_PHI", value)
+    result = run("plan", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert ("MRN-GHOST-77" in result.output) is shown
+
+
+@pytest.mark.parametrize("value", ["off", "on", "masked", "2", "nope", "true false"])
+def test_any_other_show_phi_value_is_a_usage_error_naming_the_variable(
+    project: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """`off` once meant "show" (anything but empty, 0, false or no did): now every
+    command refuses it, before it reads or prints anything."""
+    monkeypatch.setenv("RECONCILER_SHOW_PHI", value)
+    for args in (
+        ("plan",),
+        ("plan", "-o", "markdown"),
+        ("drift",),
+        ("validate",),
+        ("apply", "--auto-approve"),
+        ("runs",),
+    ):
+        result = run(*args)
+        assert result.exit_code == 1, (args, result.output)
+        [line] = result.output.strip().splitlines()
+        assert line.startswith("Error: RECONCILER_SHOW_PHI=") and "1, true or yes" in line
+        assert "MRN-GHOST-77" not in result.output and "SAMPLE^CT ONE" not in result.output
+    assert not (project / "runs").exists() or not list((project / "runs").iterdir())

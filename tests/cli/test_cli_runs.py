@@ -16,7 +16,7 @@ from reconciler import __version__
 from reconciler.cli import cli
 from reconciler.engine import journal as journal_module
 from reconciler.engine.journal import Journal, Outcome, RunStore
-from reconciler.engine.journal.index import OPEN, encode, problem_facts, update
+from reconciler.engine.journal.index import OPEN, encode, next_seq, problem_facts, update
 from reconciler.state import Scope, State
 from reconciler.state.local import LocalBackend
 
@@ -177,7 +177,10 @@ def test_an_unreadable_journal_is_listed_not_fatal(folder: Path) -> None:
     rid = "20250102T050000Z-0000ff"
     runs.state.put(f"runs/{rid}.jsonl", b"")
     facts = problem_facts(rid, "x", "?", OPEN)
-    update(runs.state, lambda entries: entries.__setitem__(rid, encode(facts)))
+    update(
+        runs.state,
+        lambda entries: entries.__setitem__(rid, encode(facts.numbered(next_seq(entries)))),
+    )
     result = invoke()
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]

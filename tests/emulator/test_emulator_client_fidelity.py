@@ -90,6 +90,38 @@ def test_tag_keys_follow_the_models_pattern(client: Any, datastore: str) -> None
     }
 
 
+def test_an_image_sets_tags_are_its_own(local: Any, client: Any, datastore: str) -> None:
+    """Tags on an image set's ARN (reconciler marks the copies it makes so): kept while
+    it is LOCKED and across its versions, not carried to a copy, gone with it."""
+    put_document(local, datastore, USDOPPLER, ISID)
+    arn = client.get_image_set(datastoreId=datastore, imageSetId=ISID)["imageSetArn"]
+    client.update_image_set_metadata(
+        datastoreId=datastore,
+        imageSetId=ISID,
+        latestVersionId="1",
+        updateImageSetMetadataUpdates={
+            "DICOMUpdates": {
+                "updatableAttributes": blob({"Study": {"DICOM": {"StudyDescription": "X"}}})
+            }
+        },
+    )
+    client.tag_resource(resourceArn=arn, tags={"reconciler:run": "r1"})  # while LOCKED
+    settle(client, datastore, ISID)
+    assert client.list_tags_for_resource(resourceArn=arn)["tags"] == {"reconciler:run": "r1"}
+    copied = client.copy_image_set(
+        datastoreId=datastore,
+        sourceImageSetId=ISID,
+        copyImageSetInformation={"sourceImageSet": {"latestVersionId": "2"}},
+    )
+    copy_arn = copied["destinationImageSetProperties"]["imageSetArn"]
+    assert client.list_tags_for_resource(resourceArn=copy_arn)["tags"] == {}
+    settle(client, datastore, ISID)
+    client.delete_image_set(datastoreId=datastore, imageSetId=ISID)
+    settle(client, datastore, ISID)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_tags_for_resource(resourceArn=arn)
+
+
 def test_arns_of_other_accounts_regions_and_stores_are_refused(
     local: Any, client: Any, datastore: str
 ) -> None:

@@ -17,7 +17,18 @@ import pytest
 
 from reconciler import __version__
 from reconciler.engine import journal as journal_module
-from reconciler.engine.journal import Changed, Journal, JournalError, Outcome, RunContext, RunStore
+from reconciler.engine.journal import (
+    Changed,
+    Journal,
+    JournalError,
+    Outcome,
+    Record,
+    ResultRecord,
+    RunContext,
+    RunHeader,
+    RunStore,
+)
+from reconciler.errors import ReconcilerError
 from tests.state_support import log_path, run_store
 
 DS = "2aa75d103f7f45ab977b0e93f00e6fe9"
@@ -197,6 +208,54 @@ def test_a_failed_write_stops_the_journal(tmp_path: Path, monkeypatch: pytest.Mo
     # Nothing more is appended after a line that may be half-written.
     with pytest.raises(JournalError, match="failed earlier"):
         journal.result(A, DS, "1", None, Outcome.ERROR)
+
+
+class Refusing:
+    """An observer (the audit trail) that records the journal's records it is told of,
+    and cannot record results."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+        self.closes: list[bool] = []
+
+    def recording(self, header: RunHeader, record: Record) -> None:
+        if isinstance(record, ResultRecord):
+            raise ReconcilerError("the audit trail cannot be written (no space)")
+        self.told.append(type(record).__name__)
+
+    def closed(self, header: RunHeader, *, ended: bool) -> None:
+        self.closes.append(ended)
+
+
+def test_an_observer_that_fails_stops_the_run_before_the_record(tmp_path: Path) -> None:
+    observer = Refusing()
+    journal = start(tmp_path, context=RunContext(observer=observer))
+    journal.intent(A, DS, "1", "d", keys=["Study.StudyDescription"])
+    with pytest.raises(ReconcilerError, match="audit trail cannot be written"):
+        journal.result(A, DS, "1", "2", Outcome.UPDATED)
+    assert observer.told == ["RunHeader", "IntentRecord"] and observer.closes == [False]
+    with pytest.raises(JournalError, match="failed earlier: the audit trail"):
+        journal.intent(B, DS, "1", "d")
+    # The result was not journaled: the call stays pending, for the next apply to settle.
+    run = load_run(tmp_path, journal.run_id)
+    assert run.incomplete and [i.image_set_id for i in run.pending()] == [A]
+
+
+def test_why_records_leave_out_what_was_not_given(tmp_path: Path) -> None:
+    with start(tmp_path) as journal:
+        journal.why("ct1-study-description", "RIS names studies so", None)
+        journal.why(None, None, "HIM-9")
+    lines = [json.loads(line) for line in path_of(journal).read_text().splitlines()]
+    assert [sorted(line) for line in lines if line["type"] == "why"] == [
+        ["at", "manifest", "reason", "type"],
+        ["at", "ticket", "type"],
+    ]
+    run = load_run(tmp_path, journal.run_id)
+    assert [(w.manifest, w.reason, w.ticket) for w in run.whys] == [
+        ("ct1-study-description", "RIS names studies so", None),
+        (None, None, "HIM-9"),
+    ]
+    assert run.header.format_version == 2
 
 
 def test_refuses_what_must_not_be_recorded(tmp_path: Path) -> None:
@@ -437,10 +496,12 @@ def make_runs(directory: Path, tokens: list[str], seconds: list[int]) -> list[st
 
 
 def test_list_runs_newest_first(tmp_path: Path, tokens: list[str]) -> None:
-    older, newer, middle = make_runs(tmp_path, tokens, [0, 3600, 60])
+    """Newest is the run that reached the state last (the index's sequence), whatever
+    the clock of the machine that wrote it said."""
+    first, second, third = make_runs(tmp_path, tokens, [0, 3600, 60])
     summaries = list_runs(tmp_path)
-    assert [s.run_id for s in summaries] == [newer, middle, older]
-    top = summaries[0]
+    assert [s.run_id for s in summaries] == [third, second, first]
+    top = summaries[1]
     assert (top.command, top.user, top.host, top.image_sets, top.incomplete) == (
         "apply", "alice", "ci-7", 1, False,
     )  # fmt: skip
@@ -469,6 +530,26 @@ def test_last_follows_the_service_clock_not_this_machines(
     later.end()
     assert run_store(tmp_path).resolve("last").run_id == later.run_id
     assert [s.run_id for s in list_runs(tmp_path)] == [later.run_id, ahead.run_id]
+
+
+def test_last_is_the_run_that_ended_last_when_service_times_tie(
+    tmp_path: Path, tokens: list[str]
+) -> None:
+    """The service's Date has one-second steps: two runs in one second can be estimated
+    in the wrong order. The index's sequence (the order runs reached the state) decides;
+    an index rebuilt from the logs falls back to the service's time."""
+    tokens.extend(["aaaaaa", "bbbbbb", "cccccc"])
+    earlier = start(tmp_path, context=RunContext(service_time=lambda: "2025-01-02T03:00:35.001Z"))
+    earlier.end()
+    later = start(tmp_path, context=RunContext(service_time=lambda: "2025-01-02T03:00:35.000Z"))
+    later.end()
+    assert run_store(tmp_path).resolve("last").run_id == later.run_id
+    store = run_store(tmp_path)
+    store.state.delete("runs/index.json")
+    assert store.resolve("last").run_id == earlier.run_id  # rebuilt: by the service's time
+    third = start(tmp_path, context=RunContext(service_time=lambda: "2025-01-02T03:00:34.000Z"))
+    third.end()
+    assert run_store(tmp_path).resolve("last").run_id == third.run_id
 
 
 def test_last_means_the_most_recent_even_within_one_second(

@@ -2,7 +2,9 @@
 however many runs the state holds, and an index entry is never trusted over its log.
 
 Cost is counted, not timed: a spy counts the backend's reads of run logs and of the
-index object.
+index object. Each test runs on the local and on the S3 backend (moto's S3 server),
+except those that need hundreds of runs, which run locally (what they count is the
+same logic on either backend; writing hundreds of objects to moto is not).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from reconciler.engine.journal.store import log_key
 from reconciler.engine.recovery import open_calls
 from reconciler.engine.replace import replacements, resume_interrupted
 from reconciler.engine.revert import newest_changing_run, revert_runs_of
-from reconciler.state import Blob, State
+from reconciler.state import Appender, Backend, Blob, State
 from reconciler.state.local import LocalBackend
-from tests.state_support import SCOPE, state_file
+from tests.state_support import SCOPE, s3_state
 
 DS = "2aa75d103f7f45ab977b0e93f00e6fe9"
 
@@ -41,17 +43,39 @@ class Reads:
         self.index = 0
 
 
-class Counting(LocalBackend):
-    def __init__(self, root: Path, reads: Reads) -> None:
-        super().__init__(root / ".reconciler" / "state", root)
+class Counting:
+    """A backend that counts the reads of run logs and of the index, then does them."""
+
+    def __init__(self, inner: Backend, reads: Reads) -> None:
+        self.inner = inner
         self.reads = reads
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
 
     def get(self, key: str) -> Blob | None:
         if key.endswith("index.json"):
             self.reads.index += 1
         elif key.endswith(".jsonl"):
             self.reads.logs.append(key.rsplit("/", 1)[-1])
-        return super().get(key)
+        return self.inner.get(key)
+
+    def read_log(self, key: str) -> bytes | None:
+        self.reads.logs.append(key.rsplit("/", 1)[-1])
+        return self.inner.read_log(key)
+
+    def put(self, key: str, data: bytes, **conditions: Any) -> str:
+        return self.inner.put(key, data, **conditions)
+
+    def delete(self, key: str, *, if_tag: str | None = None) -> None:
+        self.inner.delete(key, if_tag=if_tag)
+
+    def list(self, prefix: str) -> list[str]:
+        return self.inner.list(prefix)
+
+    def append(self, key: str) -> Appender:
+        return self.inner.append(key)
 
 
 @pytest.fixture
@@ -59,9 +83,20 @@ def reads() -> Reads:
     return Reads()
 
 
+@pytest.fixture(params=["local", "s3"])
+def runs(request: pytest.FixtureRequest, tmp_path: Path, reads: Reads) -> RunStore:
+    if request.param == "local":
+        inner: Backend = LocalBackend(tmp_path / ".reconciler" / "state", tmp_path)
+    else:
+        inner = s3_state(request.getfixturevalue("state_bucket")).backend
+    return RunStore(State(Counting(inner, reads), SCOPE))
+
+
 @pytest.fixture
-def runs(tmp_path: Path, reads: Reads) -> RunStore:
-    return RunStore(State(Counting(tmp_path, reads), SCOPE))
+def many(tmp_path: Path, reads: Reads) -> RunStore:
+    """Local runs only: for the tests that write hundreds of runs."""
+    inner = LocalBackend(tmp_path / ".reconciler" / "state", tmp_path)
+    return RunStore(State(Counting(inner, reads), SCOPE))
 
 
 def run_id(n: int) -> str:
@@ -118,8 +153,14 @@ def end(rid: str) -> dict[str, Any]:
 def write(store: RunStore, rid: str, records: list[dict[str, Any]], *, index: bool = True) -> None:
     """A run's log as a writer leaves it, entered in the index (``ended`` when it has an
     end record, else ``open``: a writer that was killed)."""
-    data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
-    store.state.put(log_key(rid), data)
+    lines = [json.dumps(r, sort_keys=True).encode() + b"\n" for r in records]
+    data = b"".join(lines)
+    if records[-1]["type"] == "end":
+        store.state.put(log_key(rid), data)
+    else:  # killed mid-run: a log never closed (on S3, one object per line)
+        log = store.state.append(log_key(rid))
+        for line in lines:
+            log.write(line)
     if index:
         run = parse_run(store.state.shown(log_key(rid)), rid, data)
         status = ENDED if run.end is not None else OPEN
@@ -150,13 +191,13 @@ def noop_runs(store: RunStore, count: int, start: int = 0) -> list[str]:
 
 
 # -- one index object, whatever the number of runs ------------------------------------------
-def test_listing_reads_the_index_and_no_finished_log(runs: RunStore, reads: Reads) -> None:
-    ids = noop_runs(runs, 300)
+def test_listing_reads_the_index_and_no_finished_log(many: RunStore, reads: Reads) -> None:
+    ids = noop_runs(many, 300)
     reads.clear()
-    summaries = runs.summaries()
+    summaries = many.summaries()
     assert [s.run_id for s in summaries] == list(reversed(ids))
     assert (reads.index, reads.logs) == (1, [])
-    truth = [runs.read(rid).summary().as_dict() for rid in reversed(ids)]
+    truth = [many.read(rid).summary().as_dict() for rid in reversed(ids)]
     assert [s.as_dict() for s in summaries] == truth
 
 
@@ -190,9 +231,9 @@ def test_an_edited_entry_is_not_used_its_log_is(runs: RunStore, reads: Reads) ->
 def test_a_log_changed_after_its_run_ended_is_never_acted_on(runs: RunStore) -> None:
     rid = run_id(0)
     write(runs, rid, [header(rid), intent(rid, "a" * 32), result(rid, "a" * 32), end(rid)])
-    path = state_file(runs, log_key(rid))
-    text = path.read_text().replace('"to_version":"2"', '"to_version":"1"')
-    path.write_text(text.replace('"to_version": "2"', '"to_version": "1"'))
+    data = runs.state.read_log(log_key(rid))
+    assert data is not None and b'"to_version": "2"' in data
+    runs.state.put(log_key(rid), data.replace(b'"to_version": "2"', b'"to_version": "1"'))
     with pytest.raises(JournalError, match="changed after the run ended"):
         runs.load(rid)
 
@@ -232,18 +273,18 @@ def test_concurrent_writers_lose_no_entry(runs: RunStore) -> None:
 
 
 # -- the callers read only the runs that matter ----------------------------------------------
-def test_revert_last_reads_only_the_run_it_reverts(runs: RunStore, reads: Reads) -> None:
+def test_revert_last_reads_only_the_run_it_reverts(many: RunStore, reads: Reads) -> None:
     changing = run_id(0)
-    write(runs, changing, [header(changing), intent(changing, "a" * 32),
+    write(many, changing, [header(changing), intent(changing, "a" * 32),
                            result(changing, "a" * 32), end(changing)])  # fmt: skip
-    noop_runs(runs, 300, start=1)
+    noop_runs(many, 300, start=1)
     reads.clear()
-    run = newest_changing_run(runs)
+    run = newest_changing_run(many)
     assert run.run_id == changing and reads.logs == [f"{changing}.jsonl"]
     child = run_id(302)
-    write(runs, child, [header(child, command="revert", parent=changing), end(child)])
+    write(many, child, [header(child, command="revert", parent=changing), end(child)])
     reads.clear()
-    assert [c.run_id for c in revert_runs_of(runs, run)] == [child]
+    assert [c.run_id for c in revert_runs_of(many, run)] == [child]
     assert reads.logs == [f"{child}.jsonl"]
 
 
@@ -258,29 +299,29 @@ def test_a_run_that_left_only_undo_values_is_still_what_revert_last_finds(
     assert newest_changing_run(runs).run_id == interrupted
 
 
-def test_replacements_read_no_log(runs: RunStore, reads: Reads) -> None:
-    noop_runs(runs, 300)
+def test_replacements_read_no_log(many: RunStore, reads: Reads) -> None:
+    noop_runs(many, 300)
     replaced = run_id(300)
-    write(runs, replaced, [header(replaced), step(replaced, "a" * 32, "copy"),
+    write(many, replaced, [header(replaced), step(replaced, "a" * 32, "copy"),
                            step(replaced, "a" * 32, "promote", "n" * 32),
                            step(replaced, "a" * 32, "delete-copy", "n" * 32),
                            end(replaced)])  # fmt: skip
     reads.clear()
-    assert replacements(runs) == {"a" * 32: "n" * 32}
+    assert replacements(many) == {"a" * 32: "n" * 32}
     ahi: Any = object()  # nothing to resume: the service is never asked
-    assert resume_interrupted(ahi, runs, endpoint="local", lock_timeout=1) == []
+    assert resume_interrupted(ahi, many, endpoint="local", lock_timeout=1) == []
     assert reads.logs == []
 
 
-def test_open_calls_read_only_the_runs_with_calls_still_open(runs: RunStore, reads: Reads) -> None:
-    noop_runs(runs, 200)
+def test_open_calls_read_only_the_runs_with_calls_still_open(many: RunStore, reads: Reads) -> None:
+    noop_runs(many, 200)
     killed, settler, killed_too = run_id(200), run_id(201), run_id(202)
-    write(runs, killed, [header(killed), intent(killed, "a" * 32)])
-    write(runs, settler, [header(settler), result(settler, "a" * 32, "RECOVERED",
+    write(many, killed, [header(killed), intent(killed, "a" * 32)])
+    write(many, settler, [header(settler), result(settler, "a" * 32, "RECOVERED",
           message=f"run {killed} call 1/1: the call did happen"), end(settler)])  # fmt: skip
-    write(runs, killed_too, [header(killed_too), intent(killed_too, "b" * 32)])
+    write(many, killed_too, [header(killed_too), intent(killed_too, "b" * 32)])
     reads.clear()
-    calls = open_calls(runs)
+    calls = open_calls(many)
     assert [(c.run_id, c.intent.image_set_id) for c in calls] == [(killed_too, "b" * 32)]
     # The open runs (read to list them: they have no facts yet), then the one run with a
     # call still open; never the 200 that cannot matter.
@@ -303,11 +344,11 @@ def test_a_live_writers_run_is_not_recovered(runs: RunStore) -> None:
     assert [c.run_id for c in open_calls(runs)] == [live]
 
 
-def test_load_by_prefix_reads_one_log(runs: RunStore, reads: Reads) -> None:
-    ids = noop_runs(runs, 300)
+def test_load_by_prefix_reads_one_log(many: RunStore, reads: Reads) -> None:
+    ids = noop_runs(many, 300)
     reads.clear()
-    assert runs.load(ids[150]).run_id == ids[150]
-    assert runs.load(ids[7][:-1]).run_id == ids[7]
+    assert many.load(ids[150]).run_id == ids[150]
+    assert many.load(ids[7][:-1]).run_id == ids[7]
     assert len(reads.logs) == 2
 
 

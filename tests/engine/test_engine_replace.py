@@ -21,7 +21,6 @@ from reconciler.engine.journal import Journal, RunStore
 from reconciler.engine.plan import Action, PlanRequest, ReadOptions, make_plan
 from reconciler.engine.replace import Replacer, replacements, resume_interrupted
 from reconciler.engine.revert import apply_revert, newest_changing_run, plan_revert_run
-from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, RateLimiter, SearchFilter
 from tests.state_support import run_store, undo_path
 
@@ -125,7 +124,7 @@ def test_undo_values_the_run_did_not_record_are_never_restored(
 ) -> None:
     """Undo values are authenticated by the digest their run journaled when it wrote
     them: values edited to an attacker's PatientName, or planted for a run that wrote
-    none, restore nothing."""
+    none, restore nothing (the image set is reported, and no call is sent for it)."""
     where = places(tmp_path)
     apply(ahi, datastore, where)
     run = where.load("last")
@@ -140,8 +139,11 @@ def test_undo_values_the_run_did_not_record_are_never_restored(
             pass
         where.write_undo(other.run_id, OLD, forged)
         run = where.load(other.run_id)
-    with pytest.raises(ReconcilerError, match="not the ones the run recorded"):
-        plan_revert_run(ahi, run, runs=where)
+    (item,) = plan_revert_run(ahi, run, runs=where)
+    assert item.problem is not None and "not the ones the run recorded" in item.problem
+    with Journal.start(where, command="revert", endpoint="t") as journal:
+        report = apply_revert(ahi, [item], journal, lock_timeout=20, runs=where)
+    assert [o.outcome.value for o in report.outcomes] == ["ERROR"]
     _, doc = the_primary(ahi, datastore)
     assert doc["Patient"]["DICOM"]["PatientName"] == "FIXED^NAME"  # nothing restored
 

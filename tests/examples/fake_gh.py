@@ -1,5 +1,6 @@
 """A stand-in for the ``gh`` CLI, answering the calls apply-on-merge.yml makes, from a
-folder the test fills (``FAKE_GH``: ``pulls.json``, ``runs.json``, ``artifacts/``), and
+folder the test fills (``FAKE_GH``: ``pulls.json``, ``reviews.json``, ``runs.json``,
+``artifacts/``), and
 recording each call in ``calls.log`` there. GitHub itself is not reachable here."""
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def main(argv: list[str]) -> int:
         return 1
     if argv[:1] == ["api"] and argv[1].endswith("/pulls"):
         print((STATE / "pulls.json").read_text())
+        return 0
+    if argv[:1] == ["api"] and argv[1].endswith("/reviews"):  # --jq: approvers, unique
+        reviews = json.loads((STATE / "reviews.json").read_text())
+        print(",".join(sorted({r["user"]["login"] for r in reviews if r["state"] == "APPROVED"})))
         return 0
     if argv[:1] == ["api"] and argv[1].endswith("/artifacts"):  # --jq '… .id'
         name = argv[argv.index("--jq") + 1].split('"')[1].replace('\\"', "")

@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_formats import local_trails
 from conftest import metadata, set_study_description
 from github_runner import Runner
 from hosts_support import FakeHosts
 
+from reconciler.audit import records
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from tests.state_support import Bucket
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "examples" / "github-actions"
@@ -108,6 +111,7 @@ def _runner(
     event: dict[str, Any],
     gh: tuple[Path, Path],
     sha: str,
+    state: Bucket,
 ) -> Runner:
     keep = {
         k: v
@@ -123,6 +127,7 @@ def _runner(
         "AWS_CONFIG_FILE": str(home / "none"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "none"),
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_S3": state.endpoint,  # the state: moto's S3 server
         "FAKE_GH": str(gh[1]),
     }
     overrides = {
@@ -141,6 +146,7 @@ def _runner(
             "AWS_REGION": "us-east-1",
             "RECONCILER_PLAN_ROLE_ARN": "arn:aws:iam::1:role/p",
             "RECONCILER_APPLY_ROLE_ARN": "arn:aws:iam::1:role/a",
+            "RECONCILER_STATE": state.url("team"),
         },
         secrets={"RECONCILER_NOTIFY_URL": f"{hosts.url}/hook/T/B/s3cr3t"},
         artifacts=gh[1] / "artifacts",
@@ -154,7 +160,12 @@ def _description(client: Any, image_set: str) -> Any:
 
 @pytest.mark.slow
 def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
-    tmp_path: Path, repo: Path, local: Any, client: Any, hosts: FakeHosts
+    tmp_path: Path,
+    repo: Path,
+    local: Any,
+    client: Any,
+    hosts: FakeHosts,
+    state_bucket: Bucket,
 ) -> None:
     gh = _gh(tmp_path)
     before = {name: _description(client, image_set) for name, (image_set, _) in GOOD.items()}
@@ -170,6 +181,7 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
         event=pull,
         gh=gh,
         sha="b" * 40,
+        state=state_bucket,
     ).run("plan")
     assert plan.failed and plan.step("Check the plan").code == 3
     assert plan.step("Comment the plan on the pull request").outcome == "success"
@@ -183,6 +195,7 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
     assert {p.name for p in uploaded.iterdir()} == {"plan.json", "plan.md", "plan.html"}
     assert "reconciler plan" in plan.summary  # the job summary
     assert all(_description(client, i) == before[n] for n, (i, _) in GOOD.items())  # read-only
+    assert state_bucket.keys() == []  # the pull request's job writes no state
 
     # 2. The merge: apply-on-merge finds the reviewed plan (through gh) and applies it.
     (uploaded / ".id").write_text("9001")
@@ -192,8 +205,20 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
     (gh[1] / "runs.json").write_text(
         json.dumps([{"databaseId": 555, "head_sha": "a" * 40, "status": "completed"}])
     )
+    reviews = [("alice", "APPROVED"), ("bob", "COMMENTED"), ("alice", "APPROVED")]
+    (gh[1] / "reviews.json").write_text(
+        json.dumps([{"user": {"login": who}, "state": state} for who, state in reviews])
+    )
     apply = _runner(
-        "apply-on-merge.yml", repo, local, hosts, event_name="push", event={}, gh=gh, sha="c" * 40
+        "apply-on-merge.yml",
+        repo,
+        local,
+        hosts,
+        event_name="push",
+        event={},
+        gh=gh,
+        sha="c" * 40,
+        state=state_bucket,
     ).run("apply")
     assert apply.step("Apply the reviewed plan").outcome == "success"  # its exit code: output
     assert apply.step("Check the apply").code == 3
@@ -204,7 +229,14 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
         "NUCLEAR^SAMPLE"
     )
     assert not uploaded.exists()  # the used saved plan (it holds PHI) was deleted
+    # The pull request's approving reviewer is the plan's approver in the audit trail.
+    trail = [r for state in local_trails(repo) for r in records(state)]
+    assert len(trail) == 4 and {r["outcome"] for r in trail} == {"UPDATED"}
+    assert {tuple(r["approval"]["approvers"]) for r in trail} == {("alice",)}
     assert "## reconciler run" in apply.summary
+    # The run is in the team's state (S3), and nothing of the state is in the checkout.
+    assert [k for k in state_bucket.keys("team/") if k.endswith(".jsonl")]
+    assert not (repo / ".reconciler" / "state").exists()
 
     # 3. Someone changes the four behind the tool's back; the drift schedule reports it.
     for image_set, _ in GOOD.values():
@@ -218,6 +250,7 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
         event={},
         gh=gh,
         sha="c" * 40,
+        state=state_bucket,
     ).run("drift")
     assert not drift.failed, [s.output for s in drift.steps if s.outcome == "failure"]
     drifted = sorted(i["title"] for i in hosts.issues if i["labels"] == ["reconciler-drift"])
@@ -234,7 +267,7 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
 
 
 def test_a_plan_that_fails_before_planning_says_so_on_the_pull_request(
-    tmp_path: Path, repo: Path, local: Any, hosts: FakeHosts
+    tmp_path: Path, repo: Path, local: Any, hosts: FakeHosts, state_bucket: Bucket
 ) -> None:
     (repo / "manifests" / "broken.yaml").write_text("apiVersion: reconciler/v1\nkind: Nope\n")
     pull = {"pull_request": {"number": 8, "head": {"sha": "d" * 40}}}
@@ -247,6 +280,7 @@ def test_a_plan_that_fails_before_planning_says_so_on_the_pull_request(
         event=pull,
         gh=_gh(tmp_path),
         sha="e" * 40,
+        state=state_bucket,
     ).run("plan")
     assert job.step("Validate manifests").outcome == "failure"
     assert job.step("Plan").outcome == "skipped"

@@ -17,9 +17,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from test_examples_workflows import BIN, base_env, cron_calls, cronjob_calls, gitlab_calls
+from test_examples_workflows import (
+    BIN,
+    STATE_BUCKET,
+    base_env,
+    cron_calls,
+    cronjob_calls,
+    gitlab_calls,
+)
 
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from tests.state_support import bare_s3
 
 ROOT = Path(__file__).resolve().parents[2]
 # Any service: HealthImaging's calls and the one to Service Quotas (the pacer's quotas).
@@ -76,7 +84,13 @@ def proxy(local: Any) -> Iterator[RegionProxy]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, local: Any) -> Path:
+def project(tmp_path: Path, local: Any, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped manifests against a seeded service; the recipes' state (S3) on
+    moto's S3, where the cron recipes name it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_s3)
+    s3 = bare_s3(moto_s3)
+    if STATE_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=STATE_BUCKET)
     seed(local.backend)
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "manifests", repo / "manifests")

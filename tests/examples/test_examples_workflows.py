@@ -38,6 +38,7 @@ from conftest import settle
 
 from reconciler.cli import cli
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
+from tests.state_support import bare_s3, s3_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -52,7 +53,7 @@ BIN = Path(sys.executable).parent  # the venv's `reconciler` sits next to its py
 
 MARKER = "<!-- reconciler-plan -->"
 SEEDED_PHI = ("CompressedSamples^CT1", "CompressedSamples^MR1", "SAMPLE^CT ONE", "MRN00041", "4MR1")
-SUBCOMMANDS = ("validate", "plan", "apply", "drift", "revert", "runs", "history", "ci")
+SUBCOMMANDS = ("validate", "plan", "apply", "drift", "revert", "runs", "history", "ci", "test")
 
 # Test values for what the workflows read from GitHub (`${{ … }}`) and GitLab (`$VARS`).
 EXPRESSIONS = {
@@ -60,8 +61,10 @@ EXPRESSIONS = {
     "github.token": "t0ken",
     "secrets.RECONCILER_NOTIFY_URL": "",
     "steps.saved.outputs.path": "saved-plan/plan.json",
-    "vars.RECONCILER_STATE": "local",  # the tests keep state on the runner's disk
+    "vars.RECONCILER_STATE": "s3://examples-state/team",  # moto's S3 (the project fixture)
+    "steps.saved.outputs.pr": "7",
 }
+STATE_BUCKET, STATE_PREFIX = "examples-state", "team"
 VARIABLES = {
     "RECONCILER_PLAN_ROLE_ARN": "arn:aws:iam::123456789012:role/reconciler-plan",
     "RECONCILER_APPLY_ROLE_ARN": "arn:aws:iam::123456789012:role/reconciler-apply",
@@ -267,6 +270,14 @@ def gitlab_calls(job_name: str) -> list[Call]:
     return calls
 
 
+def _filled(env: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """A cron file's placeholders for the state's bucket and prefix, filled in."""
+    return tuple(
+        (name, value.replace("STATE_BUCKET", STATE_BUCKET).replace("STATE_PREFIX", STATE_PREFIX))
+        for name, value in env
+    )
+
+
 def cron_calls() -> list[Call]:
     assignments: dict[str, str] = {}
     commands = []
@@ -280,7 +291,7 @@ def cron_calls() -> list[Call]:
             continue
         fields = line.split(None, 1 if line.startswith("@") else 5)
         commands.append(fields[-1])  # the command after the schedule
-    env = tuple(assignments.items())
+    env = _filled(tuple(assignments.items()))
     return [Call("crontab", c, env) for command in commands for c in calls_in(command)]
 
 
@@ -291,7 +302,7 @@ def cronjob_calls() -> list[Call]:
     for container in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]:
         argv = [*container.get("command", []), *container.get("args", [])]
         script = argv[argv.index("-c") + 1]
-        env = _env("CronJob", {e["name"]: e["value"] for e in container.get("env", [])})
+        env = _filled(_env("CronJob", {e["name"]: e["value"] for e in container.get("env", [])}))
         calls.extend(Call(f"CronJob: {container['name']}", c, env) for c in calls_in(script))
     return calls
 
@@ -376,13 +387,23 @@ def assert_masked(*texts: str) -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path, local: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A manifest repository: the shipped manifests, reconciler.yaml, a seeded service.
+def project(tmp_path: Path, local: Any, moto_s3: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A manifest repository: the shipped manifests, reconciler.yaml, a seeded service,
+    and an empty state bucket (moto's S3: the state the recipes name).
 
-    reconciler.yaml names an endpoint nothing listens on: the examples must get theirs
-    from RECONCILER_ENDPOINT, as in CI.
+    reconciler.yaml names an endpoint nothing listens on and no state: the examples
+    must get both from RECONCILER_ENDPOINT and RECONCILER_STATE, as in CI.
     """
     seed(local.backend)
+    s3 = bare_s3(moto_s3)
+    if STATE_BUCKET in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        for key in [o["Key"] for o in s3.list_objects_v2(Bucket=STATE_BUCKET).get("Contents", [])]:
+            s3.delete_object(Bucket=STATE_BUCKET, Key=key)
+    else:
+        s3.create_bucket(Bucket=STATE_BUCKET)
+    for name, value in s3_environment(moto_s3).items():  # for the in-process calls
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RECONCILER_STATE", f"s3://{STATE_BUCKET}/{STATE_PREFIX}")
     repo = tmp_path / "repo"
     shutil.copytree(ROOT / "manifests", repo / "manifests")
     (repo / ".git").mkdir()
@@ -409,6 +430,7 @@ def base_env(project: Path, url: str, **platform: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": str(home / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_S3": os.environ["AWS_ENDPOINT_URL_S3"],  # the state: moto's S3
         "CI": "true",
         "RECONCILER_ENDPOINT": url,
         **platform,
@@ -437,7 +459,7 @@ def test_crontab_and_kubernetes_cronjob_check_drift(project: Path, local: Any) -
 def test_every_example_calls_reconciler_as_its_job_needs() -> None:
     calls = all_calls()
     used = {name: {subcommand(c.command) for c in found} for name, found in calls.items()}
-    assert used["plan-on-pull-request.yml"] >= {"validate", "plan", "ci"}
+    assert used["plan-on-pull-request.yml"] >= {"validate", "plan", "ci", "test"}
     assert used["apply-on-merge.yml"] >= {"apply", "runs", "drift"}
     assert used["drift-schedule.yml"] == {"drift", "ci"}
     assert used[".gitlab-ci.yml reconciler-plan"] >= {"validate", "plan", "ci"}
@@ -486,21 +508,50 @@ def test_iam_policies_are_valid_least_privilege_json() -> None:
     write = json.loads((IAM / "write-policy.json").read_text())
     trust = json.loads((IAM / "github-oidc-trust.json").read_text())
 
+    # One data store, the state's bucket and prefix, the state's key: never "*".
+    places = {
+        "medical-imaging": "arn:aws:medical-imaging:REGION:ACCOUNT:datastore/DATASTORE_ID",
+        "s3": "arn:aws:s3:::STATE_BUCKET",
+        "kms": "arn:aws:kms:REGION:ACCOUNT:key/STATE_KEY_ID",
+    }
+
     def actions(policy: dict[str, Any]) -> set[str]:
         found = set()
         for statement in policy["Statement"]:
             assert statement["Effect"] == "Allow" and policy["Version"] == "2012-10-17"
-            for resource in statement["Resource"]:  # one data store, never "*"
-                assert resource.startswith(
-                    "arn:aws:medical-imaging:REGION:ACCOUNT:datastore/DATASTORE_ID"
-                ), resource
+            for action in statement["Action"]:
+                for resource in statement["Resource"]:
+                    assert resource.startswith(places[action.split(":")[0]]), resource
             found |= set(statement["Action"])
         return found
 
-    reads = {f"medical-imaging:{a}" for a in ("GetImageSet", "GetImageSetMetadata",
-             "SearchImageSets", "ListImageSetVersions", "GetDatastore")}  # fmt: skip
-    assert actions(read_only) == reads
-    assert actions(write) == reads | {"medical-imaging:UpdateImageSetMetadata"}
+    reads = {
+        f"medical-imaging:{a}"
+        for a in (
+            "GetImageSet",
+            "GetImageSetMetadata",
+            "SearchImageSets",
+            "ListImageSetVersions",
+            "GetDatastore",
+        )
+    }
+    state_reads = {"s3:GetObject", "s3:ListBucket"}
+    state_writes = {"s3:PutObject", "s3:DeleteObject", "kms:GenerateDataKey", "kms:Decrypt"}
+    assert actions(read_only) == reads | state_reads
+    assert actions(write) == reads | {"medical-imaging:UpdateImageSetMetadata"} | state_reads | (
+        state_writes
+    )
+    # STS GetCallerIdentity (who holds the state lock, which account scopes the state)
+    # needs no permission at all: it is in no policy.
+    assert not any(a.startswith("sts:") for a in actions(read_only) | actions(write))
+    bucket = json.loads((IAM / "state-bucket-policy.json").read_text())
+    assert {s["Effect"] for s in bucket["Statement"]} == {"Allow", "Deny"}
+    # --replace-primary: copies, deletes, and the tags that prove a copy is the run's.
+    replace = json.loads((IAM / "replace-primary-policy.json").read_text())
+    assert actions(replace) == {
+        f"medical-imaging:{a}"
+        for a in ("CopyImageSet", "DeleteImageSet", "TagResource", "ListTagsForResource")
+    }
 
     plan_role, apply_role = trust["ReconcilerPlanRole"], trust["ReconcilerApplyRole"]
     for role in (plan_role, apply_role):

@@ -261,3 +261,33 @@ def test_map_error_scrubs_credentials_the_service_might_echo() -> None:
     assert "second line" in text
     missing = map_error(NoCredentialsError(), "SearchImageSets")
     assert isinstance(missing, CredentialsMissing) and str(missing).startswith("SearchImageSets: ")
+
+
+TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD" + "c2Vzc2lvbg" * 30 + "=="
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        f"x-amz-security-token: {TOKEN}",
+        f"X-Amz-Security-Token:{TOKEN}",
+        f"https://h/?X-Amz-Security-Token={TOKEN.replace('/', '%2F')}&X-Amz-Date=1",
+        f"SessionToken='{TOKEN}'",
+        f"aws_session_token = {TOKEN}",
+        f"the token {TOKEN} expired",
+        f"{TOKEN.replace('/', '%2F').replace('=', '%3D')}",
+    ],
+)
+def test_a_session_token_is_redacted_in_any_form(echoed: str) -> None:
+    error = map_error(client_error("ExpiredTokenException", echoed, 403), "GetImageSet", ISID)
+    assert TOKEN[:40] not in str(error) and TOKEN[-60:] not in str(error), str(error)
+    assert TOKEN[:40].replace("/", "%2F") not in str(error)
+
+
+def test_service_messages_are_masked_like_update_failed_messages() -> None:
+    echoed = "Invalid value 'DOE^JANE' for PatientName; PatientBirthDate: 19700131, series 1.2.3"
+    error = map_error(client_error("ValidationException", echoed, 400), "UpdateImageSetMetadata")
+    assert str(error) == (
+        "UpdateImageSetMetadata: rejected: Invalid value *** for PatientName; "
+        "PatientBirthDate: ***, series 1.2.3"
+    )

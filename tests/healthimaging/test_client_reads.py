@@ -6,6 +6,7 @@ import copy
 import gzip
 import io
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from reconciler.healthimaging import (
     RateLimiter,
     SearchFilter,
     Sort,
+    VersionMoved,
     WorkflowStatus,
     between,
     equal,
@@ -172,6 +174,38 @@ def test_copy_and_delete(local: LocalHealthImaging, datastore: str, hi: HealthIm
         ImageSetState.LOCKED,
         WorkflowStatus.DELETING,
     )
+
+
+def test_a_delete_at_a_version_checks_it_right_before_it_is_sent(
+    local: LocalHealthImaging, datastore: str, counted: Counted
+) -> None:
+    """DeleteImageSet takes no version pin: ``at_version`` reads the image set after the
+    pacer granted the delete its slot, and sends nothing when it moved (or is LOCKED)."""
+    hi = counted.hi
+    put_document(local, datastore, USDOPPLER, ISID)
+    local.configure(faults={"operations": {"UpdateImageSetMetadata": {"lock_hold_seconds": 60}}})
+    hi.update_metadata(datastore, ISID, "1", updatable=describe("theirs"), removable=None)
+    with pytest.raises(VersionMoved, match="LOCKED"):  # their write is in flight
+        hi.delete_image_set(datastore, ISID, at_version="1")
+    with local.backend.store.write() as conn:  # let it settle now
+        conn.execute("UPDATE image_sets SET settle_at=? WHERE id=?", (time.time(), ISID))
+    hi.wait_until_settled(datastore, ISID, timeout=5)
+    with pytest.raises(VersionMoved, match="moved to version 2 since version 1"):
+        hi.delete_image_set(datastore, ISID, at_version="1")
+    assert "DeleteImageSet" not in counted.sent
+    hi.delete_image_set(datastore, ISID, at_version="2")
+    assert counted.sent["DeleteImageSet"] == 1
+
+
+def test_tags_round_trip_on_an_image_set(
+    local: LocalHealthImaging, datastore: str, hi: HealthImaging
+) -> None:
+    put_document(local, datastore, USDOPPLER, ISID)
+    arn = hi.get_image_set(datastore, ISID).arn
+    assert arn is not None and arn.endswith(f"/imageset/{ISID}")
+    assert hi.tags_of(arn) == {}
+    hi.tag_resource(arn, {"reconciler:run": "r", "reconciler:role": "copy"})
+    assert hi.tags_of(arn) == {"reconciler:run": "r", "reconciler:role": "copy"}
 
 
 def test_metadata_reading_is_bounded_and_checks_gzip() -> None:

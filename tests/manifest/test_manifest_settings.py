@@ -123,14 +123,18 @@ def test_defaults_without_a_file_hang_off_the_start_folder(project: Path) -> Non
     assert config.local_db == project / ".reconciler" / "local-healthimaging.sqlite"
 
 
-@pytest.mark.parametrize(("text", "refused"), [
-    ("journalDir: journal\n", "1:1: error: journalDir is no longer a setting"),
-    ("cacheDir: build/cache\n", "1:11: error: cacheDir must lie in .reconciler/"),
-    ("cacheDir: .reconciler/../cache\n", "1:11: error: cacheDir must lie in .reconciler/"),
-    ("state: s3://UPPER/x\n", "1:8: error: state must be local or s3://bucket/prefix"),
-    ("state: s3://bucket/a/../b\n", "1:8: error: state must be local or s3://bucket/prefix"),
-    ("state: https://bucket\n", "1:8: error: state must be local or s3://bucket/prefix"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "refused"),
+    [
+        ("journalDir: journal\n", "1:1: error: journalDir is no longer a setting"),
+        ("journalDir: journal\n", "`reconciler state migrate --from-journal DIR` brings the runs"),
+        ("cacheDir: build/cache\n", "1:11: error: cacheDir must lie in .reconciler/"),
+        ("cacheDir: .reconciler/../cache\n", "1:11: error: cacheDir must lie in .reconciler/"),
+        ("state: s3://UPPER/x\n", "1:8: error: state must be local or s3://bucket/prefix"),
+        ("state: s3://bucket/a/../b\n", "1:8: error: state must be local or s3://bucket/prefix"),
+        ("state: https://bucket\n", "1:8: error: state must be local or s3://bucket/prefix"),
+    ],
+)
 def test_settings_that_would_let_phi_into_git_or_state_astray_are_refused(
     project: Path, text: str, refused: str
 ) -> None:

@@ -73,7 +73,8 @@ WRITE_OPERATIONS = frozenset(
 class Rule:
     """One fault: which requests it takes (operation, image set) and what it does.
 
-    ``fail``: answer ``status``/``code`` without forwarding. ``burst``: the same for
+    ``fail``: answer ``status``/``code`` (and ``message``) without forwarding.
+    ``respond``: answer ``status`` with the body ``reply()`` makes, without forwarding. ``burst``: the same for
     the first ``burst`` attempts of each distinct request (method, path, body), so every
     request is retried that often and then goes through. ``lose``: forward, then
     answer 500 as if the response was lost on the way back. ``before``: run ``hook``,
@@ -88,6 +89,8 @@ class Rule:
     code: str = "InternalServerException"
     times: int | None = None
     hook: Callable[[], None] | None = None
+    message: str = "Injected by the proxy"
+    reply: Callable[[], bytes] | None = None
     burst: int = 2
     hits: int = 0
     seen: Counter[tuple[str, str, bytes]] = field(default_factory=Counter)
@@ -107,6 +110,8 @@ class Traffic:
     injected: Counter[str] = field(default_factory=Counter)  # fault kind → times
     statuses: Counter[int] = field(default_factory=Counter)  # status answered → times
     update_attempts: Counter[str] = field(default_factory=Counter)  # image set → updates
+    # (operation, image set) → requests: which image sets were deleted, copied, tagged
+    by_image_set: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def faults(self) -> int:
@@ -215,6 +220,8 @@ class FaultProxy:
             self.traffic.requests[name] += 1
             if name == "UpdateImageSetMetadata" and image_set:
                 self.traffic.update_attempts[image_set] += 1
+            if image_set:
+                self.traffic.by_image_set[(name, image_set)] += 1
             rule = next((r for r in self.rules if r.takes(name, image_set)), None)
             if rule is not None and rule.action == "burst":
                 key = (handler.command, handler.path, body)
@@ -225,8 +232,13 @@ class FaultProxy:
                 rule.hits += 1
                 self.traffic.injected[rule.action] += 1
         if rule is not None and rule.action in ("fail", "burst"):
-            self._reply(handler, rule.status, [], _error_body(rule.code, "Injected by the proxy"),
+            self._reply(handler, rule.status, [], _error_body(rule.code, rule.message),
                         rule.code)  # fmt: skip
+            return
+        if rule is not None and rule.action == "respond" and rule.reply is not None:
+            self._reply(
+                handler, rule.status, [("Content-Type", "application/json")], rule.reply(), None
+            )
             return
         if rule is not None and rule.action == "blackhole":
             self._stop.wait(60)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_formats import local_trails
 from builders import SOP, S, drop, manifest, put
 from conftest import USDOPPLER, make_client, put_document, wait_for
 from reliability_support import (
@@ -36,6 +37,7 @@ from reliability_support import (
 )
 from reliability_support import project as project  # the fixture
 
+from reconciler.audit import records
 from reconciler.dicom.levels import Level
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.emulator.updates import Flags, apply_updates, decode_blob
@@ -136,6 +138,12 @@ def test_sigkill_mid_apply_then_the_next_apply_recovers_and_converges(
     assert (recovered.image_set_id, recovered.call) == (image_set, 0)
     assert recovered.to_version == ("2" if landed else "1")
     assert recovered.message is not None and recovered.message.startswith(f"run {killed.run_id}")
+    # Audited as settled, with what the killed run's call changed (keys, never values).
+    trail = [r for state in local_trails(project.root) for r in records(state)]
+    [audited] = [r for r in trail if r["outcome"] == "RECOVERED"]
+    assert (audited["image_set_id"], audited["run_id"]) == (image_set, recovering.run_id)
+    assert audited["settles"] == f"run {killed.run_id} call 1/1"
+    assert audited["keys"] == intent["keys"] and audited["to_version"] == recovered.to_version
 
     # Converged, and nothing was applied twice: one new version per image set.
     assert {i: project.version_count(i) for i in MANAGED} == after_one_apply(MANAGED)

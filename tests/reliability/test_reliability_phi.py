@@ -1,10 +1,11 @@
 """PHI stays out of everything CI shows and keeps: outputs, step summaries, journals.
 
 The whole story runs through the CLI as CI runs it (no terminal, CI=true): validate,
-plan in every format, a saved plan, apply, drift, runs, runs show, history, revert and
-the seed listing. Every byte they print, the GitHub step summary and the journal
-files are searched for the seeded patients' names and IDs (taken from the documents'
-Patient level, plus the corrected values the manifests set): none may appear. With
+plan in every format, a saved plan, apply, drift, runs, runs show, history, revert, the
+seed listing and the audit trail's exports. Every byte they print, the GitHub step
+summary and everything in the state (journals, the audit trail) are searched for the
+seeded patients' names and IDs (taken from the documents' Patient level, plus the
+corrected values the manifests set): none may appear. With
 --show-phi they do. Plan files and journals are private to their owner (0600).
 """
 
@@ -71,6 +72,8 @@ def test_no_phi_in_ci_output_or_journals_unless_asked(
         ["revert", "--run", "last", "--auto-approve"],
         ["runs", "show", "last"],
         ["emulator", "seed", "--db", str(tmp_path / "seed.sqlite")],
+        ["audit", "export", "--format", "fhir"], ["audit", "export", "--format", "dicom"],
+        ["audit", "export"], ["audit", "verify"],
     ]  # fmt: skip
     shown = []
     for args in commands:
@@ -83,6 +86,8 @@ def test_no_phi_in_ci_output_or_journals_unless_asked(
     state = project.root / ".reconciler" / "state"
     stored = [p for p in state.rglob("*") if p.is_file()]
     assert stored and not any("undo" in p.parts for p in stored)
+    trails = [p for p in stored if "audit" in p.parts]
+    assert len(trails) == 3  # the apply's log, the revert's, and their index
     kept = [p.read_text("utf-8") for p in stored] + [summary.read_text("utf-8")]
     names = seeded_phi(project)
     leaks = {n for n in names for text in shown + kept if n in text}

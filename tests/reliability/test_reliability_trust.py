@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audit_formats import local_trails
 from conftest import NM_PATIENT_FIX, NM_STUDY, make_client, metadata, settle, wait_for
 from reliability_support import CT, MANAGED, MR, NM, Project, after_one_apply, record_figures
 from reliability_support import project as project
 
+from reconciler.audit import records
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.emulator.server import LocalHealthImaging
@@ -176,12 +178,14 @@ def test_a_replace_reads_as_one_updated_image_set_in_runs(project: Project) -> N
     assert primary and new_id != NM
 
 
-def test_an_update_that_failed_verification_is_revertable(
+def test_an_update_that_failed_verification_is_reverted_by_version_not_by_run(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The service takes MR's update but the new version lacks the PatientID (a service
-    that drops a value): apply reports ERROR with the version, and `revert --run` puts
-    that image set back too."""
+    that drops a value): apply reports ERROR with the version. That version is not
+    provably the run's (it differs from version 1 by more than the journaled payload),
+    so `revert --run` reverts the others and reports MR (exit 3); reverting MR by image
+    set and version, which the user names, puts it back."""
     from reconciler.emulator import imageset_writes
 
     real = imageset_writes.apply_updates
@@ -202,11 +206,18 @@ def test_an_update_that_failed_verification_is_revertable(
     assert project.document(MR)["Patient"]["DICOM"]["PatientID"] == "DROPPED"
     monkeypatch.setattr(imageset_writes, "apply_updates", real)
     reverted = project.run("revert", "--run", "last", "--auto-approve")
-    assert reverted.exit_code == 0, reverted.output
-    assert MR in reverted.output
+    assert reverted.exit_code == 3, reverted.output
+    assert f"✗ image set {MR}: the service's history of the image set does not show" in (
+        reverted.output
+    )
+    assert [v["versionId"] for v in project.versions(MR)] == ["1", "2"]  # not restored
+    assert project.document(CT) == project.original[CT]
+    assert project.document(NM) == project.original[NM]
+    by_version = project.run("revert", MR, "--to-version", "1", "--auto-approve")
+    assert by_version.exit_code == 0, by_version.output
     lost = project.data_lost({})
     assert lost == 0
-    record_figures("update landed but failed verification, then revert --run",
+    record_figures("update landed but failed verification, then revert by version",
                    project.traffic, data_lost=lost)  # fmt: skip
 
 
@@ -285,6 +296,11 @@ def test_runs_replacements_and_the_cache_are_scoped_to_their_endpoint(
     assert "Resumed the replace of image set" in on_a.output
     [(a_new, primary)] = _study_sets(project.client)
     assert primary and a_new != NM
+    # Audited as a replace, by the run that finished it, with what the copy's calls changed.
+    trail = [r for state in local_trails(project.root) for r in records(state)]
+    [resumed] = [r for r in trail if r["outcome"] == "RECOVERED"]
+    assert (resumed["action"], resumed["image_set_id"]) == ("replace", NM)
+    assert resumed["new_image_set_id"] == a_new and "Patient.PatientID" in resumed["keys"]
     assert metadata(project.client, SEED_DATASTORE_ID, a_new)["Patient"]["DICOM"][
         "PatientID"] == "MRN00008"  # fmt: skip
 
@@ -409,6 +425,8 @@ def test_a_revert_of_a_replace_that_dies_midway_is_finished_not_repeated(
     again = project.run("revert", "--run", replacing, "--auto-approve")
     assert again.exit_code == 0, again.output
     assert "Resumed the replace of image set" in again.output
+    trail = [r for state in local_trails(project.root) for r in records(state)]
+    assert [r["action"] for r in trail if r["outcome"] == "RECOVERED"] == ["replace"]
     restored, lost = _one_primary_as_before(project)
     assert lost == 0
     third = project.run("revert", "--run", replacing, "--auto-approve")

@@ -44,9 +44,11 @@ from reconciler.engine.journal.records import (
     IntentRecord,
     JournalError,
     Outcome,
+    Record,
     ResultRecord,
     RunHeader,
     StepRecord,
+    WhyRecord,
 )
 from reconciler.engine.journal.run import (
     SETTLED_MARK_RE,
@@ -57,7 +59,7 @@ from reconciler.engine.journal.run import (
     RunSummary,
 )
 from reconciler.engine.journal.store import RunStore, UndoEntries, undo_digest
-from reconciler.engine.journal.writer import MAX_MESSAGE_CHARS, Journal, RunContext
+from reconciler.engine.journal.writer import MAX_MESSAGE_CHARS, Journal, RunContext, RunObserver
 from reconciler.engine.journal.writer import _token as _token  # patched by tests
 
 __all__ = [
@@ -80,15 +82,18 @@ __all__ = [
     "Journal",
     "JournalError",
     "Outcome",
+    "Record",
     "ResultRecord",
     "Run",
     "RunContext",
     "RunFacts",
     "RunHeader",
+    "RunObserver",
     "RunStore",
     "RunSummary",
     "StepRecord",
     "UndoEntries",
+    "WhyRecord",
     "parse_run",
     "undo_digest",
 ]

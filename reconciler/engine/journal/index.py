@@ -11,8 +11,15 @@ Concurrent writers (shards) update the index with conditional writes, retried.
 Per run it holds the summary (:class:`RunSummary`) and the facts callers need
 (:class:`RunFacts`): whether the run changed anything, which image sets it replaced
 and by which, the last step of each replace, the calls whose outcome it does not
-record and the earlier calls it settled, the service's time (what orders runs: never
-this machine's clock), the lock it was written under and a digest of its finished log.
+record and the earlier calls it settled, the order of the run, the lock it was
+written under and a digest of its finished log.
+
+Runs are ordered by ``seq``, a number the index hands out under its conditional write
+when a run is entered and again when it ends: the order in which runs reached the
+shared state, whatever any clock says (the service's ``Date`` has one-second steps, so
+two runs in one second tie on it). A run killed and settled later keeps the number it
+started with. Entries without one (an index rebuilt from the logs) fall back to the
+service's time, then this machine's.
 
 The index holds what the journal holds (IDs, versions, outcomes, user and host names),
 never attribute values. Every entry carries a digest of its own content: an entry
@@ -25,21 +32,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.engine.journal.reader import newest_first_key, parse_run, unreadable
 from reconciler.engine.journal.records import FORMAT_VERSION, JournalError, Outcome, RunHeader
 from reconciler.engine.journal.run import CallKey, Run, RunSummary
-from reconciler.state import Conflict, State, StateError, dumps
+from reconciler.state import Blob, State, StateError, dumps
 
 INDEX_KEY = "runs/index.json"
 INDEX_FORMAT = 3
 OPEN, ENDED, INTERRUPTED = "open", "ended", "interrupted"
-_WRITE_ATTEMPTS = 40  # conditional writes of the index before giving up (many shards)
 
 Call = tuple[str, str, int]  # data store, image set, call
 
@@ -48,14 +52,16 @@ Call = tuple[str, str, int]  # data store, image set, call
 class RunFacts:
     """One run as the index knows it (see the module docstring).
 
-    ``status``: open (no facts yet: read its log), ended or interrupted. ``order`` is
-    the service's time of the run (its end, else its start), "" when unknown.
+    ``status``: open (no facts yet: read its log), ended or interrupted. ``seq`` is
+    its place in the index's order (0: unknown); ``order`` is the service's time of the
+    run (its end, else its start), "" when unknown.
     """
 
     run_id: str
     status: str
     summary: RunSummary
     order: str = ""
+    seq: int = 0
     lock_id: str | None = None
     log_digest: str | None = None
     datastores: Mapping[str, str] = field(default_factory=dict)
@@ -89,9 +95,13 @@ class RunFacts:
         """Whether a call of this run is unrecorded and not in ``settled``."""
         return any((self.run_id, *call) not in settled for call in self.unrecorded)
 
-    def sort_key(self) -> tuple[str, str, str, str]:
-        """Newest first when reversed: by the service's time, then this machine's."""
-        return (self.order, *newest_first_key(self.run_id, self.started_at))
+    def sort_key(self) -> tuple[int, str, str, str, str]:
+        """Newest first when reversed: by the index's sequence, then the service's
+        time, then this machine's."""
+        return (self.seq, self.order, *newest_first_key(self.run_id, self.started_at))
+
+    def numbered(self, seq: int) -> RunFacts:
+        return replace(self, seq=seq)
 
 
 def digest(data: bytes) -> str:
@@ -155,6 +165,7 @@ def encode(facts: RunFacts) -> dict[str, Any]:
     entry = {
         "status": facts.status,
         "order": facts.order,
+        "seq": facts.seq,
         "lock_id": facts.lock_id,
         "log_digest": facts.log_digest,
         "datastores": dict(facts.datastores),
@@ -217,6 +228,7 @@ def decode(run_id: str, entry: Any, location: str) -> RunFacts | None:
             status=_text(body["status"]),
             summary=summary,
             order=_text(body["order"]),
+            seq=_number(body.get("seq", 0)),
             lock_id=_maybe(body["lock_id"]),
             log_digest=_maybe(body["log_digest"]),
             datastores=_names(body["datastores"]),
@@ -262,44 +274,43 @@ def load_entries(state: State) -> tuple[dict[str, Any], str | None]:
     """The index's entries (run ID → entry) and its tag; ({}, None) when there is no
     index, and ({}, tag) when it is not one this reconciler wrote (then rebuilt)."""
     blob = state.get(INDEX_KEY)
+    return _entries(blob), None if blob is None else blob.tag
+
+
+def _entries(blob: Blob | None) -> dict[str, Any]:
     if blob is None:
-        return {}, None
+        return {}
     try:
         document = json.loads(blob.data)
     except (ValueError, RecursionError):
-        return {}, blob.tag
+        return {}
     if (
         not isinstance(document, dict)
         or document.get("index_format") != INDEX_FORMAT
         or not isinstance(document.get("runs"), dict)
     ):
-        return {}, blob.tag
-    return document["runs"], blob.tag
+        return {}
+    runs: dict[str, Any] = document["runs"]
+    return runs
 
 
 def update(state: State, change: Callable[[dict[str, Any]], None]) -> None:
     """Apply ``change`` to the index's entries and write it back, conditionally: a
     writer that changed it meanwhile is not overwritten (read again, changed again)."""
-    for attempt in range(_WRITE_ATTEMPTS):
-        entries, tag = load_entries(state)
+
+    def changed(blob: Blob | None) -> bytes:
+        entries = _entries(blob)
         change(entries)
-        document = {
-            "index_format": INDEX_FORMAT,
-            "journal_format": FORMAT_VERSION,
-            "runs": entries,
-        }
-        try:
-            if tag is None:
-                state.put(INDEX_KEY, dumps(document), if_absent=True)
-            else:
-                state.put(INDEX_KEY, dumps(document), if_tag=tag)
-            return
-        except Conflict:
-            time.sleep(random.uniform(0.01, 0.05) * min(attempt + 1, 10))
-    raise StateError(
-        f"cannot update {state.shown(INDEX_KEY)}: {_WRITE_ATTEMPTS} other writers changed it "
-        "meanwhile; try again"
-    )
+        document = {"index_format": INDEX_FORMAT, "journal_format": FORMAT_VERSION}
+        return dumps({**document, "runs": entries})
+
+    state.rewrite(INDEX_KEY, changed)
+
+
+def next_seq(entries: dict[str, Any]) -> int:
+    """The sequence number after every one ``entries`` hold."""
+    numbers = (e.get("seq") for e in entries.values() if isinstance(e, dict))
+    return 1 + max((n for n in numbers if isinstance(n, int)), default=0)
 
 
 def log_facts(state: State, run_id: str, key: str, status: str) -> RunFacts:
@@ -333,6 +344,7 @@ __all__ = [
     "facts_of",
     "load_entries",
     "log_facts",
+    "next_seq",
     "opening",
     "problem_facts",
     "update",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.engine.journal.index import ENDED, INTERRUPTED, digest, encode, facts_of, update
+from reconciler.engine.journal.index import ENDED, INTERRUPTED, digest, encode, facts_of
 from reconciler.engine.journal.reader import parse_run
 from reconciler.engine.journal.records import RUN_ID_RE, SUFFIX, JournalError
 from reconciler.engine.journal.store import RunStore, log_key
@@ -46,5 +46,5 @@ def import_journals(folder: Path, runs: RunStore) -> tuple[int, list[str]]:
         entries[run_id] = encode(facts_of(run, status, digest(data)))
         brought.append(run_id)
     if entries:
-        update(runs.state, lambda index: index.update(entries))
+        runs.change_index(lambda index: index.update(entries))
     return len(brought), skipped

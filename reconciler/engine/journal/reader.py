@@ -11,6 +11,7 @@ from reconciler.engine.journal.records import (
     ResultRecord,
     RunHeader,
     StepRecord,
+    WhyRecord,
     _Malformed,
     _parse,
 )
@@ -28,6 +29,7 @@ def parse_run(location: str, run_id: str, data: bytes) -> Run:
     intents: list[IntentRecord] = []
     results: list[ResultRecord] = []
     steps: list[StepRecord] = []
+    whys: list[WhyRecord] = []
     end: EndRecord | None = None
     truncated = False
     for number, raw in enumerate(lines, start=1):
@@ -62,6 +64,8 @@ def parse_run(location: str, run_id: str, data: bytes) -> Run:
             results.append(record)
         elif isinstance(record, StepRecord):
             steps.append(record)
+        elif isinstance(record, WhyRecord):
+            whys.append(record)
         elif isinstance(record, EndRecord):
             end = record
     if header is None:
@@ -74,6 +78,7 @@ def parse_run(location: str, run_id: str, data: bytes) -> Run:
         end=end,
         truncated=truncated,
         steps=tuple(steps),
+        whys=tuple(whys),
     )
 
 

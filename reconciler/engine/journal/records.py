@@ -11,7 +11,9 @@ from typing import Any, ClassVar, Literal, cast
 from reconciler.errors import ReconcilerError
 
 # 2: optional service times, the lock and data store generations in the header, the
-# service time in ``end``, and the undo values' digest in ``step`` records.
+# service time in ``end``, the undo values' digest in ``step`` records, and ``why``
+# records (a manifest's reason and ticket; written only where one was given, their
+# fields left out when empty).
 FORMAT_VERSION = 2
 SUFFIX = ".jsonl"
 LAST = "last"  # accepted wherever a run ID is: the most recent run
@@ -152,6 +154,23 @@ class StepRecord(_Record):
     undo_digest: str | None = None
 
 
+@dataclass(frozen=True)
+class WhyRecord(_Record):
+    """Why the run changes what it does: one manifest's ``metadata.annotations`` reason
+    and ticket (checked for PHI when the manifests were validated), or a revert's."""
+
+    TYPE: ClassVar[str] = "why"
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"manifest", "reason", "ticket"})
+    manifest: str | None  # None: the reason given to revert on the command line
+    reason: str | None
+    ticket: str | None
+    at: str
+
+
+# Any record of a run's journal.
+Record = RunHeader | IntentRecord | ResultRecord | EndRecord | StepRecord | WhyRecord
+
+
 class _Malformed(Exception):
     """A record does not have the shape its type needs."""
 
@@ -273,6 +292,13 @@ def _parse(data: Any) -> _Record:
             summary=get.counts("summary"),
             pacing=get.pacing("pacing"),
             service_time=get.maybe("service_time"),
+        )
+    if kind == "why":
+        return WhyRecord(
+            manifest=get.maybe("manifest"),
+            reason=get.maybe("reason"),
+            ticket=get.maybe("ticket"),
+            at=get.text("at"),
         )
     if kind == "step":
         return StepRecord(

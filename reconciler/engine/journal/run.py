@@ -17,6 +17,7 @@ from reconciler.engine.journal.records import (
     ResultRecord,
     RunHeader,
     StepRecord,
+    WhyRecord,
 )
 
 # A RECOVERED result's message starts so: it settles that call of that earlier run.
@@ -78,6 +79,7 @@ class Run:
     end: EndRecord | None
     truncated: bool = False
     steps: tuple[StepRecord, ...] = ()
+    whys: tuple[WhyRecord, ...] = ()  # the reasons and tickets of its manifests
 
     def replacements(self) -> dict[str, str]:
         """Old image set ID → the ID of the image set that replaced it in this run."""
@@ -255,6 +257,7 @@ class Run:
             "truncated": self.truncated,
             "location": self.location,
             "image_sets": [entry.as_dict() for entry in self.image_sets()],
+            "why": [why.as_dict() for why in self.whys],
             "changed": [change._asdict() for change in self.changed()],
             "pending": [intent.as_dict() for intent in self.pending()],
             "intents": [intent.as_dict() for intent in self.intents],

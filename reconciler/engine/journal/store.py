@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from reconciler.engine.journal.index import (
@@ -25,6 +26,7 @@ from reconciler.engine.journal.index import (
     facts_of,
     load_entries,
     log_facts,
+    next_seq,
     problem_facts,
     update,
 )
@@ -61,6 +63,32 @@ class RunStore:
     def __init__(self, state: State) -> None:
         self.state = state
         self._undo_lock = threading.Lock()  # replaces run in parallel threads
+        self._pins = 0
+        self._facts: list[RunFacts] | None = None
+        self._live: set[str] | None = None
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """For the block, read the run index and the locks once, and the index again
+        only after this store wrote it: for a caller holding the whole state's lock,
+        while no other writer can change either (re-entrant). An apply's look-ups
+        (interrupted replaces, open calls, replaced image sets) then cost one read of
+        the index, not one each."""
+        self._pins += 1
+        try:
+            yield
+        finally:
+            self._pins -= 1
+            if not self._pins:
+                self._facts = self._live = None
+
+    def change_index(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Apply ``change`` to the index's entries (:func:`.index.update`)."""
+        self._facts = None  # whatever happens, read it again
+        try:
+            update(self.state, change)
+        finally:
+            self._facts = None
 
     @property
     def location(self) -> str:
@@ -74,16 +102,27 @@ class RunStore:
         def enter(entries: dict[str, Any]) -> None:
             if run_id in entries:
                 raise Conflict(f"run {run_id} exists already")
-            entries[run_id] = encode(first)
+            entries[run_id] = encode(first.numbered(next_seq(entries)))
 
-        update(self.state, enter)
+        self.change_index(enter)
         return self.state.append(log_key(run_id))
 
     def finished(self, run_id: str, data: bytes, *, ended: bool) -> None:
-        """Fold the facts of run ``run_id`` (its whole log: ``data``) into the index."""
+        """Fold the facts of run ``run_id`` (its whole log: ``data``) into the index: a
+        run that ended is numbered again (it is the newest to reach the index); one
+        interrupted keeps the number it started with."""
         status = ENDED if ended else INTERRUPTED
         facts = self._facts_from(run_id, data, status)
-        update(self.state, lambda entries: entries.__setitem__(run_id, encode(facts)))
+
+        def fold(entries: dict[str, Any]) -> None:
+            if ended:
+                seq = next_seq(entries)
+            else:
+                before = entries.get(run_id)
+                seq = before.get("seq", 0) if isinstance(before, dict) else 0
+            entries[run_id] = encode(facts.numbered(seq if isinstance(seq, int) else 0))
+
+        self.change_index(fold)
 
     def _facts_from(self, run_id: str, data: bytes, status: str) -> RunFacts:
         location = self.state.shown(log_key(run_id))
@@ -106,6 +145,14 @@ class RunStore:
         """Every run of the scope, newest first (by the service's clock): from the index
         where its entry is whole, else from the run's log. Open runs are read from their
         logs. A missing or foreign index is rebuilt from the logs."""
+        if self._facts is None:
+            found = self._read_facts()
+            if not self._pins:
+                return found
+            self._facts = found
+        return list(self._facts)
+
+    def _read_facts(self) -> list[RunFacts]:
         entries, tag = load_entries(self.state)
         if not entries:
             return self._rebuilt(tag)
@@ -118,7 +165,7 @@ class RunStore:
             if facts is None:
                 facts = log_facts(self.state, run_id, log_key(run_id), INTERRUPTED)
             elif facts.status == OPEN:
-                facts = log_facts(self.state, run_id, log_key(run_id), OPEN)
+                facts = log_facts(self.state, run_id, log_key(run_id), OPEN).numbered(facts.seq)
             found.append(facts)
         return sorted(found, key=RunFacts.sort_key, reverse=True)
 
@@ -135,8 +182,7 @@ class RunStore:
         if found:
             # Read-only credentials (a PR's plan job) cannot write it: read again next time.
             with contextlib.suppress(StateError):
-                update(
-                    self.state,
+                self.change_index(
                     lambda entries: entries.update(
                         {f.run_id: encode(f) for f in found if f.run_id not in entries}
                     ),
@@ -146,7 +192,12 @@ class RunStore:
     def live_locks(self) -> set[str]:
         """The IDs of the state locks held now: an open run written under one of them
         has a live writer (another shard, or this process)."""
-        return {holder.lock_id for holder in held(self.state)}
+        if self._live is None:
+            live = {holder.lock_id for holder in held(self.state)}
+            if not self._pins:
+                return live
+            self._live = live
+        return set(self._live)
 
     def summaries(self) -> list[RunSummary]:
         return [facts.summary for facts in self.facts()]

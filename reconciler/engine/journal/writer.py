@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Protocol
 
 from reconciler.engine import journal as _package
 from reconciler.engine.journal.index import opening
@@ -25,12 +26,14 @@ from reconciler.engine.journal.records import (
     IntentRecord,
     JournalError,
     Outcome,
+    Record,
     ResultRecord,
     RunHeader,
     StepRecord,
-    _Record,
+    WhyRecord,
 )
 from reconciler.engine.journal.store import RunStore, log_key
+from reconciler.errors import ReconcilerError
 from reconciler.state import Appender, Conflict, StateError
 from reconciler.version import __version__
 
@@ -40,15 +43,30 @@ MAX_MESSAGE_CHARS = 2000  # the service's messages are short; a runaway one stay
 _KEY_RE = re.compile(r"[^\x00-\x1f\x7f]{1,256}\Z")
 
 
+class RunObserver(Protocol):
+    """Told of every record of a run *before* it is written, under the journal's lock
+    (so in the journal's order), and of the run's close: the audit trail
+    (:mod:`reconciler.audit`) records each outcome this way, durably, before the
+    journal does. An error it raises stops the run: the record is not journaled,
+    nothing more is written, and the journal is closed as interrupted (so a call
+    whose outcome went unrecorded is settled, and observed, by the next apply)."""
+
+    def recording(self, header: RunHeader, record: Record) -> None: ...
+
+    def closed(self, header: RunHeader, *, ended: bool) -> None: ...
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What a run's header records beyond who and what: ``service_time`` reads the
     service's clock (its last HTTP ``Date``), ``lock_id`` is the state lock the run is
-    written under, ``datastores`` maps each data store to its ``createdAt``."""
+    written under, ``datastores`` maps each data store to its ``createdAt``. And who
+    is told of its records: ``observer`` (see :class:`RunObserver`)."""
 
     service_time: Callable[[], str | None] = lambda: None
     lock_id: str | None = None
     datastores: Mapping[str, str] = field(default_factory=dict)
+    observer: RunObserver | None = None
 
 
 def _utc_now() -> datetime:
@@ -84,7 +102,7 @@ def _current_host() -> str:
         return "unknown"
 
 
-def _line(record: _Record) -> bytes:
+def _line(record: Record) -> bytes:
     text = json.dumps(record.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.encode("ascii") + b"\n"
 
@@ -124,6 +142,7 @@ class Journal:
         self._clock = clock
         self._written = bytearray()  # the log as written: its facts go to the index at the end
         self._service_time: Callable[[], str | None] = lambda: None
+        self._observer: RunObserver | None = None
         self._lock = threading.Lock()
         self._closed = False
         self._failure: str | None = None  # why a write failed; nothing is written after
@@ -188,6 +207,7 @@ class Journal:
             raise JournalError("cannot find a free run ID", location=store.location)
         journal = cls(store, log, header, clock)
         journal._service_time = context.service_time
+        journal._observer = context.observer
         with journal._lock:
             journal._append(header)
         return journal
@@ -291,6 +311,18 @@ class Journal:
             self._close(ended=True)
         return record
 
+    def why(self, manifest: str | None, reason: str | None, ticket: str | None) -> WhyRecord:
+        """Record why the run changes what it does (a manifest's reason and ticket)."""
+        with self._lock:
+            record = WhyRecord(
+                manifest=manifest,
+                reason=_clip(reason),
+                ticket=_clip(ticket),
+                at=_iso(self._clock()),
+            )
+            self._append(record)
+        return record
+
     def step(
         self,
         image_set_id: str,
@@ -336,7 +368,7 @@ class Journal:
         else:
             self.close()
 
-    def _append(self, record: _Record) -> None:
+    def _append(self, record: Record) -> None:
         """Write one line, durably (fsynced, or acknowledged by S3). The caller holds
         the lock."""
         if self._failure is not None:
@@ -346,6 +378,13 @@ class Journal:
             )
         if self._closed:
             raise RuntimeError(f"the journal of run {self.run_id} is closed")
+        if self._observer is not None:
+            try:
+                self._observer.recording(self._header, record)
+            except ReconcilerError as failure:
+                self._close(ended=False)  # what was written stands: the index learns it
+                self._failure = failure.message
+                raise
         line = _line(record)
         try:
             self._log.write(line)
@@ -361,6 +400,8 @@ class Journal:
             return
         self._closed = True
         self._log.close()
+        if self._observer is not None:
+            self._observer.closed(self._header, ended=ended)
         if self._failure is None:
             # The index learns the run's facts; where it cannot be written, its entry
             # stays open and readers read the log instead (nothing is lost).

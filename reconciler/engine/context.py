@@ -1,0 +1,50 @@
+"""What a plan carries beside its changes: where its manifests are and why they change
+what they do (:class:`Source`), and how it fared against the project's policies
+(:class:`Finding`, made by :mod:`reconciler.policy`).
+
+Neither is part of a plan's identity (``apply --reviewed`` compares changes, payloads
+and versions), but both are rendered, saved, journaled and audited with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reconciler.manifest.model import Location, Manifest, Why
+from reconciler.manifest.policies import Enforcement
+
+
+@dataclass(frozen=True)
+class Source:
+    """A manifest a plan came from: where it starts, and its reason and ticket."""
+
+    name: str
+    location: Location
+    why: Why = field(default_factory=Why)
+
+
+def sources_of(manifests: Iterable[Manifest]) -> dict[str, Source]:
+    """Each manifest by name, as a plan keeps it."""
+    return {m.name: Source(m.name, m.location, m.why) for m in manifests}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One failure of a policy rule: which rule, how enforced, what and where."""
+
+    rule: str
+    enforcement: Enforcement
+    message: str
+    location: Location | None = None
+    manifest: str | None = None
+
+    @property
+    def mandatory(self) -> bool:
+        return self.enforcement is Enforcement.MANDATORY
+
+    def __str__(self) -> str:
+        """One line, compiler style: ``file:line:col: error: policy NAME (mandatory): …``."""
+        where = f"{self.location}: " if self.location is not None else ""
+        severity = "error" if self.mandatory else "warning"
+        return f"{where}{severity}: policy {self.rule} ({self.enforcement.value}): {self.message}"

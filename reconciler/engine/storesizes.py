@@ -13,7 +13,7 @@ that runs longer than the searches would is given up whatever the hint said.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from reconciler.errors import ReconcilerError
@@ -31,13 +31,16 @@ class JsonStore(Protocol):
 
 
 class StoreSizes:
-    def __init__(self, state: JsonStore) -> None:
+    """``state`` opens the state when first needed: a state that cannot be opened (no
+    region to scope it by, say) is no hint, like one that cannot be read."""
+
+    def __init__(self, state: Callable[[], JsonStore]) -> None:
         self._state = state
 
     def known(self) -> dict[str, int]:
         """Data store ID → image sets (or a lower bound) as last seen; {} if unknown."""
         try:
-            data = self._state.read_json(KEY)
+            data = self._state().read_json(KEY)
         except ReconcilerError as failure:
             log.debug("data store sizes not read: %s", failure)
             return {}
@@ -58,6 +61,6 @@ class StoreSizes:
         if all(known.get(k) == v for k, v in sizes.items()):
             return  # nothing new: no write
         try:
-            self._state.write_json(KEY, {"format": FORMAT, "sizes": {**known, **sizes}})
+            self._state().write_json(KEY, {"format": FORMAT, "sizes": {**known, **sizes}})
         except ReconcilerError as failure:
             log.debug("data store sizes not kept: %s", failure)

@@ -463,7 +463,7 @@ class Session:
             replace_primary=replace_primary,
             combine_forced=combine_forced,
         )
-        sizes = StoreSizes(self.state)
+        sizes = StoreSizes(lambda: self.state)
         reading = ReadOptions(
             cache=cache,
             replaced=self._replacements(),

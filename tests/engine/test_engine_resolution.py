@@ -25,6 +25,7 @@ from reconciler.dicom.levels import Level
 from reconciler.engine.plan import PlanRequest, ReadOptions, make_plan
 from reconciler.engine.resolve import Strategy, resolve
 from reconciler.engine.storesizes import KEY, StoreSizes
+from reconciler.errors import ConfigError
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
 from reconciler.manifest.model import Manifest, Selector, SelectorKind
 from reconciler.state import Scope, State
@@ -163,20 +164,29 @@ def _state(tmp_path: Path, where: str = "http://127.0.0.1:1") -> State:
 
 
 def test_sizes_are_kept_per_scope_in_the_state_and_damage_is_no_hint(tmp_path: Path) -> None:
-    sizes = StoreSizes(_state(tmp_path))
+    sizes = StoreSizes(lambda: _state(tmp_path))
     assert sizes.known() == {}
     sizes.learnt({"a" * 32: 120})
     sizes.learnt({"b" * 32: 5000})
     assert sizes.known() == {"a" * 32: 120, "b" * 32: 5000}
-    assert StoreSizes(_state(tmp_path, "http://127.0.0.1:2")).known() == {}
+    assert StoreSizes(lambda: _state(tmp_path, "http://127.0.0.1:2")).known() == {}
     _state(tmp_path).put(KEY, b"{not json")
     assert sizes.known() == {}  # a hint: damaged means unknown
+
+
+def test_a_state_that_cannot_be_opened_is_no_hint_and_no_error() -> None:
+    def unopenable() -> State:
+        raise ConfigError("cannot tell which AWS account and region the credentials are for")
+
+    sizes = StoreSizes(unopenable)
+    assert sizes.known() == {}
+    sizes.learnt({"a" * 32: 120})  # not kept, and no error: plan works without state
 
 
 def test_what_a_plan_learnt_of_sizes_is_handed_on(
     ahi: HealthImaging, store: str, tmp_path: Path
 ) -> None:
-    sizes = StoreSizes(_state(tmp_path))
+    sizes = StoreSizes(lambda: _state(tmp_path))
     wanted = [_by(SelectorKind.PATIENT_ID, f"PAT{i}", f"p{i}", store) for i in range(2)]
     reading = ReadOptions(sizes=sizes.known(), remember=sizes.learnt)
     assert (

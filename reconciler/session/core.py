@@ -449,8 +449,9 @@ class Session:
         targets: Targets | None = None,
         combine_forced: bool = False,
     ) -> Plan:
+        ahi = self.ahi  # what the endpoint lacks (a region, say) is said before the state's
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
-            self.ahi.limiter.share(*shard)
+            ahi.limiter.share(*shard)
         stores = [datastore for datastore, _ in keys_of(loaded.manifests)]
         cache = self._projection_cache(stores)
         request = PlanRequest(
@@ -471,7 +472,7 @@ class Session:
             remember=sizes.learnt,
         )
         return make_plan(
-            self.ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
+            ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
         )
 
     def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:

@@ -31,7 +31,8 @@ from hosts_support import FakeHosts
 
 from reconciler.audit import records
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
-from tests.state_support import Bucket
+from reconciler.state import Scope
+from tests.state_support import Bucket, s3_state
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "examples" / "github-actions"
@@ -230,7 +231,11 @@ def test_one_blocked_manifest_and_four_good_ones_through_the_loop(
     )
     assert not uploaded.exists()  # the used saved plan (it holds PHI) was deleted
     # The pull request's approving reviewer is the plan's approver in the audit trail.
-    trail = [r for state in local_trails(repo) for r in records(state)]
+    keys = state_bucket.keys("team/")
+    scopes = {k.split("/audit/")[0].removeprefix("team/") for k in keys if "/audit/" in k}
+    trails = [s3_state(state_bucket, Scope(name, name), prefix="team") for name in sorted(scopes)]
+    trail = [r for state in trails for r in records(state)]
+    assert not local_trails(repo)  # the audit trail is in the team's state, not the checkout
     assert len(trail) == 4 and {r["outcome"] for r in trail} == {"UPDATED"}
     assert {tuple(r["approval"]["approvers"]) for r in trail} == {("alice",)}
     assert "## reconciler run" in apply.summary

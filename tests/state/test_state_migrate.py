@@ -50,7 +50,9 @@ def test_local_state_goes_up_to_s3_and_answers_the_same_from_a_fresh_clone(
     assert moved.exit_code == 0, moved.output
     assert "Next: set `state: " in moved.stdout
     keys = laptop.state_keys()
-    assert len(keys) == EARLIER + 1 + 4  # runs, the index, undo values, drift state, rates
+    # runs, the index, undo values, drift state, rates; the audit trail's index and log
+    assert len(keys) == EARLIER + 1 + 4 + 2
+    assert len([k for k in keys if "/audit/" in k]) == 2
     assert not [k for k in keys if "/locks/" in k]
     for key in keys:
         head = state_bucket.head(key)

@@ -2,10 +2,11 @@
 choosing how to resolve selectors (:mod:`reconciler.engine.resolve`).
 
 Listing a data store costs one request per 50 image sets; searching, one per selector.
-Which is cheaper depends on a size the service does not tell, so a plan that had to
-find out (a listing that ended, or one given up as too long: a lower bound) leaves the
-number in the state (``datastore-sizes.json`` of the scope: data store IDs and counts,
-nothing else), and the next plan searches at once where listing would cost more. A
+Which is cheaper depends on a size the service does not tell, so an apply whose plan
+had to find out (a listing that ended, or one given up as too long: a lower bound)
+leaves the number in the state (``datastore-sizes.json`` of the scope: data store IDs
+and counts, nothing else), and later plans search at once where listing would cost
+more. ``plan`` and ``drift`` only read it: a pull request's plan writes no state. A
 hint, never a truth: state that cannot be read or written is no hint, and a listing
 that runs longer than the searches would is given up whatever the hint said.
 """

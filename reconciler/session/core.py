@@ -448,7 +448,10 @@ class Session:
         replace_primary: bool = False,
         targets: Targets | None = None,
         combine_forced: bool = False,
+        keep_sizes: bool = False,
     ) -> Plan:
+        """``keep_sizes``: leave the data store sizes learnt in the state (apply only: a
+        pull request's plan and drift run read-only and write no state)."""
         ahi = self.ahi  # what the endpoint lacks (a region, say) is said before the state's
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             ahi.limiter.share(*shard)
@@ -469,7 +472,7 @@ class Session:
             cache=cache,
             replaced=self._replacements(),
             sizes=sizes.known(),
-            remember=sizes.learnt,
+            remember=sizes.learnt if keep_sizes else None,
         )
         return make_plan(
             ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
@@ -719,6 +722,7 @@ class Session:
                     parallelism=parallelism,
                     replace_primary=replace_primary,
                     combine_forced=combine_forced,
+                    keep_sizes=True,
                 )
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)

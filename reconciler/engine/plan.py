@@ -394,14 +394,13 @@ class ReadOptions:
     """How to read: ``cache`` spares metadata reads of versions seen before;
     ``replaced`` (old image set ID → new, from the journal) explains a read of an image
     set a replace deleted; ``sizes`` (data store → image sets it held when last
-    listed) lets resolution search at once where listing would cost more, and
-    ``remember`` is handed what this plan learnt of them
-    (:class:`reconciler.engine.storesizes.StoreSizes`)."""
+    listed) lets resolution search at once where listing would cost more (what a plan
+    learnt of them is in its ``resolution``:
+    :class:`reconciler.engine.storesizes.StoreSizes`)."""
 
     cache: ProjectionCache | None = None
     replaced: Mapping[str, str] = field(default_factory=dict)
     sizes: Mapping[str, int] = field(default_factory=dict)
-    remember: Callable[[Mapping[str, int]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -442,9 +441,6 @@ def make_plan(
         )
 
     outcome = pipeline.run(ahi, targets_from, plan_one, pace.parallelism)
-    if reading.remember is not None:
-        stores = outcome.resolution.stores
-        reading.remember({s.datastore_id: s.listed for s in stores if s.listed is not None})
     plans = [item for key in sorted(outcome.results) for item in outcome.results[key]]
     plans = group_study_updates(ahi, plans)
     rate, source = ahi.limiter.quota("UpdateImageSetMetadata") or (

@@ -14,9 +14,10 @@ that runs longer than the searches would is given up whatever the hint said.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from reconciler.engine.resolve import StoreResolution
 from reconciler.errors import ReconcilerError
 
 log = logging.getLogger("reconciler")
@@ -54,8 +55,9 @@ class StoreSizes:
             str(k): v for k, v in sizes.items() if isinstance(v, int) and not isinstance(v, bool)
         }
 
-    def learnt(self, sizes: Mapping[str, int]) -> None:
-        """Keep what a resolution learnt (the rest stays)."""
+    def learnt(self, resolution: Iterable[StoreResolution]) -> None:
+        """Keep what a plan's resolution learnt of sizes (the rest stays)."""
+        sizes = {s.datastore_id: s.listed for s in resolution if s.listed is not None}
         if not sizes:
             return
         known = self.known()

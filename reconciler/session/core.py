@@ -448,10 +448,7 @@ class Session:
         replace_primary: bool = False,
         targets: Targets | None = None,
         combine_forced: bool = False,
-        keep_sizes: bool = False,
     ) -> Plan:
-        """``keep_sizes``: leave the data store sizes learnt in the state (apply only: a
-        pull request's plan and drift run read-only and write no state)."""
         ahi = self.ahi  # what the endpoint lacks (a region, say) is said before the state's
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
             ahi.limiter.share(*shard)
@@ -467,16 +464,20 @@ class Session:
             replace_primary=replace_primary,
             combine_forced=combine_forced,
         )
-        sizes = StoreSizes(lambda: self.state)
         reading = ReadOptions(
             cache=cache,
             replaced=self._replacements(),
-            sizes=sizes.known(),
-            remember=sizes.learnt if keep_sizes else None,
+            sizes=self._sizes.known(),
         )
         return make_plan(
             ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
         )
+
+    @property
+    def _sizes(self) -> StoreSizes:
+        """The data store sizes hint: read by every plan, kept by apply only (a pull
+        request's plan and drift run read-only and write no state)."""
+        return StoreSizes(lambda: self.state)
 
     def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
         return ProjectionCache(
@@ -722,10 +723,11 @@ class Session:
                     parallelism=parallelism,
                     replace_primary=replace_primary,
                     combine_forced=combine_forced,
-                    keep_sizes=True,
                 )
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
+            if plan.saved_from is None:  # a saved plan is input: its sizes no hint
+                self._sizes.learnt(plan.resolution)
             plan = self.check_policies(plan, approval or Approval(()))
             refuse_failures(plan.findings, self._notify)
             if not plan.has_changes:

@@ -23,7 +23,7 @@ from wire_support import CountingProxy
 from reconciler.config import Endpoint
 from reconciler.dicom.levels import Level
 from reconciler.engine.plan import PlanRequest, ReadOptions, make_plan
-from reconciler.engine.resolve import Strategy, resolve
+from reconciler.engine.resolve import StoreResolution, Strategy, resolve
 from reconciler.engine.storesizes import KEY, StoreSizes
 from reconciler.errors import ConfigError
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
@@ -159,6 +159,10 @@ def test_reads_start_while_selectors_are_still_being_searched(
     assert first_read < last_search
 
 
+def _listed(datastore_id: str, count: int) -> StoreResolution:
+    return StoreResolution(datastore_id, Strategy.LIST, selectors=1, requests=1, listed=count)
+
+
 def _state(tmp_path: Path, where: str = "http://127.0.0.1:1") -> State:
     return local_state(tmp_path, Scope.url(where))
 
@@ -166,8 +170,8 @@ def _state(tmp_path: Path, where: str = "http://127.0.0.1:1") -> State:
 def test_sizes_are_kept_per_scope_in_the_state_and_damage_is_no_hint(tmp_path: Path) -> None:
     sizes = StoreSizes(lambda: _state(tmp_path))
     assert sizes.known() == {}
-    sizes.learnt({"a" * 32: 120})
-    sizes.learnt({"b" * 32: 5000})
+    sizes.learnt([_listed("a" * 32, 120)])
+    sizes.learnt([_listed("b" * 32, 5000)])
     assert sizes.known() == {"a" * 32: 120, "b" * 32: 5000}
     assert StoreSizes(lambda: _state(tmp_path, "http://127.0.0.1:2")).known() == {}
     _state(tmp_path).put(KEY, b"{not json")
@@ -180,7 +184,7 @@ def test_a_state_that_cannot_be_opened_is_no_hint_and_no_error() -> None:
 
     sizes = StoreSizes(unopenable)
     assert sizes.known() == {}
-    sizes.learnt({"a" * 32: 120})  # not kept, and no error: plan works without state
+    sizes.learnt([_listed("a" * 32, 120)])  # not kept, and no error: plan works without state
 
 
 def test_what_a_plan_learnt_of_sizes_is_handed_on(
@@ -188,11 +192,10 @@ def test_what_a_plan_learnt_of_sizes_is_handed_on(
 ) -> None:
     sizes = StoreSizes(lambda: _state(tmp_path))
     wanted = [_by(SelectorKind.PATIENT_ID, f"PAT{i}", f"p{i}", store) for i in range(2)]
-    reading = ReadOptions(sizes=sizes.known(), remember=sizes.learnt)
-    assert (
-        make_plan(ahi, PlanRequest(wanted, "d", "t"), reading=reading).resolution[0].gave_up_listing
-    )
+    first = make_plan(ahi, PlanRequest(wanted, "d", "t"), reading=ReadOptions(sizes=sizes.known()))
+    assert first.resolution[0].gave_up_listing
+    sizes.learnt(first.resolution)
     assert sizes.known() == {store: 100}  # a lower bound: 2 pages, given up
-    reading = ReadOptions(sizes=sizes.known(), remember=sizes.learnt)
+    reading = ReadOptions(sizes=sizes.known())
     how = make_plan(ahi, PlanRequest(wanted, "d", "t"), reading=reading).resolution[0]
     assert (how.strategy, how.requests, how.gave_up_listing) == (Strategy.SEARCH, 2, False)

@@ -46,6 +46,7 @@ from reconciler.manifest.model import (
     Problem,
     Selector,
     SelectorKind,
+    Why,
     error,
 )
 from reconciler.manifest.project import Project
@@ -577,6 +578,18 @@ class TableRows:
         name = f"{self.template.name}-{self.line(position)}"
         return name, str(document.start), digest_of(document.value, datastore)
 
+    def why(self, position: int) -> tuple[str, Location, Why]:
+        """The row's name, location and reason, as its manifest would have them; the
+        row is not even parsed when the template has no annotations to fill."""
+        name, line = self.row_name(position), self.line(position)
+        if self.template.annotations is None:
+            return name, _at(self.template.shown, line, 1), Why()
+        document = self.document(position)
+        if isinstance(document, Problem):  # pragma: no cover - good rows have documents
+            raise AssertionError(f"row {line} of {self.template.shown}")
+        notes = document.value["metadata"].get("annotations")
+        return name, document.start, Why.of(notes if isinstance(notes, dict) else {})
+
     def key(self, position: int) -> tuple[str, Selector]:
         """The row's data store and selector, without building its manifest."""
         template = self.template
@@ -718,6 +731,14 @@ class Manifests(Sequence[Manifest]):
         for table in self.tables:
             for position in range(len(table)):
                 yield table.identity(position)
+
+    def whys(self) -> Iterator[tuple[str, Location, Why]]:
+        """Every manifest's name, location and reason (rows' without building them)."""
+        for manifest in self.plain:
+            yield manifest.name, manifest.location, manifest.why
+        for table in self.tables:
+            for position in range(len(table)):
+                yield table.why(position)
 
     def keys(self) -> Iterator[tuple[str, Selector]]:
         for manifest in self.plain:

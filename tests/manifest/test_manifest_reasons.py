@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.engine.context import Source, sources_of
 from reconciler.manifest import load_tree
 from reconciler.manifest.reasons import phi_in_text
 
@@ -141,3 +142,20 @@ def test_a_rows_reason_quoting_the_patient_value_that_row_writes_is_refused(
     assert [p.split(": error: ")[0] for p in shown] == ["ris.csv:3:4"]
     assert "a value this manifest writes to a PHI attribute" in shown[0]
     assert "QX17B" not in shown[0]
+
+
+@pytest.mark.parametrize("notes", [True, False])
+def test_a_tables_sources_are_its_rows_manifests_without_building_them(
+    tmp_path: Path, notes: bool
+) -> None:
+    text = (
+        TABLE
+        if notes
+        else TABLE.replace('  annotations: {reason: RIS reconciliation, ticket: "{Ticket}"}\n', "")
+    )
+    (tmp_path / "ris.yaml").write_text(text)
+    (tmp_path / "ris.csv").write_text("Accession,Description,Ticket\nA1,CT HEAD,RIS-1\nA2,MR,\n")
+    manifests = load_tree([tmp_path / "ris.yaml"]).manifests
+    built = {m.name: Source(m.name, m.location, m.why) for m in list(manifests)}
+    assert sources_of(manifests) == built
+    assert (built["ris-2"].why.ticket is not None) == notes

@@ -38,7 +38,7 @@ from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.journal import Journal, RunStore
-from reconciler.engine.plan import make_plan
+from reconciler.engine.plan import Pace, PlanRequest, ReadOptions, make_plan
 from reconciler.engine.projection import ProjectionCache, prune
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Selector, SelectorKind
@@ -133,8 +133,7 @@ def child_plan(url: str, datastore: str, n: int) -> None:
     """Run in a separate process: a cold plan of n targets; print the peak RSS (MiB)."""
     ahi = client_for(url, 1000.0, 8)
     ids = [f"{i:032x}" for i in range(1, n + 1)]
-    make_plan(ahi, manifests_for(datastore, ids), manifest_digest="b", endpoint="bench",
-              parallelism=8)  # fmt: skip
+    make_plan(ahi, PlanRequest(manifests_for(datastore, ids), "b", "bench"), pace=Pace(8))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -174,11 +173,11 @@ def main() -> None:
                   f"updates {0.25 * args.scale:g}/s), {args.threads} threads\n")  # fmt: skip
             floor = bare_floor(ahi, datastore, ids, args.threads)
             time.sleep(2)  # let the emulator's buckets refill: both runs start equal
-            cache = ProjectionCache(LocalBackend(workdir / "cache", workdir))
+            reading = ReadOptions(cache=ProjectionCache(LocalBackend(workdir / "cache", workdir)))
+            pace = Pace(args.threads)
             before = ahi.calls
             started = time.perf_counter()
-            make_plan(ahi, manifests, manifest_digest="b", endpoint="bench",
-                      parallelism=args.threads, cache=cache)  # fmt: skip
+            make_plan(ahi, PlanRequest(manifests, "b", "bench"), reading=reading, pace=pace)
             cold = time.perf_counter() - started
             print("1. plan wall time vs the bare boto3 floor (target ≤ 1.3×)")
             print(
@@ -186,8 +185,7 @@ def main() -> None:
             )
             rows = [("cold plan", before, ahi.calls)]
             before = ahi.calls
-            make_plan(ahi, manifests, manifest_digest="b", endpoint="bench",
-                      parallelism=args.threads, cache=cache)  # fmt: skip
+            make_plan(ahi, PlanRequest(manifests, "b", "bench"), reading=reading, pace=pace)
             rows.append(("warm plan / drift, nothing changed", before, ahi.calls))
             changed = ids[: max(1, args.n // 100)]
             for image_set in changed:  # another writer changes 1%
@@ -197,8 +195,7 @@ def main() -> None:
                         b'{"SchemaVersion":1.1,"Study":{"DICOM":{"StudyDescription":"x"}}}'}}})  # fmt: skip
             time.sleep(0.1)
             before = ahi.calls
-            make_plan(ahi, manifests, manifest_digest="b", endpoint="bench",
-                      parallelism=args.threads, cache=cache)  # fmt: skip
+            make_plan(ahi, PlanRequest(manifests, "b", "bench"), reading=reading, pace=pace)
             rows.append(("drift, 1% changed", before, ahi.calls))
             print(
                 "2. API calls per target (targets: warm 0 metadata calls, apply 1 update per changed set)"
@@ -206,8 +203,7 @@ def main() -> None:
             for name, start, end in rows:
                 print(f"   {name:36} {per_target(end, start, args.n)}")
             subset = manifests[: args.apply_n]
-            plan = make_plan(ahi, subset, manifest_digest="b", endpoint="bench",
-                             parallelism=args.threads, cache=cache)  # fmt: skip
+            plan = make_plan(ahi, PlanRequest(subset, "b", "bench"), reading=reading, pace=pace)
             time.sleep(1 / (0.25 * args.scale) + 0.1)  # the update bucket starts full-ish
             before = ahi.calls
             started = time.perf_counter()

@@ -115,7 +115,9 @@ def manifests(folder: Path, n: int) -> None:
         for i in range(n)
     ]
     (folder / "manifests").mkdir()
-    (folder / "manifests" / "studies.yaml").write_text("---\n".join(documents))
+    for start in range(0, n, 1000):  # manifest files are limited to 1 MiB each
+        part = documents[start : start + 1000]
+        (folder / "manifests" / f"studies-{start // 1000:03d}.yaml").write_text("---\n".join(part))
 
 
 class Project:

@@ -7,8 +7,10 @@ options, call the library, render, and leave errors to :func:`main`, which turns
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Any
+from collections.abc import Iterator, MutableMapping
+from typing import Any, ClassVar
 
 import click
 
@@ -131,43 +133,53 @@ def cli(
     )
 
 
-def _register() -> None:
-    from reconciler.cli import (
-        apply,
-        audit,
-        ci,
-        emulator,
-        explain,
-        history,
-        init,
-        plan,
-        rehearse,
-        revert,
-        runs,
-        show,
-        state,
-        validate,
-    )
+class _Commands(MutableMapping[str, click.Command]):
+    """The commands by name, each module imported the first time its command is asked
+    for: ``reconciler validate`` loads neither boto3 nor the engine."""
 
-    cli.add_command(validate.validate)
-    cli.add_command(plan.plan)
-    cli.add_command(apply.apply)
-    cli.add_command(plan.drift)
-    cli.add_command(revert.revert)
-    cli.add_command(runs.runs)
-    cli.add_command(state.state)
-    cli.add_command(history.history)
-    cli.add_command(emulator.emulator)
-    cli.add_command(explain.explain)
-    cli.add_command(show.show)
-    cli.add_command(show.export)
-    cli.add_command(init.init)
-    cli.add_command(ci.ci)
-    cli.add_command(rehearse.rehearse)
-    cli.add_command(audit.audit_group, name="audit")
+    _WHERE: ClassVar[dict[str, tuple[str, str]]] = {
+        "validate": ("validate", "validate"),
+        "plan": ("plan", "plan"),
+        "apply": ("apply", "apply"),
+        "drift": ("plan", "drift"),
+        "revert": ("revert", "revert"),
+        "runs": ("runs", "runs"),
+        "state": ("state", "state"),
+        "history": ("history", "history"),
+        "emulator": ("emulator", "emulator"),
+        "explain": ("explain", "explain"),
+        "show": ("show", "show"),
+        "export": ("show", "export"),
+        "init": ("init", "init"),
+        "ci": ("ci", "ci"),
+        "test": ("rehearse", "rehearse"),
+        "audit": ("audit", "audit_group"),
+    }
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded:
+            module, attribute = self._WHERE[name]  # KeyError: no such command
+            found = getattr(importlib.import_module(f"reconciler.cli.{module}"), attribute)
+            self._loaded[name] = found
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._WHERE), **dict.fromkeys(self._loaded)})
+
+    def __len__(self) -> int:
+        return len(set(self._WHERE) | set(self._loaded))
 
 
-_register()
+cli.commands = _Commands()
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-@click.group()
+@click.group(name="audit")
 def audit_group() -> None:
     """The audit trail: one record per change attempted by apply, revert and a replace.
 

@@ -9,14 +9,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reconciler.config import MAX_PARALLELISM, ProjectConfig
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.manifest.targeting import Targeting, parse_labels
-from reconciler.session import Session
+
+if TYPE_CHECKING:  # the engine (boto3 and all) is imported by the commands that use it
+    from reconciler.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +39,8 @@ def open_session(ctx: click.Context, show_phi_flag: bool = False) -> Iterator[Se
     library's messages (manifest warnings, recovered calls) printed on stderr, and the
     PHI policy (:func:`show_phi`) in ``session.show_phi``."""
     options: Globals = ctx.find_object(Globals) or Globals()
+    from reconciler.session import Session
+
     with Session(
         options.endpoint,
         profile=options.profile,

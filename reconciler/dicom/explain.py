@@ -15,19 +15,24 @@ import warnings
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pydicom
-import pydicom.data
-from pydicom import datadict
-from pydicom.errors import InvalidDicomError
-
-from reconciler.dicom.dictionary import is_multi_valued, is_private_tag, lookup, suggest
+from reconciler.dicom.dictionary import (
+    is_multi_valued,
+    is_private_tag,
+    keyword_for_tag,
+    lookup,
+    suggest,
+    tag_for_keyword,
+)
 from reconciler.dicom.levels import Level, level_of
 from reconciler.dicom.phi import is_phi
 from reconciler.dicom.rules import NEVER_UPDATABLE, UID_KEYWORDS, force_reason
 from reconciler.dicom.vr import check_value
 from reconciler.errors import ReconcilerError
+
+if TYPE_CHECKING:
+    import pydicom
 
 _TAG_FORMS = re.compile(r"^\(?([0-9A-Fa-f]{4})[,\s]?([0-9A-Fa-f]{4})\)?$")
 
@@ -60,8 +65,8 @@ def _parse(term: str) -> tuple[str | None, int | None]:
     match = _TAG_FORMS.match(text)
     if match:
         number = int(match.group(1) + match.group(2), 16)
-        return datadict.keyword_for_tag(number) or None, number
-    return text, datadict.tag_for_keyword(text)
+        return keyword_for_tag(number) or None, number
+    return text, tag_for_keyword(text)
 
 
 def _place(level: Level, key: str) -> str:
@@ -86,7 +91,9 @@ def _on_primary(keyword: str, level: Level) -> str:
 
 def _document_value(value: Any, vr: str) -> Any:
     """A pydicom element value in the encoding of a metadata document (AHI.md)."""
-    if isinstance(value, pydicom.multival.MultiValue):
+    from pydicom.multival import MultiValue  # pydicom only when explaining (slow import)
+
+    if isinstance(value, MultiValue):
         return [_document_value(v, vr) for v in value]
     if vr in ("US", "UL", "SS", "SL", "UV", "SV"):
         return int(value)
@@ -99,6 +106,9 @@ def _document_value(value: Any, vr: str) -> Any:
 def _sample_datasets() -> tuple[tuple[str, pydicom.Dataset], ...]:
     """pydicom's bundled sample files, read once without pixel data (listed directly:
     ``get_testdata_files`` may try the network)."""
+    import pydicom.data
+    from pydicom.errors import InvalidDicomError
+
     module_file = pydicom.data.__file__
     if module_file is None:
         return ()

@@ -31,9 +31,7 @@ import json
 import re
 from typing import Any
 
-from pydicom import datadict
-
-from reconciler.dicom.dictionary import is_private_tag
+from reconciler.dicom.dictionary import is_private_tag, lookup
 
 # PS3.15 Table E.1-1, Basic Profile column: keywords of the attributes pydicom knows.
 BASIC_PROFILE = frozenset(
@@ -272,8 +270,8 @@ SHOWN_BY_CHOICE: dict[str, str] = {
 
 
 def _vr(keyword: str) -> str | None:
-    tag = datadict.tag_for_keyword(keyword)
-    return None if tag is None else datadict.dictionary_VR(tag)
+    attribute = lookup(keyword)
+    return None if attribute is None else attribute.vr
 
 
 def _uids() -> frozenset[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from reconciler.manifest.model import Location, Manifest, Why
 from reconciler.manifest.policies import Enforcement
+from reconciler.manifest.table import Manifests
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,9 @@ class Source:
 
 
 def sources_of(manifests: Iterable[Manifest]) -> dict[str, Source]:
-    """Each manifest by name, as a plan keeps it."""
+    """Each manifest by name, as a plan keeps it (a table's rows unbuilt)."""
+    if isinstance(manifests, Manifests):
+        return {name: Source(name, where, why) for name, where, why in manifests.whys()}
     return {m.name: Source(m.name, m.location, m.why) for m in manifests}
 
 

@@ -33,7 +33,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.engine.plan import Plan, in_shard
-from reconciler.engine.resolve import Target, Unresolved, image_sets_of
+from reconciler.engine.resolve import (
+    SEARCH_FIELD,
+    Target,
+    Unresolved,
+    image_sets_of,
+    summary_matches,
+)
 from reconciler.healthimaging import HealthImaging, SearchFilter
 from reconciler.healthimaging.models import ImageSetSummary
 from reconciler.manifest.model import Manifest, SelectorKind
@@ -55,12 +61,6 @@ MARGIN = dt.timedelta(minutes=5)
 # The window's end only has to be later than anything written by now, whatever either
 # clock says.
 _LATER = dt.timedelta(days=2)
-_TAG_OF = {
-    SelectorKind.STUDY_INSTANCE_UID: "DICOMStudyInstanceUID",
-    SelectorKind.SERIES_INSTANCE_UID: "DICOMSeriesInstanceUID",
-    SelectorKind.PATIENT_ID: "DICOMPatientId",
-    SelectorKind.ACCESSION_NUMBER: "DICOMAccessionNumber",
-}
 
 Pair = tuple[str, str]  # data store, image set
 
@@ -166,14 +166,6 @@ def selected(drift: DriftState) -> int:
     return len({pair for pairs in drift.targets.values() for pair in pairs})
 
 
-def _matches(manifest: Manifest, summary: ImageSetSummary) -> bool:
-    selector = manifest.selector
-    if selector.kind is SelectorKind.IMAGE_SET_ID:
-        return summary.image_set_id == selector.value
-    reached = selector.is_primary is None or summary.is_primary == selector.is_primary
-    return reached and summary.dicom_tags.get(_TAG_OF[selector.kind]) == selector.value
-
-
 def changed_since(
     ahi: HealthImaging,
     datastores: Iterable[str],
@@ -223,10 +215,10 @@ def _still_matches(manifest: Manifest, summary: ImageSetSummary) -> bool:
     search summary tells (a summary that does not name the key keeps it)."""
     selector = manifest.selector
     if selector.kind is not SelectorKind.IMAGE_SET_ID and (
-        summary.dicom_tags.get(_TAG_OF[selector.kind]) is None
+        summary.dicom_tags.get(SEARCH_FIELD[selector.kind]) is None
     ):
         return True
-    return _matches(manifest, summary)
+    return summary_matches(selector, summary)
 
 
 def incremental_targets(
@@ -259,7 +251,7 @@ def incremental_targets(
             pairs += [
                 key
                 for key, summary in changed.items()
-                if key[0] == manifest.datastore_id and _matches(manifest, summary)
+                if key[0] == manifest.datastore_id and summary_matches(manifest.selector, summary)
             ]
         owned[manifest.name] = list(dict.fromkeys(pairs))
         if not pairs:

@@ -12,17 +12,24 @@ import datetime as dt
 import enum
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reconciler.dicom.levels import Level
+from reconciler.engine import pipeline
 from reconciler.engine.changes import Change, ImageSetDiff, PlanProblem
-from reconciler.engine.context import Finding, Source
+from reconciler.engine.context import Finding, Source, sources_of
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.payloads import UpdatePayload, build_payloads
 from reconciler.engine.projection import ProjectionCache, coverage, prune
-from reconciler.engine.resolve import Target, Unresolved, primaries_of_study, resolve
+from reconciler.engine.resolve import (
+    Resolved,
+    Resolver,
+    StoreResolution,
+    Target,
+    Unresolved,
+    primaries_of_study,
+)
 from reconciler.errors import ReconcilerError
 from reconciler.healthimaging import HealthImaging, ImageSetNotFound
 from reconciler.manifest.model import Manifest, SelectorKind
@@ -139,6 +146,8 @@ class Plan:
     # ... and since when (the service's time) the rest did not change: a warm plan.
     observed_since: str | None = field(default=None, compare=False)
     update_rate_source: str = field(default="documented", compare=False)
+    # How each data store's selectors were resolved (searched or listed) and the cost.
+    resolution: tuple[StoreResolution, ...] = field(default=(), compare=False)
     # The manifests by name: where each is, its reason and ticket (engine.context).
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False)
     # The project's policy rules this plan fails (reconciler.policy); none: it passes.
@@ -381,62 +390,110 @@ def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> li
     ]
 
 
-def make_plan(
-    ahi: HealthImaging,
-    manifests: Sequence[Manifest],
-    *,
-    manifest_digest: str,
-    endpoint: str,
-    parallelism: int = 8,
-    quota_bytes: int = 10_240,
-    progress: Callable[[int, int], None] | None = None,
-    cache: ProjectionCache | None = None,
-    shard: tuple[int, int] | None = None,
-    targets: tuple[list[Target], list[Unresolved]] | None = None,
-    replace_primary: bool = False,
-    replaced: Mapping[str, str] | None = None,
-    combine_forced: bool = False,
-    left_out: Sequence[str] = (),
-) -> Plan:
-    """The plan for ``manifests`` (already validated) against the live image sets.
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan: the manifests (already validated), the plan's identity and the
+    user's opt-ins.
 
     ``shard`` (K, N) keeps the image sets of shard K; ``targets`` replaces selector
-    resolution (incremental drift resolves from its own state); ``cache`` spares
-    metadata reads of versions seen before.
+    resolution (incremental drift resolves from its own state); ``left_out`` names the
+    manifests targeting left out, so the renderings say the plan is partial.
     """
-    found, unresolved = targets if targets is not None else resolve(ahi, manifests)
-    chosen = [t for t in found if in_shard(t.image_set_id, shard)]
-    plans: list[ImageSetPlan] = []
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        work = pool.map(
-            lambda t: plan_image_set(
-                ahi, t, quota_bytes, cache, replace_primary, replaced, combine_forced
-            ),
-            chosen,
+
+    manifests: Sequence[Manifest]
+    manifest_digest: str
+    endpoint: str
+    shard: tuple[int, int] | None = None
+    targets: tuple[list[Target], list[Unresolved]] | None = None
+    left_out: Sequence[str] = ()
+    replace_primary: bool = False
+    combine_forced: bool = False
+    quota_bytes: int = 10_240  # the account's UpdateImageSetMetadata payload quota
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read: ``cache`` spares metadata reads of versions seen before;
+    ``replaced`` (old image set ID → new, from the journal) explains a read of an image
+    set a replace deleted; ``sizes`` (data store → image sets it held when last
+    listed) lets resolution search at once where listing would cost more (what a plan
+    learnt of them is in its ``resolution``:
+    :class:`reconciler.engine.storesizes.StoreSizes`)."""
+
+    cache: ProjectionCache | None = None
+    replaced: Mapping[str, str] = field(default_factory=dict)
+    sizes: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How to pace: requests in flight at once (each operation is still held to its
+    quota by the client's pacer)."""
+
+    parallelism: int = 8
+
+
+def make_plan(
+    ahi: HealthImaging,
+    request: PlanRequest,
+    *,
+    reading: ReadOptions = ReadOptions(),
+    pace: Pace = Pace(),
+) -> Plan:
+    """The plan for ``request`` against the live image sets: selectors resolved and
+    targets read side by side (:mod:`reconciler.engine.pipeline`); each manifest's
+    location and reason kept by name (``sources``) for policies and the audit trail."""
+    targets_from: pipeline.Source = (
+        Resolved(*request.targets)
+        if request.targets is not None
+        else Resolver(request.manifests, reading.sizes)
+    )
+
+    def plan_one(target: Target) -> list[ImageSetPlan]:
+        if not in_shard(target.image_set_id, request.shard):
+            return []
+        return plan_image_set(
+            ahi,
+            target,
+            request.quota_bytes,
+            cache=reading.cache,
+            replace_primary=request.replace_primary,
+            replaced=reading.replaced,
+            combine_forced=request.combine_forced,
         )
-        for done, result in enumerate(work, start=1):
-            plans.extend(result)
-            if progress is not None:
-                progress(done, len(chosen))
+
+    outcome = pipeline.run(ahi, targets_from, plan_one, pace.parallelism)
+    plans = [item for key in sorted(outcome.results) for item in outcome.results[key]]
     plans = group_study_updates(ahi, plans)
     rate, source = ahi.limiter.quota("UpdateImageSetMetadata") or (
         DEFAULT_UPDATE_RATE,
         "documented",
     )
     return Plan(
-        left_out=tuple(left_out),
+        left_out=tuple(request.left_out),
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        manifest_digest=manifest_digest,
-        endpoint=endpoint,
+        manifest_digest=request.manifest_digest,
+        endpoint=request.endpoint,
         image_sets=tuple(plans),
-        unresolved=tuple(str(u) for u in unresolved),
+        unresolved=tuple(str(u) for u in outcome.resolution.unresolved),
+        resolution=outcome.resolution.stores,
+        sources=sources_of(request.manifests),
         update_rate=rate,
         update_rate_source=source,
-        combine_forced=combine_forced,
+        combine_forced=request.combine_forced,
     )
 
 
 __all__ = [
-    "Action", "ImageSetPlan", "Plan", "Target", "Unresolved", "in_shard", "make_plan",
+    "Action",
+    "ImageSetPlan",
+    "Pace",
+    "Plan",
+    "PlanRequest",
+    "ReadOptions",
+    "Target",
+    "Unresolved",
+    "in_shard",
+    "make_plan",
     "plan_image_set",
-]  # fmt: skip
+]

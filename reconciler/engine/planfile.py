@@ -32,6 +32,7 @@ from reconciler.engine.plan import (
     StudyFollower,
     StudyLead,
 )
+from reconciler.engine.resolve import StoreResolution, Strategy
 from reconciler.errors import ReconcilerError
 from reconciler.manifest.model import Location, Why
 from reconciler.manifest.reasons import phi_in_text
@@ -155,6 +156,17 @@ def to_dict(plan: Plan, *, show_phi: bool, with_blobs: bool) -> dict[str, Any]:
             "changed": list(plan.changed_manifests),
             "blocked": list(plan.blocked_manifests),
         },
+        "resolution": [  # how each data store's selectors were resolved, at what cost
+            {
+                "datastore_id": store.datastore_id,
+                "strategy": store.strategy.value,
+                "selectors": store.selectors,
+                "requests": store.requests,
+                "listed": store.listed,
+                "gave_up_listing": store.gave_up_listing,
+            }
+            for store in plan.resolution
+        ],
         "sources": {  # each manifest by name: where it is, why it changes what it does
             name: {
                 "location": _location(source.location),
@@ -315,6 +327,17 @@ def load(path: Path) -> Plan:
             image_sets=tuple(_from_image_set(i, combine_forced) for i in data["image_sets"]),
             unresolved=tuple(data["unresolved"]),
             left_out=tuple(data.get("left_out", ())),
+            resolution=tuple(
+                StoreResolution(
+                    datastore_id=item["datastore_id"],
+                    strategy=Strategy(item["strategy"]),
+                    selectors=item["selectors"],
+                    requests=item["requests"],
+                    listed=item["listed"],
+                    gave_up_listing=item["gave_up_listing"],
+                )
+                for item in data.get("resolution", ())
+            ),
             sources=_sources(data),
             update_rate=data["summary"]["update_rate_per_second"],
             update_rate_source=str(data.get("update_rate_source", "documented")),

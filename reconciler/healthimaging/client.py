@@ -424,6 +424,18 @@ class HealthImaging:
         sort: Sort | None = None,
     ) -> Iterator[ImageSetSummary]:
         """Every image set matching ``filters`` (at most 2), 50 per request."""
+        for page, _ in self.search_pages(datastore_id, filters, sort):
+            yield from page
+
+    def search_pages(
+        self,
+        datastore_id: str,
+        filters: Sequence[SearchFilter] = (),
+        sort: Sort | None = None,
+    ) -> Iterator[tuple[list[ImageSetSummary], bool]]:
+        """The same, one list per request (each fetched only when asked for), so a
+        caller can act on a page while the next is still to come; with each, whether
+        more pages follow."""
         criteria: wire.SearchCriteria = {}
         if filters:
             criteria["filters"] = [f.to_wire() for f in filters]
@@ -433,10 +445,8 @@ class HealthImaging:
         if criteria:
             kwargs["searchCriteria"] = criteria
         for page in self._pages("SearchImageSets", None, **kwargs):
-            for item in cast(wire.SearchImageSetsResponse, page).get(
-                "imageSetsMetadataSummaries", []
-            ):
-                yield ImageSetSummary.from_wire(item)
+            items = cast(wire.SearchImageSetsResponse, page).get("imageSetsMetadataSummaries", [])
+            yield [ImageSetSummary.from_wire(item) for item in items], bool(page.get("nextToken"))
 
     # -- writes ------------------------------------------------------------------------
     def update_metadata(

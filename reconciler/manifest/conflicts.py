@@ -100,12 +100,13 @@ def find_conflicts(pairs: Iterable[tuple[Hashable, Manifest]]) -> list[Problem]:
         for item in items:
             if item.key is None:
                 continue
-            for enclosing in item.address.enclosing:
+            address = item.address
+            for enclosing in address.enclosing if wholes else ():
                 whole = wholes.get((target, enclosing))
                 if whole is not None and whole[0] is not manifest:
                     problems.append(_whole_conflict(item, manifest, whole, target))
                     break
-            first = owners.setdefault((target, item.address), (manifest, item))
+            first = owners.setdefault((target, address), (manifest, item))
             if first[0] is manifest:
                 continue
             problems.append(_conflict(item, manifest, first, target))

@@ -23,7 +23,7 @@ from reconciler.manifest.model import LoadResult, Location, Manifest, Problem, S
 from reconciler.manifest.project import ProjectFinder
 from reconciler.manifest.schema import check_structure
 from reconciler.manifest.table import KIND as TABLE_KIND
-from reconciler.manifest.table import expand_table, is_table
+from reconciler.manifest.table import Manifests, TableRows, check_table, is_table, target_hash
 from reconciler.manifest.textfile import load_file
 from reconciler.manifest.yamlsafe import Document
 from reconciler.suggest import budget as suggestion_budget
@@ -52,22 +52,6 @@ def _name(document: Document) -> tuple[str, Location] | None:
     if isinstance(name, str):
         return name, document.location(("metadata", "name"))
     return None
-
-
-def _rows(
-    document: Document, path: Path, structure: list[Problem], found: list[Problem]
-) -> list[Document]:
-    """The documents to model: a table manifest's rows (each located in its CSV and
-    schema-checked like any manifest), else the document itself."""
-    if not is_table(document.value):
-        return [document]
-    if structure:
-        return []
-    rows, problems = expand_table(document, path)
-    found.extend(problems)
-    for row in rows:
-        found.extend(check_structure(row))
-    return rows
 
 
 @contextmanager
@@ -127,6 +111,7 @@ def _load_tree(paths: Sequence[Path], skip_non_manifests: bool) -> LoadResult:
     files, problems = discover(paths)
     projects = ProjectFinder()
     manifests: list[Manifest] = []
+    tables: list[TableRows] = []
     names: list[tuple[str, Location]] = []
     files_checked = 0
     documents_checked = 0
@@ -147,27 +132,85 @@ def _load_tree(paths: Sequence[Path], skip_non_manifests: bool) -> LoadResult:
                 documents_checked += 1
                 structure = check_structure(document)
                 found.extend(structure)
-                for row in _rows(document, path, structure, found):
-                    named = _name(row)
-                    if named is not None:
-                        names.append(named)
-                    if project is None:  # pragma: no cover - documents imply a project
-                        continue
-                    manifest, semantic_problems = build_manifest(
-                        row, path, project, well_formed=not structure
-                    )
-                    found.extend(semantic_problems)
-                    if manifest is not None:
-                        manifests.append(manifest)
+                if project is None:  # pragma: no cover - documents imply a project
+                    continue
+                if is_table(document.value):
+                    if not structure:  # rows are checked as they stream (manifest.table)
+                        rows, table_problems = check_table(document, path, project)
+                        found.extend(table_problems)
+                        if rows is not None:
+                            tables.append(rows)
+                    continue
+                named = _name(document)
+                if named is not None:
+                    names.append(named)
+                manifest, semantic_problems = build_manifest(
+                    document, path, project, well_formed=not structure
+                )
+                found.extend(semantic_problems)
+                if manifest is not None:
+                    manifests.append(manifest)
         problems.extend(capped(found))
     for given in paths:  # the project file is checked even where no manifest is yet
         folder = given if given.is_dir() else given.parent
         if folder.is_dir():
             projects.for_folder(folder)
     problems.extend(projects.problems)
-    problems.extend(find_duplicate_names(names))
+    problems.extend(find_duplicate_names([*names, *_row_names(names, tables)]))
     problems.extend(
-        find_conflicts((SelectorTarget(m.datastore_id, m.selector), m) for m in manifests)
+        find_conflicts(
+            (SelectorTarget(m.datastore_id, m.selector), m)
+            for m in [*manifests, *_rows_sharing_a_selector(manifests, tables)]
+        )
     )
     problems.sort(key=lambda problem: problem.sort_key)
-    return LoadResult(manifests, problems, files_checked, documents_checked)
+    return LoadResult(Manifests(manifests, tables), problems, files_checked, documents_checked)
+
+
+def _row_names(
+    names: list[tuple[str, Location]], tables: list[TableRows]
+) -> list[tuple[str, Location]]:
+    """The names of table rows (``<table>-<line>``) that another manifest or another
+    table's row also has: the only ones the duplicate check needs to see."""
+    lines = {id(t): {t.line(i): i for i in range(len(t))} for t in tables}
+    by_name: dict[str, list[TableRows]] = {}
+    for table in tables:
+        by_name.setdefault(table.name, []).append(table)
+    found: list[tuple[str, Location]] = []
+    for name, _ in names:
+        prefix, dash, number = name.rpartition("-")
+        if not dash or not number.isdigit() or str(int(number)) != number:
+            continue
+        for table in by_name.get(prefix, ()):
+            if int(number) in lines[id(table)]:
+                found.append((name, Location(table.template.shown, int(number), 1)))
+    for same in by_name.values():
+        if len(same) > 1:  # two tables of one name: their rows' names meet
+            for table in same:
+                found += [
+                    (table.row_name(i), Location(table.template.shown, table.line(i), 1))
+                    for i in range(len(table))
+                ]
+    return found
+
+
+def _rows_sharing_a_selector(manifests: list[Manifest], tables: list[TableRows]) -> list[Manifest]:
+    """The manifests of the table rows whose data store and selector another manifest
+    (or row) has too: only they can conflict. Rows are compared by hash, a few bytes
+    each; a row is built only when its hash is seen twice."""
+    seen = {target_hash(m.datastore_id, m.selector) for m in manifests}
+    twice: set[int] = set()
+    for table in tables:
+        for key in table.hashes:
+            if key in seen:
+                twice.add(key)
+            seen.add(key)
+    if not twice:
+        return []
+    del seen
+    return [
+        table.manifest(position)
+        for table in tables
+        for position, key in enumerate(table.hashes)
+        if key in twice
+    ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,7 @@ class LoadResult:
     :attr:`ok` is true. ``problems`` is sorted by file, line and column.
     """
 
-    manifests: list[Manifest]
+    manifests: Sequence[Manifest]  # a table's rows are built when asked for
     problems: list[Problem]
     files_checked: int = 0
     documents_checked: int = 0
@@ -223,8 +224,14 @@ class LoadResult:
     def digest(self) -> str:
         """One digest over every manifest (by name), for pinning in saved plans."""
         combined = hashlib.sha256()
-        for manifest in sorted(self.manifests, key=lambda m: (m.name, str(m.location))):
-            combined.update(f"{manifest.name}\0{manifest.digest}\n".encode())
+        identities = getattr(self.manifests, "identities", None)  # a table's rows, unbuilt
+        named = sorted(
+            identities()
+            if identities is not None
+            else ((m.name, str(m.location), m.digest) for m in self.manifests)
+        )
+        for name, _, digest in named:
+            combined.update(f"{name}\0{digest}\n".encode())
         return combined.hexdigest()
 
 

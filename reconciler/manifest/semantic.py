@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import cache, lru_cache
 from typing import Any
-
-from pydicom import datadict
 
 from reconciler.dicom.dictionary import (
     Attribute,
     is_private_tag,
     is_tag_key,
+    keyword_for_tag,
     lookup,
 )
 from reconciler.dicom.document import Address
@@ -63,6 +63,26 @@ _REMOVE_PLACE = {
     Level.INSTANCE: "remove.Series.<SeriesInstanceUID>.Instances.<SOPInstanceUID>.attributes",
 }
 _FORCE_FIX = "add 'force: true' under spec if you mean it"
+
+
+@cache
+def _force_reason(keyword: str) -> str | None:
+    """Why setting a dictionary keyword needs force whatever its value (identifiers,
+    sequences, multi-valued attributes), or None: the same for every manifest."""
+    return force_reason(keyword, None, check_form=False)
+
+
+@lru_cache(maxsize=8192)
+def _cached_problem(key: str, attribute: Attribute, kind: str, value: Any) -> str | None:
+    return value_problem(key, attribute, value)
+
+
+def value_problem_cached(key: str, attribute: Attribute, value: Any) -> str | None:
+    """:func:`value_problem`, remembered for the scalar values trees repeat (a study
+    date, a description): the answer depends on the keyword and the value only."""
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return _cached_problem(key, attribute, type(value).__name__, value)
+    return value_problem(key, attribute, value)
 
 
 @dataclass
@@ -116,7 +136,7 @@ class AttributeChecker:
     def _tag_key(self, key: str, level: Level, path: YamlPath, place: dict[Level, str]) -> bool:
         """Checks an 8-hex-digit key; True when it is a private tag usable at ``level``."""
         if not is_private_tag(key):
-            keyword = datadict.keyword_for_tag(int(key, 16))
+            keyword = keyword_for_tag(int(key, 16))
             hint = f" ({keyword})" if keyword else ""
             self._error(
                 path,
@@ -190,7 +210,8 @@ class AttributeChecker:
         try:
             self._set_value(target, key, value, path)
         finally:
-            if is_phi(key):  # the messages may quote the value (VR hints): mark it PHI
+            # The messages may quote a PHI attribute's value (VR hints): mark it PHI.
+            if len(self.problems) > first and is_phi(key):
                 quoted = (
                     value.get("value") if is_tag_key(key) and isinstance(value, dict) else value
                 )
@@ -221,7 +242,7 @@ class AttributeChecker:
             if not usable:
                 return
             if attribute is not None:
-                reason = value_problem(key, attribute, value)
+                reason = value_problem_cached(key, attribute, value)
                 if reason:
                     self._forceable(
                         path,
@@ -229,7 +250,7 @@ class AttributeChecker:
                         codes.VALUE_VR,
                         key=False,
                     )
-                why = force_reason(key, value, check_form=False)
+                why = _force_reason(key)
                 if why:
                     self._needs_force(path, why)
         else:

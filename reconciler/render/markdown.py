@@ -173,6 +173,7 @@ def render_plan_markdown(
         head.append(f"PHI values are masked as {code(values.MASK)}.")
     if plan.left_out:
         head.append(text(values.left_out(plan)))
+    head.extend(text(line) for line in values.resolution(plan))
     policy = values.policy_summary(plan)
     if policy is not None:  # never cut: the size cap leaves out image sets, not these
         found = "\n".join(f"- {text(values.finding(f))}" for f in plan.findings)

@@ -128,6 +128,8 @@ def render_plan_text(plan: Plan, *, color: bool, show_phi: bool = True, verb: st
         )
     if plan.left_out:
         blocks.append([style(values.left_out(plan), _DIM)])
+    if values.resolution(plan):
+        blocks.append([style(line, _DIM) for line in values.resolution(plan)])
     if plan.findings:  # next to the summary, where errors go
         lines = [style(values.finding(f), _RED if f.mandatory else _YELLOW) for f in plan.findings]
         blocks.append(lines)

@@ -201,6 +201,13 @@ def left_out(plan: Plan, shown: int = 10) -> str:
             f"planned: {listed}.")  # fmt: skip
 
 
+def resolution(plan: Plan) -> list[str]:
+    """How the selectors of each data store were resolved (searched, or the data store
+    listed when that took fewer requests) and what it cost; nothing to say of data
+    stores selected by image set ID only."""
+    return [str(store) for store in plan.resolution if store.strategy.value != "ids"]
+
+
 def summary(plan: Plan, *, verb: str = "plan") -> str:
     """The last line of ``plan``/``drift``: what would be sent, what cannot, what is fine.
 
@@ -268,6 +275,7 @@ __all__ = [
     "problem",
     "quota",
     "reasons",
+    "resolution",
     "summary",
     "unresolved",
     "value",

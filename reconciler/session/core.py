@@ -46,7 +46,6 @@ from reconciler.config import (
 )
 from reconciler.engine import planfile
 from reconciler.engine.apply import ImageSetOutcome, Sending, apply_plan
-from reconciler.engine.context import sources_of
 from reconciler.engine.export import SAMPLE_CHOICE, Export, export_image_set, parse_attribute
 from reconciler.engine.export import export as export_manifests
 from reconciler.engine.incremental import (
@@ -63,7 +62,7 @@ from reconciler.engine.incremental import (
 from reconciler.engine.journal import LAST, Journal, Run, RunContext, RunHeader, RunStore
 from reconciler.engine.journal.legacy import import_journals
 from reconciler.engine.origins import change_origins
-from reconciler.engine.plan import Plan, make_plan
+from reconciler.engine.plan import Pace, Plan, PlanRequest, ReadOptions, make_plan
 from reconciler.engine.plancheck import OptIns, check_opt_ins, check_pinned
 from reconciler.engine.projection import ProjectionCache
 from reconciler.engine.recovery import recovering
@@ -80,6 +79,7 @@ from reconciler.engine.revert import (
 from reconciler.engine.reviewed import check_reviewed
 from reconciler.engine.show import ImageSetView, find_image_sets
 from reconciler.engine.show import show as show_image_set
+from reconciler.engine.storesizes import StoreSizes
 from reconciler.errors import ConfigError, ReconcilerError, ValidationFailed
 from reconciler.healthimaging import HealthImaging, SearchFilter, VersionInfo
 from reconciler.healthimaging.client import region_from_environment
@@ -90,6 +90,7 @@ from reconciler.manifest.policies import PolicySet, load_policies
 from reconciler.manifest.reasons import phi_in_text
 from reconciler.manifest.render import lines
 from reconciler.manifest.settings import load_project_config
+from reconciler.manifest.table import keys_of
 from reconciler.manifest.targeting import Targeting, target
 from reconciler.policy import Facts, evaluate, refuse_failures
 from reconciler.policy.approval import Approval, plan_digest
@@ -451,24 +452,35 @@ class Session:
         targets: Targets | None = None,
         combine_forced: bool = False,
     ) -> Plan:
+        ahi = self.ahi  # what the endpoint lacks (a region, say) is said before the state's
         if shard is not None:  # N shards share the account's quotas: each paces at 1/N
-            self.ahi.limiter.share(*shard)
-        cache = self._projection_cache([m.datastore_id for m in loaded.manifests])
-        plan = make_plan(
-            self.ahi,
-            loaded.manifests,
+            ahi.limiter.share(*shard)
+        stores = [datastore for datastore, _ in keys_of(loaded.manifests)]
+        cache = self._projection_cache(stores)
+        request = PlanRequest(
+            manifests=loaded.manifests,
             manifest_digest=loaded.digest,
             endpoint=self.label,
-            parallelism=self._threads(parallelism),
             shard=shard,
             targets=targets,
-            cache=cache,
-            replace_primary=replace_primary,
-            replaced=self._replacements(),
-            combine_forced=combine_forced,
             left_out=self._left_out,
+            replace_primary=replace_primary,
+            combine_forced=combine_forced,
         )
-        return dataclasses.replace(plan, sources=sources_of(loaded.manifests))
+        reading = ReadOptions(
+            cache=cache,
+            replaced=self._replacements(),
+            sizes=self._sizes.known(),
+        )
+        return make_plan(
+            ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
+        )
+
+    @property
+    def _sizes(self) -> StoreSizes:
+        """The data store sizes hint: read by every plan, kept by apply only (a pull
+        request's plan and drift run read-only and write no state)."""
+        return StoreSizes(lambda: self.state)
 
     def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
         return ProjectionCache(
@@ -556,7 +568,7 @@ class Session:
         service's clock), those not in sync then, and those of new or edited manifests
         (:mod:`reconciler.engine.incremental`); else (``refresh``, no observation, a
         re-created data store) everything, as a cold plan resolves it."""
-        stores = sorted({m.datastore_id for m in loaded.manifests})
+        stores = sorted({datastore for datastore, _ in keys_of(loaded.manifests)})
         generations = self.generations(stores)  # also the first answer: the service's time
         began = self.ahi.service_clock.first
         self._check_clock()
@@ -748,6 +760,8 @@ class Session:
                 plan = observation.shown(plan)
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
+            if plan.saved_from is None:  # a saved plan is input: its sizes no hint
+                self._sizes.learnt(plan.resolution)
             plan = self.check_policies(plan, approval or Approval(()))
             refuse_failures(plan.findings, self._notify)
             if not plan.has_changes:
@@ -813,7 +827,7 @@ class Session:
         if not result.ok:
             self._notify("The manifests do not validate, so no owner is shown (validate them).")
             return []
-        return result.manifests
+        return list(result.manifests)
 
     def show(
         self,

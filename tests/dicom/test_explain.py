@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -75,3 +76,41 @@ def test_cli_text_json_and_a_misspelling() -> None:
         "Error: 'PatientNme' is neither a DICOM keyword nor a tag; did you mean PatientName, "
         "PatientSex, PatientAge?"
     ]
+
+
+def test_validating_manifests_imports_no_pydicom() -> None:
+    """pydicom's import (numpy, pixel handlers) is most of a command's start-up: the
+    CLI and validation read the data dictionary from pydicom's data module alone."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from pathlib import Path; from reconciler.cli import main; "
+        "from reconciler.manifest import load_tree; "
+        "result = load_tree([Path('manifests')]); assert result.manifests; "
+        "print(sorted(m for m in ('pydicom', 'numpy') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_dictionary_read_without_pydicom_is_pydicoms() -> None:
+    from pydicom import datadict
+
+    from reconciler.dicom import dictionary
+
+    for keyword in ("PatientName", "StudyDate", "OverlayData", "ReferencedImageSequence"):
+        tag = datadict.tag_for_keyword(keyword)
+        assert dictionary.tag_for_keyword(keyword) == tag
+        if tag is not None:
+            attribute = dictionary.lookup(keyword)
+            assert attribute is not None
+            assert (attribute.vr, attribute.vm) == (
+                datadict.dictionary_VR(tag),
+                datadict.dictionary_VM(tag),
+            )
+            assert attribute.retired == bool(datadict.dictionary_is_retired(tag))
+    assert set(dictionary._all_keywords()) == {k for k in datadict.keyword_dict if k}
+    for tag in (0x00100010, 0x60003000, 0x00091001, 0x7FE00010):
+        assert dictionary.keyword_for_tag(tag) == datadict.keyword_for_tag(tag)

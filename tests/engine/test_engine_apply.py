@@ -11,7 +11,7 @@ from conftest import settle
 from reconciler.emulator.seed import SEED_DATASTORE_ID, seed
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.journal import Journal, Outcome
-from reconciler.engine.plan import make_plan
+from reconciler.engine.plan import PlanRequest, make_plan
 from reconciler.healthimaging import HealthImaging, RateLimiter
 from reconciler.manifest import load_tree
 from tests.state_support import run_store
@@ -28,7 +28,7 @@ def ahi(local: Any, client: Any) -> HealthImaging:
 
 def plan_seeded(ahi: HealthImaging) -> Any:
     loaded = load_tree([ROOT / "manifests"])
-    return make_plan(ahi, loaded.manifests, manifest_digest=loaded.digest, endpoint="test")
+    return make_plan(ahi, PlanRequest(loaded.manifests, loaded.digest, "test"))
 
 
 def test_every_image_set_is_journaled_verified_and_reported(

@@ -18,7 +18,7 @@ from conftest import USDOPPLER, put_document
 from reconciler.dicom.levels import Level
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.journal import Journal, RunStore
-from reconciler.engine.plan import Action, make_plan
+from reconciler.engine.plan import Action, PlanRequest, ReadOptions, make_plan
 from reconciler.engine.replace import Replacer, replacements, resume_interrupted
 from reconciler.engine.revert import apply_revert, newest_changing_run, plan_revert_run
 from reconciler.healthimaging import HealthImaging, RateLimiter, SearchFilter
@@ -62,8 +62,7 @@ def resume(ahi: HealthImaging, runs: RunStore) -> Any:
 
 
 def apply(ahi: HealthImaging, datastore: str, where: RunStore, replace: bool = True) -> Any:
-    plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
-                     replace_primary=replace)  # fmt: skip
+    plan = make_plan(ahi, PlanRequest(wanted(datastore), "d", "t", replace_primary=replace))
     with Journal.start(where, command="apply", endpoint="t") as journal:
         return plan, apply_plan(ahi, plan, journal, lock_timeout=20, runs=where)
 
@@ -76,7 +75,7 @@ def revert_last(ahi: HealthImaging, where: RunStore) -> Any:
 
 
 def test_without_the_opt_in_the_plan_explains_and_blocks(ahi: Any, datastore: str) -> None:
-    plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t")
+    plan = make_plan(ahi, PlanRequest(wanted(datastore), "d", "t"))
     (item,) = plan.image_sets
     assert item.action is Action.BLOCKED
     assert any("--replace-primary" in p.message for p in item.diff.problems)
@@ -94,8 +93,11 @@ def test_replace_corrects_a_primary_image_set(ahi: Any, datastore: str, tmp_path
     assert doc["Study"]["Series"][S]["Instances"] == USDOPPLER["Study"]["Series"][S]["Instances"]
     assert replacements(places(tmp_path)) == {OLD: new_id}
     # The manifest still names the old ID: the plan points at the new one.
-    again = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
-                      replaced=replacements(places(tmp_path)))  # fmt: skip
+    again = make_plan(
+        ahi,
+        PlanRequest(wanted(datastore), "d", "t"),
+        reading=ReadOptions(replaced=replacements(places(tmp_path))),
+    )
     assert new_id in again.image_sets[0].diff.problems[0].message
 
 
@@ -149,8 +151,7 @@ def test_undo_values_the_run_did_not_record_are_never_restored(
 def test_a_plan_that_replaces_is_refused_without_an_undo_folder(
     ahi: Any, datastore: str, tmp_path: Path
 ) -> None:
-    plan = make_plan(ahi, wanted(datastore), manifest_digest="d", endpoint="t",
-                     replace_primary=True)  # fmt: skip
+    plan = make_plan(ahi, PlanRequest(wanted(datastore), "d", "t", replace_primary=True))
     with (
         Journal.start(run_store(tmp_path), command="apply", endpoint="t") as journal,
         pytest.raises(ValueError, match="needs the run store"),

@@ -49,19 +49,20 @@ def test_dicom_selectors_reach_primary_image_sets_and_ids_pass_through(
 
 
 def test_one_search_per_distinct_selector_and_unmatched_ones_are_reported(
-    ahi: HealthImaging, client: Any, monkeypatch: pytest.MonkeyPatch
+    ahi: HealthImaging, client: Any
 ) -> None:
     study = _summaries(client)[0]["DICOMTags"]["DICOMStudyInstanceUID"]
-    searches: list[object] = []
-    search = ahi.search
-    monkeypatch.setattr(ahi, "search", lambda *a, **k: searches.append(a) or search(*a, **k))
     manifests = [
         _selecting(SelectorKind.STUDY_INSTANCE_UID, study, "a"),
         _selecting(SelectorKind.STUDY_INSTANCE_UID, study, "b"),
         _selecting(SelectorKind.PATIENT_ID, "NO-SUCH-PATIENT", "c"),
     ]
-    targets, unresolved = resolve(ahi, manifests)
-    assert len(searches) == 2
+    # Known to be too large to list: one search per distinct selector.
+    targets, unresolved = resolve(ahi, manifests, sizes={SEED_DATASTORE_ID: 10_000})
+    assert ahi.calls["SearchImageSets"] == 2
     assert [u.manifest.name for u in unresolved] == ["c"]
     assert all([m.name for m in t.manifests] == ["a", "b"] for t in targets)
     assert targets == sorted(targets, key=lambda t: (t.datastore_id, t.image_set_id))
+    # Small enough to list in fewer requests: the same answer from one listing page.
+    assert resolve(ahi, manifests) == (targets, unresolved)
+    assert ahi.calls["SearchImageSets"] == 3

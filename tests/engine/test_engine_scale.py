@@ -17,7 +17,7 @@ from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.incremental import incremental_targets, owned_by_plan, state_after
 from reconciler.engine.journal import Journal
-from reconciler.engine.plan import in_shard, make_plan
+from reconciler.engine.plan import PlanRequest, ReadOptions, in_shard, make_plan
 from reconciler.engine.projection import ProjectionCache, prune
 from reconciler.engine.resolve import resolve
 from reconciler.engine.revert import plan_revert_run
@@ -37,9 +37,12 @@ def seeded(local: Any, client: Any) -> tuple[HealthImaging, list[Any]]:
     return HealthImaging(client, limiter=RateLimiter.unlimited()), loaded.manifests
 
 
-def plan_of(ahi: HealthImaging, manifests: list[Any], cache: ProjectionCache | None = None,
-            **options: Any) -> Any:  # fmt: skip
-    return make_plan(ahi, manifests, manifest_digest="d", endpoint="test", cache=cache, **options)
+def plan_of(
+    ahi: HealthImaging, manifests: list[Any], cache: ProjectionCache | None = None, **options: Any
+) -> Any:
+    return make_plan(
+        ahi, PlanRequest(manifests, "d", "test", **options), reading=ReadOptions(cache=cache)
+    )
 
 
 def test_warm_plan_fetches_no_metadata(seeded: Any, tmp_path: Path) -> None:
@@ -156,7 +159,7 @@ def test_one_study_wide_call_when_every_primary_set_of_a_study_changes_alike(
     wanted = type(wanted)(**{**wanted.__dict__, "datastore_id": datastore,
                              "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study)})  # fmt: skip
     ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
-    plan = make_plan(ahi, [wanted], manifest_digest="d", endpoint="test")
+    plan = make_plan(ahi, PlanRequest([wanted], "d", "test"))
     assert plan.update_calls == 1 and len(plan.to_update) == 2
     assert [p.include_study for p in plan.image_sets] == [True, False]
     with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
@@ -191,7 +194,7 @@ def test_a_follower_moved_by_another_writer_during_the_study_wide_call_is_a_conf
     wanted = type(wanted)(**{**wanted.__dict__, "datastore_id": datastore,
                              "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study)})  # fmt: skip
     ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
-    plan = make_plan(ahi, [wanted], manifest_digest="d", endpoint="test")
+    plan = make_plan(ahi, PlanRequest([wanted], "d", "test"))
     real = ahi.update_metadata
 
     def racing(*args: Any, **kwargs: Any) -> Any:

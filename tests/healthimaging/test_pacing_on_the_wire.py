@@ -26,7 +26,7 @@ from reconciler.dicom.levels import Level
 from reconciler.emulator.server import LocalHealthImaging
 from reconciler.engine.apply import apply_plan
 from reconciler.engine.journal import Journal, Outcome, RunStore
-from reconciler.engine.plan import make_plan
+from reconciler.engine.plan import PlanRequest, make_plan
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client, published
 from reconciler.healthimaging import memory as rate_memory
 from reconciler.healthimaging.pacing import HEADROOM, Quota
@@ -78,7 +78,7 @@ def client(url: str, limiter: RateLimiter) -> HealthImaging:
 
 
 def apply(ahi: HealthImaging, datastore: str, ids: list[str], text: str, runs: RunStore) -> Any:
-    plan = make_plan(ahi, manifests(datastore, ids, text), manifest_digest="d", endpoint="t")
+    plan = make_plan(ahi, PlanRequest(manifests(datastore, ids, text), "d", "t"))
     assert len(plan.to_update) == len(ids)
     with Journal.start(runs, command="apply", endpoint="t") as journal:
         report = apply_plan(ahi, plan, journal, parallelism=8, lock_timeout=30)
@@ -235,7 +235,7 @@ def test_waiting_for_locked_costs_about_one_read_per_update(
     local.configure(lock_hold_seconds=0.3)
     ids = fleet(local, datastore, 30, "e")
     ahi = client(wire.url, RateLimiter.for_service(scale=SCALE, discover=False))
-    plan = make_plan(ahi, manifests(datastore, ids, "polled"), manifest_digest="d", endpoint="t")
+    plan = make_plan(ahi, PlanRequest(manifests(datastore, ids, "polled"), "d", "t"))
     wire.reset()
     with Journal.start(run_store(tmp_path), command="apply", endpoint="t") as journal:
         report = apply_plan(ahi, plan, journal, parallelism=8, lock_timeout=30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def _check(result: LoadResult) -> None:
         assert problem.location.path
         assert problem.message
         assert problem.code
-    assert isinstance(result.manifests, list)
+    assert isinstance(result.manifests, Sequence)
 
 
 def _load_text_file(text: str) -> LoadResult:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.engine.context import Source, sources_of
 from reconciler.manifest import load_tree
 from reconciler.manifest.reasons import phi_in_text
 
@@ -121,3 +122,40 @@ def test_phi_in_text_names_the_kind_never_the_value() -> None:
     assert phi_in_text("value X9Y8 was wrong", ["X9Y8"]) == (
         "a value this manifest writes to a PHI attribute"
     )
+
+
+def test_a_rows_reason_quoting_the_patient_value_that_row_writes_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Rows checked cell by cell (the table's fast way) still refuse a reason that
+    quotes a PHI value the same row writes, as a row's own document would be."""
+    (tmp_path / "ris.yaml").write_text(
+        TABLE.replace('reason: RIS reconciliation, ticket: "{Ticket}"', 'reason: "was {Old}"')
+        .replace("StudyDescription", "PatientID")
+        .replace("{Description}", "{Id}")
+        .replace("Study:", "Patient:")
+    )
+    # The first row is checked both ways; the second only cell by cell.
+    (tmp_path / "ris.csv").write_text("Accession,Old,Id\nA1,R-1,ZZ17C\nA2,QX17B,QX17B\n")
+    result = load_tree([tmp_path / "ris.yaml"])
+    shown = [str(p).replace(tmp_path.as_posix() + "/", "") for p in result.problems]
+    assert [p.split(": error: ")[0] for p in shown] == ["ris.csv:3:4"]
+    assert "a value this manifest writes to a PHI attribute" in shown[0]
+    assert "QX17B" not in shown[0]
+
+
+@pytest.mark.parametrize("notes", [True, False])
+def test_a_tables_sources_are_its_rows_manifests_without_building_them(
+    tmp_path: Path, notes: bool
+) -> None:
+    text = (
+        TABLE
+        if notes
+        else TABLE.replace('  annotations: {reason: RIS reconciliation, ticket: "{Ticket}"}\n', "")
+    )
+    (tmp_path / "ris.yaml").write_text(text)
+    (tmp_path / "ris.csv").write_text("Accession,Description,Ticket\nA1,CT HEAD,RIS-1\nA2,MR,\n")
+    manifests = load_tree([tmp_path / "ris.yaml"]).manifests
+    built = {m.name: Source(m.name, m.location, m.why) for m in list(manifests)}
+    assert sources_of(manifests) == built
+    assert (built["ris-2"].why.ticket is not None) == notes

@@ -60,6 +60,11 @@ def test_rows_become_manifests_and_empty_cells_are_not_managed(tmp_path: Path) -
          "which is sixty-four characters\n", "ris-fixes.csv:2:6: error: StudyDescription (LO)"),
         ("Accession,Nom,Description\nA1,X,Y\n", "ris.yaml:9:28: error: {Name} names no column"),
         ("Accession,Name,Description\nA1,X,Y\nA1,Z,Y\n", "conflict"),
+        # Strict CSV: a quote opened and never closed is not one long last cell.
+        ("Accession,Name,Description\nA1,X,Y\nA2,\"X,Y\nA3,X,Y\n", "ris-fixes.csv:3:0: error: "
+         "the file ends inside the quoted cell this row opens: close its quote [table]"),
+        ("Accession,Name,Description\nA1,\"X\"Y,Z\n", "ris-fixes.csv:2:0: error: not CSV: ',' "
+         "expected after '\"' [table]"),
     ],
 )  # fmt: skip
 def test_errors_point_at_the_cell(tmp_path: Path, csv: str, expected: str) -> None:
@@ -146,3 +151,63 @@ def test_the_json_schema_knows_the_table_kind() -> None:
     assert {e.validator for e in validator.iter_errors(document)} >= {"required"}
     plain = {**document, "kind": "ImageSetMetadata"}
     assert list(validator.iter_errors(plain))  # a table spec is no ImageSetMetadata spec
+
+
+def plain_manifest(folder: Path, *, name: str, accession: str, patient: str, study: str) -> None:
+    """An ordinary manifest beside the table (other.yaml): the table's template, filled."""
+    text = (
+        TABLE.replace("kind: ImageSetMetadataTable", "kind: ImageSetMetadata")
+        .replace("name: ris-fixes,", f"name: {name},")
+        .replace("  table: ris-fixes.csv\n", "")
+    )
+    filled = {"{Accession}": accession, "{Name}": patient, "{Description}": study}
+    for placeholder, value in filled.items():
+        text = text.replace(f'"{placeholder}"', value)
+    (folder / "other.yaml").write_text(text)
+
+
+def test_a_row_named_like_another_manifest_is_a_duplicate(tmp_path: Path) -> None:
+    write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
+    plain_manifest(tmp_path, name="ris-fixes-3", accession="B9", patient="Y", study="Z")
+    result = load_tree([tmp_path])
+    shown = [str(p).replace(f"{tmp_path.as_posix()}/", "") for p in result.errors]
+    assert shown == [
+        "ris-fixes.csv:3:1: error: duplicate name 'ris-fixes-3': already used at "
+        "other.yaml:3:18; metadata.name is unique across the manifest tree (plans and "
+        "journals refer to manifests by it) [duplicate-name]"
+    ]
+
+
+def test_a_row_and_a_manifest_with_one_selector_conflict(tmp_path: Path) -> None:
+    write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
+    plain_manifest(tmp_path, name="by-hand", accession="A2", patient="OTHER", study="Y")
+    result = load_tree([tmp_path])
+    codes = sorted((str(p.location).replace(f"{tmp_path.as_posix()}/", ""), p.code)
+                   for p in result.problems)  # fmt: skip
+    assert codes == [("ris-fixes.csv:3:4", "conflict"), ("ris-fixes.csv:3:6", "shared-ownership")]
+
+
+def test_rows_are_built_when_asked_for_and_match_the_whole_pipeline(tmp_path: Path) -> None:
+    rows = "".join(f"A{n},DOE^JANE^{n},CT {n}\n" for n in range(1, 2001))
+    result = load_tree([write(tmp_path, "Accession,Name,Description\n" + rows)])
+    assert result.ok and len(result.manifests) == 2000
+    last = result.manifests[-1]
+    assert (last.name, str(last.selector), str(last.location)) == (
+        "ris-fixes-2001",
+        "accessionNumber=A2000",
+        f"{tmp_path.as_posix()}/ris-fixes.csv:2001:1",
+    )
+    assert [m.name for m in result.manifests][:2] == ["ris-fixes-2", "ris-fixes-3"]
+
+
+def test_a_template_the_cell_checks_do_not_cover_goes_the_whole_way(tmp_path: Path) -> None:
+    private = TABLE.replace(
+        'Study: {StudyDescription: "{Description}"}',
+        'Study: {StudyDescription: "{Description}"}\n'
+        '    Series: {"1.2.3": {Instances: {"1.2.3.4": {"00191001": {value: "{Name}", vr: LO}}}}}\n'
+        "  force: true",
+    )
+    result = load_tree([write(tmp_path, "Accession,Name,Description\nA1,X,Y\n", private)])
+    assert result.ok, [str(p) for p in result.problems]
+    (only,) = result.manifests
+    assert {s.key: s.value for s in only.sets}["00191001"] == "X"

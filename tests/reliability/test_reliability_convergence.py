@@ -32,7 +32,7 @@ from reconciler.engine.apply import apply_plan
 from reconciler.engine.diff import diff_image_set
 from reconciler.engine.journal import Journal
 from reconciler.engine.payloads import PayloadTooLargeError, build_payloads, payload_digest
-from reconciler.engine.plan import make_plan
+from reconciler.engine.plan import PlanRequest, make_plan
 from reconciler.engine.recovery import candidate_digests, changed_keys
 from reconciler.engine.revert import apply_revert, plan_revert_run
 from reconciler.engine.verify import unmet
@@ -190,7 +190,7 @@ def test_through_the_service_apply_converges_and_revert_restores_the_bytes(
     put_document(local, datastore, doc, image_set)
     m = replace(manifest(*items, force=True), datastore_id=datastore,
                 selector=Selector(SelectorKind.IMAGE_SET_ID, image_set))  # fmt: skip
-    plan = make_plan(ahi, [m], manifest_digest="0" * 64, endpoint="local")
+    plan = make_plan(ahi, PlanRequest([m], "0" * 64, "local"))
     assume(plan.has_changes and not plan.has_problems)
     original = ahi.get_metadata_raw(datastore, image_set, "1")
     with tempfile.TemporaryDirectory() as temp:
@@ -198,7 +198,7 @@ def test_through_the_service_apply_converges_and_revert_restores_the_bytes(
         with Journal.start(runs, command="apply", endpoint="local") as journal:
             report = apply_plan(ahi, plan, journal, lock_timeout=10)
         assert report.exit_code == 0, report.outcomes
-        again = make_plan(ahi, [m], manifest_digest="0" * 64, endpoint="local")
+        again = make_plan(ahi, PlanRequest([m], "0" * 64, "local"))
         assert not again.has_changes and not again.has_problems
         run = runs.load("last")
         with Journal.start(runs, command="revert", endpoint="local",

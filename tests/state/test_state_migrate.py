@@ -50,8 +50,10 @@ def test_local_state_goes_up_to_s3_and_answers_the_same_from_a_fresh_clone(
     assert moved.exit_code == 0, moved.output
     assert "Next: set `state: " in moved.stdout
     keys = laptop.state_keys()
-    # runs, the index, undo values, drift state, rates; the audit trail's index and log
-    assert len(keys) == EARLIER + 1 + 4 + 2
+    # runs, the index, undo values, drift state, rates, the data store sizes the apply
+    # learnt; the audit trail's index and log
+    assert len(keys) == EARLIER + 1 + 5 + 2
+    assert [k for k in keys if k.endswith("/datastore-sizes.json")]
     assert len([k for k in keys if "/audit/" in k]) == 2
     assert not [k for k in keys if "/locks/" in k]
     for key in keys:

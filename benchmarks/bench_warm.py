@@ -51,7 +51,6 @@ from bench_emulator_scale import seed
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.server import LocalHealthImaging
 from pathlib import Path
-from typing import Any
 local = LocalHealthImaging(EmulatorConfig(db_path=Path(sys.argv[1])))
 print(seed(local, int(sys.argv[2])))
 """
@@ -124,8 +123,11 @@ class Project:
     def __init__(self, folder: Path, proxy: CountingProxy, datastore: str) -> None:
         self.folder, self.proxy = folder, proxy
         (folder / ".git").mkdir()
+        # The service runs without quotas; the client reads at 500/s so the cold drift
+        # that records the first observation does not take the default quotas' minutes.
+        limits = ", ".join(f"{op}: 500" for op in ("SearchImageSets", *READS))
         (folder / "reconciler.yaml").write_text(
-            f"endpoint: {proxy.url}\ndatastoreId: {datastore}\n"
+            f"endpoint: {proxy.url}\ndatastoreId: {datastore}\nrateLimits: {{{limits}}}\n"
         )
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RECONCILER_"))},

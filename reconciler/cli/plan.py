@@ -118,6 +118,14 @@ def plan(
     "observation (then everything is read).",
 )
 @click.option(
+    "--origins/--no-origins",
+    default=True,
+    show_default=True,
+    help="Name the version that made each drifted value, and when (reads the drifted "
+    "image set's version history: one ListImageSetVersions and up to 20 metadata reads "
+    "each). --no-origins keeps a large drift to the reads of what changed.",
+)
+@click.option(
     "--notify",
     "notify_url",
     metavar="URL",
@@ -145,6 +153,7 @@ def drift(
     shard: tuple[int, int] | None,
     refresh: bool,
     since_last_run: bool,
+    origins: bool,
     notify_url: str | None,
     watch_queue: str | None,
     manifest_names: tuple[str, ...],
@@ -183,6 +192,7 @@ def drift(
             refresh=refresh,
             shard=shard,
             parallelism=parallelism,
+            origins=origins,
         )
         emit(result.plan, outputs, show_phi=session.show_phi, verb="drift")
         write_step_summary(result.plan, "drift")

@@ -541,13 +541,16 @@ class Session:
         refresh: bool = False,
         shard: Shard | None = None,
         parallelism: int | None = None,
+        origins: bool = True,
     ) -> DriftResult:
         """Whether the live metadata still matches the manifests. Reads the service only,
         and O(changes) where an earlier apply or drift observed the image sets
         (:meth:`observe`; ``refresh`` reads everything); records this observation in the
         state where it can be written, so drift nobody fixed is never forgotten (with
         read-only access, the next run reads everything). ``since_last_run``: say so
-        when there is no earlier observation (warm is the default)."""
+        when there is no earlier observation (warm is the default). ``origins``: name
+        the version that made each drifted value (its image set's version history: one
+        ListImageSetVersions and up to 20 metadata reads per drifted image set)."""
         loaded = self.load(paths)
         observation = self.observe(loaded, shard=shard, refresh=refresh)
         if since_last_run and observation.previous is None and not refresh:
@@ -557,7 +560,7 @@ class Session:
         )
         self._record(loaded, plan, observation)
         plan = observation.shown(plan)
-        if plan.has_changes:  # where to look: the version that made each drifted value
+        if origins and plan.has_changes:  # where to look: the version that made each value
             plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
         return DriftResult(plan, observation.coverage(plan))
 

@@ -127,22 +127,12 @@ def test_the_watchers_policy_allows_what_it_does_and_no_more() -> None:
     }
 
 
-class _Loader(yaml.SafeLoader):
-    """CloudFormation's short tags (!Ref, !GetAtt) read as plain values."""
-
-
-_Loader.add_multi_constructor(
-    "!",
-    lambda loader, tag, node: (
-        loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else None
-    ),
-)
-
-
 def test_the_routing_sends_the_data_stores_events_and_only_the_rule_may() -> None:
     cfnlint = pytest.importorskip("cfnlint.api", reason="cfn-lint comes with moto[server]")
     assert cfnlint.lint_file(ROUTING) == []  # a template CloudFormation accepts
-    template = yaml.load(ROUTING.read_text(), Loader=_Loader)
+    # CloudFormation's full function syntax (Ref, Fn::GetAtt), not its short YAML tags:
+    # a plain YAML file, so `reconciler validate examples` reads it as one.
+    template = yaml.safe_load(ROUTING.read_text())
     resources = template["Resources"]
     pattern = resources["FromHealthImaging"]["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.medical-imaging"]

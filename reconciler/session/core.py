@@ -484,7 +484,8 @@ class Session:
 
     def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
         return ProjectionCache(
-            LocalBackend(self.config.cache_dir / "projections", self.config.root),
+            # an optimisation whose every entry carries its digest: not fsynced
+            LocalBackend(self.config.cache_dir / "projections", self.config.root, durable=False),
             scope=self._cache_scope(datastore_ids),
             warn=self._notify,
         )

@@ -71,9 +71,13 @@ class LocalBackend:
     """State in the folder ``root`` (the project's ``.reconciler/state``); ``project``
     is the folder it must stay inside."""
 
-    def __init__(self, root: Path, project: Path) -> None:
+    def __init__(self, root: Path, project: Path, *, durable: bool = True) -> None:
+        """``durable=False``: objects are not fsynced (still written whole and renamed).
+        Only for what may be lost or torn by a crash without harm, because every reader
+        checks it (the projection cache: a digest per entry, a miss costs a read)."""
         self.root = root
         self.project = project
+        self.durable = durable
 
     @property
     def location(self) -> str:
@@ -177,7 +181,7 @@ class LocalBackend:
         folder = self._folder(path)
         temp = folder / f"{_TEMP}{secrets.token_hex(8)}"
         try:
-            self._write_temp(temp, data)
+            self._write_temp(temp, data, durable=self.durable)
             if if_absent:
                 try:
                     os.link(temp, path)
@@ -191,7 +195,8 @@ class LocalBackend:
                     os.replace(temp, path)
             else:
                 os.replace(temp, path)
-            _fsync_folder(folder)
+            if self.durable:
+                _fsync_folder(folder)
         except OSError as failure:
             raise StateError(f"cannot write {self._shown(path)}: {_why(failure)}") from None
         finally:
@@ -200,14 +205,15 @@ class LocalBackend:
         return tag_of(data)
 
     @staticmethod
-    def _write_temp(temp: Path, data: bytes) -> None:
+    def _write_temp(temp: Path, data: bytes, *, durable: bool) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o600)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import pytest
 from state_backends import backend as backend  # the fixtures
@@ -10,6 +12,7 @@ from state_backends import kind as kind
 from state_backends import opener as opener
 
 from reconciler.state import Backend, Conflict
+from reconciler.state.local import LocalBackend
 from tests.state_support import Opener
 
 
@@ -134,3 +137,19 @@ def test_a_key_that_is_not_a_relative_name_is_refused(backend: Backend, key: str
         backend.put(key, b"x")
     with pytest.raises(ValueError, match="not a state key"):
         backend.get(key)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_only_a_durable_local_backend_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    """State is fsynced; the projection cache (durable=False: each entry carries its
+    digest, a torn one is a miss) is written whole and renamed, without the fsyncs."""
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    backend = LocalBackend(tmp_path / "state", tmp_path, durable=durable)
+    backend.put("a/b.json", b"{}")
+    assert backend.get("a/b.json") is not None and backend.get("a/b.json").data == b"{}"
+    assert bool(synced) is durable
+    assert not [p for p in (tmp_path / "state" / "a").iterdir() if p.name != "b.json"]

@@ -31,7 +31,7 @@ class ChangeOp(str, enum.Enum):
         return {"add": "+", "replace": "~", "remove": "-"}[self.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One attribute (or, with ``key=None``, one whole series or instance) that changes.
 
@@ -78,7 +78,7 @@ class Change:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlanProblem:
     """A desired state the plan refuses to turn into an update, and why."""
 
@@ -92,7 +92,7 @@ class PlanProblem:
         return f"{where}image set {self.image_set_id}: {self.message}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSetDiff:
     """Everything the manifests want changed in one image set.
 

@@ -76,7 +76,7 @@ class PayloadTooLargeError(PayloadError):
     """One change alone is larger than an update call may carry."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpdatePayload:
     """One UpdateImageSetMetadata call: its blobs, its force flag, and why."""
 

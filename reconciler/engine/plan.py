@@ -50,25 +50,25 @@ class Action(str, enum.Enum):
     BLOCKED = "blocked"  # problems: shown, never sent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InPlace:
     """Update the image set itself: one UpdateImageSetMetadata call per payload."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StudyLead:
     """Send this image set's one call with includeStudyImageSets: the service changes
     every primary image set of the study at once (atomically)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StudyFollower:
     """Changed by the study-wide call of image set ``leader``; sends nothing itself."""
 
     leader: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Replace:
     """A primary image set corrected by copy → update → delete → promote (opted into
     with --replace-primary): its image set ID changes."""
@@ -78,7 +78,7 @@ class Replace:
 Mode = InPlace | StudyLead | StudyFollower | Replace
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageSetPlan:
     datastore_id: str
     image_set_id: str

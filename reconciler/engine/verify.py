@@ -7,6 +7,7 @@ from the changes alone, so it needs no manifests (a saved plan carries its chang
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,7 @@ def unmet(doc: dict[str, Any], changes: Sequence[Change]) -> list[str]:
     problems: list[str] = []
     for change in changes:
         if change.renames:  # the object moved to its new UID: look for it there
-            moved = Change(**{**change.__dict__, **_renamed(change)})
+            moved = dataclasses.replace(change, **_renamed(change))
             if document.object_at(doc, moved.address) is None:
                 problems.append(f"{change.pointer}: no object under the new UID {change.after}")
             continue

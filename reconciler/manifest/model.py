@@ -22,7 +22,7 @@ from reconciler.dicom.phi import mask_values
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Location:
     """A place in a file; ``line`` and ``column`` count from 1, line 0 means "the file"."""
 

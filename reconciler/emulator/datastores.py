@@ -100,11 +100,24 @@ class Datastores:
         }
 
     def create(
-        self, name: str, datastore_id: str | None = None, tags: dict[str, str] | None = None
+        self,
+        name: str,
+        datastore_id: str | None = None,
+        tags: dict[str, str] | None = None,
+        *,
+        active: bool = False,
     ) -> str:
-        """Create a data store (a fixed ``datastore_id`` is for deterministic seeding)."""
+        """Create a data store (a fixed ``datastore_id`` is for deterministic seeding).
+        ``active``: one that exists when the server starts (the seeded one) is ACTIVE at
+        once, not CREATING for the lock hold like one a client creates."""
         with self.store.write() as conn:
-            return self._create(conn, name, datastore_id, tags)
+            created = self._create(conn, name, datastore_id, tags)
+            if active:
+                conn.execute(
+                    "UPDATE datastores SET settle_at=? WHERE id=?", (self.clock(), created)
+                )
+                self.settle(conn)
+            return created
 
     def _create(
         self,

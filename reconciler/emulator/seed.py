@@ -44,7 +44,7 @@ def seed(backend: Backend) -> SeedResult:
         return SeedResult(SEED_DATASTORE_ID, count, 0, 0, created=False)
     from reconciler.emulator.dicom_import import read_files, sample_files  # pydicom: only now
 
-    backend.datastores.create(SEED_DATASTORE_NAME, datastore_id=SEED_DATASTORE_ID)
+    backend.datastores.create(SEED_DATASTORE_NAME, datastore_id=SEED_DATASTORE_ID, active=True)
     batch = read_files(sample_files())
     summaries = backend.imports.import_batch(SEED_DATASTORE_ID, batch)
     legacy = {f.study_uid for f in batch.imported if Path(f.path).name in LEGACY_SAMPLE_FILES}

@@ -523,6 +523,31 @@ class Session:
         image sets before: only what changed since is read (:meth:`observe`);
         ``refresh`` reads everything."""
         loaded = self.load(paths)
+        plan, _ = self._warm_plan(
+            loaded,
+            shard=shard,
+            parallelism=parallelism,
+            refresh=refresh,
+            record=False,
+            replace_primary=replace_primary,
+            combine_forced=combine_forced,
+        )
+        return PlanResult(self.check_policies(plan), detailed)
+
+    def _warm_plan(
+        self,
+        loaded: LoadResult,
+        *,
+        shard: Shard | None,
+        parallelism: int | None,
+        refresh: bool,
+        record: bool,
+        replace_primary: bool = False,
+        combine_forced: bool = False,
+    ) -> tuple[Plan, Observation]:
+        """The plan of ``loaded``, warm where the last observation allows
+        (:meth:`observe`) and saying what it read; ``record`` (apply, drift): keep this
+        observation for the next plan."""
         observation = self.observe(loaded, shard=shard, refresh=refresh)
         plan = self._make_plan(
             loaded,
@@ -532,7 +557,9 @@ class Session:
             targets=observation.targets,
             combine_forced=combine_forced,
         )
-        return PlanResult(self.check_policies(observation.shown(plan)), detailed)
+        if record:
+            self._record(loaded, plan, observation)
+        return observation.shown(plan), observation
 
     def drift(
         self,
@@ -553,14 +580,11 @@ class Session:
         the version that made each drifted value (its image set's version history: one
         ListImageSetVersions and up to 20 metadata reads per drifted image set)."""
         loaded = self.load(paths)
-        observation = self.observe(loaded, shard=shard, refresh=refresh)
-        if since_last_run and observation.previous is None and not refresh:
-            self._notify("No earlier drift run recorded: checking everything.")
-        plan = self._make_plan(
-            loaded, shard=shard, parallelism=parallelism, targets=observation.targets
+        plan, observation = self._warm_plan(
+            loaded, shard=shard, parallelism=parallelism, refresh=refresh, record=True
         )
-        self._record(loaded, plan, observation)
-        plan = observation.shown(plan)
+        if since_last_run and observation.previous is None and not refresh:
+            self._notify("No earlier drift run recorded: everything was checked.")
         if origins and plan.has_changes:  # where to look: the version that made each value
             plan = dataclasses.replace(plan, origins=change_origins(self.ahi, plan))
         return DriftResult(plan, observation.coverage(plan))
@@ -751,17 +775,15 @@ class Session:
             else:
                 loaded = self.load(source)
                 self.recover(loaded.digest)
-                observation = self.observe(loaded, shard=shard, refresh=refresh)
-                plan = self._make_plan(
+                plan, _ = self._warm_plan(
                     loaded,
                     shard=shard,
                     parallelism=parallelism,
+                    refresh=refresh,
+                    record=True,
                     replace_primary=replace_primary,
-                    targets=observation.targets,
                     combine_forced=combine_forced,
                 )
-                self._record(loaded, plan, observation)
-                plan = observation.shown(plan)
                 if reviewed is not None:
                     check_reviewed(reviewed, plan)
             if plan.saved_from is None:  # a saved plan is input: its sizes no hint

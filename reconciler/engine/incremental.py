@@ -161,11 +161,6 @@ def owned_by_plan(plan_items: Iterable[tuple[str, str, Iterable[str]]]) -> dict[
     return owned
 
 
-def selected(drift: DriftState) -> int:
-    """How many image sets the recorded targets select."""
-    return len({pair for pairs in drift.targets.values() for pair in pairs})
-
-
 def changed_since(
     ahi: HealthImaging,
     datastores: Iterable[str],
@@ -198,8 +193,13 @@ class Observed:
     owned: dict[str, list[Pair]]
 
     @property
+    def pairs(self) -> set[Pair]:
+        """Every image set the manifests select now."""
+        return {pair for pairs in self.owned.values() for pair in pairs}
+
+    @property
     def selected(self) -> int:
-        return len({pair for pairs in self.owned.values() for pair in pairs})
+        return len(self.pairs)
 
     def gone(self, plan: Plan, shard: tuple[int, int] | None) -> dict[str, list[Pair]]:
         """``owned`` less the image sets read for ``plan`` (of ``shard``) that it does
@@ -289,8 +289,7 @@ class Observation:
         """How many image sets of this shard the manifests select (None when cold)."""
         if self.found is None:
             return None
-        pairs = {pair for pairs in self.found.owned.values() for pair in pairs}
-        return sum(1 for _, image_set_id in pairs if in_shard(image_set_id, self.shard))
+        return sum(1 for _, image_set_id in self.found.pairs if in_shard(image_set_id, self.shard))
 
     def shown(self, plan: Plan) -> Plan:
         """``plan`` saying what it answered from the observation: how many image sets

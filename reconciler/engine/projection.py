@@ -27,9 +27,11 @@ from reconciler.dicom.levels import Level
 from reconciler.engine.wildcards import WILDCARD
 from reconciler.manifest.model import DesiredValue, Manifest, Removal
 from reconciler.state import StateError, dumps
-from reconciler.state.local import LocalBackend
+from reconciler.state.cachefiles import CacheFiles
 
-CACHE_FORMAT = 3  # 3: each entry names its key and carries a digest of itself
+# 3: each entry names its key and carries a digest of itself; 4: the digest on a first
+# line, of the body's bytes as written (one serialisation to write, none to check)
+CACHE_FORMAT = 4
 _RENAMING_KEYS = {"SeriesInstanceUID", "SOPInstanceUID"}
 
 
@@ -67,8 +69,8 @@ def prune(doc: dict[str, Any], manifests: Sequence[Manifest]) -> Document:
     def owned(node: dict[str, Any], level: Level) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for container in document.CONTAINERS:
-            kept = {k: v for k, v in document.attributes(node, container).items()
-                    if k in keys[level]}  # fmt: skip
+            wanted = keys[level]
+            kept = {k: v for k, v in document.attributes(node, container).items() if k in wanted}
             if kept:
                 result[container] = kept
         return result
@@ -106,15 +108,16 @@ def _with_study_uid(pruned: dict[str, Any], study: dict[str, Any]) -> dict[str, 
 
 
 class ProjectionCache:
-    """Projections in a local folder, one JSON object per (data store, image set,
-    version): a cache, never state, never trusted over the service.
+    """Projections in a local folder, one file per (data store, image set, version): a
+    cache, never state, never trusted over the service.
 
-    Kept through the local state backend's discipline (:class:`LocalBackend`: folders
-    0700 and files 0600 whatever the umask, no symbolic links, no files of another
-    user, atomic writes), since projections can hold PHI. Every entry carries its key
-    and a digest of its content: an edited, cut, planted or foreign entry is a miss.
-    A cache that cannot be read or written (a full disk, a read-only folder) is said
-    once through ``warn`` and then not used: the command goes on without it.
+    Kept with the local state's discipline (:class:`CacheFiles`: folders 0700 and files
+    0600 whatever the umask, no symbolic links, no files of another user, each file
+    written whole and renamed), since projections can hold PHI. Every entry is a digest
+    of its body on the first line, then the body, which names its key: an edited, cut,
+    planted or foreign entry is a miss. A cache that cannot be read or written (a full
+    disk, a read-only folder) is said once through ``warn`` and then not used: the
+    command goes on without it.
 
     ``scope`` names the service the IDs belong to (the state scope and the data
     stores' generations): the same IDs elsewhere are other data, so every key has it.
@@ -122,14 +125,17 @@ class ProjectionCache:
 
     def __init__(
         self,
-        backend: LocalBackend,
+        files: CacheFiles,
         scope: str = "",
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        self.backend = backend
+        self.files = files
         self.scope = scope
         self._warn = warn
         self._broken = False
+
+    def close(self) -> None:
+        self.files.close()
 
     def _key(self, datastore_id: str, image_set_id: str, version_id: str) -> tuple[str, str]:
         key = f"{self.scope}\0{datastore_id}/{image_set_id}/{version_id}"
@@ -151,26 +157,26 @@ class ProjectionCache:
             return None
         key, name = self._key(datastore_id, image_set_id, version_id)
         try:
-            blob = self.backend.get(name)
+            data = self.files.get(name)
         except StateError as failure:
             self._failed(failure)
             return None
-        if blob is None:
+        if data is None:
+            return None
+        check, _, body_bytes = data.partition(b"\n")
+        if check != hashlib.sha256(body_bytes).hexdigest().encode():
             return None
         try:
-            data = json.loads(blob.data)
+            body = json.loads(body_bytes)
         except (ValueError, RecursionError):
             return None
-        if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
-            return None
-        body = {k: v for k, v in data.items() if k != "check"}
-        if data.get("check") != hashlib.sha256(dumps(body)).hexdigest() or body.get("key") != key:
+        if not isinstance(body, dict) or body.get("format") != CACHE_FORMAT:
             return None
         coverage = body.get("coverage")
         projection = body.get("projection")
-        if not isinstance(coverage, list) or not isinstance(projection, dict):
+        if body.get("key") != key or not isinstance(coverage, list):
             return None
-        if not needed <= set(coverage):
+        if not isinstance(projection, dict) or not needed <= set(coverage):
             return None
         return projection
 
@@ -185,14 +191,15 @@ class ProjectionCache:
         if self._broken:
             return
         key, name = self._key(datastore_id, image_set_id, version_id)
-        body = {
-            "format": CACHE_FORMAT,
-            "key": key,
-            "coverage": sorted(covered),
-            "projection": projection,
-        }
-        data = {**body, "check": hashlib.sha256(dumps(body)).hexdigest()}
+        body = dumps(
+            {
+                "format": CACHE_FORMAT,
+                "key": key,
+                "coverage": sorted(covered),
+                "projection": projection,
+            }
+        )
         try:
-            self.backend.put(name, dumps(data))
+            self.files.put(name, hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
         except StateError as failure:
             self._failed(failure)

@@ -103,7 +103,7 @@ from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
 from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult, Workings
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
-from reconciler.state.local import LocalBackend
+from reconciler.state.cachefiles import CacheFiles
 from reconciler.state.migrate import migrate
 from reconciler.state.open import open_backend
 
@@ -472,9 +472,12 @@ class Session:
             replaced=self._replacements(),
             sizes=self._sizes.known(),
         )
-        return make_plan(
-            ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
-        )
+        try:
+            return make_plan(
+                ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
+            )
+        finally:
+            cache.close()  # the folders it held open
 
     @property
     def _sizes(self) -> StoreSizes:
@@ -484,8 +487,7 @@ class Session:
 
     def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
         return ProjectionCache(
-            # an optimisation whose every entry carries its digest: not fsynced
-            LocalBackend(self.config.cache_dir / "projections", self.config.root, durable=False),
+            CacheFiles(self.config.cache_dir / "projections", self.config.root),
             scope=self._cache_scope(datastore_ids),
             warn=self._notify,
         )
@@ -869,8 +871,9 @@ class Session:
         """The live image sets named (or found by study, patient ID, accession), each
         summarised with the manifest owning each managed attribute. Reads only."""
         store = self._datastore(datastore_id)
-        found = find_image_sets(self.ahi, store, image_sets, study=study,
-                                patient_id=patient_id, accession=accession)  # fmt: skip
+        found = find_image_sets(
+            self.ahi, store, image_sets, study=study, patient_id=patient_id, accession=accession
+        )
         if version_id is not None and len(found) != 1:
             raise ConfigError("--version-id needs exactly one image set")
         owning = self._owning_manifests(manifests)
@@ -912,8 +915,9 @@ class Session:
         def sample(store: str) -> str | None:
             found = self.ahi.search(store, [SearchFilter.equal("isPrimary", True)])
             for summary in islice(found, 50):
-                manifest, _ = export_image_set(self.ahi, store, summary.image_set_id,
-                                               [SAMPLE_CHOICE])  # fmt: skip
+                manifest, _ = export_image_set(
+                    self.ahi, store, summary.image_set_id, [SAMPLE_CHOICE]
+                )
                 if manifest["spec"]["set"]:
                     manifest["metadata"] = {"name": "example-study-description"}
                     return dump(manifest, "yaml") + "\n"

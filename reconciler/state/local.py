@@ -28,7 +28,7 @@ from pathlib import Path
 
 from reconciler.state.backend import Blob, Conflict, StateError, check_key
 
-_TEMP = ".tmp-"
+TEMP_PREFIX = ".tmp-"
 
 
 def tag_of(data: bytes) -> str:
@@ -36,7 +36,7 @@ def tag_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def _why(failure: OSError) -> str:
+def why(failure: OSError) -> str:
     if failure.errno == errno.ENOSPC:
         return "no space left on the device"
     return str(failure.strerror or failure).lower()
@@ -58,7 +58,7 @@ class LocalAppender:
                 view = view[written:]
             os.fsync(self._fd)
         except OSError as failure:
-            raise StateError(f"cannot write {self._shown}: {_why(failure)}") from None
+            raise StateError(f"cannot write {self._shown}: {why(failure)}") from None
 
     def close(self) -> None:
         if not self._closed:
@@ -71,13 +71,9 @@ class LocalBackend:
     """State in the folder ``root`` (the project's ``.reconciler/state``); ``project``
     is the folder it must stay inside."""
 
-    def __init__(self, root: Path, project: Path, *, durable: bool = True) -> None:
-        """``durable=False``: objects are not fsynced (still written whole and renamed).
-        Only for what may be lost or torn by a crash without harm, because every reader
-        checks it (the projection cache: a digest per entry, a miss costs a read)."""
+    def __init__(self, root: Path, project: Path) -> None:
         self.root = root
         self.project = project
-        self.durable = durable
 
     @property
     def location(self) -> str:
@@ -103,7 +99,7 @@ class LocalBackend:
             except FileNotFoundError:
                 return
             except OSError as failure:
-                raise StateError(f"cannot read {self._shown(here)}: {_why(failure)}") from None
+                raise StateError(f"cannot read {self._shown(here)}: {why(failure)}") from None
             if stat.S_ISLNK(info.st_mode):
                 raise StateError(
                     f"{self._shown(here)} is a symbolic link: state is kept only in a real "
@@ -119,7 +115,7 @@ class LocalBackend:
                     os.chmod(here, 0o700)
                 except OSError as failure:
                     raise StateError(
-                        f"cannot make {self._shown(here)} private: {_why(failure)}"
+                        f"cannot make {self._shown(here)} private: {why(failure)}"
                     ) from None
 
     def _folder(self, path: Path) -> Path:
@@ -136,7 +132,7 @@ class LocalBackend:
                 level.mkdir(mode=0o700, exist_ok=True)
                 os.chmod(level, 0o700)  # exactly, whatever the umask took away
         except OSError as failure:
-            raise StateError(f"cannot create {self._shown(level)}: {_why(failure)}") from None
+            raise StateError(f"cannot create {self._shown(level)}: {why(failure)}") from None
         if not folder.is_dir():
             raise StateError(f"{self._shown(folder)} is not a folder")
         return folder
@@ -165,7 +161,7 @@ class LocalBackend:
         except FileNotFoundError:
             return None
         except OSError as failure:
-            raise StateError(f"cannot read {self._shown(path)}: {_why(failure)}") from None
+            raise StateError(f"cannot read {self._shown(path)}: {why(failure)}") from None
         return Blob(data, tag_of(data))
 
     def put(
@@ -179,9 +175,9 @@ class LocalBackend:
     ) -> str:
         path = self._path(key)
         folder = self._folder(path)
-        temp = folder / f"{_TEMP}{secrets.token_hex(8)}"
+        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         try:
-            self._write_temp(temp, data, durable=self.durable)
+            self._write_temp(temp, data)
             if if_absent:
                 try:
                     os.link(temp, path)
@@ -195,25 +191,23 @@ class LocalBackend:
                     os.replace(temp, path)
             else:
                 os.replace(temp, path)
-            if self.durable:
-                _fsync_folder(folder)
+            _fsync_folder(folder)
         except OSError as failure:
-            raise StateError(f"cannot write {self._shown(path)}: {_why(failure)}") from None
+            raise StateError(f"cannot write {self._shown(path)}: {why(failure)}") from None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         return tag_of(data)
 
     @staticmethod
-    def _write_temp(temp: Path, data: bytes, *, durable: bool) -> None:
+    def _write_temp(temp: Path, data: bytes) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o600)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            if durable:
-                os.fsync(fd)
+            os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -234,7 +228,7 @@ class LocalBackend:
                     path.unlink()
             _fsync_folder(path.parent)
         except OSError as failure:
-            raise StateError(f"cannot remove {self._shown(path)}: {_why(failure)}") from None
+            raise StateError(f"cannot remove {self._shown(path)}: {why(failure)}") from None
 
     def list(self, prefix: str) -> list[str]:
         if prefix and not prefix.endswith("/"):
@@ -257,7 +251,7 @@ class LocalBackend:
                         continue  # temporary files being written
                     found.append((here / name).relative_to(self.root).as_posix())
         except OSError as failure:
-            raise StateError(f"cannot list {self._shown(start)}: {_why(failure)}") from None
+            raise StateError(f"cannot list {self._shown(start)}: {why(failure)}") from None
         return sorted(found)
 
     # -- logs -------------------------------------------------------------------------
@@ -270,13 +264,13 @@ class LocalBackend:
         except FileExistsError:
             raise Conflict(f"{self._shown(path)} exists already") from None
         except OSError as failure:
-            raise StateError(f"cannot create {self._shown(path)}: {_why(failure)}") from None
+            raise StateError(f"cannot create {self._shown(path)}: {why(failure)}") from None
         try:
             os.fchmod(fd, 0o600)  # exactly 0600, whatever the umask
             _fsync_folder(folder)
         except OSError as failure:
             os.close(fd)
-            raise StateError(f"cannot create {self._shown(path)}: {_why(failure)}") from None
+            raise StateError(f"cannot create {self._shown(path)}: {why(failure)}") from None
         return LocalAppender(fd, self._shown(path))
 
     def read_log(self, key: str) -> bytes | None:

@@ -143,13 +143,15 @@ def test_a_projection_planted_by_another_user_is_never_used(project: Path, clien
     # Plant: the new (drifted) version's entry made to hold the old, in-sync projection,
     # with a correct key and digest, owned by another user.
     folder = project / ".reconciler" / "cache" / "projections"
-    entries = {json.loads(p.read_text())["key"]: p for p in folder.rglob("*.json")}
+
+    def body(path: Path) -> dict[str, Any]:
+        return dict(json.loads(path.read_bytes().partition(b"\n")[2]))  # after the digest
+
+    entries = {body(p)["key"]: p for p in folder.rglob("*.json")}
     mine = sorted((k for k in entries if f"/{CT}/" in k), key=lambda k: int(k.rsplit("/", 1)[1]))
     old_key, new_key = mine[-2], mine[-1]
-    forged = {**json.loads(entries[old_key].read_text()), "key": new_key}
-    body = {k: v for k, v in forged.items() if k != "check"}
-    forged["check"] = hashlib.sha256(dumps(body)).hexdigest()
-    entries[new_key].write_text(json.dumps(forged))
+    forged = dumps({**body(entries[old_key]), "key": new_key})
+    entries[new_key].write_bytes(hashlib.sha256(forged).hexdigest().encode() + b"\n" + forged)
     os.chown(entries[new_key], 65534, 65534)  # nobody's
     again = run("drift")
     assert again.exit_code == 2, again.output

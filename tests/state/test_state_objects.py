@@ -139,17 +139,17 @@ def test_a_key_that_is_not_a_relative_name_is_refused(backend: Backend, key: str
         backend.get(key)
 
 
-@pytest.mark.parametrize("durable", [True, False])
-def test_only_a_durable_local_backend_fsyncs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable: bool
+def test_the_local_backend_fsyncs_every_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """State is fsynced; the projection cache (durable=False: each entry carries its
-    digest, a torn one is a miss) is written whole and renamed, without the fsyncs."""
+    """State is fsynced (the object and its folder); the projection cache, whose every
+    entry carries its digest, is not (tests/state/test_state_cachefiles.py)."""
     synced: list[int] = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
-    backend = LocalBackend(tmp_path / "state", tmp_path, durable=durable)
+    backend = LocalBackend(tmp_path / "state", tmp_path)
     backend.put("a/b.json", b"{}")
-    assert backend.get("a/b.json") is not None and backend.get("a/b.json").data == b"{}"
-    assert bool(synced) is durable
-    assert not [p for p in (tmp_path / "state" / "a").iterdir() if p.name != "b.json"]
+    blob = backend.get("a/b.json")
+    assert blob is not None and blob.data == b"{}"
+    assert len(synced) == 2
+    assert [p.name for p in (tmp_path / "state" / "a").iterdir()] == ["b.json"]

@@ -8,7 +8,7 @@ and versions), but both are rendered, saved, journaled and audited with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.manifest.model import Location, Manifest, Why
@@ -25,11 +25,35 @@ class Source:
     why: Why = field(default_factory=Why)
 
 
-def sources_of(manifests: Iterable[Manifest]) -> dict[str, Source]:
-    """Each manifest by name, as a plan keeps it (a table's rows unbuilt)."""
-    if isinstance(manifests, Manifests):
-        return {name: Source(name, where, why) for name, where, why in manifests.whys()}
+def sources_of(manifests: Iterable[Manifest]) -> Mapping[str, Source]:
+    """Each manifest by name, as a plan keeps it: a table's rows' made when asked for."""
+    if isinstance(manifests, Manifests) and manifests.tables:
+        return TableSources(manifests)
     return {m.name: Source(m.name, m.location, m.why) for m in manifests}
+
+
+class TableSources(Mapping[str, Source]):
+    """The sources of manifests with tables: a row's :class:`Source` is made from the
+    table's text when asked for, not held (a 100,000-row plan would hold 100,000)."""
+
+    def __init__(self, manifests: Manifests) -> None:
+        self._manifests = manifests
+        self._plain = {m.name: Source(m.name, m.location, m.why) for m in manifests.plain}
+
+    def __getitem__(self, name: str) -> Source:
+        found = self._plain.get(name)
+        if found is not None:
+            return found
+        row = self._manifests.why_of(name)
+        if row is None:
+            raise KeyError(name)
+        return Source(*row)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._manifests.names()
+
+    def __len__(self) -> int:
+        return len(self._manifests)
 
 
 @dataclass(frozen=True)

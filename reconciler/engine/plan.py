@@ -76,6 +76,7 @@ class Replace:
 
 # How apply carries out an image set's changes; apply dispatches on it.
 Mode = InPlace | StudyLead | StudyFollower | Replace
+_IN_PLACE, _REPLACE = InPlace(), Replace()  # shared: a plan may hold 100,000 entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,25 +316,40 @@ def plan_image_set(
             )
         problem = PlanProblem(target.image_set_id, message, first.name, first.location)
         diff = ImageSetDiff(target.image_set_id, (), 0, (problem,))
-        return [ImageSetPlan(target.datastore_id, target.image_set_id, "", False, names, diff, ())]
-    study = study_uid if isinstance(study_uid, str) else None
-    plans = [ImageSetPlan(
-        target.datastore_id, target.image_set_id, info.version_id, info.is_primary, names,
-        diff, payloads, study, Replace() if replacing else InPlace(),
-    )]  # fmt: skip
-    if held is not None:
-        held_names = tuple(sorted({p.manifest for p in held.problems if p.manifest}))
-        plans.append(ImageSetPlan(
-            target.datastore_id, target.image_set_id, info.version_id, info.is_primary,
-            held_names, held, (), study,
-        ))  # fmt: skip
-    return plans
+        failed = ImageSetPlan(
+            datastore_id=target.datastore_id,
+            image_set_id=target.image_set_id,
+            version_id="",
+            is_primary=False,
+            manifests=names,
+            diff=diff,
+            payloads=(),
+        )
+        return [failed]
+    read = ImageSetPlan(
+        datastore_id=target.datastore_id,
+        image_set_id=target.image_set_id,
+        version_id=info.version_id,
+        is_primary=info.is_primary,
+        manifests=names,
+        diff=diff,
+        payloads=payloads,
+        study_uid=study_uid if isinstance(study_uid, str) else None,
+        mode=_REPLACE if replacing else _IN_PLACE,
+    )
+    if held is None:
+        return [read]
+    held_names = tuple(sorted({p.manifest for p in held.problems if p.manifest}))
+    return [read, replace(read, manifests=held_names, diff=held, payloads=(), mode=_IN_PLACE)]
 
 
 def _held_back(
-    doc: dict[str, Any], target: Target, diff: ImageSetDiff, is_primary: bool,
+    doc: dict[str, Any],
+    target: Target,
+    diff: ImageSetDiff,
+    is_primary: bool,
     replace_primary: bool,
-) -> tuple[Target, tuple[str, ...], ImageSetDiff, tuple[ImageSetDiff, bool]] | None:  # fmt: skip
+) -> tuple[Target, tuple[str, ...], ImageSetDiff, tuple[ImageSetDiff, bool]] | None:
     """The manifests without problems as a target of their own (with their diff), and
     the held manifests' problems; None when every manifest has a problem."""
     bad = {p.manifest for p in diff.problems if p.message != REPLACE_HINT}
@@ -348,18 +364,18 @@ def _held_back(
     problems = tuple(  # the hint names a held manifest, not one whose changes go ahead
         p if p.manifest in bad else replace(p, manifest=first.name, location=first.location)
         for p in diff.problems
-    )  # fmt: skip
+    )
     held = ImageSetDiff(target.image_set_id, (), 0, problems)
     return kept, tuple(m.name for m in good), held, kept_diff
 
 
 def _study_scoped(item: ImageSetPlan) -> bool:
     """A primary image set whose one call changes Study-level attributes only."""
-    return (
-        item.action is Action.UPDATE and item.is_primary and item.study_uid is not None
-        and len(item.payloads) == 1 and not item.payloads[0].force
-        and all(change.level is Level.STUDY for change in item.diff.changes)
-    )  # fmt: skip
+    if item.action is not Action.UPDATE or not item.is_primary or item.study_uid is None:
+        return False
+    if len(item.payloads) != 1 or item.payloads[0].force:
+        return False
+    return all(change.level is Level.STUDY for change in item.diff.changes)
 
 
 def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> list[ImageSetPlan]:

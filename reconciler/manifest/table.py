@@ -129,8 +129,8 @@ class _Csv:
 def _read(path: Path, shown: str) -> _Csv | Problem:
     try:
         if path.stat().st_size > MAX_TABLE_BYTES:
-            return error(_at(shown), f"the table is larger than {MAX_TABLE_BYTES >> 20} MiB",
-                         codes.TABLE)  # fmt: skip
+            too_large = f"the table is larger than {MAX_TABLE_BYTES >> 20} MiB"
+            return error(_at(shown), too_large, codes.TABLE)
         text = path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         return error(_at(shown), "the table does not exist", codes.TABLE)
@@ -160,9 +160,8 @@ def _read(path: Path, shown: str) -> _Csv | Problem:
             if not any(cell.strip() for cell in cells):
                 continue  # a blank line
             if len(cells) != len(header):
-                return error(_at(shown, line),
-                             f"this row has {len(cells)} cells, the header {len(header)}",
-                             codes.TABLE)  # fmt: skip
+                uneven = f"this row has {len(cells)} cells, the header {len(header)}"
+                return error(_at(shown, line), uneven, codes.TABLE)
             offsets.append(offset)
             numbers.append(line)
     except csv.Error as exc:
@@ -556,6 +555,16 @@ class TableRows:
     def row_name(self, position: int) -> str:
         return f"{self.template.name}-{self.line(position)}"
 
+    def position_of(self, name: str) -> int | None:
+        """The position of the row named ``name`` (``<template>-<line>``), if any."""
+        prefix, _, line = name.rpartition("-")
+        if prefix != self.template.name or not line.isdigit():
+            return None
+        lines = self.table.lines
+        position = bisect.bisect_left(self.good, int(line), key=lambda index: lines[index])
+        found = position < len(self.good) and self.line(position) == int(line)
+        return position if found else None
+
     def document(self, position: int) -> Document | Problem:
         return self.template.document(self.table.row(self.good[position]))
 
@@ -739,6 +748,19 @@ class Manifests(Sequence[Manifest]):
         for table in self.tables:
             for position in range(len(table)):
                 yield table.why(position)
+
+    def names(self) -> Iterator[str]:
+        yield from (manifest.name for manifest in self.plain)
+        for table in self.tables:
+            yield from (table.row_name(position) for position in range(len(table)))
+
+    def why_of(self, name: str) -> tuple[str, Location, Why] | None:
+        """A table row's name, location and reason (:meth:`whys`), found by its name."""
+        for table in self.tables:
+            position = table.position_of(name)
+            if position is not None:
+                return table.why(position)
+        return None
 
     def keys(self) -> Iterator[tuple[str, Selector]]:
         for manifest in self.plain:

@@ -159,3 +159,25 @@ def test_a_tables_sources_are_its_rows_manifests_without_building_them(
     built = {m.name: Source(m.name, m.location, m.why) for m in list(manifests)}
     assert sources_of(manifests) == built
     assert (built["ris-2"].why.ticket is not None) == notes
+
+
+def test_a_tables_sources_are_found_by_name_past_blank_lines_and_other_manifests(
+    tmp_path: Path,
+) -> None:
+    """A plan keeps its sources as a view of the table: a row's is made when a renderer,
+    a policy or the audit trail asks for it by name, not held for every row."""
+    (tmp_path / "ris.yaml").write_text(TABLE)
+    rows = "\n".join(f"A{n},CT {n},RIS-{n}" + "\n" * (n % 3 == 0) for n in range(40))
+    (tmp_path / "ris.csv").write_text(f"Accession,Description,Ticket\n{rows}\n")
+    (tmp_path / "fix.yaml").write_text(DOC.format(reason='"a plain manifest"', ticket="HIM-1"))
+    manifests = load_tree([tmp_path]).manifests
+    built = {m.name: Source(m.name, m.location, m.why) for m in list(manifests)}
+    sources = sources_of(manifests)
+    assert not isinstance(sources, dict)
+    assert len(sources) == len(built) == 41
+    assert list(sources) == list(built)
+    for name, source in built.items():
+        assert sources[name] == source
+    for missing in ("ris-1", "ris-999", "ris-x", "ris", "fix-2", "other-3"):
+        assert missing not in sources
+        assert sources.get(missing) is None

@@ -146,11 +146,16 @@ def payload_for(changes: Sequence[Change]) -> UpdatePayload:
     """One call carrying ``changes``; ``force`` only when one of them needs it."""
     updates = [c for c in changes if c.op is not ChangeOp.REMOVE]
     removals = [c for c in changes if c.op is ChangeOp.REMOVE]
+    ordered = sorted(changes, key=lambda c: c.sort_key)
+    # The diff's own tuple where it is in that order already: a plan of 100,000 image
+    # sets holds one tuple of changes per image set, not two.
+    kept = changes if isinstance(changes, tuple) else ()
+    same = len(kept) == len(ordered) and all(a is b for a, b in zip(ordered, kept, strict=True))
     return UpdatePayload(
         updatable=encode_blob(_blob(updates)) if updates else None,
         removable=encode_blob(_blob(removals)) if removals else None,
         force=any(c.force_reason for c in changes),
-        changes=tuple(sorted(changes, key=lambda c: c.sort_key)),
+        changes=kept if same else tuple(ordered),
     )
 
 
@@ -213,7 +218,7 @@ def build_payloads(
             *_packed(unforced, quota_bytes),
             *_packed(forced, quota_bytes),
         ]
-    return _packed(list(diff.changes), quota_bytes)
+    return _packed(diff.changes, quota_bytes)
 
 
 def _packed(changes: Sequence[Change], quota_bytes: int) -> list[UpdatePayload]:

@@ -381,12 +381,24 @@ def _study_scoped(item: ImageSetPlan) -> bool:
 def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> list[ImageSetPlan]:
     """One includeStudyImageSets call where the same Study-level change applies to every
     primary image set of a study (the service applies it atomically to all of them)."""
-    groups: dict[tuple[str, str, bytes | None, bytes | None], list[ImageSetPlan]] = {}
+    # By study UID first (the strings the entries hold: nothing new per entry), then
+    # by data store and payload within a study: most studies have one image set.
+    by_study: dict[str, ImageSetPlan | list[ImageSetPlan]] = {}
     for item in plans:
-        if _study_scoped(item):
+        if _study_scoped(item) and item.study_uid is not None:
+            seen = by_study.setdefault(item.study_uid, item)
+            if seen is not item:
+                if isinstance(seen, list):
+                    seen.append(item)
+                else:
+                    by_study[item.study_uid] = [seen, item]
+    groups: dict[tuple[str, str, bytes | None, bytes | None], list[ImageSetPlan]] = {}
+    for study in by_study.values():
+        for item in study if isinstance(study, list) else ():
             payload = item.payloads[0]
             key = (item.datastore_id, item.study_uid or "", payload.updatable, payload.removable)
             groups.setdefault(key, []).append(item)
+    del by_study
     replaced: dict[str, ImageSetPlan] = {}
     for (datastore_id, study_uid, _, _), members in groups.items():
         if len(members) < 2:
@@ -479,7 +491,9 @@ def make_plan(
         )
 
     outcome = pipeline.run(ahi, targets_from, plan_one, pace.parallelism)
-    plans = [item for key in sorted(outcome.results) for item in outcome.results[key]]
+    plans: list[ImageSetPlan] = []
+    for key in sorted(outcome.results):  # each read's entries dropped as they are taken
+        plans.extend(outcome.results.pop(key))
     plans = group_study_updates(ahi, plans)
     rate, source = ahi.limiter.quota("UpdateImageSetMetadata") or (
         DEFAULT_UPDATE_RATE,

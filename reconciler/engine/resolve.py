@@ -127,8 +127,6 @@ class Resolution:
 
     unresolved: tuple[Unresolved, ...]
     stores: tuple[StoreResolution, ...] = ()
-    # Each (data store, selector) → the image set IDs it resolved to, sorted.
-    matches: Mapping[tuple[str, Selector], tuple[str, ...]] = field(default_factory=dict)
     targets_of: Callable[[], Iterator[Target]] = field(default=lambda: iter(()), compare=False)
 
     @property
@@ -215,7 +213,8 @@ class _Store:
 
     def __init__(self, datastore_id: str) -> None:
         self.datastore_id = datastore_id
-        self.by_id: dict[str, list[int]] = defaultdict(list)
+        # A tuple, not a list: most IDs are named once (a table of IDs names 100,000).
+        self.by_id: dict[str, tuple[int, ...]] = {}
         self.by_tag: dict[tuple[SelectorKind, str], list[tuple[int, bool | None]]] = defaultdict(
             list
         )
@@ -263,14 +262,12 @@ class Resolver:
         self._count = len(self._manifests)
         self._sizes = dict(sizes or {})
         self._stores: dict[str, _Store] = {}
-        self._selectors: list[tuple[str, Selector]] = []
         for index, (datastore_id, selector) in enumerate(keys):
-            self._selectors.append((datastore_id, selector))
             store = self._stores.get(datastore_id)
             if store is None:
                 store = self._stores[datastore_id] = _Store(datastore_id)
             if selector.kind is SelectorKind.IMAGE_SET_ID:
-                store.by_id[selector.value].append(index)
+                store.by_id[selector.value] = (*store.by_id.get(selector.value, ()), index)
                 continue
             store.selectors[selector].append(index)
             if selector.kind in _TAGGED:
@@ -355,13 +352,13 @@ class Resolver:
             self._target(key, self._owners(self._stores[key[0]], key)) for key in sorted(self._late)
         ]
         self._late.clear()
-        owners = {key: found for key, found in self._emitted.items() if found}
-        owning = {i for found in owners.values() for i in found}
+        emitted = self._emitted
+        owning = {i for found in emitted.values() for i in found}
         manifests = self._manifests
 
         def targets() -> Iterator[Target]:
-            for key in sorted(owners):
-                yield Target(key[0], key[1], tuple(manifests[i] for i in owners[key]))
+            for key in sorted(key for key, found in emitted.items() if found):
+                yield Target(key[0], key[1], tuple(manifests[i] for i in emitted[key]))
 
         stores = tuple(
             StoreResolution(
@@ -374,16 +371,11 @@ class Resolver:
             )
             for s in sorted(self._stores.values(), key=lambda s: s.datastore_id)
         )
-        matched: dict[tuple[str, Selector], set[str]] = defaultdict(set)
-        for (datastore_id, image_set_id), found in owners.items():
-            for index in found:
-                matched[(datastore_id, self._selectors[index][1])].add(image_set_id)
         resolution = Resolution(
             unresolved=tuple(
                 Unresolved(manifests[i]) for i in range(self._count) if i not in owning
             ),
             stores=stores,
-            matches={key: tuple(sorted(ids)) for key, ids in matched.items()},
             targets_of=targets,
         )
         return last, resolution

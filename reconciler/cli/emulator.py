@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -230,6 +232,7 @@ def _serve(local: LocalHealthImaging, host: str, db: Path, local_s3: LocalS3 | N
     from reconciler.emulator import htj2k
 
     codec = htj2k.available()
+    _stop_on_signals()
     try:
         if host not in ("127.0.0.1", "localhost", "::1"):
             click.echo(f"Warning: listening on {host}, not loopback.", err=True)
@@ -245,6 +248,15 @@ def _serve(local: LocalHealthImaging, host: str, db: Path, local_s3: LocalS3 | N
         click.echo("Stopped.", err=True)
     except OSError as failure:
         raise ReconcilerError(f"the local HealthImaging stopped: {failure}") from None
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (docker stop, kubectl delete, systemd) stop the server
+    cleanly, also when it was started with SIGINT ignored, as a script's background job
+    (``reconciler emulator serve &``) inherits it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def _start_s3(host: str, port: int, started: list[MotoServer]) -> LocalS3:

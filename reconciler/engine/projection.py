@@ -140,7 +140,9 @@ class ProjectionCache:
     def _key(self, datastore_id: str, image_set_id: str, version_id: str) -> tuple[str, str]:
         key = f"{self.scope}\0{datastore_id}/{image_set_id}/{version_id}"
         name = hashlib.sha256(key.encode()).hexdigest()
-        return key, f"{name[:2]}/{name}.json"
+        # One folder (one descriptor held: a folder per digest prefix would hold 256,
+        # past the 256 files a process may open by default on macOS).
+        return key, f"{name}.json"
 
     def _failed(self, failure: StateError) -> None:
         if not self._broken and self._warn is not None:

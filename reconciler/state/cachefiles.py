@@ -46,7 +46,8 @@ def _close_all(fds: dict[str, int]) -> None:
 
 class CacheFiles:
     """Files under ``root``, a folder inside ``project``; names are ``/``-separated
-    paths below ``root`` (``ab/abcdef….json``)."""
+    paths below ``root`` (``abcdef….json``, ``ab/abcdef….json``). Each folder used
+    holds a descriptor open until :meth:`close`: keep them few."""
 
     def __init__(self, root: Path, project: Path) -> None:
         self.root = root

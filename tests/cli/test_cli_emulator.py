@@ -32,6 +32,30 @@ def test_serve_seeds_and_answers_boto3(tmp_path: Path) -> None:
     assert served.process.returncode == 0  # Ctrl-C stops it cleanly
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_on_ctrl_c_or_sigterm_even_started_as_a_background_job(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """A script's background job (``reconciler emulator serve &``) inherits SIGINT
+    ignored; docker and Kubernetes stop with SIGTERM. Either way it says so, exit 0."""
+    command = ["emulator", "serve", "--port", "0", "--db", str(tmp_path / "db.sqlite")]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", *command],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert process.stderr is not None
+    try:
+        assert any("Ctrl-C stops" in line for line in process.stderr)
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 0
+        assert "Stopped." in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_seed_lists_image_sets_without_patient_data(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["emulator", "seed", "--db", str(tmp_path / "db.sqlite")])
     assert result.exit_code == 0, result.output
@@ -43,17 +67,17 @@ def test_seed_lists_image_sets_without_patient_data(tmp_path: Path) -> None:
 
 def test_every_command_has_help() -> None:
     runner = CliRunner()
-    for args in (["--help"], ["emulator", "--help"], ["emulator", "serve", "--help"],
-                 ["emulator", "seed", "--help"]):  # fmt: skip
+    helps = (["--help"], ["emulator", "--help"], ["emulator", "serve", "--help"])
+    for args in (*helps, ["emulator", "seed", "--help"]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 0 and "Usage:" in result.output
 
 
 def _serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    command = [sys.executable, "-c", "from reconciler.cli import main; main()"]
     return subprocess.Popen(
-        [sys.executable, "-c", "from reconciler.cli import main; main()", "emulator", "serve",
-         *args], stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [*command, "emulator", "serve", *args], stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def _url_of(process: subprocess.Popen[str]) -> str:
@@ -88,8 +112,8 @@ def test_startup_failures_are_one_line_and_exit_1(tmp_path: Path) -> None:
     try:
         for what, (args, message) in cases.items():
             db = [] if "--db" in args else ["--db", str(tmp_path / "db.sqlite")]
-            process = _serve(*args, *db, "--port", port) if "--port" not in args else _serve(
-                *args, *db)  # fmt: skip
+            ports = [] if "--port" in args else ["--port", port]
+            process = _serve(*args, *db, *ports)
             _, stderr = process.communicate(timeout=60)
             assert process.returncode == 1, (what, stderr)
             assert "Traceback" not in stderr, (what, stderr)
@@ -108,9 +132,8 @@ def test_serve_keeps_its_data_private_and_honours_its_trust_settings(tmp_path: P
     root = tmp_path / "root"
     root.mkdir()
     env = {**os.environ, "RECONCILER_EMULATOR_ADMIN_KEY": "ops:s3cret"}
-    process = _serve("--port", "0", "--db", str(db), "--import-root", str(root),
-                     "--max-connections", "8", "--request-timeout", "5",
-                     "--allow-host", "Emulator", env=env)  # fmt: skip
+    trust = ["--max-connections", "8", "--request-timeout", "5", "--allow-host", "Emulator"]
+    process = _serve("--port", "0", "--db", str(db), "--import-root", str(root), *trust, env=env)
     try:
         url = _url_of(process)
         client = make_client(url)
@@ -128,9 +151,11 @@ def test_serve_keeps_its_data_private_and_honours_its_trust_settings(tmp_path: P
         assert raw_request(url, "GET", "/datastore", headers={"Host": f"other:{port}"})[0] == 403
         with pytest.raises(client.exceptions.AccessDeniedException, match="import root"):
             client.start_dicom_import_job(
-                datastoreId=datastore, dataAccessRoleArn="arn:aws:iam::123456789012:role/I",
-                inputS3Uri=tmp_path.as_uri(), outputS3Uri=(root / "out").as_uri(),
-            )  # fmt: skip
+                datastoreId=datastore,
+                dataAccessRoleArn="arn:aws:iam::123456789012:role/I",
+                inputS3Uri=tmp_path.as_uri(),
+                outputS3Uri=(root / "out").as_uri(),
+            )
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
@@ -146,16 +147,14 @@ def payload_for(changes: Sequence[Change]) -> UpdatePayload:
     """One call carrying ``changes``; ``force`` only when one of them needs it."""
     updates = [c for c in changes if c.op is not ChangeOp.REMOVE]
     removals = [c for c in changes if c.op is ChangeOp.REMOVE]
-    ordered = sorted(changes, key=lambda c: c.sort_key)
-    # The diff's own tuple where it is in that order already: a plan of 100,000 image
-    # sets holds one tuple of changes per image set, not two.
-    kept = changes if isinstance(changes, tuple) else ()
-    same = len(kept) == len(ordered) and all(a is b for a, b in zip(ordered, kept, strict=True))
+    ordered = tuple(sorted(changes, key=lambda c: c.sort_key))
+    if isinstance(changes, tuple) and all(map(operator.is_, ordered, changes)):
+        ordered = changes  # the diff's own tuple: a plan holds one per image set, not two
     return UpdatePayload(
         updatable=encode_blob(_blob(updates)) if updates else None,
         removable=encode_blob(_blob(removals)) if removals else None,
         force=any(c.force_reason for c in changes),
-        changes=kept if same else tuple(ordered),
+        changes=ordered,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -381,24 +382,16 @@ def _study_scoped(item: ImageSetPlan) -> bool:
 def group_study_updates(ahi: HealthImaging, plans: Sequence[ImageSetPlan]) -> list[ImageSetPlan]:
     """One includeStudyImageSets call where the same Study-level change applies to every
     primary image set of a study (the service applies it atomically to all of them)."""
-    # By study UID first (the strings the entries hold: nothing new per entry), then
-    # by data store and payload within a study: most studies have one image set.
-    by_study: dict[str, ImageSetPlan | list[ImageSetPlan]] = {}
-    for item in plans:
-        if _study_scoped(item) and item.study_uid is not None:
-            seen = by_study.setdefault(item.study_uid, item)
-            if seen is not item:
-                if isinstance(seen, list):
-                    seen.append(item)
-                else:
-                    by_study[item.study_uid] = [seen, item]
+    scoped = [item for item in plans if _study_scoped(item)]
+    # Counted first (by the UID strings the entries hold): most studies have one image
+    # set, and a group of one needs no key or list (a plan may hold 100,000 entries).
+    studies = Counter(item.study_uid for item in scoped)
     groups: dict[tuple[str, str, bytes | None, bytes | None], list[ImageSetPlan]] = {}
-    for study in by_study.values():
-        for item in study if isinstance(study, list) else ():
+    for item in scoped:
+        if studies[item.study_uid] > 1:
             payload = item.payloads[0]
             key = (item.datastore_id, item.study_uid or "", payload.updatable, payload.removable)
             groups.setdefault(key, []).append(item)
-    del by_study
     replaced: dict[str, ImageSetPlan] = {}
     for (datastore_id, study_uid, _, _), members in groups.items():
         if len(members) < 2:

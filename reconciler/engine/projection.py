@@ -112,10 +112,10 @@ class ProjectionCache:
     cache, never state, never trusted over the service.
 
     Kept with the local state's discipline (:class:`CacheFiles`: folders 0700 and files
-    0600 whatever the umask, no symbolic links, no files of another user, each file
-    written whole and renamed), since projections can hold PHI. Every entry is a digest
-    of its body on the first line, then the body, which names its key: an edited, cut,
-    planted or foreign entry is a miss. A cache that cannot be read or written (a full
+    0600 whatever the umask, no symbolic links, no files of another user), since
+    projections can hold PHI. Every entry is a digest of its body on the first line,
+    then the body, which names its key: an edited, cut (a new entry is written in
+    place), planted or foreign entry is a miss. A cache that cannot be read or written (a full
     disk, a read-only folder) is said once through ``warn`` and then not used: the
     command goes on without it.
 

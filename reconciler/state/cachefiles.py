@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from reconciler.state.backend import StateError
-from reconciler.state.local import TEMP_PREFIX, why
+from reconciler.state.local import TEMP_PREFIX, foreign, linked, why, write_all
 
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -76,6 +76,9 @@ class CacheFiles:
     def _folder(self, folder: str, *, create: bool) -> int | None:
         """The descriptor of ``folder`` (below root), opened and checked once; None when
         it does not exist and ``create`` is false."""
+        fd = self._fds.get(folder)  # once opened, no lock: every read and write asks
+        if fd is not None:
+            return fd
         with self._lock:
             fd = self._fds.get(folder)
             if fd is not None:
@@ -115,15 +118,7 @@ class CacheFiles:
                 raise StateError(f"cannot create {shown}: {why(failure)}") from None
             return CacheFiles._open_folder(parent, name, shown, create=False)
         except OSError as failure:
-            info = _lstat(name, parent)
-            if info is not None and stat.S_ISLNK(info.st_mode):
-                raise StateError(
-                    f"{shown} is a symbolic link: state is kept only in a real folder of the "
-                    "project (remove the link)"
-                ) from None
-            if info is not None and not stat.S_ISDIR(info.st_mode):
-                raise StateError(f"{shown} is not a folder") from None
-            raise StateError(f"cannot read {shown}: {why(failure)}") from None
+            raise _refused(name, parent, shown, failure, folder=True) from None
         try:
             _check(fd, lambda: shown)
         except BaseException:
@@ -143,14 +138,7 @@ class CacheFiles:
         except FileNotFoundError:
             return None
         except OSError as failure:
-            info = _lstat(leaf, dir_fd)
-            shown = self._shown(name)
-            if info is not None and stat.S_ISLNK(info.st_mode):
-                raise StateError(
-                    f"{shown} is a symbolic link: state is kept only in a real folder of the "
-                    "project (remove the link)"
-                ) from None
-            raise StateError(f"cannot read {shown}: {why(failure)}") from None
+            raise _refused(leaf, dir_fd, self._shown(name), failure, folder=False) from None
         try:
             _check(fd, lambda: self._shown(name))
             with open(fd, "rb", closefd=False) as file:
@@ -195,18 +183,23 @@ class CacheFiles:
 def _write(fd: int, data: bytes) -> None:
     """All of ``data`` to the new file ``fd``, which is closed."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
 
-def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
+def _refused(name: str, dir_fd: int, shown: str, failure: OSError, *, folder: bool) -> StateError:
+    """Why ``name`` (a folder, or a file) of ``dir_fd`` could not be opened: a link, not
+    a folder, or what the system said."""
     try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        info: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
-        return None
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        return linked(shown)
+    if folder and info is not None and not stat.S_ISDIR(info.st_mode):
+        return StateError(f"{shown} is not a folder")
+    return StateError(f"cannot read {shown}: {why(failure)}")
 
 
 def _check(fd: int, shown: Callable[[], str]) -> None:
@@ -214,10 +207,7 @@ def _check(fd: int, shown: Callable[[], str]) -> None:
     of 000 may have left it open, and another user could then plant files in it)."""
     info = os.fstat(fd)
     if info.st_uid != os.getuid():
-        raise StateError(
-            f"{shown()} belongs to another user: state is kept only in folders and files of "
-            "the user running reconciler"
-        )
+        raise foreign(shown())
     if stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) & 0o077:
         try:
             os.fchmod(fd, 0o700)

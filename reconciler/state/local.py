@@ -42,6 +42,29 @@ def why(failure: OSError) -> str:
     return str(failure.strerror or failure).lower()
 
 
+def linked(shown: str) -> StateError:
+    """The error for a symbolic link on the way to state (or to the cache)."""
+    return StateError(
+        f"{shown} is a symbolic link: state is kept only in a real folder of the project "
+        "(remove the link)"
+    )
+
+
+def foreign(shown: str) -> StateError:
+    """The error for a folder or file of state (or of the cache) another user owns."""
+    return StateError(
+        f"{shown} belongs to another user: state is kept only in folders and files of the "
+        "user running reconciler"
+    )
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd`` (a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 class LocalAppender:
     def __init__(self, fd: int, shown: str) -> None:
         self._fd = fd
@@ -52,10 +75,7 @@ class LocalAppender:
         if self._closed:
             raise StateError(f"{self._shown} is closed")
         try:
-            view = memoryview(line)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as failure:
             raise StateError(f"cannot write {self._shown}: {why(failure)}") from None
@@ -101,15 +121,9 @@ class LocalBackend:
             except OSError as failure:
                 raise StateError(f"cannot read {self._shown(here)}: {why(failure)}") from None
             if stat.S_ISLNK(info.st_mode):
-                raise StateError(
-                    f"{self._shown(here)} is a symbolic link: state is kept only in a real "
-                    "folder of the project (remove the link)"
-                )
+                raise linked(self._shown(here))
             if info.st_uid != os.getuid():
-                raise StateError(
-                    f"{self._shown(here)} belongs to another user: state is kept only in "
-                    "folders and files of the user running reconciler"
-                )
+                raise foreign(self._shown(here))
             if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o077:
                 try:
                     os.chmod(here, 0o700)
@@ -204,9 +218,7 @@ class LocalBackend:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

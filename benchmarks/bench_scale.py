@@ -43,6 +43,7 @@ from reconciler.engine.projection import ProjectionCache, prune
 from reconciler.healthimaging import HealthImaging, RateLimiter, make_boto3_client
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Selector, SelectorKind
 from reconciler.state import Scope, State
+from reconciler.state.cachedb import CacheDB
 from reconciler.state.local import LocalBackend
 
 STUDY = "1.2.826.0.1.3680043.10.1"
@@ -173,7 +174,7 @@ def main() -> None:
                   f"updates {0.25 * args.scale:g}/s), {args.threads} threads\n")  # fmt: skip
             floor = bare_floor(ahi, datastore, ids, args.threads)
             time.sleep(2)  # let the emulator's buckets refill: both runs start equal
-            reading = ReadOptions(cache=ProjectionCache(LocalBackend(workdir / "cache", workdir)))
+            reading = ReadOptions(cache=ProjectionCache(CacheDB(workdir / "cache", workdir)))
             pace = Pace(args.threads)
             before = ahi.calls
             started = time.perf_counter()

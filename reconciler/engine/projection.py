@@ -8,8 +8,8 @@ matter to the diff) and the owned attributes of the named objects — nothing el
 and :func:`reconciler.engine.diff.diff_image_set` answers the same on it as on the
 whole document.
 
-The cache (:class:`ProjectionCache`, in the project's ``cacheDir``) stores one
-projection per ``(data store, image set, version)`` with the set of addresses it covers;
+The cache (:class:`ProjectionCache`, a database in the project's ``cacheDir``) stores
+one projection per ``(data store, image set, version)`` with the set of addresses it covers;
 a lookup succeeds when the manifests ask for no more than that, so a repeated plan or
 drift with nothing changed fetches no metadata at all.
 """
@@ -27,11 +27,11 @@ from reconciler.dicom.levels import Level
 from reconciler.engine.wildcards import WILDCARD
 from reconciler.manifest.model import DesiredValue, Manifest, Removal
 from reconciler.state import StateError, dumps
-from reconciler.state.cachefiles import CacheFiles
+from reconciler.state.cachedb import CacheDB
 
 # 3: each entry names its key and carries a digest of itself; 4: the digest on a first
-# line, of the body's bytes as written (one serialisation to write, none to check)
-CACHE_FORMAT = 4
+# line; 5: rows of one SQLite database (which a cut file cannot reach), no digest
+CACHE_FORMAT = 5
 _RENAMING_KEYS = {"SeriesInstanceUID", "SOPInstanceUID"}
 
 
@@ -108,16 +108,16 @@ def _with_study_uid(pruned: dict[str, Any], study: dict[str, Any]) -> dict[str, 
 
 
 class ProjectionCache:
-    """Projections in a local folder, one file per (data store, image set, version): a
-    cache, never state, never trusted over the service.
+    """Projections in the project's cache folder, one entry per (data store, image set,
+    version) in one SQLite database (:class:`CacheDB`): a cache, never state, never
+    trusted over the service.
 
-    Kept with the local state's discipline (:class:`CacheFiles`: folders 0700 and files
-    0600 whatever the umask, no symbolic links, no files of another user), since
-    projections can hold PHI. Every entry is a digest of its body on the first line,
-    then the body, which names its key: an edited, cut (a new entry is written in
-    place), planted or foreign entry is a miss. A cache that cannot be read or written (a full
-    disk, a read-only folder) is said once through ``warn`` and then not used: the
-    command goes on without it.
+    Kept with the local state's discipline (a folder 0700 and files 0600 whatever the
+    umask, no symbolic links, no files of another user), since projections can hold
+    PHI. Every entry names its key and format: a misplaced or foreign entry is a miss. A
+    cache that cannot be read or written (a full disk, a read-only folder, a database
+    of another user) is said once through ``warn`` and then not used: the command goes
+    on without it.
 
     ``scope`` names the service the IDs belong to (the state scope and the data
     stores' generations): the same IDs elsewhere are other data, so every key has it.
@@ -125,24 +125,32 @@ class ProjectionCache:
 
     def __init__(
         self,
-        files: CacheFiles,
+        db: CacheDB,
         scope: str = "",
         warn: Callable[[str], None] | None = None,
     ) -> None:
-        self.files = files
+        self.db = db
         self.scope = scope
         self._warn = warn
         self._broken = False
 
-    def close(self) -> None:
-        self.files.close()
+    def flush(self) -> None:
+        """Commit what is pending (a failure is the warning)."""
+        try:
+            self.db.flush()
+        except StateError as failure:
+            self._failed(failure)
 
-    def _key(self, datastore_id: str, image_set_id: str, version_id: str) -> tuple[str, str]:
+    def close(self) -> None:
+        """Commit what is pending and close the database (a failure is the warning)."""
+        try:
+            self.db.close()
+        except StateError as failure:
+            self._failed(failure)
+
+    def _key(self, datastore_id: str, image_set_id: str, version_id: str) -> tuple[str, bytes]:
         key = f"{self.scope}\0{datastore_id}/{image_set_id}/{version_id}"
-        name = hashlib.sha256(key.encode()).hexdigest()
-        # One folder (one descriptor held: a folder per digest prefix would hold 256,
-        # past the 256 files a process may open by default on macOS).
-        return key, f"{name}.json"
+        return key, hashlib.sha256(key.encode()).digest()
 
     def _failed(self, failure: StateError) -> None:
         if not self._broken and self._warn is not None:
@@ -157,19 +165,16 @@ class ProjectionCache:
     ) -> Document | None:
         if self._broken:
             return None
-        key, name = self._key(datastore_id, image_set_id, version_id)
+        key, digest = self._key(datastore_id, image_set_id, version_id)
         try:
-            data = self.files.get(name)
+            data = self.db.get(digest)
         except StateError as failure:
             self._failed(failure)
             return None
         if data is None:
             return None
-        check, _, body_bytes = data.partition(b"\n")
-        if check != hashlib.sha256(body_bytes).hexdigest().encode():
-            return None
         try:
-            body = json.loads(body_bytes)
+            body = json.loads(data)
         except (ValueError, RecursionError):
             return None
         if not isinstance(body, dict) or body.get("format") != CACHE_FORMAT:
@@ -192,7 +197,7 @@ class ProjectionCache:
     ) -> None:
         if self._broken:
             return
-        key, name = self._key(datastore_id, image_set_id, version_id)
+        key, digest = self._key(datastore_id, image_set_id, version_id)
         body = dumps(
             {
                 "format": CACHE_FORMAT,
@@ -202,6 +207,6 @@ class ProjectionCache:
             }
         )
         try:
-            self.files.put(name, hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+            self.db.put(digest, body)
         except StateError as failure:
             self._failed(failure)

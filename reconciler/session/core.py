@@ -103,7 +103,7 @@ from reconciler.session.keeping import Keeping
 from reconciler.session.results import ApplyResult, DriftResult, PlanResult, RevertResult
 from reconciler.session.watch import BatchReport, Watcher, WatchOptions, WatchResult, Workings
 from reconciler.state import Holder, State, StateLock, held, lock_name, unlock
-from reconciler.state.cachefiles import CacheFiles
+from reconciler.state.cachedb import CacheDB
 from reconciler.state.migrate import migrate
 from reconciler.state.open import open_backend
 
@@ -477,7 +477,7 @@ class Session:
                 ahi, request, reading=reading, pace=Pace(parallelism=self._threads(parallelism))
             )
         finally:
-            cache.close()  # the folders it held open
+            cache.close()  # commits what is pending
 
     @property
     def _sizes(self) -> StoreSizes:
@@ -487,7 +487,7 @@ class Session:
 
     def _projection_cache(self, datastore_ids: Sequence[str]) -> ProjectionCache:
         return ProjectionCache(
-            CacheFiles(self.config.cache_dir / "projections", self.config.root),
+            CacheDB(self.config.cache_dir, self.config.root),
             scope=self._cache_scope(datastore_ids),
             warn=self._notify,
         )

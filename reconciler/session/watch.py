@@ -207,7 +207,15 @@ class Watcher:
         # The queue's own visibility timeout, at least what gathering a batch takes; a
         # batch that checks for longer keeps its messages invisible as it goes.
         self.visibility = max(self.queue.visibility_timeout(), math.ceil(self.options.window) + 2)
-        self._start()
+        try:
+            self._start()
+            self._loop()
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+        return WatchResult(self._batches, self._events)
+
+    def _loop(self) -> None:
         backoff = 0.0
         while not self.stopping:
             try:
@@ -222,7 +230,6 @@ class Watcher:
                 self._stopping.wait(backoff)
             finally:
                 self._in_flight = False
-        return WatchResult(self._batches, self._events)
 
     def _start(self) -> None:
         self._stamp = stamp(self.roots)
@@ -257,6 +264,8 @@ class Watcher:
         if loaded.digest != self.loaded.digest:
             self.loaded = loaded
             stores = sorted({m.datastore_id for m in loaded.manifests})
+            if self.cache is not None:
+                self.cache.close()
             self.cache = self._cache_for(stores)
             self._full_check(self._generations(stores))
 
@@ -410,6 +419,8 @@ class Watcher:
         targets = [
             Target(ds, image_set, ms) for (ds, image_set), ms in sorted(found.targets.items())
         ]
+        if self.cache is not None:
+            self.cache.flush()  # the projections taken, for the plan's own cache to read
         plan = self._plan(self.loaded, targets) if targets else None
         by_pair: dict[Pair, list[Finding]] = {pair: [] for pair in found.targets}
         for finding in findings(plan) if plan is not None else ():

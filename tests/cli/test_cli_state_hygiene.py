@@ -10,9 +10,9 @@ read with a bare boto3 client.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
+import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,30 +104,32 @@ def test_a_full_disk_for_the_journal_stops_cleanly(
     assert client.get_image_set(datastoreId=SEED_DATASTORE_ID, imageSetId=CT)["versionId"] == "1"
 
 
-def test_an_unwritable_or_full_cache_is_a_warning_and_the_command_goes_on(
-    project: Path, full_disk: Callable[[str], None]
-) -> None:
-    full_disk("/cache/")
+def test_an_unreadable_cache_is_a_warning_and_the_command_goes_on(project: Path) -> None:
+    """A damaged database (a full one is the same warning: tests/state/test_state_cachedb.py)
+    is said once, left as it is, and the command does its work without it."""
+    cache = project / ".reconciler" / "cache"
+    cache.mkdir(parents=True, mode=0o700)
+    (cache / "projections.db").write_bytes(b"damaged" * 1000)
     planned = run("plan")
     assert planned.exit_code == 0, planned.output
     assert "the projection cache cannot be used" in planned.stderr
     assert planned.stderr.count("projection cache") == 1  # said once
     drifted = run("drift")
     assert drifted.exit_code == 2 and "Traceback" not in drifted.output
+    assert (cache / "projections.db").read_bytes() == b"damaged" * 1000
 
 
-def test_a_read_only_cache_folder_is_a_warning(project: Path) -> None:
-    cache = project / ".reconciler" / "cache"
-    cache.mkdir(parents=True, mode=0o700)
-    (cache / "projections").write_text("a file where a folder should be")
+def test_a_file_where_the_cache_folder_should_be_is_a_warning(project: Path) -> None:
+    (project / ".reconciler").mkdir(mode=0o700, exist_ok=True)
+    (project / ".reconciler" / "cache").write_text("a file where a folder should be")
     planned = run("plan")
     assert planned.exit_code == 0, planned.output
     assert "projection cache cannot be used" in planned.stderr
 
 
 def test_a_projection_planted_by_another_user_is_never_used(project: Path, client: Any) -> None:
-    """Another local user writes a projection claiming the drifted image set is in sync
-    (a correct digest and key, even): it is not the user's own file, so it is not read."""
+    """Another local user plants a cache claiming the drifted image set is in sync (its
+    entry's key correct, even): the database is not the user's own, so it is not read."""
     assert run("apply", "--auto-approve").exit_code == 0
     assert run("drift").exit_code == 0  # the cache now holds every managed projection
     client.update_image_set_metadata(
@@ -141,21 +143,29 @@ def test_a_projection_planted_by_another_user_is_never_used(project: Path, clien
     drifted = run("drift")
     assert drifted.exit_code == 2 and CT in drifted.stdout
     # Plant: the new (drifted) version's entry made to hold the old, in-sync projection,
-    # with a correct key and digest, owned by another user.
-    folder = project / ".reconciler" / "cache" / "projections"
-
-    def body(path: Path) -> dict[str, Any]:
-        return dict(json.loads(path.read_bytes().partition(b"\n")[2]))  # after the digest
-
-    entries = {body(p)["key"]: p for p in folder.rglob("*.json")}
-    mine = sorted((k for k in entries if f"/{CT}/" in k), key=lambda k: int(k.rsplit("/", 1)[1]))
-    old_key, new_key = mine[-2], mine[-1]
-    forged = dumps({**body(entries[old_key]), "key": new_key})
-    entries[new_key].write_bytes(hashlib.sha256(forged).hexdigest().encode() + b"\n" + forged)
-    os.chown(entries[new_key], 65534, 65534)  # nobody's
+    # under its own key, in a database owned by another user.
+    database = project / ".reconciler" / "cache" / "projections.db"
+    connection = sqlite3.connect(database)
+    with connection:
+        entries = {
+            json.loads(value)["key"]: (key, json.loads(value))
+            for key, value in connection.execute("SELECT key, value FROM entries")
+        }
+        mine = sorted(
+            (k for k in entries if f"/{CT}/" in k), key=lambda k: int(k.rsplit("/", 1)[1])
+        )
+        old_key, new_key = mine[-2], mine[-1]
+        forged = dumps({**entries[old_key][1], "key": new_key})
+        connection.execute(
+            "UPDATE entries SET value = ? WHERE key = ?", (forged, entries[new_key][0])
+        )
+    connection.close()
+    for path in database.parent.iterdir():
+        os.chown(path, 65534, 65534)  # nobody's
     again = run("drift")
     assert again.exit_code == 2, again.output
     assert CT in again.stdout
+    assert "projections.db belongs to another user" in again.stderr
 
 
 def test_state_folders_are_private_whatever_the_umask(project: Path) -> None:

@@ -23,7 +23,7 @@ from reconciler.engine.resolve import resolve
 from reconciler.engine.revert import plan_revert_run
 from reconciler.healthimaging import HealthImaging, RateLimiter
 from reconciler.manifest import load_tree
-from reconciler.state.cachefiles import CacheFiles
+from reconciler.state.cachedb import CacheDB
 from tests.state_support import run_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,10 +47,11 @@ def plan_of(
 
 def test_warm_plan_fetches_no_metadata(seeded: Any, tmp_path: Path) -> None:
     ahi, manifests = seeded
-    cache = ProjectionCache(CacheFiles(tmp_path / "cache", tmp_path))
+    cache = ProjectionCache(CacheDB(tmp_path / "cache", tmp_path))
     cold = plan_of(ahi, manifests, cache)
+    cache.close()  # committed: another command's cache reads it
     after_cold = ahi.calls
-    warm = plan_of(ahi, manifests, cache)
+    warm = plan_of(ahi, manifests, ProjectionCache(CacheDB(tmp_path / "cache", tmp_path)))
     used = {op: n - after_cold.get(op, 0) for op, n in ahi.calls.items()}
     assert after_cold["GetImageSetMetadata"] == len(cold.image_sets) == 3
     assert used.get("GetImageSetMetadata", 0) == 0
@@ -60,7 +61,7 @@ def test_warm_plan_fetches_no_metadata(seeded: Any, tmp_path: Path) -> None:
 
 def test_a_manifest_that_names_more_refetches(seeded: Any, tmp_path: Path) -> None:
     ahi, manifests = seeded
-    cache = ProjectionCache(CacheFiles(tmp_path / "cache", tmp_path))
+    cache = ProjectionCache(CacheDB(tmp_path / "cache", tmp_path))
     narrow = [m for m in manifests if m.name == "ct1-study-description"]
     plan_of(ahi, narrow, cache)
     before = ahi.calls["GetImageSetMetadata"]

@@ -142,8 +142,8 @@ def test_a_key_that_is_not_a_relative_name_is_refused(backend: Backend, key: str
 def test_the_local_backend_fsyncs_every_object(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """State is fsynced (the object and its folder); the projection cache, whose every
-    entry carries its digest, is not (tests/state/test_state_cachefiles.py)."""
+    """State is fsynced (the object and its folder); the projection cache, a SQLite
+    database, syncs only at its checkpoints (tests/state/test_state_cachedb.py)."""
     synced: list[int] = []
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import bisect
 import csv
 import itertools
-import re
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,9 +34,10 @@ import fastjsonschema
 
 from reconciler.dicom.dictionary import lookup
 from reconciler.dicom.phi import is_phi, value_strings
-from reconciler.dicom.vr import FLOAT_VRS, INTEGER_VRS, check_value
+from reconciler.dicom.vr import check_value
 from reconciler.manifest import codes
 from reconciler.manifest.build import build_manifest, digest_of
+from reconciler.manifest.cells import PLACEHOLDER, Lines, cells_at, columns, first_line, typed
 from reconciler.manifest.model import (
     REASON,
     TICKET,
@@ -51,13 +51,13 @@ from reconciler.manifest.model import (
 )
 from reconciler.manifest.project import Project
 from reconciler.manifest.reasons import MAX_REASON_CHARS, MAX_TICKET_CHARS, phi_in_text
+from reconciler.manifest.rowmanifest import CompiledRows, Row
 from reconciler.manifest.schema import check_structure, inline, schema
 from reconciler.manifest.semantic import UID_SHAPE, WILDCARD, value_problem_cached
 from reconciler.manifest.yamlsafe import Document, Position, YamlPath
 
 KIND = "ImageSetMetadataTable"
 MAX_TABLE_BYTES = 64 * 1024 * 1024
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
 
 @dataclass(frozen=True)
@@ -65,27 +65,6 @@ class _Row:
     line: int  # the CSV line the row starts on (1 = the header)
     cells: dict[str, str]
     columns: dict[str, int]  # column name → 1-based column (character offset) in the line
-
-
-class _Lines:
-    """The text's lines one at a time (split at newlines, kept), as csv.reader reads
-    them, remembering where the next one starts: no list of a million lines."""
-
-    def __init__(self, text: str, pos: int = 0) -> None:
-        self.text = text
-        self.pos = pos
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        text, pos = self.text, self.pos
-        if pos >= len(text):
-            raise StopIteration
-        end = text.find("\n", pos)
-        end = len(text) if end < 0 else end + 1
-        self.pos = end
-        return text[pos:end]
 
 
 def is_table(value: Any) -> bool:
@@ -106,24 +85,22 @@ class _Csv:
         return len(self.lines)
 
     def cells(self, index: int) -> list[str]:
-        return next(csv.reader(_Lines(self.text, self.offsets[index]), strict=True))
+        return cells_at(self.text, self.offsets[index])
 
     def rows(self) -> Iterator[list[str]]:
         """Every data row's cells, in order (one reader over the whole text)."""
         if not self.offsets:
             return
-        reader = csv.reader(_Lines(self.text, self.offsets[0]), strict=True)
+        reader = csv.reader(Lines(self.text, self.offsets[0]), strict=True)
         for cells in reader:
             if any(cell.strip() for cell in cells):
                 yield cells
 
     def row(self, index: int) -> _Row:
         """Row ``index`` with where each cell starts (for error locations)."""
-        line_end = self.text.find("\n", self.offsets[index])
-        first_line = self.text[self.offsets[index] : None if line_end < 0 else line_end + 1]
-        cells = self.cells(index)
-        columns = _columns(first_line, self.header)
-        return _Row(self.lines[index], dict(zip(self.header, cells, strict=True)), columns)
+        where = columns(first_line(self.text, self.offsets[index]), self.header)
+        cells = dict(zip(self.header, self.cells(index), strict=True))
+        return _Row(self.lines[index], cells, where)
 
 
 def _read(path: Path, shown: str) -> _Csv | Problem:
@@ -138,7 +115,7 @@ def _read(path: Path, shown: str) -> _Csv | Problem:
         return error(_at(shown), f"the table cannot be read ({exc.strerror})", codes.TABLE)
     except UnicodeDecodeError:
         return error(_at(shown), "the table is not UTF-8 text", codes.TABLE)
-    lines = _Lines(text)
+    lines = Lines(text)
     reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
@@ -172,21 +149,6 @@ def _read(path: Path, shown: str) -> _Csv | Problem:
     return _Csv(text, header, offsets, numbers)
 
 
-def _columns(text: str, header: list[str]) -> dict[str, int]:
-    """Where each cell starts in its line (1-based), for error locations."""
-    positions: dict[str, int] = {}
-    column, quoted, index = 1, False, 0
-    for offset, char in enumerate(text, start=1):
-        if index < len(header) and header[index] not in positions:
-            positions[header[index]] = column
-        if char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            index += 1
-            column = offset + 1
-    return positions
-
-
 def _at(file: str, line: int = 0, column: int = 0) -> Location:
     return Location(file, line, column)
 
@@ -204,12 +166,12 @@ class _Filler:
     def _fill(self, text: str) -> tuple[str | None, str | None]:
         """``text`` filled in (None when a cell it names is empty), and its first column."""
         first: str | None = None
-        for name in _PLACEHOLDER.findall(text):
+        for name in PLACEHOLDER.findall(text):
             first = first or name
             if not self.row.cells.get(name, "").strip():
                 self.empty = name
                 return None, name
-        filled = _PLACEHOLDER.sub(lambda m: self.row.cells[m.group(1)].strip(), text)
+        filled = PLACEHOLDER.sub(lambda m: self.row.cells[m.group(1)].strip(), text)
         return filled, first
 
     def _where(self, column: str | None) -> Position:
@@ -223,8 +185,8 @@ class _Filler:
             if filled is None:
                 return False, None
             self.values[path] = self._where(column)
-            whole = _PLACEHOLDER.fullmatch(template) is not None
-            return True, _typed(key, filled) if whole else filled
+            whole = PLACEHOLDER.fullmatch(template) is not None
+            return True, typed(key, filled) if whole else filled
         if isinstance(template, dict):
             out: dict[str, Any] = {}
             for child_key, child in template.items():
@@ -235,7 +197,7 @@ class _Filler:
                 ok, filled = self.value(filled_key, child, child_path)
                 if ok:
                     out[filled_key] = filled
-                    if not _PLACEHOLDER.search(str(child_key)) and child_path in self.values:
+                    if not PLACEHOLDER.search(str(child_key)) and child_path in self.values:
                         self.keys[child_path] = self.values[child_path]  # the cell it came from
             self.values.setdefault(path, (self.row.line, 1))
             return True, out
@@ -257,28 +219,14 @@ class _Filler:
         return True, filled
 
 
-def _typed(key: str, text: str) -> Any:
-    """A numeric attribute's cell as a number (the document's encoding, AHI.md)."""
-    attribute = lookup(key)
-    vr = attribute.vr if attribute else ""
-    try:
-        if vr in INTEGER_VRS:
-            return int(text)
-        if vr in FLOAT_VRS:
-            return float(text)
-    except ValueError:
-        return text  # the value check says what is wrong with it
-    return text
-
-
 def _placeholders(node: Any, path: YamlPath) -> Iterator[tuple[str, YamlPath, bool]]:
     """Every column a template names: (column, where, in a key)."""
     if isinstance(node, str):
-        for name in _PLACEHOLDER.findall(node):
+        for name in PLACEHOLDER.findall(node):
             yield name, path, False
     elif isinstance(node, dict):
         for key, child in node.items():
-            for name in _PLACEHOLDER.findall(str(key)):
+            for name in PLACEHOLDER.findall(str(key)):
                 yield name, (*path, key), True
             yield from _placeholders(child, (*path, key))
     elif isinstance(node, list):
@@ -318,6 +266,7 @@ class _Template:
         ]
         selector = self.spec["selector"]
         self.kind = next(k for k in selector if k != "isPrimary")
+        self.selector_kind = next((k for k in SelectorKind if k.value == self.kind), None)
         self.selector_template = selector[self.kind]
         self.is_primary = selector.get("isPrimary", True)
         self.datastore_id: str | None = self.spec.get("datastoreId")
@@ -365,7 +314,7 @@ class _Template:
     def _keyed(self, mapping: Any, *, instances: bool) -> bool:
         if not isinstance(mapping, dict):
             return False
-        if any(_PLACEHOLDER.search(str(k)) for k in mapping):
+        if any(PLACEHOLDER.search(str(k)) for k in mapping):
             if len(mapping) != 1:
                 return False  # two keys could fill to one
             self.keys.append(str(next(iter(mapping))))
@@ -384,10 +333,10 @@ class _Template:
         if not isinstance(attributes, dict):
             return False
         for key, value in attributes.items():
-            if _PLACEHOLDER.search(str(key)):
+            if PLACEHOLDER.search(str(key)):
                 return False
-            if isinstance(value, str) and _PLACEHOLDER.search(value):
-                whole = _PLACEHOLDER.fullmatch(value) is not None
+            if isinstance(value, str) and PLACEHOLDER.search(value):
+                whole = PLACEHOLDER.fullmatch(value) is not None
                 self.values.append((str(key), value, whole))
             elif any(True for _ in _placeholders(value, ())):
                 return False
@@ -398,7 +347,7 @@ class _Template:
     def fill(self, text: str, cells: list[str]) -> str:
         parts = self._compiled.get(text)
         if parts is None:
-            pieces = _PLACEHOLDER.split(text)  # literal, column, literal, column, ...
+            pieces = PLACEHOLDER.split(text)  # literal, column, literal, column, ...
             parts = self._compiled[text] = [
                 piece if even else self.columns[piece]
                 for even, piece in zip(itertools.cycle((True, False)), pieces, strict=False)
@@ -410,12 +359,9 @@ class _Template:
     def selector(self, cells: list[str]) -> Selector | None:
         """The row's selector (None when its cell is empty or it is not one)."""
         value = self.fill(self.selector_template, cells) if self.fast else None
-        if value is None:
+        if value is None or self.selector_kind is None:
             return None
-        try:
-            return Selector(SelectorKind(self.kind), value, _IS_PRIMARY.get(self.is_primary))
-        except ValueError:
-            return None
+        return Selector(self.selector_kind, value, _IS_PRIMARY.get(self.is_primary))
 
     def cells_fine(self, cells: list[str]) -> str | None:
         """The row's selector value if its cells pass every check a row document would
@@ -440,8 +386,8 @@ class _Template:
             attribute = lookup(keyword)
             if attribute is None:
                 return None
-            typed = _typed(keyword, filled) if whole else filled
-            if value_problem_cached(keyword, attribute, typed):
+            value_of = typed(keyword, filled) if whole else filled
+            if value_problem_cached(keyword, attribute, value_of):
                 return None
         if self.annotations and not self._why_fine(cells):
             return None
@@ -463,7 +409,7 @@ class _Template:
                 for keyword, template, whole in self.values:
                     if is_phi(keyword):
                         value = self.fill(template, cells)
-                        written.extend(value_strings(_typed(keyword, value) if whole else value))
+                        written.extend(value_strings(typed(keyword, value) if whole else value))
             if phi_in_text(filled, written) is not None:
                 return False
         return True
@@ -535,12 +481,31 @@ class TableRows:
         self.project = project
         self.good = array("q")  # the rows that make manifests (their indexes in the table)
         self.hashes = array("q")  # each one's target_hash
+        self.checked = bytearray()  # 1 where the row passed the cell checks
+        self.compiled: CompiledRows | None = None  # makes the manifests of those rows
 
     def add(self, index: int, key: int | None) -> None:
+        """Row ``index`` makes a manifest; ``key`` is its target hash when it passed the
+        cell checks (None: the whole pipeline made its manifest)."""
         self.good.append(index)
+        self.checked.append(key is not None)
         if key is None:
             key = target_hash(*self.key(len(self.good) - 1))
         self.hashes.append(key)
+
+    def _compiled(self, position: int) -> tuple[CompiledRows, list[str], int] | None:
+        """The compiled way for this row, its cells and line, where it applies."""
+        if self.compiled is None or not self.checked[position]:
+            return None
+        index = self.good[position]
+        return self.compiled, self.table.cells(index), self.table.lines[index]
+
+    def compiled_row(self, index: int, manifest: Manifest) -> Row:
+        """Row ``index`` (its cells and where they start) with ``manifest``, its manifest
+        made the general way: what the compiled way is checked against."""
+        table = self.table
+        where = columns(first_line(table.text, table.offsets[index]), table.header)
+        return Row(table.cells(index), where, manifest)
 
     @property
     def name(self) -> str:
@@ -569,6 +534,17 @@ class TableRows:
         return self.template.document(self.table.row(self.good[position]))
 
     def manifest(self, position: int) -> Manifest:
+        compiled = self._compiled(position)
+        if compiled is not None:
+            rows, cells, line = compiled
+            where: dict[str, int] = {}
+            if rows.located:
+                table = self.table
+                start = table.offsets[self.good[position]]
+                where = columns(first_line(table.text, start), table.header)
+            made = rows.manifest(cells, line, where)
+            if made is not None:
+                return made
         document = self.document(position)
         manifest = None
         if not isinstance(document, Problem):
@@ -580,6 +556,10 @@ class TableRows:
     def identity(self, position: int) -> tuple[str, str, str]:
         """The row's name, location and digest, as its manifest would have them,
         without the manifest's checks (what a plan's manifest digest is made of)."""
+        compiled = self._compiled(position)
+        if compiled is not None:
+            rows, cells, line = compiled
+            return rows.identity(cells, line)
         document = self.document(position)
         if isinstance(document, Problem):  # pragma: no cover - good rows have documents
             raise AssertionError(f"row {self.line(position)} of {self.template.shown}")
@@ -593,6 +573,10 @@ class TableRows:
         name, line = self.row_name(position), self.line(position)
         if self.template.annotations is None:
             return name, _at(self.template.shown, line, 1), Why()
+        compiled = self._compiled(position)
+        if compiled is not None:
+            rows, cells, _ = compiled
+            return name, _at(self.template.shown, line, 1), rows.why(cells)
         document = self.document(position)
         if isinstance(document, Problem):  # pragma: no cover - good rows have documents
             raise AssertionError(f"row {line} of {self.template.shown}")
@@ -642,19 +626,24 @@ def check_table(
     fast = template.fast
     datastore = template.datastore_id or project.datastore_id or ""
     primary = _IS_PRIMARY.get(template.is_primary)
+    compiling = fast  # until the first row that passes the cell checks compiles them
     for index, cells in enumerate(read.rows()):
         value = template.cells_fine(cells) if fast else None
         if value is not None:
-            sampled = not index % _SAMPLE  # every so many rows, both ways
-            if sampled and _whole(template.document(read.row(index)), path, project) != (
-                True,
-                [],
-            ):
-                return _all_the_whole_way(template, read, path, project)
+            if compiling or not index % _SAMPLE:  # every so many rows, both ways
+                built, found = _whole(template.document(read.row(index)), path, project)
+                if built is None or found:
+                    return _all_the_whole_way(template, read, path, project)
+                row = rows.compiled_row(index, built)
+                if compiling:
+                    rows.compiled = CompiledRows.of(template, path, project, row)
+                    compiling = False
+                elif rows.compiled is not None and not rows.compiled.makes(row):
+                    rows.compiled = None  # made the general way from now on (only slower)
             rows.add(index, hash((datastore, template.kind, value, primary)))
             continue
         built, found = _whole(template.document(read.row(index)), path, project)
-        if built:
+        if built is not None:
             rows.add(index, None)
         problems.extend(found)
     return rows, problems
@@ -665,13 +654,13 @@ _SAMPLE = 10_000  # rows 0, 10,000, 20,000... are checked both ways
 
 def _whole(
     document: Document | Problem, path: Path, project: Project
-) -> tuple[bool, list[Problem]]:
-    """Whether the whole pipeline makes a manifest of one row, and its problems."""
+) -> tuple[Manifest | None, list[Problem]]:
+    """The manifest the whole pipeline makes of one row (if any), and its problems."""
     if isinstance(document, Problem):
-        return False, [document]
+        return None, [document]
     structure = check_structure(document)
     manifest, semantic = build_manifest(document, path, project, well_formed=not structure)
-    return manifest is not None, [*structure, *semantic]
+    return manifest, [*structure, *semantic]
 
 
 def _all_the_whole_way(
@@ -682,7 +671,7 @@ def _all_the_whole_way(
     rows = TableRows(template, read, path, project)
     for index in range(len(read)):
         built, found = _whole(template.document(read.row(index)), path, project)
-        if built:
+        if built is not None:
             rows.add(index, None)
         problems.extend(found)
     return rows, problems

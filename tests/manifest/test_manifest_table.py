@@ -40,11 +40,14 @@ def test_rows_become_manifests_and_empty_cells_are_not_managed(tmp_path: Path) -
     assert result.ok, [str(p) for p in result.problems]
     first, second = result.manifests
     assert (first.name, str(first.selector), first.labels) == (
-        "ris-fixes-2", "accessionNumber=A1", {"source": "ris"},
-    )  # fmt: skip
+        "ris-fixes-2",
+        "accessionNumber=A1",
+        {"source": "ris"},
+    )
     assert {s.key: s.value for s in first.sets} == {
-        "PatientName": "DOE^JANE", "StudyDescription": "CT HEAD",
-    }  # fmt: skip
+        "PatientName": "DOE^JANE",
+        "StudyDescription": "CT HEAD",
+    }
     assert {s.key: s.value for s in second.sets} == {"StudyDescription": "MR KNEE"}
     assert str(second.sets[0].location) == f"{tmp_path.as_posix()}/ris-fixes.csv:3:5"
 
@@ -52,21 +55,33 @@ def test_rows_become_manifests_and_empty_cells_are_not_managed(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("csv", "expected"),
     [
-        ("Accession,Name,Description\n,X,Y\n", "ris-fixes.csv:2:1: error: the selector's cell "
-         "(Accession) is empty [table]"),
-        ("Accession,Name,Description\nA1,X,Y,Z\n", "ris-fixes.csv:2:0: error: this row has 4 "
-         "cells, the header 3 [table]"),
-        ("Accession,Name,Description\nA1,X,20240101 but much longer than a LO may ever be "
-         "which is sixty-four characters\n", "ris-fixes.csv:2:6: error: StudyDescription (LO)"),
+        (
+            "Accession,Name,Description\n,X,Y\n",
+            "ris-fixes.csv:2:1: error: the selector's cell (Accession) is empty [table]",
+        ),
+        (
+            "Accession,Name,Description\nA1,X,Y,Z\n",
+            "ris-fixes.csv:2:0: error: this row has 4 cells, the header 3 [table]",
+        ),
+        (
+            "Accession,Name,Description\nA1,X,20240101 but much longer than a LO may ever be "
+            "which is sixty-four characters\n",
+            "ris-fixes.csv:2:6: error: StudyDescription (LO)",
+        ),
         ("Accession,Nom,Description\nA1,X,Y\n", "ris.yaml:9:28: error: {Name} names no column"),
         ("Accession,Name,Description\nA1,X,Y\nA1,Z,Y\n", "conflict"),
         # Strict CSV: a quote opened and never closed is not one long last cell.
-        ("Accession,Name,Description\nA1,X,Y\nA2,\"X,Y\nA3,X,Y\n", "ris-fixes.csv:3:0: error: "
-         "the file ends inside the quoted cell this row opens: close its quote [table]"),
-        ("Accession,Name,Description\nA1,\"X\"Y,Z\n", "ris-fixes.csv:2:0: error: not CSV: ',' "
-         "expected after '\"' [table]"),
+        (
+            'Accession,Name,Description\nA1,X,Y\nA2,"X,Y\nA3,X,Y\n',
+            "ris-fixes.csv:3:0: error: "
+            "the file ends inside the quoted cell this row opens: close its quote [table]",
+        ),
+        (
+            'Accession,Name,Description\nA1,"X"Y,Z\n',
+            "ris-fixes.csv:2:0: error: not CSV: ',' expected after '\"' [table]",
+        ),
     ],
-)  # fmt: skip
+)
 def test_errors_point_at_the_cell(tmp_path: Path, csv: str, expected: str) -> None:
     result = load_tree([write(tmp_path, csv)])
     assert not result.ok
@@ -91,9 +106,10 @@ def test_a_csv_of_corrections_plans_one_update_per_row(
     seed(local.backend)
     client = make_client(local.url)
     summaries = client.search_image_sets(
-        datastoreId=SEED_DATASTORE_ID, maxResults=50,
+        datastoreId=SEED_DATASTORE_ID,
+        maxResults=50,
         searchCriteria={"filters": [{"values": [{"isPrimary": True}], "operator": "EQUAL"}]},
-    )["imageSetsMetadataSummaries"]  # fmt: skip
+    )["imageSetsMetadataSummaries"]
     by_study: dict[str, list[str]] = {}
     for summary in summaries:
         study = summary["DICOMTags"]["DICOMStudyInstanceUID"]
@@ -182,8 +198,9 @@ def test_a_row_and_a_manifest_with_one_selector_conflict(tmp_path: Path) -> None
     write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,X,Y\n")
     plain_manifest(tmp_path, name="by-hand", accession="A2", patient="OTHER", study="Y")
     result = load_tree([tmp_path])
-    codes = sorted((str(p.location).replace(f"{tmp_path.as_posix()}/", ""), p.code)
-                   for p in result.problems)  # fmt: skip
+    codes = sorted(
+        (str(p.location).replace(f"{tmp_path.as_posix()}/", ""), p.code) for p in result.problems
+    )
     assert codes == [("ris-fixes.csv:3:4", "conflict"), ("ris-fixes.csv:3:6", "shared-ownership")]
 
 
@@ -211,3 +228,82 @@ def test_a_template_the_cell_checks_do_not_cover_goes_the_whole_way(tmp_path: Pa
     assert result.ok, [str(p) for p in result.problems]
     (only,) = result.manifests
     assert {s.key: s.value for s in only.sets}["00191001"] == "X"
+
+
+COMPILED_TEMPLATES = {
+    "values and a ticket": TABLE.replace(
+        "metadata: {name: ris-fixes, labels: {source: ris}}",
+        "metadata:\n  name: ris-fixes\n  labels: {source: ris}\n"
+        '  annotations: {reason: "RIS fix", ticket: "T-{Accession}"}',
+    ),
+    "series and instance keys, numbers, literals and removals": """\
+apiVersion: reconciler/v1
+kind: ImageSetMetadataTable
+metadata: {name: series-fixes}
+spec:
+  datastoreId: cfd19b7ba6feae7f6669c119e1af3a46
+  table: ris-fixes.csv
+  selector: {studyInstanceUID: "{Study}"}
+  force: true
+  set:
+    Study: {StudyDescription: "CT {Description} (fixed)", ReferringPhysicianName: "DR^WHO"}
+    Series:
+      "{Series}":
+        SeriesNumber: "{Number}"
+        Instances: {"{Sop}": {InstanceNumber: "{Number}"}}
+  remove:
+    Study: [AdmittingDiagnosesDescription]
+    Series: {"1.2.3": {attributes: [SeriesDescription]}}
+""",
+}
+COMPILED_ROWS = {
+    "values and a ticket": "Accession,Name,Description,Note\n"
+    'A1,DOE^JANE,CT HEAD,\r\nA2,"DOE, JOHN","MR ""KNEE""",x\n\nA3,X,Y,"two\nlines"\nA4,Y,Z,',
+    "series and instance keys, numbers, literals and removals": "Study,Series,Sop,Number,"
+    "Description\n1.2.840.1,1.2.840.1.1,1.2.840.1.1.1,7,HEAD\n"
+    '1.2.840.2,1.2.840.2.1,1.2.840.2.1.1, 12 ,"CHEST, LOW DOSE"\n',
+}
+
+
+@pytest.mark.parametrize("shape", sorted(COMPILED_TEMPLATES))
+def test_rows_made_from_their_cells_are_the_rows_the_whole_pipeline_makes(
+    tmp_path: Path, shape: str
+) -> None:
+    """Rows that passed the cell checks are made without a row document (the compiled
+    way, for speed at 100,000 rows): exactly what the whole pipeline makes, positions,
+    digests and reasons included, quoted and multi-line cells too."""
+    path = write(tmp_path, COMPILED_ROWS[shape], COMPILED_TEMPLATES[shape])
+    result = load_tree([path])
+    assert result.ok, [str(p) for p in result.problems]
+    (table,) = result.manifests.tables  # type: ignore[attr-defined]
+    assert table.compiled is not None and all(table.checked)
+    compiled = list(result.manifests)
+    identities, whys = list(result.manifests.identities()), list(result.manifests.whys())  # type: ignore[attr-defined]
+    table.compiled = None  # the whole way from here
+    assert list(result.manifests) == compiled
+    assert [(m.labels, m.annotations) for m in result.manifests] == [
+        (m.labels, m.annotations) for m in compiled
+    ]
+    assert list(result.manifests.identities()) == identities  # type: ignore[attr-defined]
+    assert list(result.manifests.whys()) == whys  # type: ignore[attr-defined]
+    assert len(compiled) == {"values and a ticket": 4}.get(shape, 2)
+
+
+def test_a_template_the_compiled_way_gets_wrong_is_made_the_whole_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled way is checked against the whole pipeline on the first row and
+    every so many after: a difference turns it off, nothing else changes."""
+    from reconciler.manifest import rowmanifest
+
+    real = rowmanifest.CompiledRows.manifest
+
+    def off_by_one(self: Any, cells: list[str], line: int, where: dict[str, int]) -> Any:
+        return real(self, cells, line + 1, where)
+
+    monkeypatch.setattr(rowmanifest.CompiledRows, "manifest", off_by_one)
+    result = load_tree([write(tmp_path, "Accession,Name,Description\nA1,X,Y\nA2,Z,W\n")])
+    assert result.ok
+    (table,) = result.manifests.tables  # type: ignore[attr-defined]
+    assert table.compiled is None
+    assert [m.name for m in result.manifests] == ["ris-fixes-2", "ris-fixes-3"]

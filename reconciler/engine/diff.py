@@ -180,14 +180,16 @@ def _follow_renames(doc: dict[str, Any], manifests: Sequence[Manifest]) -> list[
     document. Without this, re-planning after such an apply would find the old key
     gone ("no series Y") instead of an image set in sync.
     """
-    all_series = document.series_uids(doc)
     series_alias: dict[str, str] = {}
     sop_alias: dict[tuple[str | None, str | None], str] = {}
+    all_series: dict[str, Any] | None = None
     for manifest in manifests:
         for item in manifest.sets:
             new = item.value
             if not isinstance(new, str) or item.series_uid is None:
                 continue
+            if all_series is None:
+                all_series = document.series_uids(doc)
             if item.key == "SeriesInstanceUID" and item.level is Level.SERIES:
                 if item.series_uid not in all_series and new in all_series:
                     series_alias[item.series_uid] = new
@@ -223,18 +225,25 @@ def _index(tree: Projection) -> dict[tuple[str, ...], Address]:
     for obj, node in document.objects(tree):
         if obj.level in (Level.SERIES, Level.INSTANCE):
             index[obj.node] = obj
+        level, series_uid, sop_uid, _ = obj
         for container in document.CONTAINERS:
             for key in document.attributes(node, container):
-                index[obj._replace(key=key).path(container)] = obj._replace(key=key)
+                address = Address(level, series_uid, sop_uid, key)
+                index[address.path(container)] = address
     return index
 
 
-_KINDS = {"add": ChangeOp.ADD, "copy": ChangeOp.ADD, "remove": ChangeOp.REMOVE,
-          "replace": ChangeOp.REPLACE}  # fmt: skip
+_KINDS = {
+    "add": ChangeOp.ADD,
+    "copy": ChangeOp.ADD,
+    "remove": ChangeOp.REMOVE,
+    "replace": ChangeOp.REPLACE,
+}
 
 
-def _operations(patch: jsonpatch.JsonPatch, index: dict[tuple[str, ...], Address]
-                ) -> dict[Address, ChangeOp]:  # fmt: skip
+def _operations(
+    patch: jsonpatch.JsonPatch, index: dict[tuple[str, ...], Address]
+) -> dict[Address, ChangeOp]:
     """jsonpatch's operations on the projections, as one change kind per address.
 
     An operation on an attribute's value (``DICOM``) gives its kind: ``add``, ``remove``
@@ -321,9 +330,19 @@ def _change(
         what = address.level.value.lower()
         reason = f"removing a whole {what} from a primary image set" if is_primary else None
         return Change(
-            ChangeOp.REMOVE, address.level, address.series_uid, address.sop_uid, None,
-            None, None, None, reason, False, owner.manifest.name, owner.item.location,
-        )  # fmt: skip
+            ChangeOp.REMOVE,
+            address.level,
+            address.series_uid,
+            address.sop_uid,
+            None,
+            None,
+            None,
+            None,
+            reason,
+            False,
+            owner.manifest.name,
+            owner.item.location,
+        )
     if not in_live and not in_desired:
         return None
     op = kind  # jsonpatch's; a VR-only edit is an add/remove of the VR on a kept value
@@ -339,10 +358,19 @@ def _change(
         vr = document.value_at(desired, address, "DICOMVRs")[1]
         reason = force_reason(address.key, after)
     return Change(
-        op, address.level, address.series_uid, address.sop_uid, address.key,
-        before if in_live else None, after if in_desired else None, vr, reason,
-        is_phi(address.key), owner.manifest.name, owner.item.location,
-    )  # fmt: skip
+        op,
+        address.level,
+        address.series_uid,
+        address.sop_uid,
+        address.key,
+        before if in_live else None,
+        after if in_desired else None,
+        vr,
+        reason,
+        is_phi(address.key),
+        owner.manifest.name,
+        owner.item.location,
+    )
 
 
 def _missing_objects(
@@ -396,6 +424,8 @@ def _missing_objects(
 
 def _leaves_no_instance(doc: dict[str, Any], changes: Sequence[Change]) -> bool:
     removed = {c.address for c in changes if c.key is None}
+    if not removed:
+        return False  # only whole-object removals take instances away
     for obj, _node in document.objects(doc):
         gone = obj in removed or any(e in removed for e in obj.enclosing)
         if obj.level is Level.INSTANCE and not gone:

@@ -26,17 +26,23 @@ class ServiceClock:
         self._first: datetime | None = None
         self._latest: datetime | None = None
         self._skew: timedelta | None = None  # the service's clock minus this machine's
+        self._parsed: tuple[str, datetime] | None = None  # the last Date header, parsed
 
     def observe(self, date: str | None, local: datetime | None = None) -> None:
         """Note the ``Date`` header of an answer (ignored when absent or not a date)."""
         if not date:
             return
-        try:
-            moment = parsedate_to_datetime(date)
-        except (TypeError, ValueError, IndexError):
-            return
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+        parsed = self._parsed  # answers within a second share their Date: parsed once
+        if parsed is not None and parsed[0] == date:
+            moment = parsed[1]
+        else:
+            try:
+                moment = parsedate_to_datetime(date)
+            except (TypeError, ValueError, IndexError):
+                return
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            self._parsed = (date, moment)
         here = local or datetime.now(UTC)
         with self._lock:
             if self._first is None:

@@ -97,10 +97,23 @@ def seed(db: Path, n: int, instances: int = 2) -> str:
 @contextlib.contextmanager
 def serving(db: Path, *args: str) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", "0",
-         "--db", str(db), "--lock-hold", "0", *args],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "reconciler",
+            "emulator",
+            "serve",
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            "--lock-hold",
+            "0",
+            *args,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert process.stderr is not None
     try:
         for line in process.stderr:
@@ -157,11 +170,17 @@ def bare(url: str, datastore: str, kind: str, n: int, size: int, threads: int, p
     from botocore.config import Config
 
     boto = boto3.client(
-        "medical-imaging", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="bench", aws_secret_access_key="bench",
-        config=Config(inject_host_prefix=False, max_pool_connections=threads + 4,
-                      retries={"mode": "standard", "max_attempts": 10}),
-    )  # fmt: skip
+        "medical-imaging",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(
+            inject_host_prefix=False,
+            max_pool_connections=threads + 4,
+            retries={"mode": "standard", "max_attempts": 10},
+        ),
+    )
     buckets = {op: Bucket(*QUOTAS[op]) for op in READS}
 
     def pace(op: str) -> None:
@@ -175,15 +194,31 @@ def bare(url: str, datastore: str, kind: str, n: int, size: int, threads: int, p
     elif -(-size // 50) < n:  # listing takes fewer requests than one search per selector
         wanted = {value_of(i) for i in range(n)}
         ids, token = [], None
-        every = {"filters": [{"operator": "BETWEEN", "values": [
-            {"createdAt": "1970-01-01T00:00:00Z"}, {"createdAt": "2100-01-01T00:00:00Z"}]}],
-            "sort": {"sortField": "createdAt", "sortOrder": "ASC"}}  # fmt: skip
+        every = {
+            "filters": [
+                {
+                    "operator": "BETWEEN",
+                    "values": [
+                        {"createdAt": "1970-01-01T00:00:00Z"},
+                        {"createdAt": "2100-01-01T00:00:00Z"},
+                    ],
+                }
+            ],
+            "sort": {"sortField": "createdAt", "sortOrder": "ASC"},
+        }
         while True:
             pace("SearchImageSets")
-            page = boto.search_image_sets(datastoreId=datastore, searchCriteria=every,
-                                          maxResults=50, **({"nextToken": token} if token else {}))  # fmt: skip
-            ids += [s["imageSetId"] for s in page["imageSetsMetadataSummaries"]
-                    if s["DICOMTags"].get(tag) in wanted and s["isPrimary"]]  # fmt: skip
+            page = boto.search_image_sets(
+                datastoreId=datastore,
+                searchCriteria=every,
+                maxResults=50,
+                **({"nextToken": token} if token else {}),
+            )
+            ids += [
+                s["imageSetId"]
+                for s in page["imageSetsMetadataSummaries"]
+                if s["DICOMTags"].get(tag) in wanted and s["isPrimary"]
+            ]
             token = page.get("nextToken")
             if not token:
                 break
@@ -191,8 +226,12 @@ def bare(url: str, datastore: str, kind: str, n: int, size: int, threads: int, p
 
         def search(i: int) -> list[str]:
             pace("SearchImageSets")
-            criteria = {"filters": [{"operator": "EQUAL", "values": [{tag: value_of(i)}]},
-                                    {"operator": "EQUAL", "values": [{"isPrimary": True}]}]}  # fmt: skip
+            criteria = {
+                "filters": [
+                    {"operator": "EQUAL", "values": [{tag: value_of(i)}]},
+                    {"operator": "EQUAL", "values": [{"isPrimary": True}]},
+                ]
+            }
             page = boto.search_image_sets(datastoreId=datastore, searchCriteria=criteria)
             return [s["imageSetId"] for s in page["imageSetsMetadataSummaries"]]
 
@@ -211,8 +250,16 @@ def bare(url: str, datastore: str, kind: str, n: int, size: int, threads: int, p
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(read, ids))
     done = usage()
-    print(json.dumps({"seconds": time.perf_counter() - started, "cpu": done["cpu"] - cpu,
-                      "rss_mib": done["rss_mib"], "image_sets": len(ids)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu": done["cpu"] - cpu,
+                "rss_mib": done["rss_mib"],
+                "image_sets": len(ids),
+            }
+        )
+    )
 
 
 # -- the tool, as a user runs it ------------------------------------------------------------
@@ -243,9 +290,17 @@ def tool(folder: str) -> None:
         result = session.plan()
     done = usage()
     plan = result.plan
-    print(json.dumps({"seconds": time.perf_counter() - started, "cpu": done["cpu"] - cpu,
-                      "rss_mib": done["rss_mib"], "image_sets": len(plan.image_sets),
-                      "resolution": [str(s) for s in plan.resolution]}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu": done["cpu"] - cpu,
+                "rss_mib": done["rss_mib"],
+                "image_sets": len(plan.image_sets),
+                "resolution": [str(s) for s in plan.resolution],
+            }
+        )
+    )
 
 
 def said(counts: dict[str, int]) -> str:
@@ -270,21 +325,28 @@ def cold(args: argparse.Namespace, workdir: Path) -> list[Row]:
                     write_project(project, proxy.url, datastore, kind, n, threads)
                     runs[side] = child("--tool", str(project))
                 else:
-                    runs[side] = child("--bare", proxy.url, datastore, kind, str(n), str(n),
-                                       str(threads), "paced")  # fmt: skip
+                    runs[side] = child(
+                        "--bare", proxy.url, datastore, kind, str(n), str(n), str(threads), "paced"
+                    )
                 counts[side] = {op: proxy.count(op) for op in READS}
                 counts[side]["429"] = proxy.count(status=429)
             ratio = runs["tool"]["seconds"] / runs["script"]["seconds"]
-            print(f"   {kind}: tool {runs['tool']['seconds']:.1f} s ({said(counts['tool'])}); "
-                  f"script {runs['script']['seconds']:.1f} s ({said(counts['script'])}); "
-                  f"{'; '.join(runs['tool'].get('resolution', []))}", flush=True)  # fmt: skip
-            rows.append(Row(
-                f"cold plan, {n:,} {kind} selectors, default quotas, {threads} threads: tool ÷ bare boto3",
-                f"{ratio:.2f}× ({runs['tool']['seconds']:.1f} s vs {runs['script']['seconds']:.1f} s; "
-                f"requests {sum(counts['tool'][op] for op in READS):,} vs "
-                f"{sum(counts['script'][op] for op in READS):,})",
-                "≤ 1.1×", ratio <= 1.1,
-            ))  # fmt: skip
+            print(
+                f"   {kind}: tool {runs['tool']['seconds']:.1f} s ({said(counts['tool'])}); "
+                f"script {runs['script']['seconds']:.1f} s ({said(counts['script'])}); "
+                f"{'; '.join(runs['tool'].get('resolution', []))}",
+                flush=True,
+            )
+            rows.append(
+                Row(
+                    f"cold plan, {n:,} {kind} selectors, default quotas, {threads} threads: tool ÷ bare boto3",
+                    f"{ratio:.2f}× ({runs['tool']['seconds']:.1f} s vs {runs['script']['seconds']:.1f} s; "
+                    f"requests {sum(counts['tool'][op] for op in READS):,} vs "
+                    f"{sum(counts['script'][op] for op in READS):,})",
+                    "≤ 1.1×",
+                    ratio <= 1.1,
+                )
+            )
     return rows
 
 
@@ -319,13 +381,16 @@ def validate(args: argparse.Namespace, workdir: Path) -> list[Row]:
     tool_cpu, tool_wall = cpu_of([sys.executable, "-m", "reconciler", "validate", str(root)], 3)
     base_cpu, base_wall = cpu_of([sys.executable, "-c", LOAD_YAML, str(root)], 3)
     ratio = tool_cpu / base_cpu
-    return [Row(
-        f"`reconciler validate` of {args.manifests:,} manifests ÷ CSafeLoader loading the same "
-        "files (CPU of each process, start-up included; best of 3)",
-        f"{ratio:.2f}× ({tool_cpu:.2f} s vs {base_cpu:.2f} s; wall {tool_wall:.2f} s vs "
-        f"{base_wall:.2f} s)",
-        "≤ 2.5×", ratio <= 2.5,
-    )]  # fmt: skip
+    return [
+        Row(
+            f"`reconciler validate` of {args.manifests:,} manifests ÷ CSafeLoader loading the same "
+            "files (CPU of each process, start-up included; best of 3)",
+            f"{ratio:.2f}× ({tool_cpu:.2f} s vs {base_cpu:.2f} s; wall {tool_wall:.2f} s vs "
+            f"{base_wall:.2f} s)",
+            "≤ 2.5×",
+            ratio <= 2.5,
+        )
+    ]
 
 
 def write_table(folder: Path, rows: int, selector: str, datastore: str) -> None:
@@ -362,8 +427,16 @@ def validated(folder: str) -> None:
     except SystemExit as exit_:
         code = int(exit_.code or 0)
     done = usage()
-    print(json.dumps({"seconds": time.perf_counter() - started, "cpu": done["cpu"] - cpu,
-                      "rss_mib": done["rss_mib"], "exit": code}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu": done["cpu"] - cpu,
+                "rss_mib": done["rss_mib"],
+                "exit": code,
+            }
+        )
+    )
 
 
 def table(args: argparse.Namespace, workdir: Path) -> list[Row]:
@@ -375,11 +448,19 @@ def table(args: argparse.Namespace, workdir: Path) -> list[Row]:
         raise SystemExit(f"the {rows:,}-row table did not validate")
     rate_cpu, rate_wall = rows / ran["cpu"], rows / ran["seconds"]
     return [
-        Row(f"`reconciler validate` of a {rows:,}-row table: peak RSS",
-            f"{ran['rss_mib']:.0f} MiB", "≤ 300 MiB", ran["rss_mib"] <= 300),
-        Row(f"the same: rows per second of the process's CPU time (wall: {rate_wall:,.0f}/s)",
-            f"{rate_cpu:,.0f} rows/s ({ran['cpu']:.1f} s)", "≥ 50,000 rows/s", rate_cpu >= 50_000),
-    ]  # fmt: skip
+        Row(
+            f"`reconciler validate` of a {rows:,}-row table: peak RSS",
+            f"{ran['rss_mib']:.0f} MiB",
+            "≤ 300 MiB",
+            ran["rss_mib"] <= 300,
+        ),
+        Row(
+            f"the same: rows per second of the process's CPU time (wall: {rate_wall:,.0f}/s)",
+            f"{rate_cpu:,.0f} rows/s ({ran['cpu']:.1f} s)",
+            "≥ 50,000 rows/s",
+            rate_cpu >= 50_000,
+        ),
+    ]
 
 
 def planned(folder: str, cached: bool) -> None:
@@ -398,9 +479,17 @@ def planned(folder: str, cached: bool) -> None:
             request = PlanRequest(loaded.manifests, loaded.digest, session.label)
             plan = make_plan(session.ahi, request, pace=Pace(session.config.parallelism))
     done = usage()
-    print(json.dumps({"seconds": time.perf_counter() - started, "cpu": done["cpu"] - cpu,
-                      "rss_mib": done["rss_mib"], "image_sets": len(plan.image_sets),
-                      "to_update": len(plan.to_update)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "seconds": time.perf_counter() - started,
+                "cpu": done["cpu"] - cpu,
+                "rss_mib": done["rss_mib"],
+                "image_sets": len(plan.image_sets),
+                "to_update": len(plan.to_update),
+            }
+        )
+    )
 
 
 def plan_table(args: argparse.Namespace, workdir: Path) -> list[Row]:
@@ -420,27 +509,38 @@ def plan_table(args: argparse.Namespace, workdir: Path) -> list[Row]:
         )
         tool_run = child("--planned", str(project), "cached")
         library_run = child("--planned", str(project), "uncached")
-        bare_run = child("--bare", url, datastore, "imageSetId", str(rows), str(rows),
-                         str(threads), "unpaced")  # fmt: skip
+        bare_run = child(
+            "--bare", url, datastore, "imageSetId", str(rows), str(rows), str(threads), "unpaced"
+        )
     if tool_run["image_sets"] != rows or tool_run["to_update"] != rows:
         raise SystemExit(f"the table plan covered {tool_run['image_sets']} image sets, not {rows}")
     per_row = tool_run["cpu"] / rows * 1e3
     bare_row = bare_run["cpu"] / bare_run["image_sets"] * 1e3
     library_row = library_run["cpu"] / rows * 1e3
     return [
-        Row(f"plan of a {rows:,}-row table (every row a change), quotas ×10,000: peak RSS",
-            f"{tool_run['rss_mib']:.0f} MiB", "≤ 300 MiB", tool_run["rss_mib"] <= 300),
-        Row("the same: CPU per row ÷ a bare boto3 script's for the same reads "
+        Row(
+            f"plan of a {rows:,}-row table (every row a change), quotas ×10,000: peak RSS",
+            f"{tool_run['rss_mib']:.0f} MiB",
+            "≤ 300 MiB",
+            tool_run["rss_mib"] <= 300,
+        ),
+        Row(
+            "the same: CPU per row ÷ a bare boto3 script's for the same reads "
             f"(GetImageSet + GetImageSetMetadata, parsed; {threads} threads)",
             f"{per_row / bare_row:.2f}× ({per_row:.2f} ms vs {bare_row:.2f} ms; wall "
             f"{tool_run['seconds']:.0f} s vs {bare_run['seconds']:.0f} s)",
-            "≤ 1.2×", per_row / bare_row <= 1.2),
-        Row("the same without the projection cache (the library's plan, cache=None): CPU per "
+            "≤ 1.2×",
+            per_row / bare_row <= 1.2,
+        ),
+        Row(
+            "the same without the projection cache (the library's plan, cache=None): CPU per "
             "row ÷ the bare script's",
             f"{library_row / bare_row:.2f}× ({library_row:.2f} ms; peak RSS "
-            f"{library_run['rss_mib']:.0f} MiB)", "(where the rest goes)",
-            library_row / bare_row <= 1.2),
-    ]  # fmt: skip
+            f"{library_run['rss_mib']:.0f} MiB)",
+            "(where the rest goes)",
+            library_row / bare_row <= 1.2,
+        ),
+    ]
 
 
 PARTS: dict[str, Callable[[argparse.Namespace, Path], list[Row]]] = {

@@ -53,29 +53,65 @@ def document(index: int, instances: int) -> dict[str, Any]:
     """A synthetic, realistic-shaped document: one series of ``instances`` instances."""
     series_uid = f"{STUDY}.{index}.1"
     dicom = {
-        "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2", "InstanceNumber": "1", "ImageType":
-        ["ORIGINAL", "PRIMARY", "AXIAL"], "Rows": 512, "Columns": 512, "BitsAllocated": 16,
-        "BitsStored": 12, "HighBit": 11, "PixelRepresentation": 0, "SliceThickness": "5.0",
-        "ImagePositionPatient": ["-250.0", "-250.0", "10.0"], "ImageOrientationPatient":
-        ["1", "0", "0", "0", "1", "0"], "PixelSpacing": ["0.9765", "0.9765"],
-        "WindowCenter": "40", "WindowWidth": "400", "RescaleIntercept": "-1024",
-        "RescaleSlope": "1", "AcquisitionNumber": "1", "ContentDate": "20240101",
-    }  # fmt: skip
-    frames = [{"ID": "0" * 32, "PixelDataChecksumFromBaseToFullResolution": [
-        {"Width": 512, "Height": 512, "Checksum": 123456}], "MinPixelValue": 0,
-        "MaxPixelValue": 4095, "FrameSizeInBytes": 524288}]  # fmt: skip
+        "SOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
+        "InstanceNumber": "1",
+        "ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"],
+        "Rows": 512,
+        "Columns": 512,
+        "BitsAllocated": 16,
+        "BitsStored": 12,
+        "HighBit": 11,
+        "PixelRepresentation": 0,
+        "SliceThickness": "5.0",
+        "ImagePositionPatient": ["-250.0", "-250.0", "10.0"],
+        "ImageOrientationPatient": ["1", "0", "0", "0", "1", "0"],
+        "PixelSpacing": ["0.9765", "0.9765"],
+        "WindowCenter": "40",
+        "WindowWidth": "400",
+        "RescaleIntercept": "-1024",
+        "RescaleSlope": "1",
+        "AcquisitionNumber": "1",
+        "ContentDate": "20240101",
+    }
+    frames = [
+        {
+            "ID": "0" * 32,
+            "PixelDataChecksumFromBaseToFullResolution": [
+                {"Width": 512, "Height": 512, "Checksum": 123456}
+            ],
+            "MinPixelValue": 0,
+            "MaxPixelValue": 4095,
+            "FrameSizeInBytes": 524288,
+        }
+    ]
     return {
         "SchemaVersion": "1.1",
         "Patient": {"DICOM": {"PatientName": f"BENCH^{index}", "PatientID": f"P{index}"}},
         "Study": {
-            "DICOM": {"StudyInstanceUID": f"{STUDY}.{index}", "StudyDescription": "CT",
-                      "StudyDate": "20240101", "AccessionNumber": f"A{index}"},
-            "Series": {series_uid: {"DICOM": {"SeriesInstanceUID": series_uid, "Modality": "CT"},
-                "Instances": {f"{series_uid}.{i}": {"DICOM": {**dicom, "SOPInstanceUID":
-                    f"{series_uid}.{i}", "InstanceNumber": str(i)}, "ImageFrames": frames}
-                    for i in range(1, instances + 1)}}},
+            "DICOM": {
+                "StudyInstanceUID": f"{STUDY}.{index}",
+                "StudyDescription": "CT",
+                "StudyDate": "20240101",
+                "AccessionNumber": f"A{index}",
+            },
+            "Series": {
+                series_uid: {
+                    "DICOM": {"SeriesInstanceUID": series_uid, "Modality": "CT"},
+                    "Instances": {
+                        f"{series_uid}.{i}": {
+                            "DICOM": {
+                                **dicom,
+                                "SOPInstanceUID": f"{series_uid}.{i}",
+                                "InstanceNumber": str(i),
+                            },
+                            "ImageFrames": frames,
+                        }
+                        for i in range(1, instances + 1)
+                    },
+                }
+            },
         },
-    }  # fmt: skip
+    }
 
 
 def populate(local: LocalHealthImaging, n: int, instances: int) -> tuple[str, list[str]]:
@@ -85,20 +121,28 @@ def populate(local: LocalHealthImaging, n: int, instances: int) -> tuple[str, li
     for start in range(0, n, 200):
         with store.write() as conn:
             for i in range(start, min(n, start + 200)):
-                local.backend.image_sets.create(conn, datastore, ids[i], document(i, instances),
-                                                is_primary=True)  # fmt: skip
+                local.backend.image_sets.create(
+                    conn, datastore, ids[i], document(i, instances), is_primary=True
+                )
     return datastore, ids
 
 
 def manifests_for(datastore: str, ids: list[str], value: str = "CT HEAD") -> list[Manifest]:
     where = Location("bench.yaml", 1, 1)
     return [
-        Manifest(name=f"m{n}", path=Path("bench.yaml"), location=where, datastore_id=datastore,
-                 selector=Selector(SelectorKind.IMAGE_SET_ID, image_set), force=False,
-                 sets=(DesiredValue(Level.STUDY, None, None, "StudyDescription", value, None,
-                                    where),), removals=(), digest=str(n))
+        Manifest(
+            name=f"m{n}",
+            path=Path("bench.yaml"),
+            location=where,
+            datastore_id=datastore,
+            selector=Selector(SelectorKind.IMAGE_SET_ID, image_set),
+            force=False,
+            sets=(DesiredValue(Level.STUDY, None, None, "StudyDescription", value, None, where),),
+            removals=(),
+            digest=str(n),
+        )
         for n, image_set in enumerate(ids)
-    ]  # fmt: skip
+    ]
 
 
 def client_for(url: str, scale: float, threads: int) -> HealthImaging:
@@ -115,8 +159,9 @@ def bare_floor(ahi: HealthImaging, datastore: str, ids: list[str], threads: int)
         limiter.acquire("GetImageSet")
         version = boto.get_image_set(datastoreId=datastore, imageSetId=image_set)["versionId"]
         limiter.acquire("GetImageSetMetadata")
-        blob = boto.get_image_set_metadata(datastoreId=datastore, imageSetId=image_set,
-                                           versionId=version)["imageSetMetadataBlob"].read()  # fmt: skip
+        blob = boto.get_image_set_metadata(
+            datastoreId=datastore, imageSetId=image_set, versionId=version
+        )["imageSetMetadataBlob"].read()
         json.loads(gzip.decompress(blob))
 
     started = time.perf_counter()
@@ -139,12 +184,17 @@ def child_plan(url: str, datastore: str, n: int) -> None:
 
 
 def rss(n: int, instances: int, workdir: Path) -> float:
-    config = EmulatorConfig(db_path=workdir / f"rss-{n}-{instances}.sqlite", quotas_enabled=False,
-                            lock_hold_seconds=0.0)  # fmt: skip
+    config = EmulatorConfig(
+        db_path=workdir / f"rss-{n}-{instances}.sqlite", quotas_enabled=False, lock_hold_seconds=0.0
+    )
     with LocalHealthImaging(config) as local:
         datastore, _ = populate(local, n, instances)
-        out = subprocess.run([sys.executable, __file__, "--child", local.url, datastore, str(n)],
-                             capture_output=True, text=True, check=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", local.url, datastore, str(n)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -163,15 +213,18 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        config = EmulatorConfig(db_path=workdir / "bench.sqlite", quota_scale=args.scale,
-                                lock_hold_seconds=0.05)  # fmt: skip
+        config = EmulatorConfig(
+            db_path=workdir / "bench.sqlite", quota_scale=args.scale, lock_hold_seconds=0.05
+        )
         with LocalHealthImaging(config) as local:
             datastore, ids = populate(local, args.n, args.instances)
             ahi = client_for(local.url, args.scale, args.threads)
             manifests = manifests_for(datastore, ids)
-            print(f"N={args.n} image sets × {args.instances} instances, quotas ×{args.scale:g} "
-                  f"(GetImageSet {25 * args.scale:g}/s, metadata {50 * args.scale:g}/s, "
-                  f"updates {0.25 * args.scale:g}/s), {args.threads} threads\n")  # fmt: skip
+            print(
+                f"N={args.n} image sets × {args.instances} instances, quotas ×{args.scale:g} "
+                f"(GetImageSet {25 * args.scale:g}/s, metadata {50 * args.scale:g}/s, "
+                f"updates {0.25 * args.scale:g}/s), {args.threads} threads\n"
+            )
             floor = bare_floor(ahi, datastore, ids, args.threads)
             time.sleep(2)  # let the emulator's buckets refill: both runs start equal
             reading = ReadOptions(cache=ProjectionCache(CacheDB(workdir / "cache", workdir)))
@@ -190,10 +243,19 @@ def main() -> None:
             rows.append(("warm plan / drift, nothing changed", before, ahi.calls))
             changed = ids[: max(1, args.n // 100)]
             for image_set in changed:  # another writer changes 1%
-                local.backend.handle("UpdateImageSetMetadata", {
-                    "datastoreId": datastore, "imageSetId": image_set, "latestVersionId": "1",
-                    "updateImageSetMetadataUpdates": {"DICOMUpdates": {"updatableAttributes":
-                        b'{"SchemaVersion":1.1,"Study":{"DICOM":{"StudyDescription":"x"}}}'}}})  # fmt: skip
+                local.backend.handle(
+                    "UpdateImageSetMetadata",
+                    {
+                        "datastoreId": datastore,
+                        "imageSetId": image_set,
+                        "latestVersionId": "1",
+                        "updateImageSetMetadataUpdates": {
+                            "DICOMUpdates": {
+                                "updatableAttributes": b'{"SchemaVersion":1.1,"Study":{"DICOM":{"StudyDescription":"x"}}}'
+                            }
+                        },
+                    },
+                )
             time.sleep(0.1)
             before = ahi.calls
             make_plan(ahi, PlanRequest(manifests, "b", "bench"), reading=reading, pace=pace)
@@ -216,16 +278,20 @@ def main() -> None:
                 report = apply_plan(ahi, plan, journal, parallelism=args.threads, lock_timeout=60)
             applied = time.perf_counter() - started
             updates = ahi.calls["UpdateImageSetMetadata"] - before.get("UpdateImageSetMetadata", 0)
-            print(f"   {'apply (' + str(len(plan.to_update)) + ' changed sets)':36} "
-                  f"{per_target(ahi.calls, before, len(plan.to_update))}\n")  # fmt: skip
+            print(
+                f"   {'apply (' + str(len(plan.to_update)) + ' changed sets)':36} "
+                f"{per_target(ahi.calls, before, len(plan.to_update))}\n"
+            )
             rate = 0.25 * args.scale
             burst = max(1.0, 1.0 * args.scale)  # the service's burst of 1, scaled like the rate
             quota_floor = max(updates - burst, 1.0) / rate  # a full bucket's burst is free
             print("3. apply wall time vs the quota floor (target ≤ 1.1×)")
             outcome = report.outcomes[0].outcome
-            print(f"   {updates} updates at {rate:g}/s, burst {burst:g}: floor {quota_floor:.2f} s, "
-                  f"apply {applied:.2f} s, ratio {applied / quota_floor:.2f}× "
-                  f"({report.count(outcome)} {outcome.value})\n")  # fmt: skip
+            print(
+                f"   {updates} updates at {rate:g}/s, burst {burst:g}: floor {quota_floor:.2f} s, "
+                f"apply {applied:.2f} s, ratio {applied / quota_floor:.2f}× "
+                f"({report.count(outcome)} {outcome.value})\n"
+            )
     print("4. peak RSS of a cold plan process (target: flat in document size)")
     for n in (int(x) for x in args.rss_n.split(",")):
         small, large = rss(n, 10, Path(tempfile.mkdtemp())), rss(n, 200, Path(tempfile.mkdtemp()))

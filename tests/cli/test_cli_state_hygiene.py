@@ -69,8 +69,12 @@ def full_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]
 
 
 def primaries(client: Any) -> list[str]:
-    found = client.search_image_sets(datastoreId=SEED_DATASTORE_ID, searchCriteria={"filters": [
-        {"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]})  # fmt: skip
+    found = client.search_image_sets(
+        datastoreId=SEED_DATASTORE_ID,
+        searchCriteria={
+            "filters": [{"values": [{"DICOMStudyInstanceUID": NM_STUDY}], "operator": "EQUAL"}]
+        },
+    )
     return [s["imageSetId"] for s in found["imageSetsMetadataSummaries"]]
 
 

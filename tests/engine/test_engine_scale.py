@@ -82,8 +82,10 @@ def test_apply_sends_one_update_per_changed_image_set(seeded: Any, tmp_path: Pat
 def test_shards_partition_the_image_sets(seeded: Any) -> None:
     ahi, manifests = seeded
     everything = {p.image_set_id for p in plan_of(ahi, manifests).image_sets}
-    parts = [{p.image_set_id for p in plan_of(ahi, manifests, shard=(k, 3)).image_sets}
-             for k in (1, 2, 3)]  # fmt: skip
+    parts = [
+        {p.image_set_id for p in plan_of(ahi, manifests, shard=(k, 3)).image_sets}
+        for k in (1, 2, 3)
+    ]
     assert set().union(*parts) == everything
     assert sum(len(p) for p in parts) == len(everything)
     ids = [f"{n:032x}" for n in range(3000)]
@@ -94,8 +96,9 @@ def test_shards_partition_the_image_sets(seeded: Any) -> None:
 def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) -> None:
     ahi, manifests = seeded
     targets, _ = resolve(ahi, manifests)
-    owned = owned_by_plan((t.datastore_id, t.image_set_id, [m.name for m in t.manifests])
-                          for t in targets)  # fmt: skip
+    owned = owned_by_plan(
+        (t.datastore_id, t.image_set_id, [m.name for m in t.manifests]) for t in targets
+    )
     # a drift just ran, and found everything in sync
     state = state_after(dt.datetime.now(dt.UTC), manifests, owned, open_now=(), generations={})
     quiet = incremental_targets(ahi, manifests, state, dt.timedelta())
@@ -103,10 +106,15 @@ def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) ->
     nm = "07293c9559d92802df5cd515a22a5149"
     last_drift = dt.datetime.now(dt.UTC)
     client.update_image_set_metadata(
-        datastoreId=SEED_DATASTORE_ID, imageSetId=nm, latestVersionId="1",
-        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": blob(
-            {"Study": {"DICOM": {"StudyDescription": "edited"}}})}},
-    )  # fmt: skip
+        datastoreId=SEED_DATASTORE_ID,
+        imageSetId=nm,
+        latestVersionId="1",
+        updateImageSetMetadataUpdates={
+            "DICOMUpdates": {
+                "updatableAttributes": blob({"Study": {"DICOM": {"StudyDescription": "edited"}}})
+            }
+        },
+    )
     settle(client, SEED_DATASTORE_ID, nm)
     state = state_after(last_drift, manifests, owned, open_now=(), generations={})
     before = ahi.calls.get("SearchImageSets", 0)
@@ -126,13 +134,19 @@ def test_incremental_drift_checks_only_what_changed(seeded: Any, client: Any) ->
     assert [t.image_set_id for t in again.targets] == [ct]
 
 
-@pytest.mark.parametrize("items", [
-    [put(Level.PATIENT, "PatientName", "A^B"), put(Level.STUDY, "StudyDescription", None)],
-    [put(Level.SERIES, "SeriesDescription", "X", S), drop(Level.INSTANCE, None, S, SOPS[1])],
-    [put(Level.INSTANCE, "00091001", "v", S, SOP, "LO"), drop(Level.INSTANCE, "InstanceNumber", S, SOP)],
-    [put(Level.INSTANCE, "InstanceNumber", "7", S, "9.9.9")],
-    [drop(Level.SERIES, None, S)],
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "items",
+    [
+        [put(Level.PATIENT, "PatientName", "A^B"), put(Level.STUDY, "StudyDescription", None)],
+        [put(Level.SERIES, "SeriesDescription", "X", S), drop(Level.INSTANCE, None, S, SOPS[1])],
+        [
+            put(Level.INSTANCE, "00091001", "v", S, SOP, "LO"),
+            drop(Level.INSTANCE, "InstanceNumber", S, SOP),
+        ],
+        [put(Level.INSTANCE, "InstanceNumber", "7", S, "9.9.9")],
+        [drop(Level.SERIES, None, S)],
+    ],
+)
 def test_the_projection_diffs_like_the_document(items: list[Any]) -> None:
     manifests = [manifest(*items, force=True)]
     whole = diff_image_set(USDOPPLER, manifests, is_primary=False)
@@ -152,13 +166,24 @@ def test_one_study_wide_call_when_every_primary_set_of_a_study_changes_alike(
 
     study = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
     second = copy.deepcopy(USDOPPLER)
-    second["Study"]["Series"] = {"1.2.3.4": {"DICOM": {"SeriesInstanceUID": "1.2.3.4"},
-                                             "Instances": {"1.2.3.4.5": {"DICOM": {}}}}}  # fmt: skip
-    ids = [put_document(local, datastore, USDOPPLER, "a" * 32, primary=True),
-           put_document(local, datastore, second, "b" * 32, primary=True)]  # fmt: skip
+    second["Study"]["Series"] = {
+        "1.2.3.4": {
+            "DICOM": {"SeriesInstanceUID": "1.2.3.4"},
+            "Instances": {"1.2.3.4.5": {"DICOM": {}}},
+        }
+    }
+    ids = [
+        put_document(local, datastore, USDOPPLER, "a" * 32, primary=True),
+        put_document(local, datastore, second, "b" * 32, primary=True),
+    ]
     wanted = manifest(put(Level.STUDY, "StudyDescription", "DOPPLER STUDY"))
-    wanted = type(wanted)(**{**wanted.__dict__, "datastore_id": datastore,
-                             "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study)})  # fmt: skip
+    wanted = type(wanted)(
+        **{
+            **wanted.__dict__,
+            "datastore_id": datastore,
+            "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study),
+        }
+    )
     ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
     plan = make_plan(ahi, PlanRequest([wanted], "d", "test"))
     assert plan.update_calls == 1 and len(plan.to_update) == 2
@@ -187,13 +212,22 @@ def test_a_follower_moved_by_another_writer_during_the_study_wide_call_is_a_conf
 
     study = USDOPPLER["Study"]["DICOM"]["StudyInstanceUID"]
     second = copy.deepcopy(USDOPPLER)
-    second["Study"]["Series"] = {"1.2.3.4": {"DICOM": {"SeriesInstanceUID": "1.2.3.4"},
-                                             "Instances": {"1.2.3.4.5": {"DICOM": {}}}}}  # fmt: skip
+    second["Study"]["Series"] = {
+        "1.2.3.4": {
+            "DICOM": {"SeriesInstanceUID": "1.2.3.4"},
+            "Instances": {"1.2.3.4.5": {"DICOM": {}}},
+        }
+    }
     put_document(local, datastore, USDOPPLER, "a" * 32, primary=True)
     put_document(local, datastore, second, "b" * 32, primary=True)
     wanted = manifest(put(Level.STUDY, "StudyDescription", "DOPPLER STUDY"))
-    wanted = type(wanted)(**{**wanted.__dict__, "datastore_id": datastore,
-                             "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study)})  # fmt: skip
+    wanted = type(wanted)(
+        **{
+            **wanted.__dict__,
+            "datastore_id": datastore,
+            "selector": Selector(SelectorKind.STUDY_INSTANCE_UID, study),
+        }
+    )
     ahi = HealthImaging(client, limiter=RateLimiter.unlimited())
     plan = make_plan(ahi, PlanRequest([wanted], "d", "test"))
     real = ahi.update_metadata
@@ -204,16 +238,25 @@ def test_a_follower_moved_by_another_writer_during_the_study_wide_call_is_a_conf
 
         settle(client, datastore, "b" * 32)
         client.update_image_set_metadata(  # then someone else: the follower → version 3
-            datastoreId=datastore, imageSetId="b" * 32, latestVersionId="2",
-            updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": json.dumps(
-                {"SchemaVersion": 1.1, "Study": {"DICOM": {"AccessionNumber": "theirs"}}}).encode()}},
-        )  # fmt: skip
+            datastoreId=datastore,
+            imageSetId="b" * 32,
+            latestVersionId="2",
+            updateImageSetMetadataUpdates={
+                "DICOMUpdates": {
+                    "updatableAttributes": json.dumps(
+                        {"SchemaVersion": 1.1, "Study": {"DICOM": {"AccessionNumber": "theirs"}}}
+                    ).encode()
+                }
+            },
+        )
         return result
 
     monkeypatch.setattr(ahi, "update_metadata", racing)
     with Journal.start(run_store(tmp_path), command="apply", endpoint="test") as journal:
         report = apply_plan(ahi, plan, journal, lock_timeout=20)
     assert [(o.outcome.value, o.to_version) for o in report.outcomes] == [
-        ("UPDATED", "2"), ("UPDATED", "2")]  # fmt: skip
+        ("UPDATED", "2"),
+        ("UPDATED", "2"),
+    ]
     items = plan_revert_run(ahi, run_store(tmp_path).load("last"), runs=run_store(tmp_path))
     assert [(i.image_set_id, i.moved) for i in items] == [("a" * 32, False), ("b" * 32, True)]

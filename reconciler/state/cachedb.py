@@ -82,11 +82,10 @@ class CacheDB:
         self._pending: dict[bytes, bytes] = {}  # written, not yet committed
         self._wrote = False
         self._closed = False
-        # The database held nothing when it was opened (or there was none): a read is
-        # asked only of what this command committed since (a cold plan, and every plan
-        # of a fresh CI runner, asks nothing).
+        # The database held nothing when it was opened (or there was none): no read is
+        # asked of it (a cold plan, and every plan of a fresh CI runner, asks nothing).
+        # What this command writes is read back while pending, then by later commands.
         self._nothing_kept = False
-        self._committed: set[int] = set()
 
     def _shown(self, name: str = "") -> str:
         return Path(*self._parts, *([name] if name else [])).as_posix()
@@ -94,7 +93,7 @@ class CacheDB:
     # -- reading and writing -------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
         pending = self._pending.get(key)
-        if pending is not None or (self._nothing_kept and _id(key) not in self._committed):
+        if pending is not None or self._nothing_kept:
             return pending
         with self._lock:
             db = self._open(create=False)
@@ -166,8 +165,6 @@ class CacheDB:
         except sqlite3.Error as failure:
             raise self._failed("write", failure) from None
         self._wrote = True
-        if self._nothing_kept:
-            self._committed.update(row[0] for row in rows)
 
     def _failed(self, doing: str, failure: sqlite3.Error) -> StateError:
         message = str(failure)

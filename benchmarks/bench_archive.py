@@ -99,6 +99,8 @@ def seed(db: Path, n: int, instances: int = 2) -> str:
 
 @contextlib.contextmanager
 def serving(db: Path, *args: str) -> Iterator[str]:
+    """The local HealthImaging on ``db`` in its own process (``args`` added to, or
+    overriding, its options); its URL. Stopped as Ctrl-C stops it."""
     process = subprocess.Popen(
         [
             sys.executable,
@@ -286,6 +288,8 @@ def write_project(folder: Path, url: str, datastore: str, kind: str, n: int, thr
 
 
 def tool(folder: str) -> None:
+    """Child: plan the project FOLDER as ``reconciler plan`` does (the projection cache
+    and the state included); CPU, peak RSS, wall, what was planned, how it resolved."""
     from reconciler import Session
 
     started, cpu = time.perf_counter(), usage()["cpu"]
@@ -300,6 +304,7 @@ def tool(folder: str) -> None:
                 "cpu": done["cpu"] - cpu,
                 "rss_mib": done["rss_mib"],
                 "image_sets": len(plan.image_sets),
+                "to_update": len(plan.to_update),
                 "resolution": [str(s) for s in plan.resolution],
             }
         )
@@ -466,28 +471,6 @@ def table(args: argparse.Namespace, workdir: Path) -> list[Row]:
     ]
 
 
-def planned(folder: str) -> None:
-    """Child: plan the table project FOLDER as ``reconciler plan`` does (the projection
-    cache and the state included); CPU, peak RSS, wall, image sets planned."""
-    from reconciler import Session
-
-    started, cpu = time.perf_counter(), usage()["cpu"]
-    with Session(project_dir=folder) as session:
-        plan = session.plan().plan
-    done = usage()
-    print(
-        json.dumps(
-            {
-                "seconds": time.perf_counter() - started,
-                "cpu": done["cpu"] - cpu,
-                "rss_mib": done["rss_mib"],
-                "image_sets": len(plan.image_sets),
-                "to_update": len(plan.to_update),
-            }
-        )
-    )
-
-
 def plan_table(args: argparse.Namespace, workdir: Path) -> list[Row]:
     rows, threads = args.plan_rows, args.threads
     db = workdir / "plan.sqlite"
@@ -508,7 +491,7 @@ def plan_table(args: argparse.Namespace, workdir: Path) -> list[Row]:
         tool_runs, bare_runs = [], []
         for _ in range(args.repeat):
             shutil.rmtree(project / ".reconciler", ignore_errors=True)  # a cold plan each
-            tool_runs.append(child("--planned", str(project)))
+            tool_runs.append(child("--tool", str(project)))
             bare_runs.append(
                 child(
                     "--bare",
@@ -569,7 +552,6 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each side of the table plan (least CPU)"
     )
-    parser.add_argument("--planned", nargs=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tool:
         tool(args.tool[0])
@@ -577,8 +559,6 @@ def main() -> None:
     if args.validated:
         validated(args.validated[0])
         return
-    if args.planned:
-        planned(args.planned[0])
         return
     if args.bare:
         url, datastore, kind, n, size, threads, paced = args.bare

@@ -21,7 +21,6 @@ drift reads to say which version made each drifted value is counted apart).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -30,7 +29,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from wire_support import CountingProxy  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_archive import serving  # noqa: E402
 from bench_emulator import make_client  # noqa: E402
 
 CLOCKSHIFT = ROOT / "tests" / "data" / "clockshift"
@@ -69,40 +68,6 @@ def seed(db: Path, n: int) -> str:
     if done.returncode != 0:
         sys.exit(f"seeding failed:\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1]
-
-
-@contextlib.contextmanager
-def serve(db: Path) -> Iterator[str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "emulator",
-            "serve",
-            "--port",
-            "0",
-            "--db",
-            str(db),
-            "--no-quotas",
-            "--lock-hold",
-            "0.05",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    try:
-        for line in process.stderr:
-            found = re.search(r"on (http://127\.0\.0\.1:\d+)", line)
-            if found:
-                yield found[1]
-                break
-        else:
-            sys.exit("the local HealthImaging did not start")
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def manifests(folder: Path, n: int) -> None:
@@ -190,7 +155,10 @@ def measure(n: int) -> dict[str, Any]:
         db = folder / "ahi.sqlite"
         datastore = seed(db, n)
         manifests(folder, n)
-        with serve(db) as url, CountingProxy(url) as proxy:
+        with (
+            serving(db, "--no-quotas", "--lock-hold", "0.05") as url,
+            CountingProxy(url) as proxy,
+        ):
             project = Project(folder, proxy, datastore)
             cold, cold_requests, _ = project.run("drift")
             plan_s, plan_requests, _ = project.run("plan")

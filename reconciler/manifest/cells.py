@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from reconciler.dicom.dictionary import lookup
 from reconciler.dicom.vr import FLOAT_VRS, INTEGER_VRS
+from reconciler.manifest.yamlsafe import YamlPath
 
 PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -93,3 +95,18 @@ def typed(key: str, text: str) -> Any:
     except ValueError:
         return text  # the value check says what is wrong with it
     return text
+
+
+def placeholders(node: Any, path: YamlPath = ()) -> Iterator[tuple[str, YamlPath, bool]]:
+    """Every column a template names: (column, where, in a key)."""
+    if isinstance(node, str):
+        for name in PLACEHOLDER.findall(node):
+            yield name, path, False
+    elif isinstance(node, dict):
+        for key, child in node.items():
+            for name in PLACEHOLDER.findall(str(key)):
+                yield name, (*path, key), True
+            yield from placeholders(child, (*path, key))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from placeholders(item, (*path, index))

@@ -17,7 +17,7 @@ the table: rows are then made the general way, only slower).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.dicom.dictionary import is_tag_key
 from reconciler.dicom.levels import Level
 from reconciler.manifest.build import digest_of
-from reconciler.manifest.cells import PLACEHOLDER, typed
+from reconciler.manifest.cells import PLACEHOLDER, placeholders, typed
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Removal, Why
 from reconciler.manifest.project import Project
 
@@ -165,7 +165,7 @@ class CompiledRows:
         """What makes ``node`` of the template, the row's cells put in (no cell is
         empty): a part without a {Column} is the template's own (only serialised)."""
         template = self.template
-        if not any(True for _ in _placeholders(node)):
+        if not any(True for _ in placeholders(node)):
             return lambda cells: node
         if isinstance(node, str):
             if _is_whole(node):
@@ -175,20 +175,30 @@ class CompiledRows:
         if isinstance(node, list):
             items = [self._compile(item, key) for item in node]
             return lambda cells: [item(cells) for item in items]
-        if isinstance(node, dict) and not any(PLACEHOLDER.search(str(k)) for k in node):
-            children = [(str(k), self._compile(child, str(k))) for k, child in node.items()]
-            return lambda cells: {k: child(cells) for k, child in children}
-        return lambda cells: self._filled(node, key, cells)  # keys filled per row
+        assert isinstance(node, dict)  # only texts, lists and mappings hold a {Column}
+        return self._compile_mapping(node)
 
-    def _filled(self, node: Any, key: str, cells: list[str]) -> Any:
-        """``node`` with the row's cells put in, its keys too (each row its own way)."""
-        if isinstance(node, dict):
+    def _compile_mapping(self, node: dict[Any, Any]) -> Fill:
+        """A mapping: a key with a {Column} is filled per row; a text or list under it
+        is typed by the key it fills (so made per row), anything else made once."""
+        template = self.template
+        children = []
+        for child_key, child in node.items():
+            key = str(child_key)
+            keyed = PLACEHOLDER.search(key) is not None
+            per_row = keyed and isinstance(child, str | list)
+            children.append((key, keyed, None if per_row else self._compile(child, key), child))
+
+        def fill(cells: list[str]) -> dict[str, Any]:
             out = {}
-            for child_key, child in node.items():
-                filled_key = self.template.fill(str(child_key), cells)
-                out[filled_key] = self._filled(child, filled_key, cells)
+            for key, keyed, made, child in children:
+                filled = template.fill(key, cells) if keyed else key
+                out[filled] = (
+                    made(cells) if made is not None else self._compile(child, filled)(cells)
+                )
             return out
-        return self._compile(node, key)(cells)
+
+        return fill
 
 
 @dataclass(frozen=True)
@@ -248,16 +258,3 @@ def _level_slots(
 
 def _is_whole(text: str) -> bool:
     return PLACEHOLDER.fullmatch(text) is not None
-
-
-def _placeholders(node: Any) -> Iterator[str]:
-    """Every {Column} in ``node``, its keys included."""
-    if isinstance(node, str):
-        yield from PLACEHOLDER.findall(node)
-    elif isinstance(node, dict):
-        for key, child in node.items():
-            yield from PLACEHOLDER.findall(str(key))
-            yield from _placeholders(child)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _placeholders(item)

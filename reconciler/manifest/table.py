@@ -37,7 +37,15 @@ from reconciler.dicom.phi import is_phi, value_strings
 from reconciler.dicom.vr import check_value
 from reconciler.manifest import codes
 from reconciler.manifest.build import build_manifest, digest_of
-from reconciler.manifest.cells import PLACEHOLDER, Lines, cells_at, columns, first_line, typed
+from reconciler.manifest.cells import (
+    PLACEHOLDER,
+    Lines,
+    cells_at,
+    columns,
+    first_line,
+    placeholders,
+    typed,
+)
 from reconciler.manifest.model import (
     REASON,
     TICKET,
@@ -98,9 +106,12 @@ class _Csv:
 
     def row(self, index: int) -> _Row:
         """Row ``index`` with where each cell starts (for error locations)."""
-        where = columns(first_line(self.text, self.offsets[index]), self.header)
         cells = dict(zip(self.header, self.cells(index), strict=True))
-        return _Row(self.lines[index], cells, where)
+        return _Row(self.lines[index], cells, self.where(index))
+
+    def where(self, index: int) -> dict[str, int]:
+        """Where each column's cell starts in row ``index``'s first line."""
+        return columns(first_line(self.text, self.offsets[index]), self.header)
 
 
 def _read(path: Path, shown: str) -> _Csv | Problem:
@@ -219,21 +230,6 @@ class _Filler:
         return True, filled
 
 
-def _placeholders(node: Any, path: YamlPath) -> Iterator[tuple[str, YamlPath, bool]]:
-    """Every column a template names: (column, where, in a key)."""
-    if isinstance(node, str):
-        for name in PLACEHOLDER.findall(node):
-            yield name, path, False
-    elif isinstance(node, dict):
-        for key, child in node.items():
-            for name in PLACEHOLDER.findall(str(key)):
-                yield name, (*path, key), True
-            yield from _placeholders(child, (*path, key))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _placeholders(item, (*path, index))
-
-
 class _Template:
     """A table manifest's template, compiled once: what each row fills in, and whether
     rows can be checked cell by cell (the fast way) instead of as whole documents.
@@ -261,7 +257,7 @@ class _Template:
         self.missing = [
             (name, (*base, *place), in_key)
             for base, node in ((("spec",), self.template), (_NOTES, self.annotations))
-            for name, place, in_key in _placeholders(node, ())
+            for name, place, in_key in placeholders(node, ())
             if name not in self.columns
         ]
         selector = self.spec["selector"]
@@ -270,9 +266,7 @@ class _Template:
         self.selector_template = selector[self.kind]
         self.is_primary = selector.get("isPrimary", True)
         self.datastore_id: str | None = self.spec.get("datastoreId")
-        named = itertools.chain(
-            _placeholders(self.template, ()), _placeholders(self.annotations, ())
-        )
+        named = itertools.chain(placeholders(self.template, ()), placeholders(self.annotations, ()))
         self.used = sorted({self.columns[n] for n, _, _ in named if n in self.columns})
         self._compiled: dict[str, list[str | int]] = {}
         self.values: list[tuple[str, str, bool]] = []  # (keyword, template, whole cell)
@@ -281,7 +275,7 @@ class _Template:
         self.fast = (
             isinstance(self.selector_template, str)
             and (self.datastore_id or project.datastore_id) is not None
-            and not any(True for _ in _placeholders(self.spec.get("remove"), ()))
+            and not any(True for _ in placeholders(self.spec.get("remove"), ()))
             and self._fill_points(self.spec.get("set"), depth=0)
             and self._why_fill_points()
         )
@@ -293,7 +287,7 @@ class _Template:
         return all(
             key in _WHY_LIMITS and isinstance(value, str)
             for key, value in notes.items()
-            if any(True for _ in _placeholders({key: value}, ()))
+            if any(True for _ in placeholders({key: value}, ()))
         )
 
     def _fill_points(self, node: Any, depth: int) -> bool:
@@ -338,7 +332,7 @@ class _Template:
             if isinstance(value, str) and PLACEHOLDER.search(value):
                 whole = PLACEHOLDER.fullmatch(value) is not None
                 self.values.append((str(key), value, whole))
-            elif any(True for _ in _placeholders(value, ())):
+            elif any(True for _ in placeholders(value, ())):
                 return False
             elif is_phi(str(key)):
                 self.phi_written.extend(value_strings(value))
@@ -503,9 +497,7 @@ class TableRows:
     def compiled_row(self, index: int, manifest: Manifest) -> Row:
         """Row ``index`` (its cells and where they start) with ``manifest``, its manifest
         made the general way: what the compiled way is checked against."""
-        table = self.table
-        where = columns(first_line(table.text, table.offsets[index]), table.header)
-        return Row(table.cells(index), where, manifest)
+        return Row(self.table.cells(index), self.table.where(index), manifest)
 
     @property
     def name(self) -> str:
@@ -537,11 +529,7 @@ class TableRows:
         compiled = self._compiled(position)
         if compiled is not None:
             rows, cells, line = compiled
-            where: dict[str, int] = {}
-            if rows.located:
-                table = self.table
-                start = table.offsets[self.good[position]]
-                where = columns(first_line(table.text, start), table.header)
+            where = self.table.where(self.good[position]) if rows.located else {}
             made = rows.manifest(cells, line, where)
             if made is not None:
                 return made

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from reconciler.state.backend import Blob, Conflict, StateError, check_key
 
-TEMP_PREFIX = ".tmp-"
+_TEMP = ".tmp-"
 
 
 def tag_of(data: bytes) -> str:
@@ -58,7 +58,7 @@ def foreign(shown: str) -> StateError:
     )
 
 
-def write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     """All of ``data`` to ``fd`` (a write may take only part of it)."""
     view = memoryview(data)
     while view:
@@ -75,7 +75,7 @@ class LocalAppender:
         if self._closed:
             raise StateError(f"{self._shown} is closed")
         try:
-            write_all(self._fd, line)
+            _write_all(self._fd, line)
             os.fsync(self._fd)
         except OSError as failure:
             raise StateError(f"cannot write {self._shown}: {why(failure)}") from None
@@ -189,7 +189,7 @@ class LocalBackend:
     ) -> str:
         path = self._path(key)
         folder = self._folder(path)
-        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        temp = folder / f"{_TEMP}{secrets.token_hex(8)}"
         try:
             self._write_temp(temp, data)
             if if_absent:
@@ -218,7 +218,7 @@ class LocalBackend:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.fchmod(fd, 0o600)
-            write_all(fd, data)
+            _write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -8,9 +8,11 @@ state are input, so :func:`loads` measures the depth first, without recursion an
 without parsing, and refuses a document deeper than ``max_depth`` with :class:`TooDeep`
 (a ValueError, so "not valid JSON" handling covers it).
 
-The depth is counted over the brackets, at C speed: first over all of them (brackets
-inside strings count too, so this can only over-count); only a document that seems too
-deep is counted again with its strings taken out, which is exact.
+The depth is counted over the brackets, at C speed. A document with no more opening
+brackets than ``max_depth`` cannot be too deep (a projection, a small image set's
+metadata). Otherwise the depth is counted first over all of them (brackets inside
+strings count too, so this can only over-count); only a document that seems too deep
+is counted again with its strings taken out, which is exact.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def depth(data: bytes) -> int:
 def check_depth(data: bytes | str, max_depth: int = MAX_DEPTH) -> None:
     """Raise :class:`TooDeep` when ``data`` nests deeper than ``max_depth``."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:  # cannot open more levels than that
+        return
     if _deepest(raw) <= max_depth:  # an over-count: no need to look at strings
         return
     found = depth(raw)

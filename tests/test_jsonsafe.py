@@ -62,6 +62,11 @@ def test_the_bound_is_exact() -> None:
         jsonsafe.loads("[" + at + "]")
 
 
+def test_many_brackets_side_by_side_are_not_depth() -> None:
+    wide = "[" + ",".join(["{}", "[[]]"] * jsonsafe.MAX_DEPTH) + "]"  # past the quick count
+    assert jsonsafe.loads(wide) == [{}, [[]]] * jsonsafe.MAX_DEPTH
+
+
 def test_brackets_in_strings_never_make_a_document_too_deep() -> None:
     value = {"PatientName": "[" * 10_000 + '\\"{' * 500, "x": ["]"]}
     assert jsonsafe.loads(json.dumps(value)) == value

@@ -134,10 +134,13 @@ def _blob(changes: Iterable[Change]) -> UpdateBlob:
     return blob
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_blob(blob: UpdateBlob) -> bytes:
     """The canonical bytes of a blob (see the module docstring)."""
     try:
-        text = json.dumps(blob, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = _ENCODER.encode(blob)
     except ValueError as error:  # NaN or infinity: not JSON, so not a DICOM value either
         raise PayloadError(f"a value cannot be written as JSON: {error}") from None
     return text.encode("utf-8")

@@ -18,11 +18,11 @@ the reader's to turn into problems.
 from __future__ import annotations
 
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from reconciler.healthimaging import HealthImaging
 
@@ -77,6 +77,44 @@ class _Failed:
     searching: bool  # a piece of work failed (else a read)
 
 
+class _Threads:
+    """``count`` threads that run what :meth:`submit` is given, in order: a thread pool
+    without a future per task (each task reports through the events queue itself), so
+    handing out a read costs a put on a queue written in C."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._tasks: queue.SimpleQueue[tuple[Callable[[Any], None], Any] | None]
+        self._tasks = queue.SimpleQueue()
+        self._running: list[threading.Thread] = []
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            run, argument = task
+            run(argument)
+
+    def submit(self, run: Callable[[Any], None], argument: Any) -> None:
+        self._tasks.put((run, argument))
+
+    def __enter__(self) -> _Threads:
+        try:
+            for n in range(self._count):
+                thread = threading.Thread(target=self._work, name=f"reconciler-pipeline-{n}")
+                thread.start()
+                self._running.append(thread)
+        except BaseException:
+            self.__exit__()  # the threads already started end
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """What was submitted still runs (as a thread pool's shutdown waits for it)."""
+        for _ in self._running:
+            self._tasks.put(None)
+        for thread in self._running:
+            thread.join()
+
+
 def run(
     ahi: HealthImaging,
     source: Source,
@@ -86,7 +124,7 @@ def run(
     """Resolve through ``source`` and ``read`` every target, side by side."""
     threads = max(1, parallelism)
     search_slots = max(1, threads // 2)
-    events: queue.Queue[_Page | _Ended | _Read[R] | _Failed] = queue.Queue()
+    events: queue.SimpleQueue[_Page | _Ended | _Read[R] | _Failed] = queue.SimpleQueue()
     stopping: list[Exception] = []
     work_queue: deque[Work] = deque()
     # Targets ready to read, as the source gave them: pulled one at a time, so a
@@ -136,7 +174,7 @@ def run(
     take(ready)
     searching = reading = 0
     finished: Resolution | None = None
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with _Threads(threads) as pool:
         while True:
             while not stopping and searching + reading < threads:
                 if work_queue and searching < search_slots:

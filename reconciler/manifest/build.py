@@ -19,14 +19,11 @@ from reconciler.manifest.reasons import check_why
 from reconciler.manifest.semantic import UID_SHAPE, AttributeChecker
 from reconciler.manifest.yamlsafe import Document
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 
 def digest_of(document: Any, datastore_id: str) -> str:
-    canonical = json.dumps(
-        {"datastoreId": datastore_id, "document": document},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    canonical = _CANONICAL.encode({"datastoreId": datastore_id, "document": document})
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

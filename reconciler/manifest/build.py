@@ -19,12 +19,17 @@ from reconciler.manifest.reasons import check_why
 from reconciler.manifest.semantic import UID_SHAPE, AttributeChecker
 from reconciler.manifest.yamlsafe import Document
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# The canonical JSON a manifest's digest is taken over: sorted keys, compact, UTF-8.
+canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def digest_of(document: Any, datastore_id: str) -> str:
-    canonical = _CANONICAL.encode({"datastoreId": datastore_id, "document": document})
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return digest_of_text(canonical({"datastoreId": datastore_id, "document": document}))
+
+
+def digest_of_text(text: str) -> str:
+    """The digest of a manifest whose canonical JSON is ``text``."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 _IS_PRIMARY: dict[object, bool | None] = {True: True, False: False, "any": None}

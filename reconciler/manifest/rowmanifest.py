@@ -9,6 +9,11 @@ manifest is the template's, with the cells put in. :class:`CompiledRows` keeps, 
 each value the template sets, what varies by row (the cell that fills it, the series
 or instance key it sits under) and makes the manifest from the row's cells alone.
 
+Its digest is taken the same way: the canonical JSON of a row's document is the
+template's, fixed text with the row's values between (:meth:`CompiledRows._pieces`),
+so a row's document is not built to be serialised (where a mapping's key holds a
+{Column}, the order of keys depends on the row, and the document is built).
+
 It is exact by check, not by argument: :meth:`CompiledRows.of` compiles a template
 only when the manifest it makes of a row equals the one the general way makes, and
 the load compares the two again every so many rows (a difference turns it off for
@@ -17,14 +22,14 @@ the table: rows are then made the general way, only slower).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.dicom.dictionary import is_tag_key
 from reconciler.dicom.levels import Level
-from reconciler.manifest.build import digest_of
+from reconciler.manifest.build import canonical, digest_of, digest_of_text
 from reconciler.manifest.cells import PLACEHOLDER, placeholders, typed
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Removal, Why
 from reconciler.manifest.project import Project
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
     from reconciler.manifest.table import _Template
 
 Fill = Callable[[list[str]], Any]
+Text = Callable[[list[str], int], str]  # a part of a row's canonical JSON, from its cells and line
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class CompiledRows:
         ]
         notes = template.annotations
         self._annotations = None if notes is None else self._compile(notes, "")
+        self._text = self._pieces()
 
     @classmethod
     def of(
@@ -80,6 +87,12 @@ class CompiledRows:
         exactly; else None."""
         compiled = cls(template, path, project)
         compiled.removals = first.manifest.removals
+        line = first.manifest.location.line
+        if (
+            compiled._text is not None
+            and compiled.digest(first.cells, line) != first.manifest.digest
+        ):
+            compiled._text = None  # its documents are built to be serialised, as the general way
         return compiled if compiled.makes(first) else None
 
     def makes(self, row: Row) -> bool:
@@ -110,7 +123,15 @@ class CompiledRows:
     def identity(self, cells: list[str], line: int) -> tuple[str, str, str]:
         name = f"{self.template.name}-{line}"
         location = Location(self.template.shown, line, 1)
-        return name, str(location), digest_of(self.value(cells, line), self.datastore_id)
+        return name, str(location), self.digest(cells, line)
+
+    def digest(self, cells: list[str], line: int) -> str:
+        """The digest of the row's manifest (:func:`digest_of` of its document)."""
+        if self._text is None:
+            return digest_of(self.value(cells, line), self.datastore_id)
+        return digest_of_text(
+            "".join(part if isinstance(part, str) else part(cells, line) for part in self._text)
+        )
 
     def why(self, cells: list[str]) -> Why:
         return Why.of(self._annotations(cells) if self._annotations is not None else {})
@@ -144,10 +165,9 @@ class CompiledRows:
                     Location(shown, line, column),
                 )
             )
-        value = self.value(cells, line)
-        annotations = value["metadata"].get("annotations")
+        annotations = self._annotations(cells) if self._annotations is not None else None
         manifest = Manifest(
-            name=value["metadata"]["name"],
+            name=f"{template.name}-{line}",
             path=self.path,
             location=Location(shown, line, 1),
             datastore_id=self.datastore_id,
@@ -155,7 +175,7 @@ class CompiledRows:
             force=self.force,
             sets=tuple(sets),
             removals=tuple(replace(r, location=Location(shown, line, 1)) for r in self.removals),
-            digest=digest_of(value, self.datastore_id),
+            digest=self.digest(cells, line),
             labels=dict(self.labels) if isinstance(self.labels, dict) else {},
             annotations=dict(annotations) if isinstance(annotations, dict) else {},
         )
@@ -199,6 +219,84 @@ class CompiledRows:
             return out
 
         return fill
+
+    # -- the canonical JSON of a row's document --------------------------------------------
+    def _pieces(self) -> list[str | Text] | None:
+        """``canonical({"datastoreId": …, "document": value(cells, line)})`` as fixed
+        text and the parts each row fills (adjacent texts joined), or None where a
+        mapping's key has a {Column} or a part cannot be serialised on its own."""
+        template = self.template
+        metadata: list[tuple[str, list[str | Text] | None]] = [
+            ("name", [lambda _cells, line: canonical(f"{template.name}-{line}")])
+        ]
+        for key, value in template.metadata.items():
+            if key == "annotations" and template.annotations is not None:
+                metadata.append((key, self._text_of(template.annotations, "")))
+            else:
+                metadata.append((key, _fixed(value)))
+        spec = [
+            (key, self._text_of(template.spec[key], "" if key == "selector" else key))
+            for key, _fill in self._spec
+        ]
+        document = [
+            ("apiVersion", _fixed(template.root["apiVersion"])),
+            ("kind", _fixed("ImageSetMetadata")),
+            ("metadata", _object(metadata)),
+            ("spec", _object(spec)),
+        ]
+        store = _fixed(self.datastore_id)
+        whole = _object([("datastoreId", store), ("document", _object(document))])
+        if whole is None:
+            return None
+        joined: list[str | Text] = []
+        for part in whole:
+            if isinstance(part, str) and joined and isinstance(joined[-1], str):
+                joined[-1] += part
+            else:
+                joined.append(part)
+        return joined
+
+    def _text_of(self, node: Any, key: str) -> list[str | Text] | None:
+        """The canonical JSON of what :meth:`_compile` makes of ``node``, in parts."""
+        template = self.template
+        if not any(True for _ in placeholders(node)):
+            return _fixed(node)
+        if isinstance(node, str):
+            if _is_whole(node):
+                index = template.columns[PLACEHOLDER.fullmatch(node).group(1)]  # type: ignore[union-attr]
+                return [lambda cells, _line: canonical(typed(key, cells[index].strip()))]
+            return [lambda cells, _line: canonical(template.fill(node, cells))]
+        if isinstance(node, list):
+            items = [self._text_of(item, key) for item in node]
+            if any(item is None for item in items):
+                return None
+            parts: list[str | Text] = ["["]
+            for n, item in enumerate(items):
+                parts += ([","] if n else []) + (item or [])
+            return [*parts, "]"]
+        assert isinstance(node, dict)  # only texts, lists and mappings hold a {Column}
+        if any(PLACEHOLDER.search(str(child)) for child in node):
+            return None  # the order of the keys depends on the row
+        members = [(str(child), self._text_of(value, str(child))) for child, value in node.items()]
+        return _object(members)
+
+
+def _fixed(value: Any) -> list[str | Text] | None:
+    try:
+        return [canonical(value)]
+    except (TypeError, ValueError):  # keys of mixed types, say: the document is built
+        return None
+
+
+def _object(members: Sequence[tuple[str, list[str | Text] | None]]) -> list[str | Text] | None:
+    """A mapping's canonical JSON from its members' (sorted by key, as ``sort_keys``)."""
+    keys = [key for key, _ in members]
+    if len(set(keys)) != len(keys) or any(parts is None for _, parts in members):
+        return None
+    out: list[str | Text] = ["{"]
+    for n, (key, parts) in enumerate(sorted(members, key=lambda member: member[0])):
+        out += [("," if n else "") + canonical(key) + ":", *(parts or [])]
+    return [*out, "}"]
 
 
 @dataclass(frozen=True)

@@ -120,11 +120,13 @@ class Project:
         return elapsed, Counter(e.operation for e in self.proxy.seen()), done.stdout
 
 
-def change_elsewhere(url: str, datastore: str, count: int) -> set[str]:
-    """Someone else edits ``count`` image sets' StudyDescription (bare boto3)."""
+def change_elsewhere(url: str, datastore: str, count: int, size: int) -> set[str]:
+    """Someone else edits ``count`` of the ``size`` image sets' StudyDescription (bare
+    boto3), spread over the data store."""
     client = make_client(url, 4)
     changed = set()
-    for index in range(0, count * 97, 97):
+    step = max(1, min(97, size // count))
+    for index in range(0, count * step, step):
         image_set = f"{index:032x}"
         latest = client.get_image_set(datastoreId=datastore, imageSetId=image_set)["versionId"]
         updates = json.dumps(
@@ -163,7 +165,7 @@ def measure(n: int) -> dict[str, Any]:
             cold, cold_requests, _ = project.run("drift")
             plan_s, plan_requests, _ = project.run("plan")
             drift_s, drift_requests, quiet = project.run("drift")
-            changed = change_elsewhere(url, datastore, CHANGED)
+            changed = change_elsewhere(url, datastore, CHANGED, n)
             _, plan_changed, _ = project.run("plan")
             _, drift_changed, report = project.run("drift", "--no-origins", "-o", "json", ok=(2,))
             _, with_origins, _ = project.run("drift", ok=(2,))
@@ -191,7 +193,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1000,3000,10000")
     args = parser.parse_args()
-    rows = [measure(int(n)) for n in args.sizes.split(",")]
+    sizes = [int(n) for n in args.sizes.split(",")]
+    if min(sizes) < CHANGED:
+        parser.error(f"--sizes: each at least {CHANGED} (that many image sets are changed)")
+    rows = [measure(n) for n in sizes]
     budget = 3 + 2 * CHANGED
     print(
         "| N | cold drift | warm plan: requests, time | warm drift: requests, time | "

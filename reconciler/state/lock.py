@@ -133,7 +133,8 @@ class StateLock:
         sleep: Callable[[float], None] = time.sleep,
     ) -> StateLock:
         """Take lock ``name``, waiting up to ``timeout`` seconds for a holder to let
-        go; :class:`LockHeld` naming the holder after that."""
+        go (a positive timeout says so and looks again at least once); :class:`LockHeld`
+        naming the holder after that."""
         mine = Holder(
             lock_id=secrets.token_hex(16),
             name=name,
@@ -154,7 +155,9 @@ class StateLock:
             waited = time.monotonic() - started
             if blocker is None:  # released between our attempt and the read: again
                 continue
-            if waited >= timeout:
+            # A timeout looks again at least once, even when the first attempt took
+            # longer than the timeout itself (a slow store): it was asked to wait.
+            if waited >= timeout and (told or timeout <= 0):
                 raise LockHeld(blocker, round(waited), state.location)
             if not told:
                 notify(f"Waiting up to {timeout:g}s for the state lock: {blocker.describe()}")

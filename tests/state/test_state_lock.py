@@ -75,6 +75,22 @@ def test_a_timeout_waits_then_fails_naming_the_holder(state: State, opener: Open
     assert waits and mine.is_held()
 
 
+def test_a_timeout_shorter_than_one_attempt_still_looks_again(state: State, opener: Opener) -> None:
+    """The first attempt can take longer than the timeout (a slow store): a positive
+    timeout was still asked to wait, so it says so and looks once more."""
+    mine = take(state)
+    told: list[str] = []
+    waits: list[float] = []
+    with pytest.raises(LockHeld, match=f"lock ID {mine.lock_id}"):
+        take(
+            State(opener(), SCOPE), who="bob", timeout=1e-9, notify=told.append, sleep=waits.append
+        )
+    assert len(told) == 1 and len(waits) == 1
+    with pytest.raises(LockHeld):
+        take(State(opener(), SCOPE), who="bob", notify=told.append, sleep=waits.append)
+    assert len(told) == 1 and len(waits) == 1  # no timeout: refused at once, silently
+
+
 def test_a_waiter_gets_the_lock_once_it_is_released(state: State, opener: Opener) -> None:
     mine = take(state)
     releaser = threading.Timer(0.3, mine.release)

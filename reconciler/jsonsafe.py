@@ -35,6 +35,11 @@ _STEPS = bytes.maketrans(_BRACKETS, b"\x01\xff\x01\xff")
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 
+# The one canonical JSON text: sorted keys, compact, not ASCII-escaped. State is written
+# in it (UTF-8), and a manifest's digest is taken over it.
+canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 class TooDeep(ValueError):
     """The document is nested deeper than the caller allows."""
 

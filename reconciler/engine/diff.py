@@ -352,22 +352,40 @@ def _change(
         op = ChangeOp.ADD if in_desired else ChangeOp.REMOVE
     if op is ChangeOp.REMOVE:
         vr = document.value_at(live, address, "DICOMVRs")[1]
-        # A removal carries the current value, which need not fit the VR: no form check.
-        reason = force_reason(address.key, before, check_form=False)
     else:
         vr = document.value_at(desired, address, "DICOMVRs")[1]
-        reason = force_reason(address.key, after)
+    return _attribute_change(
+        address,
+        op,
+        owner,
+        before=before if in_live else None,
+        after=after if in_desired else None,
+        vr=vr,
+    )
+
+
+def _attribute_change(
+    address: Address, op: ChangeOp, owner: _Owner, *, before: Any, after: Any, vr: str | None
+) -> Change:
+    """The change ``op`` of an attribute from ``before`` to ``after``: force and PHI
+    from the attribute's rules."""
+    key = str(address.key)
+    if op is ChangeOp.REMOVE:
+        # A removal carries the current value, which need not fit the VR: no form check.
+        reason = force_reason(key, before, check_form=False)
+    else:
+        reason = force_reason(key, after)
     return Change(
         op,
         address.level,
         address.series_uid,
         address.sop_uid,
-        address.key,
-        before if in_live else None,
-        after if in_desired else None,
+        key,
+        before,
+        after,
         vr,
         reason,
-        is_phi(address.key),
+        is_phi(key),
         owner.manifest.name,
         owner.item.location,
     )
@@ -475,10 +493,10 @@ def _flat_changes(doc: dict[str, Any], owners: Owners) -> list[_Found]:
     found: list[_Found] = []
     for address in sorted(owners, key=_order):
         owner = owners[address]
-        key = str(address.key)
         in_live, before = document.value_at(doc, address)
-        wanted = isinstance(owner.item, DesiredValue)
-        after = owner.item.value if isinstance(owner.item, DesiredValue) else None
+        item = owner.item
+        wanted = isinstance(item, DesiredValue)
+        after = item.value if isinstance(item, DesiredValue) else None
         if in_live and wanted:
             if _same(before, after):
                 continue
@@ -489,23 +507,13 @@ def _flat_changes(doc: dict[str, Any], owners: Owners) -> list[_Found]:
             op = ChangeOp.REMOVE
         else:
             continue
-        if op is ChangeOp.REMOVE:
-            reason = force_reason(key, before, check_form=False)
-        else:
-            reason = force_reason(key, after)
-        change = Change(
+        change = _attribute_change(
+            address,
             op,
-            address.level,
-            None,
-            None,
-            key,
-            _own_copy(before) if in_live else None,
-            _own_copy(after) if wanted else None,
-            None,
-            reason,
-            is_phi(key),
-            owner.manifest.name,
-            owner.item.location,
+            owner,
+            before=_own_copy(before) if in_live else None,
+            after=_own_copy(after) if wanted else None,
+            vr=None,
         )
         found.append((address, change, owner))
     return found

@@ -7,20 +7,17 @@ attribute checks and items come from :mod:`~reconciler.manifest.semantic`.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from reconciler.dicom.vr import check_value
+from reconciler.jsonsafe import canonical
 from reconciler.manifest import codes
 from reconciler.manifest.model import Manifest, Problem, Selector, SelectorKind, error, warning
 from reconciler.manifest.project import Project, missing_datastore_hint
 from reconciler.manifest.reasons import check_why
 from reconciler.manifest.semantic import UID_SHAPE, AttributeChecker
 from reconciler.manifest.yamlsafe import Document
-
-# The canonical JSON a manifest's digest is taken over: sorted keys, compact, UTF-8.
-canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def digest_of(document: Any, datastore_id: str) -> str:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from reconciler.dicom.dictionary import is_tag_key
 from reconciler.dicom.levels import Level
-from reconciler.manifest.build import canonical, digest_of, digest_of_text
+from reconciler.jsonsafe import canonical
+from reconciler.manifest.build import digest_of, digest_of_text
 from reconciler.manifest.cells import PLACEHOLDER, placeholders, typed
 from reconciler.manifest.model import DesiredValue, Location, Manifest, Removal, Why
 from reconciler.manifest.project import Project

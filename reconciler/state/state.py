@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from reconciler.jsonsafe import canonical
 from reconciler.state.backend import Appender, Backend, Blob, Conflict, StateError
 
 STATE_FORMAT = 1
@@ -51,12 +52,9 @@ class Scope:
         return cls(f"local/{digest}", f"the local HealthImaging {database}")
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def dumps(value: Any) -> bytes:
     """The one JSON form state is written in: sorted keys, compact, UTF-8."""
-    return _ENCODER.encode(value).encode()
+    return canonical(value).encode()
 
 
 class State:
